@@ -1,0 +1,38 @@
+"""authgate: authentication for full-stack web apps (Flask extension and standalone server).
+
+The Flask names are imported lazily so that ``authgate.core`` stays importable without Flask.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthGate",
+    "__version__",
+    "current_principal",
+    "current_user",
+    "login_required",
+    "token_required",
+]
+
+_FLASK_NAMES = frozenset(__all__) - {"__version__"}
+
+if TYPE_CHECKING:
+    from authgate.integrations.flask import (
+        AuthGate,
+        current_principal,
+        current_user,
+        login_required,
+        token_required,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FLASK_NAMES:
+        from authgate.integrations import flask
+
+        return getattr(flask, name)
+    raise AttributeError(f"module 'authgate' has no attribute {name!r}")

@@ -1,0 +1,205 @@
+"""One frozen ``Settings`` object, built from environment / TOML file / ``app.config``.
+
+Every key has the same name everywhere: ``AUTHGATE_<NAME>`` in the environment and in
+``app.config``, ``<name>`` (lower case) in the TOML file. Later sources win:
+defaults < TOML file (``AUTHGATE_CONFIG``) < environment < explicit mapping (``app.config``).
+
+No secret has a default. In development (the embedded default) the signing keys are generated
+into the instance folder; in production the settings are refused unless they are safe.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from authgate.core.origins import OriginAllowlist, parse_origin
+from authgate.errors import ConfigError
+
+ENV_PREFIX = "AUTHGATE_"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseModel):
+    """Validated, immutable configuration. Secrets are ``SecretStr`` and never print."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: Environment = Environment.DEVELOPMENT
+    instance_path: Path = Path("instance")
+    database_url: SecretStr | None = None
+    keys_dir: Path | None = None
+    public_url: str = "http://localhost:8086"
+    origins: tuple[str, ...] = ()
+    issuer: str | None = None
+    audience: str = "authgate"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=366 * 86400)
+    session_cookie_name: str = "authgate_session"
+    refresh_cookie_name: str = "authgate_refresh"
+    redis_url: SecretStr | None = None
+    revocation_poll_interval_seconds: float = Field(default=0.25, gt=0, le=1.0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
+    password_time_cost: int = Field(default=2, ge=2)
+    password_memory_cost_kib: int = Field(default=19456, ge=19456)
+    password_parallelism: int = Field(default=1, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8086, ge=1, le=65535)
+    workers: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.replace(",", " ").split() if part.strip())
+        return value
+
+    @field_validator("origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            allowlist = OriginAllowlist(value)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+        return allowlist.as_strings()
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be an origin without a path, such as https://auth.example.com")
+        return parse_origin(f"{parts.scheme}://{parts.netloc}").serialize()
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def resolved_issuer(self) -> str:
+        return self.issuer or self.public_url
+
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return self.keys_dir or self.instance_path / "keys"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.instance_path / 'authgate.db').resolve()}"
+
+    @property
+    def allowlist(self) -> OriginAllowlist:
+        return OriginAllowlist(self.origins)
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe for production, each with the fix."""
+        problems: list[str] = []
+        if not self.public_url.startswith("https://"):
+            problems.append(
+                f"AUTHGATE_PUBLIC_URL is {self.public_url}: production must be served over "
+                "https (set AUTHGATE_PUBLIC_URL=https://your-host)."
+            )
+        if self.database_url is None:
+            problems.append(
+                "AUTHGATE_DATABASE_URL is not set: production needs an explicit database "
+                "(e.g. postgresql+psycopg://user@host/dbname)."
+            )
+        if self.keys_dir is None:
+            problems.append(
+                "AUTHGATE_KEYS_DIR is not set: production needs signing keys created with "
+                "`authgate keys rotate --keys-dir DIR` in a directory only the server can read."
+            )
+        for origin in self.origins:
+            if origin.startswith("http://"):
+                problems.append(
+                    f"Origin {origin} is plain http: production origins must be https "
+                    "(cookies are Secure)."
+                )
+        return problems
+
+
+def _from_prefixed(source: Mapping[str, Any]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    for key, value in source.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in fields:
+            values[name] = value
+        elif not name.startswith("test_"):
+            raise ConfigError(f"Unknown setting {key}. Known settings: {_known_names()}.")
+    return values
+
+
+def _known_names() -> str:
+    return ", ".join(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"The configuration file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"The configuration file {path} is not valid TOML: {e}") from None
+    section = data.get("authgate", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"The [authgate] section of {path} must be a table.")
+    unknown = sorted(set(section) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} in {path}.")
+    return dict(section)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate settings; raise ``ConfigError`` explaining every problem.
+
+    ``overrides`` are ``AUTHGATE_*`` keys (an ``app.config``) and win over the environment.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    config_file = overrides.get(ENV_PREFIX + "CONFIG") or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        values.update(_from_toml(Path(str(config_file))))
+    values.update(_from_prefixed(environ))
+    values.update(_from_prefixed(overrides))
+    try:
+        settings = Settings(**values)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = ENV_PREFIX + ".".join(str(p) for p in err["loc"][:1]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise ConfigError("Invalid settings:\n  " + "\n  ".join(lines)) from None
+    if settings.is_production:
+        problems = settings.production_problems()
+        if problems:
+            raise ConfigError(
+                "Refusing to start in production mode:\n  - " + "\n  - ".join(problems)
+            )
+    return settings

@@ -1,0 +1,1 @@
+"""Pure building blocks: no Flask, no SQLAlchemy, no globals. I/O only through objects passed in."""

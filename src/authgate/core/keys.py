@@ -1,0 +1,231 @@
+"""Ed25519 signing keys for access tokens, kept as PEM files in one directory, with rotation.
+
+Each key lives in ``<directory>/<kid>.pem`` (PKCS8, unencrypted, mode 0600; the directory is 0700).
+The kid encodes everything else we need to know about a key, so there is no metadata file to keep
+in sync::
+
+    [dev-]YYYYmmddTHHMMSSZ-<8 hex>    e.g. 20300101T000000Z-1a2b3c4d, dev-20300101T000000Z-5e6f7a8b
+
+The timestamp makes kids sort by creation time; the ``dev-`` prefix marks keys generated
+automatically in dev mode, so production mode can refuse them. Rotating means generating a new key:
+it becomes active (newest ``created_at``) while older keys keep verifying the tokens they signed
+until an operator removes their files.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from authgate.errors import ConfigError
+
+__all__ = [
+    "ALGORITHM",
+    "KeyRing",
+    "SigningKey",
+    "generate_key",
+    "insecure_key_files",
+    "load_keyring",
+]
+
+ALGORITHM = "EdDSA"
+
+_DEV_PREFIX = "dev-"
+_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_KID_RE = re.compile(r"(?P<dev>dev-)?(?P<ts>\d{8}T\d{6}Z)-[0-9a-f]{8}")
+_KEY_SUFFIX = ".pem"
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_MAX_KEY_FILE_BYTES = 64 * 1024  # an Ed25519 PKCS8 PEM is ~120 bytes
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: Ed25519PrivateKey = field(repr=False)
+    created_at: datetime  # UTC, whole seconds (as encoded in the kid)
+    dev: bool  # generated automatically in dev mode
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public half as a JWK (RFC 8037); never contains the private ``d``."""
+        raw = self.private_key.public_key().public_bytes(
+            encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw
+        )
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64url(raw),
+            "kid": self.kid,
+            "alg": ALGORITHM,
+            "use": "sig",
+        }
+
+
+class KeyRing:
+    """An immutable set of signing keys, newest first; the newest one signs, all of them verify."""
+
+    __slots__ = ("_by_kid", "_keys")
+
+    def __init__(self, keys: Sequence[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("a KeyRing needs at least one key")
+        by_kid: dict[str, SigningKey] = {}
+        for key in keys:
+            if key.kid in by_kid:
+                raise ValueError(f"duplicate key id {key.kid!r}")
+            by_kid[key.kid] = key
+        self._keys = tuple(sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True))
+        self._by_kid = by_kid
+
+    @property
+    def keys(self) -> tuple[SigningKey, ...]:
+        """All keys, newest first."""
+        return self._keys
+
+    @property
+    def active(self) -> SigningKey:
+        """The key that signs new tokens: the one with the newest ``created_at``."""
+        return self._keys[0]
+
+    def find(self, kid: str) -> SigningKey | None:
+        return self._by_kid.get(kid)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The JWK Set to publish at ``/.well-known/jwks.json``: every key's public part."""
+        return {"keys": [key.public_jwk() for key in self._keys]}
+
+    def __repr__(self) -> str:
+        return f"KeyRing(kids={[k.kid for k in self._keys]!r})"
+
+
+def _parse_kid(kid: str) -> tuple[datetime, bool] | None:
+    """``(created_at, dev)`` encoded in a kid, or None if ``kid`` is not one of ours."""
+    match = _KID_RE.fullmatch(kid)
+    if match is None:
+        return None
+    try:
+        created_at = datetime.strptime(match["ts"], _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:  # shaped like a timestamp but not a date, e.g. month 13
+        return None
+    return created_at, match["dev"] is not None
+
+
+def _new_kid(*, dev: bool, created_at: datetime) -> str:
+    prefix = _DEV_PREFIX if dev else ""
+    return f"{prefix}{created_at.strftime(_TIMESTAMP_FORMAT)}-{secrets.token_hex(4)}"
+
+
+def generate_key(directory: Path, *, dev: bool, now: datetime) -> SigningKey:
+    """Create a new Ed25519 key, write it to ``directory`` (0600 file, 0700 directory), return it.
+
+    The file is created with its final mode in one ``open`` call, so the private key is never
+    readable by anyone else, not even for a moment; an existing file is never overwritten.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    created_at = now.astimezone(UTC).replace(microsecond=0)
+    directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    private_key = Ed25519PrivateKey.generate()
+    pem = private_key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _attempt in range(3):  # a kid collision needs the same second and the same 32 random bits
+        kid = _new_kid(dev=dev, created_at=created_at)
+        path = directory / f"{kid}{_KEY_SUFFIX}"
+        try:
+            fd = os.open(path, flags, _FILE_MODE)
+        except FileExistsError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+        except BaseException:
+            path.unlink(missing_ok=True)  # never leave a truncated key behind
+            raise
+        return SigningKey(kid=kid, private_key=private_key, created_at=created_at, dev=dev)
+    raise ConfigError(f"Could not create a new key file in {directory}: the names kept colliding.")
+
+
+def _key_files(directory: Path) -> list[tuple[Path, datetime, bool]]:
+    """The key files in ``directory`` (named ``<kid>.pem``), with what their kid says."""
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise ConfigError(f"The key directory {directory} is not a directory; point it at one.")
+    found = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith(_KEY_SUFFIX):
+            continue
+        parsed = _parse_kid(path.name.removesuffix(_KEY_SUFFIX))
+        if parsed is not None and path.is_file():
+            found.append((path, *parsed))
+    return found
+
+
+def _load_private_key(path: Path) -> Ed25519PrivateKey:
+    fix = "restore it from a backup, or delete it and generate a new key with `authgate keys`"
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_KEY_FILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(
+            f"Could not read the key file {path.name} in {path.parent} ({e.strerror}); "
+            "check that it is readable by the user running authgate."
+        ) from e
+    if len(data) > _MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"The key file {path.name} is far too large to be a key; {fix}.")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise ConfigError(
+            f"The key file {path.name} in {path.parent} is not an unencrypted PKCS8 PEM "
+            f"private key; {fix}."
+        ) from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            f"The key file {path.name} in {path.parent} is not an Ed25519 key "
+            f"(authgate signs with {ALGORITHM}); {fix}."
+        )
+    return key
+
+
+def load_keyring(directory: Path) -> KeyRing | None:
+    """Every key in ``directory``, or None if it holds none (or does not exist).
+
+    Files whose name is not ``<kid>.pem`` are ignored; an unreadable or corrupt key file is a
+    ``ConfigError`` rather than a silently smaller key ring.
+    """
+    keys = [
+        SigningKey(
+            kid=path.name.removesuffix(_KEY_SUFFIX),
+            private_key=_load_private_key(path),
+            created_at=created_at,
+            dev=dev,
+        )
+        for path, created_at, dev in _key_files(directory)
+    ]
+    return KeyRing(keys) if keys else None
+
+
+def insecure_key_files(directory: Path) -> list[Path]:
+    """The key files in ``directory`` that group or others may read or write (mode & 0o066)."""
+    return [
+        path for path, _created_at, _dev in _key_files(directory) if path.stat().st_mode & 0o066
+    ]

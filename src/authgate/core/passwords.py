@@ -1,0 +1,225 @@
+"""Password hashing, verification and the password policy.
+
+New hashes are always argon2id with self-describing parameters
+(``$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>``). Verification also accepts hashes imported from
+elsewhere -- argon2i/argon2d, werkzeug ``pbkdf2:``/``scrypt:`` and bcrypt ``$2a$``/``$2b$``/``$2y$``
+-- and reports ``needs_rehash`` so the caller can upgrade them to argon2id after a successful
+login. Like werkzeug's ``security.py``, a malformed, unknown or empty hash verifies as ``False``
+instead of raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import argon2
+import bcrypt
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from werkzeug.security import check_password_hash
+
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "PasswordCheck",
+    "PasswordHasher",
+    "find_password_problem",
+    "is_common_password",
+]
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+# OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
+_MIN_TIME_COST = 2
+_MIN_MEMORY_COST_KIB = 19456
+_MIN_PARALLELISM = 1
+
+_ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
+_WERKZEUG_PREFIXES = ("pbkdf2:", "scrypt:")
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+_BCRYPT_MAX_PASSWORD_BYTES = 72
+
+_TOO_SHORT = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+_TOO_LONG = f"Use at most {MAX_PASSWORD_LENGTH} characters."
+_INVALID_CHARACTERS = "This password contains characters that cannot be used."
+_SAME_AS_IDENTITY = "Do not use your email or username as your password."
+_TOO_COMMON = "This password is too common; choose one that is harder to guess."
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """The outcome of :meth:`PasswordHasher.verify_password`.
+
+    ``needs_rehash`` is only ever ``True`` together with ``ok``: the password was right, and the
+    stored hash should be replaced by :meth:`PasswordHasher.hash_password` of it.
+    """
+
+    ok: bool
+    needs_rehash: bool
+
+
+_MISMATCH = PasswordCheck(ok=False, needs_rehash=False)
+
+
+class PasswordHasher:
+    """Hashes passwords with argon2id and verifies argon2, werkzeug and bcrypt hashes.
+
+    The parameters default to the OWASP minimum (m=19 MiB, t=2, p=1); lower values are refused.
+    """
+
+    def __init__(
+        self, *, time_cost: int = 2, memory_cost_kib: int = 19456, parallelism: int = 1
+    ) -> None:
+        if time_cost < _MIN_TIME_COST:
+            raise ValueError(f"time_cost must be at least {_MIN_TIME_COST}, got {time_cost}.")
+        if memory_cost_kib < _MIN_MEMORY_COST_KIB:
+            raise ValueError(
+                f"memory_cost_kib must be at least {_MIN_MEMORY_COST_KIB}, got {memory_cost_kib}."
+            )
+        if parallelism < _MIN_PARALLELISM:
+            raise ValueError(f"parallelism must be at least {_MIN_PARALLELISM}, got {parallelism}.")
+        self.time_cost = time_cost
+        self.memory_cost_kib = memory_cost_kib
+        self.parallelism = parallelism
+        self._argon2 = argon2.PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_cost_kib,
+            parallelism=parallelism,
+            type=argon2.Type.ID,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PasswordHasher(time_cost={self.time_cost}, memory_cost_kib={self.memory_cost_kib},"
+            f" parallelism={self.parallelism})"
+        )
+
+    def hash_password(self, password: str) -> str:
+        """An argon2id hash of ``password`` with a fresh random salt.
+
+        Raises ``ValueError`` (``UnicodeEncodeError``) for a string that is not valid Unicode, such
+        as one holding a lone surrogate; :func:`find_password_problem` refuses those first.
+        """
+        return self._argon2.hash(password.encode("utf-8"))
+
+    def verify_password(self, password: str, stored_hash: str) -> PasswordCheck:
+        """Whether ``password`` matches ``stored_hash``, and whether that hash should be upgraded.
+
+        Never raises for a bad ``stored_hash``: malformed, unknown and empty hashes do not match.
+        """
+        password_bytes = _encode_for_verify(password)
+        if stored_hash.startswith(_ARGON2_PREFIXES):
+            return self._verify_argon2(password_bytes, stored_hash)
+        if stored_hash.startswith(_WERKZEUG_PREFIXES):
+            return _verify_werkzeug(password, stored_hash)
+        if stored_hash.startswith(_BCRYPT_PREFIXES):
+            return _verify_bcrypt(password_bytes, stored_hash)
+        return _MISMATCH
+
+    def verify_dummy(self, password: str) -> None:
+        """Spend the time of a real argon2id verification, for a user who does not exist.
+
+        The dummy hash is made once per hasher, with the current parameters, from a random secret.
+        """
+        with contextlib.suppress(VerifyMismatchError):
+            self._argon2.verify(self._dummy_hash, _encode_for_verify(password))
+
+    @functools.cached_property
+    def _dummy_hash(self) -> str:
+        return self._argon2.hash(secrets.token_bytes(32))
+
+    def _verify_argon2(self, password: bytes, stored_hash: str) -> PasswordCheck:
+        try:
+            self._argon2.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError, ValueError):
+            # VerifyMismatchError is a VerificationError; so are decoding and allocation failures.
+            return _MISMATCH
+        try:
+            needs_rehash = self._argon2.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            needs_rehash = True
+        return PasswordCheck(ok=True, needs_rehash=needs_rehash)
+
+
+def _encode_for_verify(password: str) -> bytes:
+    # "surrogatepass" keeps verification total: a lone surrogate becomes bytes that are invalid
+    # UTF-8, so no password that hash_password accepted can produce them, and they never match.
+    return password.encode("utf-8", errors="surrogatepass")
+
+
+def _verify_werkzeug(password: str, stored_hash: str) -> PasswordCheck:
+    try:
+        ok = check_password_hash(stored_hash, password)
+    except (ValueError, OverflowError):
+        # Bad parameter counts, non-integer or huge iteration counts, unknown digests and
+        # non-encodable passwords or salts (UnicodeEncodeError) all end up here.
+        return _MISMATCH
+    return PasswordCheck(ok=ok, needs_rehash=ok)
+
+
+def _verify_bcrypt(password: bytes, stored_hash: str) -> PasswordCheck:
+    if len(password) > _BCRYPT_MAX_PASSWORD_BYTES:
+        # bcrypt ignores everything after 72 bytes; a longer password must not match its prefix.
+        return _MISMATCH
+    try:
+        ok = bcrypt.checkpw(password, stored_hash.encode("ascii"))
+    except ValueError:
+        # "Invalid salt" for malformed hashes; UnicodeEncodeError for non-ASCII ones.
+        return _MISMATCH
+    return PasswordCheck(ok=ok, needs_rehash=ok)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords, casefolded.
+
+    Source: the ``passwords`` list of zxcvbn (``zxcvbn.frequency_lists.FREQUENCY_LISTS``), itself
+    drawn from leaked password dumps. Imported on first use because the module is large.
+    """
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(str(entry).casefold() for entry in FREQUENCY_LISTS["passwords"])
+
+
+def is_common_password(password: str) -> bool:
+    """Whether ``password`` is in the common-password list, ignoring case."""
+    return password.casefold() in _common_passwords()
+
+
+def find_password_problem(password: str, *, context: Iterable[str] = ()) -> str | None:
+    """A user-facing message saying what is wrong with a new password, or ``None`` if it is fine.
+
+    ``context`` holds values the password must not equal, ignoring case: the user's email and
+    username. The local part of any value containing ``@`` is refused as well.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return _TOO_SHORT
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return _TOO_LONG
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return _INVALID_CHARACTERS
+    folded = password.casefold()
+    if folded in _identity_values(context):
+        return _SAME_AS_IDENTITY
+    if is_common_password(password):
+        return _TOO_COMMON
+    return None
+
+
+def _identity_values(context: Iterable[str]) -> set[str]:
+    values: set[str] = set()
+    for value in context:
+        folded = value.strip().casefold()
+        if not folded:
+            continue
+        values.add(folded)
+        local_part, at, _domain = folded.rpartition("@")
+        if at and local_part:
+            values.add(local_part)
+    return values

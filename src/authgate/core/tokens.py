@@ -1,0 +1,188 @@
+"""Access tokens: short-lived JWTs (RFC 9068 ``at+jwt``) signed with the key ring's active key.
+
+Verification is deliberately narrow: one algorithm (EdDSA) given explicitly to PyJWT, the key chosen
+by ``kid`` from our own key ring (never from the token), only the header parameters we emit, every
+claim required and type-checked, and time checked against an injected ``now`` so tests never sleep.
+Every failure is an ``AuthError``; no library message ever reaches the caller.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from authgate.core.keys import ALGORITHM, KeyRing, SigningKey
+from authgate.errors import InvalidTokenError, TokenExpiredError
+
+__all__ = [
+    "ACCESS_TOKEN_TYPE",
+    "AccessClaims",
+    "UnknownKeyError",
+    "decode_access_token",
+    "issue_access_token",
+]
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 -- JWT header typ (RFC 9068), not a secret
+
+# RFC 9068 §4: resource servers accept "at+jwt" or "application/at+jwt" (media types compare
+# case-insensitively).
+_ACCEPTED_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"})
+# Exactly what issue_access_token writes; anything else (crit, b64, jku, jwk, x5u, ...) is refused.
+_ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
+_REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "iat", "exp", "jti")
+_MAX_TOKEN_CHARS = 8 * 1024
+# How far in the future ``iat`` may be (beyond the caller's leeway) before we call it forged:
+# tolerates issuers whose clocks run a little ahead of ours.
+_MAX_FUTURE_IAT_SECONDS = 60
+
+
+class UnknownKeyError(InvalidTokenError):
+    """The token's ``kid`` is not in the key ring: the caller may reload keys and retry once."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject: str
+    session_id: str
+    roles: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+    token_id: str
+    key_id: str
+
+
+def issue_access_token(
+    *,
+    key: SigningKey,
+    issuer: str,
+    audience: str,
+    subject: str,
+    session_id: str,
+    roles: Sequence[str],
+    ttl_seconds: int,
+    now: float,
+) -> str:
+    """Sign an access token for ``subject``'s session ``session_id``, valid for ``ttl_seconds``."""
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    if isinstance(roles, str):  # a str is a Sequence[str]; "admin" must not become a,d,m,i,n
+        raise TypeError("roles must be a sequence of role names, not a string")
+    issued_at = int(now)
+    payload = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "sid": session_id,
+        "roles": list(roles),
+        "iat": issued_at,
+        "exp": issued_at + ttl_seconds,
+        "jti": secrets.token_urlsafe(16),
+    }
+    headers = {"kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
+    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers=headers)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _nonempty_str(payload: dict[str, Any], claim: str) -> str:
+    value = payload[claim]
+    if not isinstance(value, str) or not value:
+        raise InvalidTokenError()
+    return value
+
+
+def _select_key(token: str, keyring: KeyRing) -> SigningKey:
+    """The key named by the (not yet verified) header, after checking the header's shape."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as e:
+        raise InvalidTokenError() from e
+    if not set(header) <= _ALLOWED_HEADERS:
+        raise InvalidTokenError()
+    if header.get("alg") != ALGORITHM:  # PyJWT checks too; refusing early costs nothing
+        raise InvalidTokenError()
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
+        raise InvalidTokenError()
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidTokenError()
+    key = keyring.find(kid)
+    if key is None:
+        raise UnknownKeyError()
+    return key
+
+
+def decode_access_token(
+    token: str,
+    *,
+    keyring: KeyRing,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway_seconds: int = 0,
+) -> AccessClaims:
+    """Verify ``token`` and return its claims.
+
+    Raises ``TokenExpiredError`` for a genuine but expired token, ``UnknownKeyError`` when its
+    ``kid`` is not in ``keyring``, and ``InvalidTokenError`` for everything else.
+    """
+    if leeway_seconds < 0:
+        raise ValueError("leeway_seconds must not be negative")
+    # A compact JWS is base64url and dots: anything non-ASCII (e.g. a lone surrogate from JSON,
+    # which PyJWT would fail to encode) is junk, refused before it reaches the library.
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
+        raise InvalidTokenError()
+    key = _select_key(token, keyring)
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": list(_REQUIRED_CLAIMS),
+                # Time is checked below against the injected ``now``, not the system clock.
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.InvalidTokenError as e:
+        raise InvalidTokenError() from e
+
+    # The signature is good from here on; still trust nothing about the claims' types.
+    subject = _nonempty_str(payload, "sub")
+    session_id = _nonempty_str(payload, "sid")
+    token_id = _nonempty_str(payload, "jti")
+    roles = payload.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InvalidTokenError()
+    issued_at, expires_at = payload["iat"], payload["exp"]
+    if not _is_int(issued_at) or not _is_int(expires_at) or expires_at <= issued_at:
+        raise InvalidTokenError()
+    if issued_at > now + leeway_seconds + _MAX_FUTURE_IAT_SECONDS:
+        raise InvalidTokenError()
+    if "nbf" in payload:  # never issued by us, but honoured if present
+        not_before = payload["nbf"]
+        if not _is_int(not_before) or not_before > now + leeway_seconds:
+            raise InvalidTokenError()
+    if expires_at <= now - leeway_seconds:
+        raise TokenExpiredError()
+
+    return AccessClaims(
+        subject=subject,
+        session_id=session_id,
+        roles=tuple(roles),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        token_id=token_id,
+        key_id=key.kid,
+    )

@@ -1,0 +1,134 @@
+"""One error hierarchy for authgate.
+
+``AuthError`` subclasses carry a stable snake_case ``code`` that clients may rely on, the HTTP
+``status`` the Flask adapter answers with, and a client-safe ``message``. They never carry the text
+of a library exception. ``ConfigError`` is raised at startup and never becomes an HTTP response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+
+class ConfigError(Exception):
+    """The settings are unusable; raised at startup, with what to fix."""
+
+
+class AuthError(Exception):
+    code: ClassVar[str] = "auth_error"
+    status: ClassVar[int] = 400
+    default_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, details: Mapping[str, object] | None = None):
+        self.message = message or self.default_message
+        self.details = dict(details) if details else None
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadRequestError(AuthError):
+    code = "bad_request"
+    status = 400
+    default_message = "The request body is not valid JSON."
+
+
+class ValidationFailedError(AuthError):
+    """Invalid fields; ``details["fields"]`` maps each field name to its message."""
+
+    code = "validation_failed"
+    status = 422
+    default_message = "Some fields are invalid."
+
+    def __init__(self, fields: Mapping[str, str], message: str | None = None):
+        super().__init__(message, details={"fields": dict(fields)})
+        self.fields = dict(fields)
+
+
+class AuthenticationRequiredError(AuthError):
+    code = "authentication_required"
+    status = 401
+    default_message = "Authentication is required."
+
+
+class InvalidCredentialsError(AuthError):
+    code = "invalid_credentials"
+    status = 401
+    default_message = "The login or password is incorrect."
+
+
+class InvalidTokenError(AuthError):
+    code = "invalid_token"
+    status = 401
+    default_message = "The token is invalid."
+
+
+class TokenExpiredError(AuthError):
+    code = "token_expired"
+    status = 401
+    default_message = "The token has expired."
+
+
+class TokenRevokedError(AuthError):
+    code = "token_revoked"
+    status = 401
+    default_message = "The token has been revoked."
+
+
+class CsrfFailedError(AuthError):
+    code = "csrf_failed"
+    status = 403
+    default_message = "Cross-site request refused."
+
+
+class InsufficientRoleError(AuthError):
+    code = "insufficient_role"
+    status = 403
+    default_message = "You do not have the role this action requires."
+
+
+class ForbiddenError(AuthError):
+    code = "forbidden"
+    status = 403
+    default_message = "You are not allowed to do this."
+
+
+class NotFoundError(AuthError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class MethodNotAllowedError(AuthError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "This method is not allowed on this resource."
+
+
+class UserExistsError(AuthError):
+    code = "user_exists"
+    status = 409
+    default_message = "An account with this email or username already exists."
+
+
+class PayloadTooLargeError(AuthError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "The request body is too large."
+
+
+class RateLimitedError(AuthError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; try again later."
+
+
+class ServiceUnavailableError(AuthError):
+    code = "service_unavailable"
+    status = 503
+    default_message = "The service is temporarily unavailable."

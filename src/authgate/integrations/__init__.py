@@ -1,0 +1,1 @@
+"""Adapters from web frameworks to the framework-free service."""

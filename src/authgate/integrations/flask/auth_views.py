@@ -1,0 +1,152 @@
+"""``/api/auth``: register, login, refresh, logout, the caller's account and sessions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from authgate.errors import AuthenticationRequiredError, TokenExpiredError
+from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.requests import client_info, read_json
+from authgate.schemas import (
+    LoginInput,
+    PasswordChangeInput,
+    ProfileInput,
+    RefreshInput,
+    RegisterInput,
+    session_to_json,
+    user_to_json,
+)
+from authgate.service import IssuedTokens
+
+blueprint = Blueprint("authgate_auth", __name__, url_prefix="/api/auth")
+
+
+def _guard_browser() -> bool:
+    """Login CSRF: a browser request must come from an allowed origin. True for browsers."""
+    transport = get_extension().transport
+    if transport.is_browser_request(request):
+        transport.check_csrf(request)
+        return True
+    return False
+
+
+def _session_response(issued: IssuedTokens, *, include_refresh_token: bool) -> Response:
+    body: dict[str, object] = {
+        "user": user_to_json(issued.user),
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    }
+    if include_refresh_token:
+        body["refresh_token"] = issued.refresh_token
+    response = jsonify(body)
+    get_extension().transport.set_session_cookies(response, issued)
+    return response
+
+
+def _cleared_response() -> Response:
+    response = Response(status=204)
+    get_extension().transport.clear_session_cookies(response)
+    return response
+
+
+@blueprint.post("/register")
+def register() -> tuple[dict[str, object], int]:
+    _guard_browser()
+    data = read_json(RegisterInput)
+    user = get_extension().service.register(
+        email=data.email, password=data.password, name=data.name, username=data.username
+    )
+    return {"user": user_to_json(user)}, 201
+
+
+@blueprint.post("/login")
+def login() -> Response:
+    is_browser = _guard_browser()
+    data = read_json(LoginInput)
+    issued = get_extension().service.login(data.login, data.password, client_info())
+    return _session_response(issued, include_refresh_token=not is_browser)
+
+
+@blueprint.post("/refresh")
+def refresh() -> Response:
+    ext = get_extension()
+    data = read_json(RefreshInput, optional=True)
+    token = data.refresh_token
+    if token is None:
+        token = ext.transport.refresh_cookie(request)
+        if token is None:
+            raise AuthenticationRequiredError("No refresh token: log in again.")
+        ext.transport.check_csrf(request)
+    issued = ext.service.refresh(token)
+    return _session_response(issued, include_refresh_token=data.refresh_token is not None)
+
+
+@blueprint.post("/logout")
+def logout() -> Response:
+    ext = get_extension()
+    try:
+        principal = authenticate_request()
+    except (TokenExpiredError, AuthenticationRequiredError):
+        refresh_token = ext.transport.refresh_cookie(request)
+        if refresh_token is None:
+            raise
+        ext.transport.check_csrf(request)
+        ext.service.logout_refresh_token(refresh_token)
+    else:
+        ext.service.logout(principal)
+    return _cleared_response()
+
+
+@blueprint.post("/logout-all")
+@token_required()
+def logout_all() -> Response:
+    get_extension().service.logout_all(authenticate_request())
+    return _cleared_response()
+
+
+@blueprint.get("/me")
+@token_required()
+def me() -> dict[str, object]:
+    return {"user": user_to_json(authenticate_request().user)}
+
+
+@blueprint.patch("/me")
+@token_required()
+def update_me() -> dict[str, object]:
+    data = read_json(ProfileInput)
+    user = get_extension().service.update_profile(
+        authenticate_request(),
+        fields=data.model_fields_set,
+        name=data.name,
+        username=data.username,
+    )
+    return {"user": user_to_json(user)}
+
+
+@blueprint.post("/password")
+@token_required()
+def change_password() -> Response:
+    data = read_json(PasswordChangeInput)
+    get_extension().service.change_password(
+        authenticate_request(), data.current_password, data.new_password
+    )
+    return Response(status=204)
+
+
+@blueprint.get("/sessions")
+@token_required()
+def list_sessions() -> dict[str, object]:
+    sessions = get_extension().service.list_sessions(authenticate_request())
+    return {"sessions": [session_to_json(s, current=c) for s, c in sessions]}
+
+
+@blueprint.delete("/sessions/<session_id>")
+@token_required()
+def revoke_session(session_id: str) -> Response:
+    principal = authenticate_request()
+    get_extension().service.revoke_session(principal, session_id)
+    if session_id == principal.session_id:
+        return _cleared_response()
+    return Response(status=204)

@@ -1,0 +1,36 @@
+"""Request-scoped access to the caller: ``current_user``, ``current_principal``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from flask import current_app, g
+from werkzeug.local import LocalProxy
+
+from authgate.errors import AuthenticationRequiredError
+from authgate.service import Principal
+from authgate.store.records import UserRecord
+
+if TYPE_CHECKING:
+    from authgate.integrations.flask.extension import AuthGate
+
+EXTENSION_KEY = "authgate"
+
+
+def get_extension() -> AuthGate:
+    return cast("AuthGate", current_app.extensions[EXTENSION_KEY])
+
+
+def _principal() -> Principal:
+    principal: Principal | None = g.get("authgate_principal")
+    if principal is None:
+        raise AuthenticationRequiredError()
+    return principal
+
+
+def _user() -> UserRecord:
+    return _principal().user
+
+
+current_principal: Principal = cast(Principal, LocalProxy(_principal))
+current_user: UserRecord = cast(UserRecord, LocalProxy(_user))

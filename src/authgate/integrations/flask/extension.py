@@ -1,0 +1,101 @@
+"""``AuthGate(app)``: settings, service, routes, CORS, CSRF and JSON errors for a Flask app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from authgate.config import Settings, load_settings
+from authgate.core.clocks import Clock, SystemClock
+from authgate.core.csrf import CSRF_HEADERS
+from authgate.errors import ConfigError
+from authgate.integrations.flask import auth_views, meta_views, user_views
+from authgate.integrations.flask.context import EXTENSION_KEY
+from authgate.integrations.flask.errors import register_error_handlers
+from authgate.integrations.flask.transport import Transport
+from authgate.service import AuthService, KeySource
+from authgate.store.sqlalchemy.engines import create_database_engine
+from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
+from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+log = logging.getLogger("authgate")
+
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", *CSRF_HEADERS]
+CORS_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
+    """The service with its SQL store; the embedded SQLite default migrates itself."""
+    clock = clock or SystemClock()
+    engine = create_database_engine(settings.resolved_database_url)
+    if not is_up_to_date(engine):
+        if engine.dialect.name != "sqlite":
+            engine.dispose()
+            raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
+        upgrade_database(engine)
+    return AuthService(
+        settings, SqlAlchemyStore(engine), clock=clock, keys=KeySource(settings, clock)
+    )
+
+
+class AuthGate:
+    """The Flask extension. ``AuthGate(app)`` or ``AuthGate()`` then ``init_app(app)``."""
+
+    settings: Settings
+    service: AuthService
+    transport: Transport
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        settings: Settings | None = None,
+        service: AuthService | None = None,
+    ):
+        self._settings = settings
+        self._service = service
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        settings = self._settings or (
+            self._service.settings if self._service else load_settings(app.config)
+        )
+        self.settings = settings
+        self.service = self._service or build_service(settings)
+        self.transport = Transport(settings)
+        app.extensions[EXTENSION_KEY] = self
+        app.config.setdefault("MAX_CONTENT_LENGTH", settings.max_body_bytes)
+        register_error_handlers(app)
+        for module in (auth_views, user_views, meta_views):
+            app.register_blueprint(module.blueprint)
+        if settings.origins:
+            CORS(app, **self.cors_options())
+        if settings.trusted_proxies:
+            n = settings.trusted_proxies
+            app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        policy = self.transport.cookie_policy
+        log.info(
+            "authgate ready: public URL %s, origins %s, cookies SameSite=%s%s",
+            settings.public_url,
+            ", ".join(settings.origins) or "(same origin only)",
+            policy.samesite,
+            "; Partitioned" if policy.partitioned else "",
+        )
+
+    def cors_options(self) -> dict[str, Any]:
+        """Exact origins only; credentials allowed; nothing for any other origin."""
+        return {
+            "origins": list(self.settings.origins),
+            "supports_credentials": True,
+            "allow_headers": CORS_ALLOW_HEADERS,
+            "methods": CORS_METHODS,
+            "expose_headers": ["X-Request-ID", "WWW-Authenticate"],
+            "max_age": 600,
+            "vary_header": True,
+            "send_wildcard": False,
+        }

@@ -1,0 +1,100 @@
+"""Where credentials travel: the ``Authorization: Bearer`` header or the session cookie."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Request, Response
+
+from authgate.config import Settings
+from authgate.core.csrf import CSRF_HEADERS, check_csrf
+from authgate.core.origins import CookiePolicy, derive_cookie_policy, parse_origin
+from authgate.errors import AuthenticationRequiredError, InvalidTokenError
+from authgate.service import IssuedTokens
+
+REFRESH_COOKIE_PATH = "/api/auth"
+
+
+class Transport:
+    """Reads credentials from requests and writes session cookies, following the settings."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.allowlist = settings.allowlist
+        self.own_origin = parse_origin(settings.public_url)
+        self.cookie_policy: CookiePolicy = derive_cookie_policy(settings.public_url, self.allowlist)
+
+    def credential(self, request: Request) -> tuple[str, Literal["bearer", "cookie"]]:
+        """The access token and how it came. A present Authorization header is never skipped."""
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
+            return token, "bearer"
+        cookie = request.cookies.get(self.settings.session_cookie_name)
+        if cookie:
+            return cookie, "cookie"
+        raise AuthenticationRequiredError()
+
+    def check_csrf(self, request: Request) -> None:
+        check_csrf(
+            method=request.method,
+            origin=request.headers.get("Origin"),
+            referer=request.headers.get("Referer"),
+            has_csrf_header=any(request.headers.get(name) for name in CSRF_HEADERS),
+            own_origin=self.own_origin,
+            allowlist=self.allowlist,
+        )
+
+    def is_browser_request(self, request: Request) -> bool:
+        """Browsers send Origin (or at least Referer) with every POST; scripts usually neither."""
+        return bool(request.headers.get("Origin") or request.headers.get("Referer"))
+
+    def refresh_cookie(self, request: Request) -> str | None:
+        return request.cookies.get(self.settings.refresh_cookie_name) or None
+
+    def set_session_cookies(self, response: Response, issued: IssuedTokens) -> None:
+        self._set(
+            response,
+            self.settings.session_cookie_name,
+            issued.access_token,
+            "/",
+            self.settings.access_token_ttl_seconds,
+        )
+        self._set(
+            response,
+            self.settings.refresh_cookie_name,
+            issued.refresh_token,
+            REFRESH_COOKIE_PATH,
+            self.settings.refresh_token_ttl_seconds,
+        )
+
+    def clear_session_cookies(self, response: Response) -> None:
+        policy = self.cookie_policy
+        for name, path in (
+            (self.settings.session_cookie_name, "/"),
+            (self.settings.refresh_cookie_name, REFRESH_COOKIE_PATH),
+        ):
+            response.delete_cookie(
+                name,
+                path=path,
+                secure=policy.secure,
+                httponly=True,
+                samesite=policy.samesite,
+                partitioned=policy.partitioned,
+            )
+
+    def _set(self, response: Response, name: str, value: str, path: str, max_age: int) -> None:
+        policy = self.cookie_policy
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=path,
+            secure=policy.secure,
+            httponly=True,
+            samesite=policy.samesite,
+            partitioned=policy.partitioned,
+        )

@@ -1,0 +1,56 @@
+"""``/api/users``: administration of accounts (admin role)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.requests import read_json, read_query
+from authgate.schemas import UserAccessInput, UserListQuery, user_to_json
+from authgate.service import ADMIN_ROLE
+from authgate.store.records import UserStatus
+
+blueprint = Blueprint("authgate_users", __name__, url_prefix="/api/users")
+
+
+@blueprint.get("")
+@token_required(roles=[ADMIN_ROLE])
+def list_users() -> dict[str, object]:
+    query = read_query(UserListQuery)
+    users, total = get_extension().service.list_users(
+        authenticate_request(), query=query.q, page=query.page, per_page=query.per_page
+    )
+    return {
+        "users": [user_to_json(u) for u in users],
+        "page": query.page,
+        "per_page": query.per_page,
+        "total": total,
+    }
+
+
+@blueprint.get("/<user_id>")
+@token_required(roles=[ADMIN_ROLE])
+def get_user(user_id: str) -> dict[str, object]:
+    user = get_extension().service.get_user(authenticate_request(), user_id)
+    return {"user": user_to_json(user)}
+
+
+@blueprint.patch("/<user_id>")
+@token_required(roles=[ADMIN_ROLE])
+def update_user(user_id: str) -> dict[str, object]:
+    data = read_json(UserAccessInput)
+    user = get_extension().service.update_user_access(
+        authenticate_request(),
+        user_id,
+        roles=data.roles,
+        status=UserStatus(data.status) if data.status else None,
+    )
+    return {"user": user_to_json(user)}
+
+
+@blueprint.delete("/<user_id>")
+@token_required(roles=[ADMIN_ROLE])
+def delete_user(user_id: str) -> Response:
+    get_extension().service.delete_user(authenticate_request(), user_id)
+    return Response(status=204)

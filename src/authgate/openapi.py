@@ -1,0 +1,264 @@
+"""The OpenAPI 3.1 document, built from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from authgate import __version__
+from authgate.config import Settings
+from authgate.schemas import (
+    ErrorOut,
+    LoginInput,
+    LoginOut,
+    PasswordChangeInput,
+    ProfileInput,
+    RefreshInput,
+    RegisterInput,
+    SessionList,
+    UserAccessInput,
+    UserEnvelope,
+    UserPage,
+)
+
+_ERROR_TEXT = {
+    400: "Malformed request",
+    401: "No valid credential",
+    403: "Not allowed (CSRF, role)",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Invalid fields",
+    503: "Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    ok: int = 200
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    tag: str = "auth"
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "post",
+        "/api/auth/register",
+        "Create an account",
+        201,
+        RegisterInput,
+        UserEnvelope,
+        auth=False,
+        errors=(400, 403, 409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/auth/login",
+        "Log in with email or username and password",
+        200,
+        LoginInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 401, 403, 422),
+    ),
+    Operation(
+        "post",
+        "/api/auth/refresh",
+        "Rotate the refresh token (cookie or body)",
+        200,
+        RefreshInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 401, 403),
+    ),
+    Operation(
+        "post", "/api/auth/logout", "Revoke this session and clear cookies", 204, errors=(401, 403)
+    ),
+    Operation(
+        "post", "/api/auth/logout-all", "Revoke every session of the caller", 204, errors=(401, 403)
+    ),
+    Operation("get", "/api/auth/me", "The caller", 200, None, UserEnvelope, errors=(401,)),
+    Operation(
+        "patch",
+        "/api/auth/me",
+        "Update name and username",
+        200,
+        ProfileInput,
+        UserEnvelope,
+        errors=(400, 401, 403, 409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/auth/password",
+        "Change password; other sessions are revoked",
+        204,
+        PasswordChangeInput,
+        errors=(400, 401, 403, 422),
+    ),
+    Operation(
+        "get",
+        "/api/auth/sessions",
+        "The caller's active sessions",
+        200,
+        None,
+        SessionList,
+        errors=(401,),
+    ),
+    Operation(
+        "delete",
+        "/api/auth/sessions/{session_id}",
+        "Revoke one of the caller's sessions",
+        204,
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "get",
+        "/api/users",
+        "List users (admin)",
+        200,
+        None,
+        UserPage,
+        errors=(401, 403, 422),
+        query=(
+            ("page", {"type": "integer", "minimum": 1, "default": 1}),
+            ("per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+            ("q", {"type": "string", "maxLength": 100}),
+        ),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/api/users/{user_id}",
+        "One user (admin)",
+        200,
+        None,
+        UserEnvelope,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "patch",
+        "/api/users/{user_id}",
+        "Set roles and status (admin)",
+        200,
+        UserAccessInput,
+        UserEnvelope,
+        errors=(400, 401, 403, 404, 422),
+        tag="users",
+    ),
+    Operation(
+        "delete",
+        "/api/users/{user_id}",
+        "Delete a user (admin)",
+        204,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/.well-known/jwks.json",
+        "Public keys of the access-token signing keys",
+        auth=False,
+        tag="meta",
+    ),
+    Operation(
+        "get", "/healthz", "200 when the database answers", auth=False, errors=(503,), tag="meta"
+    ),
+    Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta"),
+)
+
+_MODELS: tuple[type[BaseModel], ...] = (
+    RegisterInput,
+    LoginInput,
+    RefreshInput,
+    ProfileInput,
+    PasswordChangeInput,
+    UserAccessInput,
+    UserEnvelope,
+    LoginOut,
+    SessionList,
+    UserPage,
+    ErrorOut,
+)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if op.ok == 204:
+        responses["204"] = {"description": "Done"}
+    else:
+        ok: dict[str, Any] = {"description": "OK"}
+        ok.update(_json(_ref(op.response) if op.response else {"type": "object"}))
+        responses[str(op.ok)] = ok
+    for status in op.errors:
+        responses[str(status)] = {"description": _ERROR_TEXT[status], **_json(_ref(ErrorOut))}
+    doc: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": _operation_id(op),
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _path_params(op.path)
+    ]
+    params += [{"name": name, "in": "query", "schema": schema} for name, schema in op.query]
+    if params:
+        doc["parameters"] = params
+    if op.body is not None:
+        doc["requestBody"] = {"required": op.body is not RefreshInput, **_json(_ref(op.body))}
+    if op.auth:
+        doc["security"] = [{"bearer": []}, {"cookie": []}]
+    else:
+        doc["security"] = []
+    return doc
+
+
+def _operation_id(op: Operation) -> str:
+    words = [w for w in re.split(r"[^a-z0-9]+", op.path.lower()) if w]
+    return "_".join([op.method, *words])
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def build_openapi(settings: Settings) -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "authgate", "version": __version__},
+        "servers": [{"url": settings.public_url}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": settings.session_cookie_name},
+            },
+        },
+    }

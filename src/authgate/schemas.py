@@ -1,0 +1,205 @@
+"""Request bodies and response shapes, validated with pydantic; framework-free.
+
+The same models produce the OpenAPI document, so the document cannot drift from what is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from authgate.core.passwords import MAX_PASSWORD_LENGTH
+from authgate.errors import BadRequestError, ValidationFailedError
+from authgate.store.records import SessionRecord, UserRecord
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+ROLE_PATTERN = r"^[a-z][a-z0-9_:-]{0,31}$"
+
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+Role = Annotated[str, StringConstraints(pattern=ROLE_PATTERN)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+
+class RegisterInput(Input):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1)
+    name: Name | None = None
+    username: Username | None = None
+
+
+class LoginInput(Input):
+    login: str = Field(min_length=1, max_length=320, description="Email or username.")
+    password: Password
+
+
+class RefreshInput(Input):
+    refresh_token: str | None = Field(
+        default=None, max_length=200, description="For clients without cookies."
+    )
+
+
+class ProfileInput(Input):
+    name: Name | None = None
+    username: Username | None = None
+
+
+class PasswordChangeInput(Input):
+    current_password: Password
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1)
+
+
+class UserAccessInput(Input):
+    roles: list[Role] | None = Field(default=None, max_length=32)
+    status: Literal["active", "disabled"] | None = None
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, value: list[str] | None) -> list[str] | None:
+        return list(dict.fromkeys(value)) if value is not None else None
+
+
+class UserListQuery(Input):
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=20, ge=1, le=100)
+    q: str | None = Field(default=None, max_length=100)
+
+
+# Responses -------------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    username: str | None
+    name: str | None
+    roles: list[str]
+    status: Literal["active", "disabled"]
+    email_verified: bool
+    created_at: str = Field(description="ISO 8601, UTC")
+    last_login_at: str | None = Field(description="ISO 8601, UTC")
+
+
+class UserEnvelope(BaseModel):
+    user: UserOut
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    refresh_token: str | None = Field(
+        default=None, description="Only for clients that asked for it in the body (no cookies)."
+    )
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+
+
+class UserPage(BaseModel):
+    users: list[UserOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+def format_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def user_to_json(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "username": user.username,
+        "name": user.name,
+        "roles": list(user.roles),
+        "status": user.status.value,
+        "email_verified": user.email_verified,
+        "created_at": format_time(user.created_at),
+        "last_login_at": format_time(user.last_login_at),
+    }
+
+
+def session_to_json(session: SessionRecord, *, current: bool) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "created_at": format_time(session.created_at),
+        "last_seen_at": format_time(session.last_seen_at),
+        "expires_at": format_time(session.expires_at),
+        "user_agent": session.user_agent,
+        "ip": session.ip,
+        "current": current,
+    }
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_FIELD_MESSAGES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "Unknown field.",
+    "string_type": "Must be a string.",
+}
+
+
+def _field_message(error: Any) -> str:
+    kind = error.get("type", "")
+    if kind in _FIELD_MESSAGES:
+        return _FIELD_MESSAGES[kind]
+    if kind == "string_pattern_mismatch" and error["loc"][:1] == ("username",):
+        return "Use 3 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    message = str(error.get("msg", "Invalid value."))
+    return re.sub(r"^Value error, ", "", message)
+
+
+def parse_input(model: type[M], data: object) -> M:
+    """Validate ``data`` (parsed JSON or query args) into ``model`` or raise a 4xx ``AuthError``."""
+    if not isinstance(data, dict):
+        raise BadRequestError("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        fields: dict[str, str] = {}
+        for error in e.errors():
+            name = ".".join(str(p) for p in error["loc"]) or "body"
+            fields.setdefault(name, _field_message(error))
+        raise ValidationFailedError(fields) from None

@@ -1,0 +1,22 @@
+"""The standalone server: ``create_app()`` is what ``authgate serve`` (gunicorn) runs."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from authgate.config import Settings, load_settings
+from authgate.integrations.flask.extension import AuthGate
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """A Flask app that is only authgate, configured from the environment when not given."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings or load_settings()
+    app = Flask("authgate", instance_path=str(settings.instance_path.resolve()))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    AuthGate(app, settings=settings)
+    return app

@@ -1,0 +1,430 @@
+"""``AuthService``: every authentication and authorization decision, framework-free.
+
+Adapters (Flask, CLI) parse input and render output; they ask the service and never decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from authgate.config import Settings
+from authgate.core.clocks import Clock
+from authgate.core.keys import KeyRing, generate_key, load_keyring
+from authgate.core.passwords import PasswordHasher, find_password_problem
+from authgate.core.refresh_tokens import hash_refresh_token, new_refresh_token
+from authgate.core.tokens import (
+    AccessClaims,
+    UnknownKeyError,
+    decode_access_token,
+    issue_access_token,
+)
+from authgate.errors import (
+    ConfigError,
+    ForbiddenError,
+    InsufficientRoleError,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    NotFoundError,
+    TokenExpiredError,
+    TokenRevokedError,
+    ValidationFailedError,
+)
+from authgate.revocations import AuthCache, RevocationFeed
+from authgate.store.protocols import Store
+from authgate.store.records import RevocationKind, SessionRecord, UserRecord, UserStatus
+
+log = logging.getLogger("authgate")
+
+DEFAULT_ROLES = ("user",)
+ADMIN_ROLE = "admin"
+_KEY_RELOAD_INTERVAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user, through one session, with the claims of the token they showed."""
+
+    user: UserRecord
+    session_id: str
+    claims: AccessClaims
+    transport: Literal["bearer", "cookie"]
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.user.roles
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    user: UserRecord
+    session: SessionRecord
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    user_agent: str | None = None
+    ip: str | None = None
+
+
+class KeySource:
+    """The signing keys, reloaded from their directory when a token names an unknown ``kid``."""
+
+    def __init__(self, settings: Settings, clock: Clock):
+        self._directory = settings.resolved_keys_dir
+        self._clock = clock
+        self._last_reload = 0.0
+        ring = load_keyring(self._directory)
+        if ring is None:
+            if settings.is_production:
+                raise ConfigError(
+                    f"No signing key in {self._directory}. Create one with "
+                    f"`authgate keys rotate --keys-dir {self._directory}`."
+                )
+            key = generate_key(self._directory, dev=True, now=clock.now())
+            log.warning(
+                "Generated a development signing key %s in %s (mode 0600). "
+                "Production refuses development keys; run `authgate keys rotate`.",
+                key.kid,
+                self._directory,
+            )
+            ring = KeyRing([key])
+        if settings.is_production and ring.active.dev:
+            raise ConfigError(
+                f"The active signing key {ring.active.kid} was generated for development. "
+                f"Create a production key with `authgate keys rotate --keys-dir {self._directory}`."
+            )
+        self.ring = ring
+
+    def reload(self) -> bool:
+        """Re-read the key directory, at most every few seconds; True when it was re-read."""
+        now = self._clock.timestamp()
+        if now - self._last_reload < _KEY_RELOAD_INTERVAL_SECONDS:
+            return False
+        self._last_reload = now
+        ring = load_keyring(self._directory)
+        if ring is not None:
+            self.ring = ring
+        return True
+
+
+class AuthService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock,
+        keys: KeySource,
+        hasher: PasswordHasher | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.keys = keys
+        self.hasher = hasher or PasswordHasher(
+            time_cost=settings.password_time_cost,
+            memory_cost_kib=settings.password_memory_cost_kib,
+            parallelism=settings.password_parallelism,
+        )
+        self.cache = AuthCache()
+        self.feed = RevocationFeed(
+            store,
+            self.cache,
+            clock,
+            poll_interval_seconds=settings.revocation_poll_interval_seconds,
+            remember_seconds=settings.access_token_ttl_seconds + 60,
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        )
+        self._started = threading.Event()
+
+    # Registration and login ----------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        name: str | None = None,
+        username: str | None = None,
+        roles: Sequence[str] = DEFAULT_ROLES,
+    ) -> UserRecord:
+        context = [email, email.split("@", 1)[0], username or ""]
+        problem = find_password_problem(password, context=context)
+        if problem:
+            raise ValidationFailedError({"password": problem})
+        return self.store.create_user(
+            email=email,
+            username=username,
+            name=name,
+            password_hash=self.hasher.hash_password(password),
+            roles=roles,
+            now=self.clock.now(),
+        )
+
+    def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
+        """Same error, same work, whether the user is unknown, disabled or the password wrong."""
+        user = self.store.find_user_by_login(login.strip())
+        if user is None or user.password_hash is None:
+            self.hasher.verify_dummy(password)
+            raise InvalidCredentialsError()
+        check = self.hasher.verify_password(password, user.password_hash)
+        if not check.ok or not user.is_active:
+            raise InvalidCredentialsError()
+        new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
+        user = (
+            self.store.record_login(user.id, now=self.clock.now(), password_hash=new_hash) or user
+        )
+        return self._open_session(user, client)
+
+    def _open_session(self, user: UserRecord, client: ClientInfo) -> IssuedTokens:
+        now = self.clock.now()
+        refresh_token, refresh_hash = new_refresh_token()
+        session = self.store.create_session(
+            user_id=user.id,
+            refresh_token_hash=refresh_hash,
+            expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+            user_agent=client.user_agent,
+            ip=client.ip,
+            now=now,
+        )
+        self.cache.users.put(user.id, user)
+        self.cache.live_sessions.put(session.id, user.id)
+        return self._issue(user, session, refresh_token)
+
+    def _issue(self, user: UserRecord, session: SessionRecord, refresh_token: str) -> IssuedTokens:
+        ttl = self.settings.access_token_ttl_seconds
+        token = issue_access_token(
+            key=self.keys.ring.active,
+            issuer=self.settings.resolved_issuer,
+            audience=self.settings.audience,
+            subject=user.id,
+            session_id=session.id,
+            roles=user.roles,
+            ttl_seconds=ttl,
+            now=self.clock.timestamp(),
+        )
+        return IssuedTokens(user, session, token, ttl, refresh_token)
+
+    def refresh(self, refresh_token: str) -> IssuedTokens:
+        """Rotate a refresh token; replaying a rotated one revokes its whole session."""
+        now = self.clock.now()
+        new_token, new_hash = new_refresh_token()
+        outcome = self.store.rotate_refresh_token(
+            hash_refresh_token(refresh_token),
+            new_hash,
+            expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+            now=now,
+        )
+        if outcome.reused_session_id is not None:
+            log.warning("refresh token reuse: revoked session %s", outcome.reused_session_id)
+            self.feed.announce([(RevocationKind.SESSION, outcome.reused_session_id)])
+            raise TokenRevokedError("This refresh token was already used; the session is revoked.")
+        if outcome.session is None:
+            raise InvalidTokenError("The refresh token is invalid or expired.")
+        user = self._load_user(outcome.session.user_id)
+        if user is None or not user.is_active:
+            raise TokenRevokedError()
+        return self._issue(user, outcome.session, new_token)
+
+    # The hot path ----------------------------------------------------------------------------
+
+    def authenticate(self, token: str, transport: Literal["bearer", "cookie"]) -> Principal:
+        """Check an access token. In steady state: one dict lookup per cache, no database."""
+        self._ensure_started()
+        now = self.clock.timestamp()
+        claims = self.cache.claims.get(token)
+        if claims is None:
+            claims = self._decode(token, now)
+            self.cache.claims.put(token, claims)
+        elif claims.expires_at <= now:
+            raise TokenExpiredError()
+        sid = claims.session_id
+        if sid in self.cache.revoked_sessions:
+            raise TokenRevokedError()
+        if self.cache.live_sessions.get(sid) != claims.subject:
+            self._check_session(sid, claims.subject)
+        user = self.cache.users.get(claims.subject) or self._load_user(claims.subject)
+        if user is None or not user.is_active:
+            raise TokenRevokedError()
+        self.cache.last_seen[sid] = self.clock.now()
+        return Principal(user, sid, claims, transport)
+
+    def _decode(self, token: str, now: float) -> AccessClaims:
+        options = {
+            "issuer": self.settings.resolved_issuer,
+            "audience": self.settings.audience,
+            "now": now,
+        }
+        try:
+            return decode_access_token(token, keyring=self.keys.ring, **options)  # type: ignore[arg-type]
+        except UnknownKeyError:
+            if not self.keys.reload():
+                raise
+            return decode_access_token(token, keyring=self.keys.ring, **options)  # type: ignore[arg-type]
+
+    def _check_session(self, sid: str, user_id: str) -> None:
+        session = self.store.get_session(sid)
+        if (
+            session is None
+            or session.user_id != user_id
+            or not session.is_valid_at(self.clock.now())
+        ):
+            self.cache.revoked_sessions[sid] = self.clock.timestamp() + self.feed_remember
+            raise TokenRevokedError()
+        self.cache.live_sessions.put(sid, user_id)
+
+    @property
+    def feed_remember(self) -> float:
+        return float(self.settings.access_token_ttl_seconds + 60)
+
+    def _load_user(self, user_id: str) -> UserRecord | None:
+        user = self.store.get_user(user_id)
+        if user is not None:
+            self.cache.users.put(user_id, user)
+        return user
+
+    def _ensure_started(self) -> None:
+        if not self._started.is_set() or self.feed._pid is None:
+            self.feed.ensure_started()
+            self._started.set()
+
+    def require_roles(self, principal: Principal, roles: Sequence[str]) -> None:
+        """Every role in ``roles`` is held by the caller now (not when the token was issued)."""
+        missing = [role for role in roles if role not in principal.user.roles]
+        if missing:
+            raise InsufficientRoleError(f"This action requires the role(s): {', '.join(missing)}.")
+
+    # Own account -----------------------------------------------------------------------------
+
+    def logout(self, principal: Principal) -> None:
+        self.revoke_session(principal, principal.session_id)
+
+    def logout_refresh_token(self, refresh_token: str) -> None:
+        """Log out a browser whose access token has expired, by its refresh token."""
+        session_id = self.store.find_refresh_session(hash_refresh_token(refresh_token))
+        if session_id is None:
+            return
+        if self.store.revoke_session(session_id, user_id=None, now=self.clock.now()):
+            self.feed.announce([(RevocationKind.SESSION, session_id)])
+
+    def logout_all(self, principal: Principal) -> None:
+        revoked = self.store.revoke_user_sessions(principal.user.id, now=self.clock.now())
+        self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
+
+    def update_profile(
+        self, principal: Principal, *, fields: set[str], name: str | None, username: str | None
+    ) -> UserRecord:
+        user = principal.user
+        updated = self.store.update_profile(
+            user.id,
+            name=name if "name" in fields else user.name,
+            username=username if "username" in fields else user.username,
+        )
+        if updated is None:
+            raise TokenRevokedError()
+        self.feed.announce([(RevocationKind.USER, user.id)])
+        return updated
+
+    def change_password(self, principal: Principal, current: str, new: str) -> None:
+        user = self.store.get_user(principal.user.id)
+        if user is None or user.password_hash is None:
+            raise TokenRevokedError()
+        if not self.hasher.verify_password(current, user.password_hash).ok:
+            raise ValidationFailedError({"current_password": "The current password is incorrect."})
+        problem = find_password_problem(
+            new, context=[user.email, user.email.split("@", 1)[0], user.username or ""]
+        )
+        if problem:
+            raise ValidationFailedError({"new_password": problem})
+        revoked = self.store.set_password_hash(
+            user.id,
+            self.hasher.hash_password(new),
+            keep_session_id=principal.session_id,
+            now=self.clock.now(),
+        )
+        self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
+
+    def list_sessions(self, principal: Principal) -> list[tuple[SessionRecord, bool]]:
+        sessions = self.store.list_sessions(principal.user.id, now=self.clock.now())
+        return [(s, s.id == principal.session_id) for s in sessions]
+
+    def revoke_session(self, principal: Principal, session_id: str) -> None:
+        found = self.store.revoke_session(
+            session_id, user_id=principal.user.id, now=self.clock.now()
+        )
+        if not found:
+            raise NotFoundError("No such session.")
+        self.feed.announce([(RevocationKind.SESSION, session_id)])
+
+    # Administration --------------------------------------------------------------------------
+
+    def list_users(
+        self, actor: Principal, *, query: str | None, page: int, per_page: int
+    ) -> tuple[list[UserRecord], int]:
+        self.require_roles(actor, [ADMIN_ROLE])
+        return self.store.list_users(query=query, offset=(page - 1) * per_page, limit=per_page)
+
+    def get_user(self, actor: Principal, user_id: str) -> UserRecord:
+        self.require_roles(actor, [ADMIN_ROLE])
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise NotFoundError("No such user.")
+        return user
+
+    def update_user_access(
+        self,
+        actor: Principal,
+        user_id: str,
+        *,
+        roles: Sequence[str] | None,
+        status: UserStatus | None,
+    ) -> UserRecord:
+        """Set roles/status; takes effect on the user's very next request, in every process."""
+        self.require_roles(actor, [ADMIN_ROLE])
+        removes_own_admin = roles is not None and ADMIN_ROLE not in roles
+        if user_id == actor.user.id and (removes_own_admin or status is UserStatus.DISABLED):
+            raise ForbiddenError(
+                "You cannot disable yourself or remove your own admin role; ask another admin."
+            )
+        before = self.store.list_sessions(user_id, now=self.clock.now())
+        updated = self.store.update_access(
+            user_id, roles=roles, status=status, now=self.clock.now()
+        )
+        if updated is None:
+            raise NotFoundError("No such user.")
+        changes = [(RevocationKind.USER, user_id)]
+        if status is UserStatus.DISABLED:
+            changes += [(RevocationKind.SESSION, s.id) for s in before]
+        self.feed.announce(changes)
+        return updated
+
+    def delete_user(self, actor: Principal, user_id: str) -> None:
+        self.require_roles(actor, [ADMIN_ROLE])
+        if user_id == actor.user.id:
+            raise ForbiddenError("You cannot delete your own account here; ask another admin.")
+        sessions = self.store.list_sessions(user_id, now=self.clock.now())
+        if not self.store.delete_user(user_id, now=self.clock.now()):
+            raise NotFoundError("No such user.")
+        self.feed.announce(
+            [(RevocationKind.USER, user_id)] + [(RevocationKind.SESSION, s.id) for s in sessions]
+        )
+
+    # Operations ------------------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return self.keys.ring.jwks()
+
+    def is_healthy(self) -> bool:
+        return self.store.ping()
+
+    def close(self) -> None:
+        self.feed.stop()
+        self.store.dispose()

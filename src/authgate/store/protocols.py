@@ -1,0 +1,132 @@
+"""Storage protocols. The SQLAlchemy implementation lives in ``authgate.store.sqlalchemy``.
+
+Every method that revokes sessions or changes what a user may do also appends to the revocation
+log in the same transaction, so the log can never miss a change that was committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from authgate.store.records import (
+    RefreshOutcome,
+    RevocationEvent,
+    SessionRecord,
+    UserRecord,
+    UserStatus,
+)
+
+
+class UserStore(Protocol):
+    def create_user(
+        self,
+        *,
+        email: str,
+        username: str | None,
+        name: str | None,
+        password_hash: str | None,
+        roles: Sequence[str],
+        now: datetime,
+    ) -> UserRecord:
+        """Insert a user; raise ``UserExistsError`` when email or username is taken."""
+        ...
+
+    def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    def find_user_by_login(self, login: str) -> UserRecord | None:
+        """A user by email or username, case-insensitively."""
+        ...
+
+    def update_profile(
+        self, user_id: str, *, name: str | None, username: str | None
+    ) -> UserRecord | None:
+        """Set name and username; raise ``UserExistsError`` when the username is taken."""
+        ...
+
+    def update_access(
+        self,
+        user_id: str,
+        *,
+        roles: Sequence[str] | None = None,
+        status: UserStatus | None = None,
+        now: datetime,
+    ) -> UserRecord | None:
+        """Change roles/status and log a user revocation event (disabling revokes sessions)."""
+        ...
+
+    def record_login(
+        self, user_id: str, *, now: datetime, password_hash: str | None = None
+    ) -> UserRecord | None: ...
+
+    def set_password_hash(
+        self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
+    ) -> list[str]:
+        """Store a new hash and revoke every session but ``keep_session_id``; the ids revoked."""
+        ...
+
+    def delete_user(self, user_id: str, *, now: datetime) -> bool: ...
+
+    def list_users(
+        self, *, query: str | None, offset: int, limit: int
+    ) -> tuple[list[UserRecord], int]: ...
+
+    def count_users(self) -> int: ...
+
+
+class SessionStore(Protocol):
+    def create_session(
+        self,
+        *,
+        user_id: str,
+        refresh_token_hash: str,
+        expires_at: datetime,
+        user_agent: str | None,
+        ip: str | None,
+        now: datetime,
+    ) -> SessionRecord: ...
+
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
+        """The user's sessions that are neither revoked nor expired, newest first."""
+        ...
+
+    def rotate_refresh_token(
+        self, presented_hash: str, new_hash: str, *, expires_at: datetime, now: datetime
+    ) -> RefreshOutcome:
+        """Atomically consume a refresh token and store its successor.
+
+        A token already consumed revokes its whole session (reuse detection)."""
+        ...
+
+    def find_refresh_session(self, token_hash: str) -> str | None:
+        """The session a refresh token (current or already rotated) belongs to."""
+        ...
+
+    def revoke_session(self, session_id: str, *, user_id: str | None, now: datetime) -> bool:
+        """Revoke one session (of ``user_id`` when given); False when none matched."""
+        ...
+
+    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]: ...
+
+    def touch_sessions(self, last_seen: dict[str, datetime]) -> None:
+        """Record last-seen times collected in memory (a batch, off the request path)."""
+        ...
+
+
+class RevocationLog(Protocol):
+    def read_revocations(self, after_id: int, *, limit: int = 1000) -> list[RevocationEvent]: ...
+
+    def latest_revocation_id(self) -> int: ...
+
+    def prune_revocations(self, *, older_than: datetime) -> int: ...
+
+
+class Store(UserStore, SessionStore, RevocationLog, Protocol):
+    """Everything the service needs, plus lifecycle."""
+
+    def ping(self) -> bool: ...
+
+    def dispose(self) -> None: ...

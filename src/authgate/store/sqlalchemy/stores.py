@@ -1,0 +1,382 @@
+"""The SQLAlchemy implementation of every store protocol (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from authgate.errors import UserExistsError
+from authgate.store.records import (
+    RefreshOutcome,
+    RevocationEvent,
+    RevocationKind,
+    SessionRecord,
+    UserRecord,
+    UserStatus,
+)
+from authgate.store.sqlalchemy.models import RefreshTokenRow, RevocationRow, SessionRow, UserRow
+
+
+def _user_record(row: UserRow) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        username=row.username,
+        name=row.name,
+        password_hash=row.password_hash,
+        roles=tuple(json.loads(row.roles)),
+        status=UserStatus(row.status),
+        email_verified=row.email_verified,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+def _session_record(row: SessionRow) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        user_agent=row.user_agent,
+        ip=row.ip,
+    )
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _username_key(username: str | None) -> str | None:
+    return username.casefold() if username else None
+
+
+class SqlAlchemyStore:
+    """Users, sessions, refresh tokens and the revocation log in one SQL database."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def _log(
+        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
+    ) -> None:
+        if subjects:
+            db.execute(
+                insert(RevocationRow),
+                [{"kind": kind.value, "subject": s, "created_at": now} for s in subjects],
+            )
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # Users -----------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        *,
+        email: str,
+        username: str | None,
+        name: str | None,
+        password_hash: str | None,
+        roles: Sequence[str],
+        now: datetime,
+    ) -> UserRecord:
+        row = UserRow(
+            id=secrets.token_hex(12),
+            email=email,
+            email_key=email.casefold(),
+            username=username,
+            username_key=_username_key(username),
+            name=name,
+            password_hash=password_hash,
+            roles=json.dumps(list(roles)),
+            status=UserStatus.ACTIVE.value,
+            email_verified=False,
+            created_at=now,
+            last_login_at=None,
+        )
+        try:
+            with self._transaction() as db:
+                db.add(row)
+        except IntegrityError:
+            raise UserExistsError() from None
+        return _user_record(row)
+
+    def get_user(self, user_id: str) -> UserRecord | None:
+        with self._sessions() as db:
+            row = db.get(UserRow, user_id)
+            return _user_record(row) if row else None
+
+    def find_user_by_login(self, login: str) -> UserRecord | None:
+        key = login.casefold()
+        column = UserRow.email_key if "@" in login else UserRow.username_key
+        with self._sessions() as db:
+            row = db.scalars(select(UserRow).where(column == key)).first()
+            return _user_record(row) if row else None
+
+    def update_profile(
+        self, user_id: str, *, name: str | None, username: str | None
+    ) -> UserRecord | None:
+        try:
+            with self._transaction() as db:
+                row = db.get(UserRow, user_id)
+                if row is None:
+                    return None
+                row.name = name
+                row.username = username
+                row.username_key = _username_key(username)
+        except IntegrityError:
+            raise UserExistsError("This username is already taken.") from None
+        return _user_record(row)
+
+    def update_access(
+        self,
+        user_id: str,
+        *,
+        roles: Sequence[str] | None = None,
+        status: UserStatus | None = None,
+        now: datetime,
+    ) -> UserRecord | None:
+        with self._transaction() as db:
+            row = db.get(UserRow, user_id, with_for_update=True)
+            if row is None:
+                return None
+            if roles is not None:
+                row.roles = json.dumps(list(roles))
+            if status is not None:
+                row.status = status.value
+            if status is UserStatus.DISABLED:
+                self._revoke_user_sessions(db, user_id, now)
+            self._log(db, RevocationKind.USER, [user_id], now)
+        return _user_record(row)
+
+    def record_login(
+        self, user_id: str, *, now: datetime, password_hash: str | None = None
+    ) -> UserRecord | None:
+        values: dict[str, object] = {"last_login_at": now}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        with self._transaction() as db:
+            db.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+            row = db.get(UserRow, user_id)
+            return _user_record(row) if row else None
+
+    def set_password_hash(
+        self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
+    ) -> list[str]:
+        with self._transaction() as db:
+            db.execute(
+                update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash)
+            )
+            return self._revoke_user_sessions(db, user_id, now, keep=keep_session_id)
+
+    def delete_user(self, user_id: str, *, now: datetime) -> bool:
+        with self._transaction() as db:
+            self._revoke_user_sessions(db, user_id, now)
+            result = db.execute(delete(UserRow).where(UserRow.id == user_id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                return False
+            self._log(db, RevocationKind.USER, [user_id], now)
+            return True
+
+    def list_users(
+        self, *, query: str | None, offset: int, limit: int
+    ) -> tuple[list[UserRecord], int]:
+        stmt = select(UserRow)
+        if query:
+            pattern = f"%{_escape_like(query.casefold())}%"
+            stmt = stmt.where(
+                or_(
+                    UserRow.email_key.like(pattern, escape="\\"),
+                    UserRow.username_key.like(pattern, escape="\\"),
+                    func.lower(UserRow.name).like(pattern, escape="\\"),
+                )
+            )
+        with self._sessions() as db:
+            total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = db.scalars(
+                stmt.order_by(UserRow.created_at, UserRow.id).offset(offset).limit(limit)
+            ).all()
+            return [_user_record(r) for r in rows], total
+
+    def count_users(self) -> int:
+        with self._sessions() as db:
+            return db.scalar(select(func.count()).select_from(UserRow)) or 0
+
+    # Sessions --------------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        *,
+        user_id: str,
+        refresh_token_hash: str,
+        expires_at: datetime,
+        user_agent: str | None,
+        ip: str | None,
+        now: datetime,
+    ) -> SessionRecord:
+        row = SessionRow(
+            id=secrets.token_urlsafe(18),
+            user_id=user_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+            user_agent=(user_agent or None) and user_agent[:512],
+            ip=ip,
+        )
+        with self._transaction() as db:
+            db.add(row)
+            db.flush()
+            db.add(
+                RefreshTokenRow(token_hash=refresh_token_hash, session_id=row.id, created_at=now)
+            )
+        return _session_record(row)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self._sessions() as db:
+            row = db.get(SessionRow, session_id)
+            return _session_record(row) if row else None
+
+    def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
+        with self._sessions() as db:
+            rows = db.scalars(
+                select(SessionRow)
+                .where(
+                    SessionRow.user_id == user_id,
+                    SessionRow.revoked_at.is_(None),
+                    SessionRow.expires_at > now,
+                )
+                .order_by(SessionRow.created_at.desc(), SessionRow.id)
+            ).all()
+            return [_session_record(r) for r in rows]
+
+    def rotate_refresh_token(
+        self, presented_hash: str, new_hash: str, *, expires_at: datetime, now: datetime
+    ) -> RefreshOutcome:
+        with self._transaction() as db:
+            consumed = db.execute(
+                update(RefreshTokenRow)
+                .where(
+                    RefreshTokenRow.token_hash == presented_hash, RefreshTokenRow.used_at.is_(None)
+                )
+                .values(used_at=now)
+                .returning(RefreshTokenRow.session_id)
+            ).scalar_one_or_none()
+            if consumed is None:
+                reused = db.scalar(
+                    select(RefreshTokenRow.session_id).where(
+                        RefreshTokenRow.token_hash == presented_hash
+                    )
+                )
+                if reused is None:
+                    return RefreshOutcome()
+                self._revoke_sessions(db, [reused], now)
+                return RefreshOutcome(reused_session_id=reused)
+            row = db.get(SessionRow, consumed, with_for_update=True)
+            if row is None or not _session_record(row).is_valid_at(now):
+                return RefreshOutcome()
+            row.last_seen_at = now
+            row.expires_at = expires_at
+            db.add(RefreshTokenRow(token_hash=new_hash, session_id=row.id, created_at=now))
+            return RefreshOutcome(session=_session_record(row))
+
+    def find_refresh_session(self, token_hash: str) -> str | None:
+        with self._sessions() as db:
+            return db.scalar(
+                select(RefreshTokenRow.session_id).where(RefreshTokenRow.token_hash == token_hash)
+            )
+
+    def revoke_session(self, session_id: str, *, user_id: str | None, now: datetime) -> bool:
+        with self._transaction() as db:
+            stmt = select(SessionRow.id).where(
+                SessionRow.id == session_id, SessionRow.revoked_at.is_(None)
+            )
+            if user_id is not None:
+                stmt = stmt.where(SessionRow.user_id == user_id)
+            found = db.scalars(stmt).all()
+            self._revoke_sessions(db, found, now)
+            return bool(found)
+
+    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]:
+        with self._transaction() as db:
+            return self._revoke_user_sessions(db, user_id, now)
+
+    def _revoke_user_sessions(
+        self, db: Session, user_id: str, now: datetime, keep: str | None = None
+    ) -> list[str]:
+        stmt = select(SessionRow.id).where(
+            SessionRow.user_id == user_id, SessionRow.revoked_at.is_(None)
+        )
+        if keep is not None:
+            stmt = stmt.where(SessionRow.id != keep)
+        ids = list(db.scalars(stmt).all())
+        self._revoke_sessions(db, ids, now)
+        return ids
+
+    def _revoke_sessions(self, db: Session, ids: Sequence[str], now: datetime) -> None:
+        if not ids:
+            return
+        db.execute(
+            update(SessionRow)
+            .where(SessionRow.id.in_(ids), SessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        self._log(db, RevocationKind.SESSION, ids, now)
+
+    def touch_sessions(self, last_seen: dict[str, datetime]) -> None:
+        if not last_seen:
+            return
+        with self._transaction() as db:
+            for session_id, seen in last_seen.items():
+                db.execute(
+                    update(SessionRow)
+                    .where(SessionRow.id == session_id, SessionRow.last_seen_at < seen)
+                    .values(last_seen_at=seen)
+                )
+
+    # Revocation log --------------------------------------------------------------------------
+
+    def read_revocations(self, after_id: int, *, limit: int = 1000) -> list[RevocationEvent]:
+        with self._sessions() as db:
+            rows = db.execute(
+                select(RevocationRow.id, RevocationRow.kind, RevocationRow.subject)
+                .where(RevocationRow.id > after_id)
+                .order_by(RevocationRow.id)
+                .limit(limit)
+            ).all()
+            return [RevocationEvent(r.id, RevocationKind(r.kind), r.subject) for r in rows]
+
+    def latest_revocation_id(self) -> int:
+        with self._sessions() as db:
+            return db.scalar(select(func.max(RevocationRow.id))) or 0
+
+    def prune_revocations(self, *, older_than: datetime) -> int:
+        with self._transaction() as db:
+            result = db.execute(delete(RevocationRow).where(RevocationRow.created_at < older_than))
+            return int(result.rowcount)  # type: ignore[attr-defined]

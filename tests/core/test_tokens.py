@@ -1,0 +1,373 @@
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from authgate.core.keys import KeyRing, SigningKey, generate_key
+from authgate.core.tokens import (
+    ACCESS_TOKEN_TYPE,
+    AccessClaims,
+    UnknownKeyError,
+    decode_access_token,
+    issue_access_token,
+)
+from authgate.errors import InvalidTokenError, TokenExpiredError
+
+NOW = 1_900_000_000.0
+ISS = "https://auth.example.test"
+AUD = "https://api.example.test"
+TTL = 300
+
+
+def _key(kid: str = "k1", *, days_ago: int = 0) -> SigningKey:
+    created = datetime(2030, 1, 1, tzinfo=UTC) - timedelta(days=days_ago)
+    return SigningKey(
+        kid=kid, private_key=Ed25519PrivateKey.generate(), created_at=created, dev=False
+    )
+
+
+def _issue(key: SigningKey, **overrides: Any) -> str:
+    args: dict[str, Any] = {
+        "key": key,
+        "issuer": ISS,
+        "audience": AUD,
+        "subject": "user-1",
+        "session_id": "sess-1",
+        "roles": ["admin", "editor"],
+        "ttl_seconds": TTL,
+        "now": NOW,
+    }
+    args.update(overrides)
+    return issue_access_token(**args)
+
+
+def _decode(token: Any, ring: KeyRing, **overrides: Any) -> AccessClaims:
+    args: dict[str, Any] = {"keyring": ring, "issuer": ISS, "audience": AUD, "now": NOW}
+    args.update(overrides)
+    return decode_access_token(token, **args)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _forge(key: SigningKey, payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    """Sign arbitrary JSON with ``key`` (EdDSA), bypassing every check PyJWT's encode makes."""
+    header = header if header is not None else {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    signature = key.private_key.sign(signing_input.encode())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _good_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "user-1",
+        "sid": "sess-1",
+        "roles": ["admin"],
+        "iat": int(NOW),
+        "exp": int(NOW) + TTL,
+        "jti": "jti-1",
+    }
+    payload.update(overrides)
+    return payload
+
+
+# --- issue + decode ---------------------------------------------------------------------------
+
+
+def test_round_trip() -> None:
+    key = _key()
+    claims = _decode(_issue(key), KeyRing([key]))
+
+    assert claims.subject == "user-1"
+    assert claims.session_id == "sess-1"
+    assert claims.roles == ("admin", "editor")
+    assert claims.issued_at == int(NOW)
+    assert claims.expires_at == int(NOW) + TTL
+    assert claims.key_id == "k1"
+    assert len(claims.token_id) >= 22  # 16 random bytes, base64url
+
+
+def test_header_and_claims_on_the_wire() -> None:
+    key = _key()
+    token = _issue(key, now=NOW + 0.9)
+
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "EdDSA", "typ": ACCESS_TOKEN_TYPE, "kid": "k1"}
+    assert ACCESS_TOKEN_TYPE == "at+jwt"
+    payload = jwt.decode(token, options={"verify_signature": False})
+    assert set(payload) == {"iss", "aud", "sub", "sid", "roles", "iat", "exp", "jti"}
+    assert payload["iss"] == ISS
+    assert payload["aud"] == AUD
+    assert payload["roles"] == ["admin", "editor"]
+    assert payload["iat"] == int(NOW)
+    assert payload["exp"] == int(NOW) + TTL
+
+
+def test_token_ids_are_unique() -> None:
+    key = _key()
+    ring = KeyRing([key])
+
+    ids = {_decode(_issue(key), ring).token_id for _ in range(50)}
+
+    assert len(ids) == 50
+
+
+def test_empty_roles_round_trip() -> None:
+    key = _key()
+
+    assert _decode(_issue(key, roles=[]), KeyRing([key])).roles == ()
+
+
+def test_issue_rejects_non_positive_ttl() -> None:
+    with pytest.raises(ValueError):
+        _issue(_key(), ttl_seconds=0)
+
+
+def test_issue_rejects_a_string_as_roles() -> None:
+    with pytest.raises(TypeError):
+        _issue(_key(), roles="admin")
+
+
+def test_decode_rejects_negative_leeway() -> None:
+    key = _key()
+
+    with pytest.raises(ValueError):
+        _decode(_issue(key), KeyRing([key]), leeway_seconds=-1)
+
+
+# --- audience, issuer -------------------------------------------------------------------------
+
+
+def test_wrong_audience_is_rejected() -> None:
+    key = _key()
+    token = _issue(key, audience="https://other.example.test")
+
+    with pytest.raises(InvalidTokenError) as excinfo:
+        _decode(token, KeyRing([key]))
+
+    assert excinfo.value.code == "invalid_token"
+    assert str(excinfo.value) == InvalidTokenError.default_message  # no library text
+
+
+def test_wrong_issuer_is_rejected() -> None:
+    key = _key()
+    token = _issue(key, issuer="https://evil.example.test")
+
+    with pytest.raises(InvalidTokenError):
+        _decode(token, KeyRing([key]))
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def test_valid_until_the_last_second() -> None:
+    key = _key()
+
+    claims = _decode(_issue(key), KeyRing([key]), now=NOW + TTL - 1)
+
+    assert claims.subject == "user-1"
+
+
+def test_expired_at_exp() -> None:
+    key = _key()
+
+    with pytest.raises(TokenExpiredError) as excinfo:
+        _decode(_issue(key), KeyRing([key]), now=NOW + TTL)
+
+    assert excinfo.value.code == "token_expired"
+
+
+def test_expired_long_ago() -> None:
+    key = _key()
+
+    with pytest.raises(TokenExpiredError):
+        _decode(_issue(key), KeyRing([key]), now=NOW + 86_400)
+
+
+def test_leeway_extends_expiry() -> None:
+    key = _key()
+    token = _issue(key)
+
+    assert _decode(token, KeyRing([key]), now=NOW + TTL + 5, leeway_seconds=10).subject == "user-1"
+    with pytest.raises(TokenExpiredError):
+        _decode(token, KeyRing([key]), now=NOW + TTL + 10, leeway_seconds=10)
+
+
+def test_iat_slightly_in_the_future_is_tolerated() -> None:
+    key = _key()
+
+    claims = _decode(_issue(key, now=NOW + 30), KeyRing([key]))
+
+    assert claims.issued_at == int(NOW) + 30
+
+
+def test_iat_far_in_the_future_is_rejected() -> None:
+    key = _key()
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_issue(key, now=NOW + 3600), KeyRing([key]))
+
+
+def test_exp_not_after_iat_is_rejected() -> None:
+    key = _key()
+    token = _forge(key, _good_payload(iat=int(NOW), exp=int(NOW)))
+
+    with pytest.raises(InvalidTokenError):
+        _decode(token, KeyRing([key]), now=NOW - 10)
+
+
+def test_nbf_in_the_future_is_rejected() -> None:
+    key = _key()
+    ring = KeyRing([key])
+
+    assert _decode(_forge(key, _good_payload(nbf=int(NOW))), ring).subject == "user-1"
+    with pytest.raises(InvalidTokenError):
+        _decode(_forge(key, _good_payload(nbf=int(NOW) + 100)), ring)
+
+
+def test_expiry_is_checked_only_after_the_signature() -> None:
+    """An expired forgery is 'invalid', not 'expired': expiry says nothing about forged tokens."""
+    key = _key()
+    forged = _forge(_key(), _good_payload(exp=int(NOW) - 100, iat=int(NOW) - 400))
+
+    with pytest.raises(InvalidTokenError):
+        _decode(forged, KeyRing([key]))
+
+
+# --- rotation ---------------------------------------------------------------------------------
+
+
+def test_rotation_old_tokens_still_verify_and_newest_key_is_active(tmp_path: Path) -> None:
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    old = generate_key(tmp_path, dev=False, now=start)
+    old_token = _issue(old)
+
+    new = generate_key(tmp_path, dev=False, now=start + timedelta(days=30))
+    ring = KeyRing([old, new])
+
+    assert ring.active.kid == new.kid
+    new_token = _issue(ring.active)
+    assert jwt.get_unverified_header(new_token)["kid"] == new.kid
+    assert _decode(old_token, ring).key_id == old.kid
+    assert _decode(new_token, ring).key_id == new.kid
+
+
+def test_token_from_a_removed_key_is_unknown() -> None:
+    old, new = _key("old", days_ago=30), _key("new")
+    token = _issue(old)
+
+    with pytest.raises(UnknownKeyError):
+        _decode(token, KeyRing([new]))
+
+
+def test_unknown_key_error_is_an_invalid_token_error() -> None:
+    assert issubclass(UnknownKeyError, InvalidTokenError)
+    assert UnknownKeyError().code == "invalid_token"
+
+
+# --- claim types ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["iss", "aud", "sub", "sid", "iat", "exp", "jti"])
+def test_missing_required_claim_is_rejected(claim: str) -> None:
+    key = _key()
+    ring = KeyRing([key])
+    payload = _good_payload()
+    assert _decode(_forge(key, payload), ring).subject == "user-1"  # control
+
+    del payload[claim]
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_forge(key, payload), ring)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sub": 42},
+        {"sub": ""},
+        {"sub": ["user-1"]},
+        {"sid": 7},
+        {"sid": None},
+        {"jti": 1},
+        {"roles": "admin"},
+        {"roles": ["admin", 1]},
+        {"roles": {"admin": True}},
+        {"iat": float(NOW)},
+        {"iat": str(int(NOW))},
+        {"iat": True},
+        {"exp": float(NOW + TTL)},
+        {"exp": str(int(NOW + TTL))},
+        {"exp": True},
+        {"iss": [ISS]},
+        {"aud": 5},
+        {"nbf": "0"},
+    ],
+    ids=repr,
+)
+def test_claims_of_the_wrong_type_are_rejected(overrides: dict[str, Any]) -> None:
+    key = _key()
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_forge(key, _good_payload(**overrides)), KeyRing([key]))
+
+
+def test_missing_roles_means_no_roles() -> None:
+    key = _key()
+    payload = _good_payload()
+    del payload["roles"]
+
+    assert _decode(_forge(key, payload), KeyRing([key])).roles == ()
+
+
+def test_audience_list_containing_ours_is_accepted() -> None:
+    key = _key()
+    token = _forge(key, _good_payload(aud=["https://other.example.test", AUD]))
+
+    assert _decode(token, KeyRing([key])).subject == "user-1"
+
+
+# --- junk input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        123,
+        b"a.b.c",
+        "",
+        "not a jwt",
+        "a.b.c",
+        "....",
+        "eyJ.eyJ.",
+        "Bearer x.y.z",
+        "\ud800.\ud800.\ud800",
+    ],
+    ids=repr,
+)
+def test_junk_is_invalid_token(token: Any) -> None:
+    with pytest.raises(InvalidTokenError) as excinfo:
+        _decode(token, KeyRing([_key()]))
+
+    assert str(excinfo.value) == InvalidTokenError.default_message
+
+
+def test_absurdly_long_token_is_rejected_before_parsing() -> None:
+    key = _key()
+    huge = _issue(key, roles=["r" * 100] * 100)
+    assert len(huge) > 8 * 1024
+    assert jwt.decode(huge, options={"verify_signature": False})  # well-formed, just too long
+
+    with pytest.raises(InvalidTokenError):
+        _decode(huge, KeyRing([key]))
