@@ -6,7 +6,6 @@ Adapters (Flask, CLI) parse input and render output; they ask the service and ne
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -143,7 +142,6 @@ class AuthService:
             remember_seconds=settings.access_token_ttl_seconds + 60,
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
         )
-        self._started = threading.Event()
 
     # Registration and login ----------------------------------------------------------------
 
@@ -238,7 +236,7 @@ class AuthService:
 
     def authenticate(self, token: str, transport: Literal["bearer", "cookie"]) -> Principal:
         """Check an access token. In steady state: one dict lookup per cache, no database."""
-        self._ensure_started()
+        self.feed.ensure_started()
         now = self.clock.timestamp()
         claims = self.cache.claims.get(token)
         if claims is None:
@@ -291,10 +289,9 @@ class AuthService:
             self.cache.users.put(user_id, user)
         return user
 
-    def _ensure_started(self) -> None:
-        if not self._started.is_set() or self.feed._pid is None:
-            self.feed.ensure_started()
-            self._started.set()
+    def start(self) -> None:
+        """Start following revocations (background threads); again after a fork."""
+        self.feed.ensure_started()
 
     def require_roles(self, principal: Principal, roles: Sequence[str]) -> None:
         """Every role in ``roles`` is held by the caller now (not when the token was issued)."""

@@ -24,7 +24,7 @@ from authgate.core.keys import (
 from authgate.errors import ConfigError
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
-KID_RE = re.compile(r"(dev-)?\d{8}T\d{6}Z-[0-9a-f]{8}")
+KID_RE = re.compile(r"(dev-)?\d{8}T\d{12}Z-[0-9a-f]{8}")
 
 
 @pytest.fixture
@@ -87,9 +87,9 @@ def test_generate_key_kid_encodes_time_and_is_random(tmp_path: Path) -> None:
     second = generate_key(tmp_path, dev=False, now=NOW)
 
     assert KID_RE.fullmatch(first.kid)
-    assert first.kid.startswith("20300102T030405Z-")
+    assert first.kid.startswith("20300102T030405678000Z-")
     assert first.kid != second.kid
-    assert first.created_at == NOW.replace(microsecond=0)
+    assert first.created_at == NOW
     assert first.dev is False
     assert len(list(tmp_path.glob("*.pem"))) == 2
 
@@ -98,7 +98,7 @@ def test_generate_key_converts_now_to_utc(tmp_path: Path) -> None:
     plus_two = timezone(timedelta(hours=2))
     key = generate_key(tmp_path, dev=False, now=datetime(2030, 1, 2, 5, 4, 5, tzinfo=plus_two))
 
-    assert key.kid.startswith("20300102T030405Z-")
+    assert key.kid.startswith("20300102T030405678000Z-")
     assert key.created_at == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -111,7 +111,7 @@ def test_dev_key_kid_is_recognisable(tmp_path: Path) -> None:
     key = generate_key(tmp_path, dev=True, now=NOW)
 
     assert key.dev is True
-    assert key.kid.startswith("dev-20300102T030405Z-")
+    assert key.kid.startswith("dev-20300102T030405678000Z-")
     assert KID_RE.fullmatch(key.kid)
 
 
@@ -164,10 +164,10 @@ def test_load_keyring_ignores_files_that_are_not_named_by_a_kid(tmp_path: Path) 
     (tmp_path / "README.txt").write_bytes(junk)
     (tmp_path / "backup.pem").write_bytes(junk)
     (tmp_path / f"{key.kid}.pem.bak").write_bytes(junk)
-    (tmp_path / "20301301T000000Z-0123abcd.pem").write_bytes(junk)  # month 13
-    (tmp_path / "20300101T000000Z-0123ABCD.pem").write_bytes(junk)  # upper-case hex
-    (tmp_path / "prod-20300101T000000Z-0123abcd.pem").write_bytes(junk)
-    (tmp_path / "20300101T000000Z-0123abcd.pem").mkdir()  # a directory, not a file
+    (tmp_path / "20301301T000000000000Z-0123abcd.pem").write_bytes(junk)  # month 13
+    (tmp_path / "20300101T000000000000Z-0123ABCD.pem").write_bytes(junk)  # upper-case hex
+    (tmp_path / "prod-20300101T000000000000Z-0123abcd.pem").write_bytes(junk)
+    (tmp_path / "20300101T000000000000Z-0123abcd.pem").mkdir()  # a directory, not a file
 
     ring = load_keyring(tmp_path)
 
@@ -177,7 +177,7 @@ def test_load_keyring_ignores_files_that_are_not_named_by_a_kid(tmp_path: Path) 
 
 def test_load_keyring_corrupt_pem_is_config_error_naming_the_file(tmp_path: Path) -> None:
     generate_key(tmp_path, dev=False, now=NOW)
-    bad = tmp_path / "20300101T000000Z-deadbeef.pem"
+    bad = tmp_path / "20300101T000000000000Z-deadbeef.pem"
     bad.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64!!\n-----END PRIVATE KEY-----\n")
 
     with pytest.raises(ConfigError) as excinfo:
@@ -205,7 +205,7 @@ def test_load_keyring_non_ed25519_key_is_config_error(tmp_path: Path) -> None:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    path = tmp_path / "20300101T000000Z-0badc0de.pem"
+    path = tmp_path / "20300101T000000000000Z-0badc0de.pem"
     path.write_bytes(pem)
 
     with pytest.raises(ConfigError, match="Ed25519"):
@@ -218,7 +218,7 @@ def test_load_keyring_encrypted_key_is_config_error(tmp_path: Path) -> None:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.BestAvailableEncryption(b"passphrase"),
     )
-    path = tmp_path / "20300101T000000Z-0badc0de.pem"
+    path = tmp_path / "20300101T000000000000Z-0badc0de.pem"
     path.write_bytes(pem)
 
     with pytest.raises(ConfigError, match=re.escape(path.name)):

@@ -41,8 +41,8 @@ __all__ = [
 ALGORITHM = "EdDSA"
 
 _DEV_PREFIX = "dev-"
-_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-_KID_RE = re.compile(r"(?P<dev>dev-)?(?P<ts>\d{8}T\d{6}Z)-[0-9a-f]{8}")
+_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_KID_RE = re.compile(r"(?P<dev>dev-)?(?P<ts>\d{8}T\d{12}Z)-[0-9a-f]{8}")
 _KEY_SUFFIX = ".pem"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -137,7 +137,7 @@ def generate_key(directory: Path, *, dev: bool, now: datetime) -> SigningKey:
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    created_at = now.astimezone(UTC).replace(microsecond=0)
+    created_at = now.astimezone(UTC)
     directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
     private_key = Ed25519PrivateKey.generate()
     pem = private_key.private_bytes(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -42,6 +42,12 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
     )
 
 
+def _vary_on_origin(response: Response) -> Response:
+    """Every answer may differ by Origin (CORS headers or not): caches must key on it."""
+    response.vary.add("Origin")
+    return response
+
+
 class AuthGate:
     """The Flask extension. ``AuthGate(app)`` or ``AuthGate()`` then ``init_app(app)``."""
 
@@ -68,13 +74,16 @@ class AuthGate:
         self.settings = settings
         self.service = self._service or build_service(settings)
         self.transport = Transport(settings)
+        self.service.start()
         app.extensions[EXTENSION_KEY] = self
-        app.config.setdefault("MAX_CONTENT_LENGTH", settings.max_body_bytes)
+        if app.config.get("MAX_CONTENT_LENGTH") is None:
+            app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
         for module in (auth_views, user_views, meta_views):
             app.register_blueprint(module.blueprint)
         if settings.origins:
             CORS(app, **self.cors_options())
+            app.after_request(_vary_on_origin)
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

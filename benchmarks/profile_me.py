@@ -1,0 +1,130 @@
+"""Where does ``GET /api/auth/me`` spend its time, compared with the bare Flask view?
+
+Runs both apps in this one process (no server, no network): builds a WSGI environ once and calls
+each app ``--requests`` times, first timed without a profiler, then under cProfile, and prints the
+per-request cost and the functions with the most own time and cumulative time.
+
+    .venv/bin/python benchmarks/profile_me.py                    # bearer, 20000 requests
+    .venv/bin/python benchmarks/profile_me.py --transport cookie --top 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from werkzeug.test import EnvironBuilder
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+EMAIL = "bench@example.com"
+PASSWORD = "Bench-mark-Passw0rd-7731"  # noqa: S105 -- a throw-away benchmark account
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    if not status.startswith("200"):
+        raise RuntimeError(f"unexpected status {status}")
+
+
+def call(app: WsgiApp, environ: dict[str, Any]) -> None:
+    body = app(dict(environ), _start_response)
+    for _chunk in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def loop(app: WsgiApp, environ: dict[str, Any], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        call(app, environ)
+    return (time.perf_counter() - start) / n * 1e6  # microseconds per request
+
+
+def profile(app: WsgiApp, environ: dict[str, Any], n: int, top: int, title: str) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        call(app, environ)
+    profiler.disable()
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(top)
+        print(f"\n===== {title}: top {top} by {order} ({n} requests) =====")
+        print(out.getvalue().split("\n", 4)[-1].rstrip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--transport", choices=("bearer", "cookie"), default="bearer")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-profile", action="store_true", help="only the timings")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="authgate-profile-"))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+        env.update(
+            AUTHGATE_INSTANCE_PATH=str(workdir / "instance"),
+            AUTHGATE_PUBLIC_URL="http://localhost:8086",
+            AUTHGATE_ORIGINS="http://localhost:4100",
+        )
+        from authgate.config import load_settings
+        from authgate.server import create_app
+
+        from bare_app import app as bare
+
+        settings = load_settings(environ=env)
+        app = create_app(settings)
+        client = app.test_client()
+        response = client.post("/api/auth/register", json={"email": EMAIL, "password": PASSWORD})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        response = client.post("/api/auth/login", json={"login": EMAIL, "password": PASSWORD})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        token = response.get_json()["access_token"]
+        if args.transport == "bearer":
+            headers = {"Authorization": f"Bearer {token}"}
+        else:
+            headers = {"Cookie": f"authgate_session={token}"}
+        auth_env = EnvironBuilder(path="/api/auth/me", headers=headers).get_environ()
+        bare_env = EnvironBuilder(path="/me").get_environ()
+
+        n = args.requests
+        loop(app, auth_env, 500)  # warm caches (claims, session, user)
+        loop(bare, bare_env, 500)
+        auth_us = loop(app, auth_env, n)
+        bare_us = loop(bare, bare_env, n)
+        print(f"in-process, no profiler, {n} requests each ({args.transport}):")
+        print(f"  bare /me          {bare_us:8.1f} us/request  ({1e6 / bare_us:8.0f} req/s)")
+        print(f"  authgate /me      {auth_us:8.1f} us/request  ({1e6 / auth_us:8.0f} req/s)")
+        print(
+            f"  authgate overhead {auth_us - bare_us:8.1f} us/request; "
+            f"authgate rps = {100 * bare_us / auth_us:.1f}% of bare"
+        )
+        if not args.no_profile:
+            profile(bare, bare_env, n, args.top, "bare /me")
+            profile(app, auth_env, n, args.top, f"authgate /me ({args.transport})")
+        app.extensions["authgate"].service.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""``authgate``: run the server and administer its database, users and signing keys.
+
+Every command reads the same settings as the server (``AUTHGATE_*`` environment variables and the
+TOML file named by ``AUTHGATE_CONFIG``). Unusable settings are reported on stderr with exit code 2,
+never as a traceback; a refused operation (unknown user, weak password, ...) exits with code 1.
+Passwords are read from a hidden prompt or from stdin, never from the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from werkzeug.serving import run_simple
+
+from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
+from authgate.core.keys import generate_key, insecure_key_files, load_keyring
+from authgate.errors import AuthError, ConfigError, UserExistsError, ValidationFailedError
+from authgate.integrations.flask.extension import build_service
+from authgate.schemas import ROLE_PATTERN, RegisterInput, format_time, parse_input
+from authgate.server import create_app
+from authgate.service import DEFAULT_ROLES, AuthService
+from authgate.store.records import UserRecord, UserStatus
+from authgate.store.sqlalchemy.engines import create_database_engine
+from authgate.store.sqlalchemy.migrate import current_revision, head_revision, upgrade_database
+
+__all__ = ["GunicornApplication", "default_workers", "gunicorn_options", "main"]
+
+log = logging.getLogger("authgate")
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)s "%(a)s" %({x-request-id}o)s'
+_MAX_DEFAULT_WORKERS = 64  # the most AUTHGATE_WORKERS accepts
+_USER_PAGE = 100
+
+
+# Errors ------------------------------------------------------------------------------------------
+
+
+class SettingsProblem(click.ClickException):
+    """Unusable settings (``ConfigError``): reported without a traceback, exit code 2."""
+
+    exit_code = 2
+
+
+class Refused(click.ClickException):
+    """The operation was refused (unknown user, weak password, ...): exit code 1."""
+
+    exit_code = 1
+
+
+def _describe_auth_error(error: AuthError) -> str:
+    lines = [error.message]
+    if isinstance(error, ValidationFailedError):
+        lines += [f"  {field}: {message}" for field, message in error.fields.items()]
+    return "\n".join(lines)
+
+
+class _Group(click.Group):
+    """The root group: turns the errors every command may meet into clear messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            raise SettingsProblem(str(e)) from None
+        except AuthError as e:
+            raise Refused(_describe_auth_error(e)) from None
+        except (ArgumentError, NoSuchModuleError):
+            raise SettingsProblem(
+                f"{ENV_PREFIX}DATABASE_URL is not a usable database URL; use e.g. "
+                "postgresql+psycopg://user@host/dbname or sqlite:////path/to/authgate.db."
+            ) from None
+        except OperationalError as e:
+            raise Refused(f"Could not use the database: {_first_line(e.orig)}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "").strip()
+    return text.splitlines()[0] if text else "unknown error"
+
+
+# Shared helpers ----------------------------------------------------------------------------------
+
+
+def _load(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings, with command-line options (``AUTHGATE_*`` keys) winning over everything."""
+    return load_settings({k: v for k, v in (overrides or {}).items() if v is not None})
+
+
+@contextmanager
+def _service(settings: Settings) -> Iterator[AuthService]:
+    service = build_service(settings)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def _find_user(service: AuthService, email: str) -> UserRecord:
+    user = service.store.find_user_by_login(email.strip())
+    if user is None:
+        raise Refused(f"No user with the email or username {email!r}.")
+    return user
+
+
+def _safe_database_url(settings: Settings) -> str:
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_database_engine(settings.resolved_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _format_user(user: UserRecord) -> str:
+    return "\t".join(
+        [
+            user.id,
+            user.email,
+            user.username or "-",
+            ",".join(user.roles) or "-",
+            user.status.value,
+            format_time(user.created_at) or "-",
+        ]
+    )
+
+
+# The command line --------------------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="authgate")
+def main() -> None:
+    """authgate: authentication server and administration."""
+
+
+# serve -------------------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """Gunicorn's rule of thumb, ``2 * CPUs + 1``, capped at what the settings accept."""
+    return min(2 * (os.cpu_count() or 1) + 1, _MAX_DEFAULT_WORKERS)
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gunicorn_options(settings: Settings, workers: int | None = None) -> dict[str, Any]:
+    """The gunicorn settings ``authgate serve --production`` runs with."""
+    return {
+        "bind": [_bind_address(settings.host, settings.port)],
+        "workers": workers or settings.workers or default_workers(),
+        "worker_class": "sync",
+        "graceful_timeout": 30,
+        "timeout": 30,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        # Each worker builds its own app (database pool, revocation threads) after the fork.
+        "preload_app": False,
+        "proc_name": "authgate",
+        # gunicorn >= 25 opens a control socket in $HOME by default; two servers on one host
+        # would fight over it, and authgate does not need it.
+        "control_socket_disable": True,
+    }
+
+
+_OPTIONAL_GUNICORN_SETTINGS = frozenset({"control_socket_disable"})
+
+
+class GunicornApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn, driven from Python: ``create_app(settings)`` in every worker after the fork."""
+
+    def __init__(self, settings: Settings, options: Mapping[str, Any]):
+        self.settings = settings
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in _OPTIONAL_GUNICORN_SETTINGS and key not in self.cfg.settings:
+                continue  # an older gunicorn without this feature
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
+
+
+@main.command()
+@click.option(
+    "--production",
+    is_flag=True,
+    help="Run gunicorn with production checks (same as AUTHGATE_ENV=production).",
+)
+@click.option("--host", help="Interface to listen on [default: AUTHGATE_HOST or 127.0.0.1].")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Port to listen on [default: AUTHGATE_PORT or 8086].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, _MAX_DEFAULT_WORKERS),
+    help="gunicorn worker processes (production) [default: AUTHGATE_WORKERS or 2*CPUs+1].",
+)
+def serve(production: bool, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the authgate server."""
+    settings = _load(
+        {
+            ENV_PREFIX + "ENV": Environment.PRODUCTION.value if production else None,
+            ENV_PREFIX + "HOST": host,
+            ENV_PREFIX + "PORT": port,
+            ENV_PREFIX + "WORKERS": workers,
+        }
+    )
+    # Fail here, once, with a clear message -- not in every worker. This also migrates the
+    # embedded SQLite database and generates development keys when needed.
+    with _service(settings):
+        pass
+    if settings.is_production:
+        GunicornApplication(settings, gunicorn_options(settings, workers)).run()
+        return
+    _run_development_server(settings)
+
+
+def _run_development_server(settings: Settings) -> None:
+    app = create_app(settings)
+    log.warning(
+        "Starting the authgate DEVELOPMENT server on http://%s (single process, not for "
+        "production: use `authgate serve --production`).",
+        _bind_address(settings.host, settings.port),
+    )
+    run_simple(
+        settings.host,
+        settings.port,
+        app,
+        threaded=True,
+        use_debugger=False,
+        use_reloader=False,
+    )
+
+
+# db ----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = _load()
+    with _engine(settings) as engine:
+        before = current_revision(engine)
+        upgrade_database(engine)
+        after = current_revision(engine)
+    where = _safe_database_url(settings)
+    if before == after:
+        click.echo(f"{where} is already at revision {after} (head).")
+    else:
+        click.echo(f"Upgraded {where} from {before or 'an empty database'} to {after} (head).")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's schema revision."""
+    settings = _load()
+    with _engine(settings) as engine:
+        current = current_revision(engine)
+    head = head_revision()
+    if current is None:
+        click.echo(f"(none) -- the database is empty; run `authgate db upgrade` (head is {head}).")
+    elif current == head:
+        click.echo(f"{current} (head)")
+    else:
+        click.echo(f"{current} -- behind head {head}; run `authgate db upgrade`.")
+
+
+# users -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Create and administer user accounts."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        from_stdin = line.removesuffix("\n").removesuffix("\r")
+        if not from_stdin:
+            raise Refused("No password on stdin: --password-stdin reads its first line.")
+        return from_stdin
+    prompted: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    return prompted
+
+
+def _checked_roles(roles: Sequence[str]) -> list[str]:
+    """``roles`` without duplicates, each a valid role name."""
+    for role in roles:
+        if not re.fullmatch(ROLE_PATTERN, role):
+            raise Refused(
+                f"Invalid role {role!r}: use 1 to 32 lower-case letters, digits, '_', ':' or '-', "
+                "starting with a letter."
+            )
+    return list(dict.fromkeys(roles))
+
+
+@users.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="ROLE",
+    help='A role besides "user" (repeatable), e.g. --role admin.',
+)
+@click.option("--username", help="An optional username to log in with.")
+@click.option("--name", help="The display name.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of stdin instead of prompting.",
+)
+def users_create(
+    email: str,
+    roles: tuple[str, ...],
+    username: str | None,
+    name: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create a user and print its id. The password is prompted for (or read from stdin)."""
+    all_roles = _checked_roles([*DEFAULT_ROLES, *roles])
+    fields = {"email": email, "password": "", "name": name, "username": username}
+    data = parse_input(RegisterInput, fields)  # refuse bad input before asking for a password
+    settings = _load()
+    with _service(settings) as service:
+        if service.store.find_user_by_login(data.email) is not None:
+            raise UserExistsError(f"A user with the email {data.email} already exists.")
+        user = service.register(
+            email=data.email,
+            password=_read_password(password_stdin),
+            name=data.name,
+            username=data.username,
+            roles=all_roles,
+        )
+    click.echo(user.id)
+
+
+def _update_access(
+    email: str, *, roles: Sequence[str] | None = None, status: UserStatus | None = None
+) -> UserRecord:
+    """Change a user's roles/status; the store logs it, so running servers apply it at once."""
+    settings = _load()
+    with _service(settings) as service:
+        user = _find_user(service, email)
+        updated = service.store.update_access(
+            user.id, roles=roles, status=status, now=service.clock.now()
+        )
+    if updated is None:
+        raise Refused(f"The user {email!r} was deleted meanwhile.")
+    return updated
+
+
+@users.command("set-roles")
+@click.argument("email")
+@click.argument("roles", nargs=-1, required=True, metavar="ROLE [ROLE ...]")
+def users_set_roles(email: str, roles: tuple[str, ...]) -> None:
+    """Replace a user's roles (e.g. `user admin`)."""
+    user = _update_access(email, roles=_checked_roles(roles))
+    click.echo(f"{user.email}: roles {', '.join(user.roles)}")
+
+
+@users.command("disable")
+@click.argument("email")
+def users_disable(email: str) -> None:
+    """Disable a user: refuse their logins and revoke their sessions everywhere."""
+    user = _update_access(email, status=UserStatus.DISABLED)
+    click.echo(f"{user.email}: disabled; all of their sessions are revoked.")
+
+
+@users.command("enable")
+@click.argument("email")
+def users_enable(email: str) -> None:
+    """Enable a disabled user again."""
+    user = _update_access(email, status=UserStatus.ACTIVE)
+    click.echo(f"{user.email}: active")
+
+
+@users.command("list")
+@click.option("--q", "query", help="Only users whose email, username or name contains this.")
+def users_list(query: str | None) -> None:
+    """List users: id, email, username, roles, status, created (tab-separated)."""
+    settings = _load()
+    with _service(settings) as service:
+        offset = 0
+        while True:
+            page, total = service.store.list_users(query=query, offset=offset, limit=_USER_PAGE)
+            for user in page:
+                click.echo(_format_user(user))
+            offset += len(page)
+            if not page or offset >= total:
+                break
+    click.echo(f"{total} user(s)", err=True)
+
+
+# keys --------------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys for access tokens."""
+
+
+_KEYS_DIR_OPTION = click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The key directory [default: AUTHGATE_KEYS_DIR or <instance path>/keys].",
+)
+
+
+def _keys_dir(keys_dir: Path | None) -> Path:
+    # --keys-dir also satisfies production's "AUTHGATE_KEYS_DIR is not set" check: this is how
+    # the first production key gets created.
+    overrides = {ENV_PREFIX + "KEYS_DIR": str(keys_dir) if keys_dir else None}
+    return _load(overrides).resolved_keys_dir
+
+
+@keys.command("rotate")
+@_KEYS_DIR_OPTION
+def keys_rotate(keys_dir: Path | None) -> None:
+    """Generate a new signing key; it signs every token issued from now on."""
+    directory = _keys_dir(keys_dir)
+    key = generate_key(directory, dev=False, now=datetime.now(UTC))
+    click.echo(key.kid)
+    click.echo(
+        f"Created signing key {key.kid} in {directory}; it is now the active key.\n"
+        "Tokens signed by older keys keep verifying until they expire; remove an old key file "
+        "only after that.\n"
+        "Running servers sign with the new key after their next start (they already accept "
+        "tokens it signed).",
+        err=True,
+    )
+
+
+@keys.command("list")
+@_KEYS_DIR_OPTION
+def keys_list(keys_dir: Path | None) -> None:
+    """List the signing keys, newest (active) first."""
+    directory = _keys_dir(keys_dir)
+    ring = load_keyring(directory)
+    if ring is None:
+        click.echo(
+            f"No signing keys in {directory}; create one with "
+            f"`authgate keys rotate --keys-dir {directory}`.",
+            err=True,
+        )
+        return
+    for key in ring.keys:
+        marker, note = ("*", "active") if key is ring.active else (" ", "verifies only")
+        kind = "dev" if key.dev else "production"
+        click.echo(f"{marker} {key.kid}\t{format_time(key.created_at)}\t{kind}\t{note}")
+    for path in insecure_key_files(directory):
+        click.echo(
+            f"Warning: {path} is readable or writable by other users; run `chmod 600 {path}`.",
+            err=True,
+        )

@@ -1,0 +1,441 @@
+"""End-to-end fixtures: the real server under gunicorn, on free ports, spoken to over sockets.
+
+Nothing here uses the Flask test client. Each server is a ``gunicorn`` subprocess running
+``authgate.server:create_app()`` with its configuration in ``AUTHGATE_*`` environment variables,
+a database (a SQLite file, or a fresh PostgreSQL schema) and an instance folder with the keys.
+Only 127.0.0.1 is ever contacted: the HTTP sessions ignore proxy variables and cookies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from authgate.config import load_settings
+from authgate.integrations.flask.extension import build_service
+from authgate.store.records import UserStatus
+from authgate.store.sqlalchemy.engines import create_database_engine
+from authgate.store.sqlalchemy.migrate import upgrade_database
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FRONTEND = "http://localhost:4100"
+PASSWORD = "correct horse battery staple"
+BROWSER = {"Origin": FRONTEND, "X-Requested-With": "fetch"}
+STARTUP_TIMEOUT_SECONDS = 20.0
+
+
+def pg_base_url() -> str:
+    return os.environ.get("AUTHGATE_TEST_DATABASE_URL", DEFAULT_PG_URL)
+
+
+def unique_email(label: str = "user") -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_http_session() -> requests.Session:
+    """A session that never uses a proxy from the environment and never keeps cookies."""
+    session = requests.Session()
+    session.trust_env = False
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+# Databases -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """Where a group of servers keeps its data; ``close()`` drops a PostgreSQL schema."""
+
+    kind: str
+    url: str
+    schema: str | None = None
+
+    def close(self) -> None:
+        if self.schema is None:
+            return
+        admin = create_database_engine(pg_base_url())
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+        finally:
+            admin.dispose()
+
+
+def create_database(kind: str, directory: Path) -> Database:
+    if kind == "sqlite":
+        return Database("sqlite", f"sqlite:///{directory / 'authgate.db'}")
+    if kind != "postgresql":
+        raise ValueError(f"unknown database kind {kind!r}")
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_database_engine(pg_base_url())
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in pg_base_url() else "?"
+    database = Database(
+        "postgresql", f"{pg_base_url()}{separator}options=-csearch_path%3D{schema}", schema
+    )
+    try:
+        engine = create_database_engine(database.url)
+        try:
+            upgrade_database(engine)
+        finally:
+            engine.dispose()
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+# Servers ---------------------------------------------------------------------------------------
+
+
+def server_env(
+    *,
+    instance_path: Path,
+    database_url: str,
+    port: int,
+    redis_url: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The process environment of a server: ours without any AUTHGATE_*, plus its settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    env.update(
+        {
+            "AUTHGATE_INSTANCE_PATH": str(instance_path),
+            "AUTHGATE_DATABASE_URL": database_url,
+            "AUTHGATE_PUBLIC_URL": f"http://localhost:{port}",
+            "AUTHGATE_ORIGINS": FRONTEND,
+        }
+    )
+    if redis_url:
+        env["AUTHGATE_REDIS_URL"] = redis_url
+    env.update(extra or {})
+    return env
+
+
+def authgate_settings(env: Mapping[str, str]):  # type: ignore[no-untyped-def]
+    return load_settings(environ={k: v for k, v in env.items() if k.startswith("AUTHGATE_")})
+
+
+@dataclass
+class Server:
+    """One gunicorn process tree serving authgate on ``127.0.0.1:port``."""
+
+    port: int
+    env: dict[str, str]
+    workers: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    http: requests.Session = field(default_factory=new_http_session)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("allow_redirects", False)
+        return self.http.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "sync",
+            "--graceful-timeout",
+            "5",
+            "--timeout",
+            "60",
+            "authgate.server:create_app()",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=self.env,
+                cwd=self.env["AUTHGATE_INSTANCE_PATH"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                pytest.fail(
+                    f"gunicorn exited with {self.process.returncode} before answering /healthz:\n"
+                    f"{self.log()}"
+                )
+            try:
+                response = self.get("/healthz", timeout=max(0.1, deadline - time.monotonic()))
+            except (requests.ConnectionError, requests.Timeout) as e:
+                last_error = repr(e)
+            else:
+                if response.status_code == 200 and response.json() == {"status": "ok"}:
+                    return
+                last_error = f"{response.status_code} {response.text[:200]}"
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(
+            f"gunicorn on port {self.port} did not answer /healthz within "
+            f"{STARTUP_TIMEOUT_SECONDS:.0f} s ({last_error}):\n{self.log()}"
+        )
+
+    def stop(self) -> None:
+        self.http.close()
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class ServerGroup:
+    """Servers sharing one database and one instance (keys) folder."""
+
+    database: Database
+    instance_path: Path
+    log_dir: Path
+    servers: list[Server] = field(default_factory=list)
+
+    def start(self, *, workers: int = 2, redis_url: str | None = None, **extra: str) -> Server:
+        port = free_port()
+        env = server_env(
+            instance_path=self.instance_path,
+            database_url=self.database.url,
+            port=port,
+            redis_url=redis_url,
+            extra={f"AUTHGATE_{k.upper()}": v for k, v in extra.items()},
+        )
+        if not self.servers:
+            # Migrate SQLite and create the development keys once, before any worker starts.
+            build_service(authgate_settings(env)).close()
+        server = Server(
+            port=port,
+            env=env,
+            workers=workers,
+            log_path=self.log_dir / f"gunicorn-{port}.log",
+        )
+        self.servers.append(server)
+        server.start()
+        return server
+
+    def settings(self):  # type: ignore[no-untyped-def]
+        return authgate_settings(self.servers[0].env)
+
+    def set_roles(self, user_id: str, roles: list[str]) -> None:
+        """Change a user's roles directly in the database (there is no CLI yet)."""
+        service = build_service(self.settings())
+        try:
+            updated = service.store.update_access(
+                user_id, roles=roles, status=UserStatus.ACTIVE, now=service.clock.now()
+            )
+        finally:
+            service.close()
+        assert updated is not None and list(updated.roles) == roles
+
+    def close(self) -> None:
+        try:
+            for server in reversed(self.servers):
+                server.stop()
+        finally:
+            self.database.close()
+
+
+@contextlib.contextmanager
+def server_group(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerGroup]:
+    """A group of servers on a fresh database of ``kind``; every server stopped at the end."""
+    directory = tmp_path_factory.mktemp(f"e2e-{kind}")
+    instance = directory / "instance"
+    instance.mkdir()
+    group = ServerGroup(create_database(kind, directory), instance, directory)
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One shared server (SQLite, two workers) for the single-process flows."""
+    with server_group("sqlite", tmp_path_factory) as group:
+        yield group.start(workers=2)
+
+
+# Client helpers --------------------------------------------------------------------------------
+
+
+def register(
+    server: Server, email: str, password: str = PASSWORD, **extra: Any
+) -> dict[str, Any]:
+    response = server.post(
+        "/api/auth/register",
+        json={"email": email, "password": password, **extra},
+        headers=BROWSER,
+    )
+    assert response.status_code == 201, response.text
+    user: dict[str, Any] = response.json()["user"]
+    assert user["email"] == email
+    return user
+
+
+def login_script(server: Server, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """Log in as a script (no Origin): tokens come in the body."""
+    response = server.post("/api/auth/login", json={"login": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["access_token"] and body["refresh_token"]
+    return body
+
+
+def error_code(response: requests.Response) -> str:
+    assert response.headers.get("Content-Type", "").startswith("application/json"), (
+        response.status_code,
+        response.headers,
+        response.text[:300],
+    )
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    code: str = body["error"]["code"]
+    return code
+
+
+@dataclass(frozen=True)
+class SetCookie:
+    name: str
+    value: str
+    attributes: dict[str, str]  # lower-case attribute name -> value ("" for flags)
+
+
+def set_cookies(response: requests.Response) -> dict[str, SetCookie]:
+    """Every ``Set-Cookie`` header of a response, parsed (``requests`` would join them)."""
+    cookies: dict[str, SetCookie] = {}
+    for header in response.raw.headers.getlist("Set-Cookie"):
+        first, *rest = (part.strip() for part in header.split(";"))
+        name, _, value = first.partition("=")
+        attributes: dict[str, str] = {}
+        for part in rest:
+            if not part:
+                continue
+            key, _, attribute_value = part.partition("=")
+            key = key.strip().lower()
+            assert key not in attributes, f"attribute {key} twice in {header!r}"
+            attributes[key] = attribute_value.strip()
+        assert name not in cookies, f"cookie {name} set twice: {header!r}"
+        cookies[name] = SetCookie(name, value, attributes)
+    return cookies
+
+
+# Revocation timing -----------------------------------------------------------------------------
+
+NO_REDIS_BOUND_SECONDS = 1.0  # the poll interval is 0.25 s by default
+REDIS_BOUND_SECONDS = 0.1
+STABLE_REJECTIONS = 30  # consecutive rejections (over all workers) that count as "revoked"
+
+
+def time_until_rejected(
+    check: Callable[[], requests.Response],
+    *,
+    since: float,
+    bound: float,
+    rejected: int = 401,
+    accepted: int = 200,
+) -> float:
+    """Call ``check`` in a tight loop; seconds from ``since`` (a ``time.perf_counter()``) until
+    the answer turned from ``accepted`` to ``rejected`` for good.
+
+    "For good" means no ``accepted`` answer followed: the loop runs until ``STABLE_REJECTIONS``
+    consecutive rejections, and in any case past ``bound`` (plus a margin), so a stale worker
+    answering ``accepted`` later is seen. Any other status fails the test.
+    """
+    history: list[tuple[float, int]] = []
+    first_of_streak: float | None = None
+    streak = 0
+    hard_stop = since + max(2 * bound, bound + 0.5)
+    while True:
+        response = check()
+        now = time.perf_counter()
+        status = response.status_code
+        history.append((now - since, status))
+        if status == rejected:
+            if streak == 0:
+                first_of_streak = now
+            streak += 1
+        elif status == accepted:
+            streak = 0
+            first_of_streak = None
+        else:
+            pytest.fail(f"unexpected {status}: {response.text[:300]}; history {history[-20:]}")
+        if streak >= STABLE_REJECTIONS and now - since > min(bound, 0.05):
+            break
+        if now > hard_stop:
+            break
+    if first_of_streak is None:
+        pytest.fail(
+            f"still {accepted} after {history[-1][0]:.3f} s (bound {bound} s); "
+            f"history {history[-20:]}"
+        )
+    elapsed = first_of_streak - since
+    assert streak >= 3, f"only {streak} rejections before the deadline; history {history[-20:]}"
+    return elapsed

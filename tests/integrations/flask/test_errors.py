@@ -1,0 +1,79 @@
+"""Every error is JSON with a stable code; nothing leaks exception text."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import BROWSER
+
+
+def test_malformed_json_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/auth/login", data="{not json", content_type="application/json", headers=BROWSER
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("body", ["[]", '"text"', "null", "42"])
+def test_json_that_is_not_an_object_is_400(client: FlaskClient, body: str) -> None:
+    response = client.post(
+        "/api/auth/login", data=body, content_type="application/json", headers=BROWSER
+    )
+    assert response.status_code == 400
+
+
+def test_wrong_types_are_422(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/auth/login", json={"login": 5, "password": ["x"]}, headers=BROWSER
+    )
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]["fields"]) == {"login", "password"}
+
+
+def test_not_json_content_type_is_400(client: FlaskClient) -> None:
+    response = client.post("/api/auth/login", data="login=a&password=b", headers=BROWSER,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "application/json" in response.json["error"]["message"]
+
+
+def test_oversize_body_is_413_json(client: FlaskClient) -> None:
+    big = '{"login": "' + "a" * (1024 * 1024 + 10) + '", "password": "x"}'
+    response = client.post("/api/auth/login", data=big, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "payload_too_large"
+
+
+def test_unknown_api_route_is_404_json(client: FlaskClient) -> None:
+    response = client.get("/api/does-not-exist")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_405_json(client: FlaskClient) -> None:
+    response = client.get("/api/auth/login")
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_unexpected_exception_is_a_generic_500_logged_with_request_id(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="authgate"):
+        response = client.get("/api/boom", headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 500
+    assert response.json["error"]["code"] == "internal_error"
+    assert "secret internal detail" not in response.get_data(as_text=True)
+    assert "req-123" in response.json["error"]["message"]
+    assert response.headers["X-Request-ID"] == "req-123"
+    assert any("req-123" in r.getMessage() for r in caplog.records)
+
+
+def test_request_id_is_generated_when_missing_or_unsafe(client: FlaskClient) -> None:
+    for headers in ({}, {"X-Request-ID": "bad id <script>"}, {"X-Request-ID": "x" * 65}):
+        response = client.get("/healthz", headers=headers)
+        assert len(response.headers["X-Request-ID"]) == 32

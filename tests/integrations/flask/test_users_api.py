@@ -1,0 +1,99 @@
+"""The admin users API, and role/status changes taking effect on the very next request."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from authgate.service import AuthService
+from tests.conftest import bearer, login, make_admin, register
+
+
+def _admin(client: FlaskClient, service: AuthService) -> str:
+    admin = register(client, "root@example.com")
+    make_admin(service, admin["id"])
+    return login(client, "root@example.com")
+
+
+def test_non_admin_gets_403_insufficient_role(client: FlaskClient) -> None:
+    register(client)
+    token = login(client)
+    response = client.get("/api/users", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "insufficient_role"
+    assert client.delete("/api/notes/1", headers=bearer(token)).status_code == 403
+
+
+def test_list_is_paginated_and_filtered(client: FlaskClient, service: AuthService) -> None:
+    admin = _admin(client, service)
+    for i in range(5):
+        register(client, f"user{i}@example.com", name=f"Person {i}")
+    page = client.get("/api/users?page=2&per_page=2", headers=bearer(admin)).json
+    assert page["total"] == 6 and page["page"] == 2 and page["per_page"] == 2
+    assert len(page["users"]) == 2
+    found = client.get("/api/users?q=person%203", headers=bearer(admin)).json
+    assert [u["email"] for u in found["users"]] == ["user3@example.com"]
+    like = client.get("/api/users?q=%25", headers=bearer(admin)).json
+    assert like["total"] == 0  # LIKE wildcards in q are literal
+    too_big = client.get("/api/users?per_page=101", headers=bearer(admin))
+    assert too_big.status_code == 422
+    assert "per_page" in too_big.json["error"]["details"]["fields"]
+
+
+def test_get_patch_delete_user(client: FlaskClient, service: AuthService) -> None:
+    admin = _admin(client, service)
+    user = register(client)
+    got = client.get(f"/api/users/{user['id']}", headers=bearer(admin))
+    assert got.json["user"]["email"] == "ada@example.com"
+    patched = client.patch(
+        f"/api/users/{user['id']}", json={"roles": ["user", "editor"]}, headers=bearer(admin)
+    )
+    assert patched.json["user"]["roles"] == ["user", "editor"]
+    bad = client.patch(f"/api/users/{user['id']}", json={"status": "gone"}, headers=bearer(admin))
+    assert bad.status_code == 422
+    assert client.delete(f"/api/users/{user['id']}", headers=bearer(admin)).status_code == 204
+    assert client.get(f"/api/users/{user['id']}", headers=bearer(admin)).status_code == 404
+    assert client.delete(f"/api/users/{user['id']}", headers=bearer(admin)).status_code == 404
+
+
+def test_disabling_takes_effect_on_the_next_request(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+    user = register(client)
+    token = login(client)
+    assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
+    response = client.patch(
+        f"/api/users/{user['id']}", json={"status": "disabled"}, headers=bearer(admin)
+    )
+    assert response.json["user"]["status"] == "disabled"
+    denied = client.get("/api/auth/me", headers=bearer(token))
+    assert denied.status_code == 401
+    assert denied.json["error"]["code"] == "token_revoked"
+    client.patch(f"/api/users/{user['id']}", json={"status": "active"}, headers=bearer(admin))
+    assert client.get("/api/auth/me", headers=bearer(token)).status_code == 401  # sessions gone
+    assert login(client)
+
+
+def test_removing_a_role_is_403_on_the_next_request(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+    other = register(client, "second@example.com")
+    make_admin(service, other["id"])
+    token = login(client, "second@example.com")
+    assert client.delete("/api/notes/1", headers=bearer(token)).status_code == 204
+    client.patch(f"/api/users/{other['id']}", json={"roles": ["user"]}, headers=bearer(admin))
+    response = client.delete("/api/notes/1", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "insufficient_role"
+    assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
+
+
+def test_admin_cannot_lock_themselves_out(client: FlaskClient, service: AuthService) -> None:
+    admin = _admin(client, service)
+    me = client.get("/api/auth/me", headers=bearer(admin)).json["user"]
+    for body in ({"status": "disabled"}, {"roles": ["user"]}):
+        response = client.patch(f"/api/users/{me['id']}", json=body, headers=bearer(admin))
+        assert response.status_code == 403
+    assert client.delete(f"/api/users/{me['id']}", headers=bearer(admin)).status_code == 403
+    assert client.get("/api/users", headers=bearer(admin)).status_code == 200

@@ -1,0 +1,602 @@
+"""The ``authgate`` command line, run in-process with click's ``CliRunner``.
+
+Commands that touch the database run on SQLite and PostgreSQL (the ``database_url`` fixture).
+No test starts a long-running server: ``serve`` is checked up to the point where it would run
+werkzeug or gunicorn (the e2e tests run the real thing).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+
+from authgate import cli
+from authgate.cli import GunicornApplication, gunicorn_options, main
+from authgate.config import Environment, Settings
+from authgate.core.keys import generate_key, load_keyring
+from authgate.errors import InvalidCredentialsError
+from authgate.integrations.flask.extension import build_service
+from authgate.service import AuthService, ClientInfo
+from authgate.store.records import UserStatus
+from authgate.store.sqlalchemy.migrate import head_revision
+from tests.conftest import PASSWORD, PUBLIC_URL
+
+EMAIL = "ada@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each test passes in ``env`` configures authgate."""
+    for name in list(os.environ):
+        if name.startswith("AUTHGATE_") and not name.startswith("AUTHGATE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_DATABASE_URL": database_url,
+        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
+    }
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    """The embedded default: no database URL, everything in the instance folder."""
+    return {"AUTHGATE_INSTANCE_PATH": str(tmp_path)}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, args: list[str], env: dict[str, str], **kwargs: Any) -> Result:
+    return runner.invoke(main, args, env=env, catch_exceptions=False, **kwargs)
+
+
+def create_user(
+    runner: CliRunner,
+    env: dict[str, str],
+    email: str = EMAIL,
+    *extra: str,
+    password: str = PASSWORD,
+) -> Result:
+    return run(
+        runner, ["users", "create", email, "--password-stdin", *extra], env, input=password + "\n"
+    )
+
+
+@pytest.fixture
+def service_for(tmp_path: Path) -> Iterator[Any]:
+    """``service_for(env)``: a service over what the CLI just wrote (closed afterwards)."""
+    opened: list[AuthService] = []
+
+    def open_service(env: dict[str, str]) -> AuthService:
+        settings = Settings(
+            instance_path=tmp_path,
+            database_url=env.get("AUTHGATE_DATABASE_URL"),
+            public_url=PUBLIC_URL,
+        )
+        service = build_service(settings)
+        opened.append(service)
+        return service
+
+    yield open_service
+    for service in opened:
+        service.close()
+
+
+def assert_clean_failure(result: Result, exit_code: int) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+
+
+# users create --------------------------------------------------------------------------------
+
+
+def test_create_user_from_stdin_then_login(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    result = create_user(runner, env, EMAIL, "--name", "Ada Lovelace", "--username", "ada")
+    assert result.exit_code == 0, result.output
+    user_id = result.stdout.strip()
+    assert user_id
+    assert PASSWORD not in result.output
+
+    service = service_for(env)
+    issued = service.login(EMAIL, PASSWORD, ClientInfo())
+    assert issued.user.id == user_id
+    assert issued.user.roles == ("user",)
+    assert issued.user.name == "Ada Lovelace"
+    assert service.login("ada", PASSWORD, ClientInfo()).user.id == user_id
+
+
+def test_create_user_prompts_hidden_and_confirmed(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    result = run(runner, ["users", "create", EMAIL], env, input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert "Password" in result.stderr
+    assert "Repeat for confirmation" in result.stderr
+    assert PASSWORD not in result.output  # hidden input is not echoed
+    assert service_for(env).login(EMAIL, PASSWORD, ClientInfo()).user.id == result.stdout.strip()
+
+
+def test_create_user_prompt_mismatch_creates_nobody(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    result = run(runner, ["users", "create", EMAIL], env, input=f"{PASSWORD}\nsomething else\n")
+    assert result.exit_code == 1
+    assert "do not match" in result.stderr
+    assert service_for(env).store.find_user_by_login(EMAIL) is None
+
+
+def test_password_is_never_accepted_on_the_command_line(
+    runner: CliRunner, env: dict[str, str]
+) -> None:
+    command = main.get_command(None, "users").get_command(None, "create")  # type: ignore[union-attr,arg-type]
+    assert command is not None
+    names = {name for param in command.params for name in param.opts}
+    assert not {n for n in names if "password" in n} - {"--password-stdin"}
+
+    result = runner.invoke(main, ["users", "create", EMAIL, "--password", PASSWORD], env=env)
+    assert_clean_failure(result, 2)
+    assert "No such option" in result.stderr
+    result = runner.invoke(main, ["users", "create", EMAIL, PASSWORD], env=env)
+    assert_clean_failure(result, 2)
+
+
+def test_create_user_twice_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = create_user(runner, env, "ADA@example.com")
+    assert_clean_failure(result, 1)
+    assert "already exists" in result.stderr
+
+
+def test_duplicate_username_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
+    assert create_user(runner, env, EMAIL, "--username", "ada").exit_code == 0
+    result = create_user(runner, env, "other@example.com", "--username", "ada")
+    assert_clean_failure(result, 1)
+    assert "already exists" in result.stderr
+
+
+def test_weak_password_is_refused_with_the_policy(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    result = create_user(runner, env, password="password")
+    assert_clean_failure(result, 1)
+    assert "password: This password is too common" in result.stderr
+    result = create_user(runner, env, password="short")
+    assert_clean_failure(result, 1)
+    assert "at least 8 characters" in result.stderr
+    assert service_for(env).store.find_user_by_login(EMAIL) is None
+
+
+def test_empty_stdin_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
+    result = create_user(runner, env, password="")
+    assert_clean_failure(result, 1)
+    assert "No password on stdin" in result.stderr
+
+
+def test_invalid_email_is_refused_before_asking_for_a_password(
+    runner: CliRunner, env: dict[str, str]
+) -> None:
+    result = run(runner, ["users", "create", "not-an-email"], env, input="")
+    assert_clean_failure(result, 1)
+    assert "email:" in result.stderr
+    assert "Password" not in result.stderr
+
+
+def test_create_user_with_roles(runner: CliRunner, env: dict[str, str], service_for: Any) -> None:
+    result = create_user(runner, env, EMAIL, "--role", "admin", "--role", "admin", "--role", "user")
+    assert result.exit_code == 0, result.output
+    user = service_for(env).store.find_user_by_login(EMAIL)
+    assert user.roles == ("user", "admin")
+
+
+def test_invalid_role_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
+    result = create_user(runner, env, EMAIL, "--role", "Admin!")
+    assert_clean_failure(result, 1)
+    assert "Invalid role 'Admin!'" in result.stderr
+
+
+# users set-roles / disable / enable / list ---------------------------------------------------
+
+
+def test_set_roles_is_written_and_logged_for_running_servers(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    before = service_for(env).store.latest_revocation_id()
+
+    result = run(runner, ["users", "set-roles", EMAIL, "user", "admin", "admin"], env)
+    assert result.exit_code == 0, result.output
+    assert "user, admin" in result.stdout
+
+    service = service_for(env)
+    user = service.store.find_user_by_login(EMAIL)
+    assert user.roles == ("user", "admin")
+    events = service.store.read_revocations(before)
+    assert [(e.kind.value, e.subject) for e in events] == [("user", user.id)]
+
+
+def test_disable_revokes_sessions_and_enable_restores_login(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    service = service_for(env)
+    issued = service.login(EMAIL, PASSWORD, ClientInfo())
+
+    result = run(runner, ["users", "disable", EMAIL], env)
+    assert result.exit_code == 0, result.output
+    user = service.store.find_user_by_login(EMAIL)
+    assert user.status is UserStatus.DISABLED
+    assert service.store.list_sessions(user.id, now=service.clock.now()) == []
+    assert issued.session.id in {
+        e.subject for e in service.store.read_revocations(0) if e.kind.value == "session"
+    }
+    with pytest.raises(InvalidCredentialsError):
+        service.login(EMAIL, PASSWORD, ClientInfo())
+
+    result = run(runner, ["users", "enable", EMAIL], env)
+    assert result.exit_code == 0, result.output
+    assert service.store.find_user_by_login(EMAIL).status is UserStatus.ACTIVE
+    assert service.login(EMAIL, PASSWORD, ClientInfo()).user.id == user.id
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "set-roles", "nobody@example.com", "admin"],
+        ["users", "disable", "nobody@example.com"],
+        ["users", "enable", "nobody@example.com"],
+    ],
+)
+def test_unknown_user_is_refused(runner: CliRunner, env: dict[str, str], args: list[str]) -> None:
+    result = run(runner, args, env)
+    assert_clean_failure(result, 1)
+    assert "No user with the email or username 'nobody@example.com'" in result.stderr
+
+
+def test_set_roles_needs_a_role(runner: CliRunner, env: dict[str, str]) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = runner.invoke(main, ["users", "set-roles", EMAIL], env=env)
+    assert_clean_failure(result, 2)
+
+
+def test_list_users_with_query(runner: CliRunner, env: dict[str, str]) -> None:
+    assert create_user(runner, env, EMAIL, "--role", "admin").exit_code == 0
+    assert create_user(runner, env, "grace@example.com").exit_code == 0
+
+    result = run(runner, ["users", "list"], env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[1] for line in lines] == [EMAIL, "grace@example.com"]
+    assert lines[0].split("\t")[3:5] == ["user,admin", "active"]
+    assert "2 user(s)" in result.stderr
+
+    result = run(runner, ["users", "list", "--q", "GRACE"], env)
+    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == ["grace@example.com"]
+
+
+# keys ----------------------------------------------------------------------------------------
+
+
+def test_rotate_adds_an_active_production_key(
+    runner: CliRunner, sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    keys_dir = tmp_path / "keys"
+    dev_key = generate_key(keys_dir, dev=True, now=_past())
+
+    result = run(runner, ["keys", "rotate"], sqlite_env)
+    assert result.exit_code == 0, result.output
+    kid = result.stdout.strip()
+    assert "keep verifying until they expire" in result.stderr
+
+    ring = load_keyring(keys_dir)
+    assert ring is not None
+    assert ring.active.kid == kid
+    assert not ring.active.dev
+    assert [k.kid for k in ring.keys] == [kid, dev_key.kid]
+    assert stat.S_IMODE((keys_dir / f"{kid}.pem").stat().st_mode) == 0o600
+
+    result = run(runner, ["keys", "list"], sqlite_env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"* {kid}\t")
+    assert lines[0].endswith("\tproduction\tactive")
+    assert lines[1].startswith(f"  {dev_key.kid}\t")
+    assert "\tdev\t" in lines[1]
+    assert "Warning" not in result.stderr
+
+
+def _past() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_keys_list_warns_about_readable_key_files(
+    runner: CliRunner, sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(runner, ["keys", "rotate"], sqlite_env).exit_code == 0
+    (key_file,) = (tmp_path / "keys").glob("*.pem")
+    key_file.chmod(0o644)
+    result = run(runner, ["keys", "list"], sqlite_env)
+    assert result.exit_code == 0
+    assert f"Warning: {key_file} is readable" in result.stderr
+
+
+def test_keys_list_without_keys(runner: CliRunner, sqlite_env: dict[str, str]) -> None:
+    result = run(runner, ["keys", "list"], sqlite_env)
+    assert result.exit_code == 0
+    assert "No signing keys" in result.stderr
+    assert "authgate keys rotate" in result.stderr
+
+
+def test_rotate_with_keys_dir_creates_the_first_production_key(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    production = {
+        "AUTHGATE_ENV": "production",
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
+        "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+    }
+    result = runner.invoke(main, ["keys", "rotate"], env=production)
+    assert_clean_failure(result, 2)
+    assert "AUTHGATE_KEYS_DIR is not set" in result.stderr
+
+    keys_dir = tmp_path / "secrets"
+    result = run(runner, ["keys", "rotate", "--keys-dir", str(keys_dir)], production)
+    assert result.exit_code == 0, result.output
+    ring = load_keyring(keys_dir)
+    assert ring is not None and ring.active.kid == result.stdout.strip() and not ring.active.dev
+
+    result = run(runner, ["keys", "list", "--keys-dir", str(keys_dir)], production)
+    assert result.stdout.startswith(f"* {ring.active.kid}")
+
+
+def test_corrupt_key_file_is_a_clean_error(
+    runner: CliRunner, sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(runner, ["keys", "rotate"], sqlite_env).exit_code == 0
+    (key_file,) = (tmp_path / "keys").glob("*.pem")
+    key_file.write_text("not a key")
+    result = runner.invoke(main, ["keys", "list"], env=sqlite_env)
+    assert_clean_failure(result, 2)
+    assert "not an unencrypted PKCS8 PEM" in result.stderr
+
+
+# db ------------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_then_current_on_a_fresh_sqlite_file(runner: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh' / 'auth.db'}"
+    env = {"AUTHGATE_INSTANCE_PATH": str(tmp_path), "AUTHGATE_DATABASE_URL": url}
+    head = head_revision()
+
+    result = run(runner, ["db", "current"], env)
+    assert result.exit_code == 0, result.output
+    assert "(none)" in result.stdout and "authgate db upgrade" in result.stdout
+
+    result = run(runner, ["db", "upgrade"], env)
+    assert result.exit_code == 0, result.output
+    assert f"to {head} (head)" in result.stdout
+
+    result = run(runner, ["db", "current"], env)
+    assert result.stdout.strip() == f"{head} (head)"
+
+    result = run(runner, ["db", "upgrade"], env)
+    assert result.exit_code == 0, result.output
+    assert "already at revision" in result.stdout
+
+
+def test_db_current_on_each_database(runner: CliRunner, env: dict[str, str]) -> None:
+    assert run(runner, ["db", "upgrade"], env).exit_code == 0
+    result = run(runner, ["db", "current"], env)
+    assert result.stdout.strip() == f"{head_revision()} (head)"
+
+
+def test_unreachable_database_is_a_clean_error_without_the_password(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    env = {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_DATABASE_URL": "postgresql+psycopg://authgate:hunter2@127.0.0.1:1/nothing",
+    }
+    for args in (["db", "current"], ["users", "list"]):
+        result = runner.invoke(main, args, env=env)
+        assert_clean_failure(result, 1)
+        assert "Could not use the database" in result.stderr
+        assert "hunter2" not in result.output
+
+
+def test_unusable_database_url_is_a_settings_error(runner: CliRunner, tmp_path: Path) -> None:
+    env = {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_DATABASE_URL": "nonsense://user:hunter2@host/db",
+    }
+    result = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert_clean_failure(result, 2)
+    assert "AUTHGATE_DATABASE_URL is not a usable database URL" in result.stderr
+    assert "hunter2" not in result.output
+
+
+# settings errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "list"],
+        ["db", "upgrade"],
+        ["keys", "list"],
+        ["serve"],
+    ],
+)
+def test_production_without_settings_lists_every_problem(
+    runner: CliRunner, tmp_path: Path, args: list[str]
+) -> None:
+    env = {"AUTHGATE_ENV": "production", "AUTHGATE_INSTANCE_PATH": str(tmp_path)}
+    result = runner.invoke(main, args, env=env)
+    assert_clean_failure(result, 2)
+    assert "Refusing to start in production mode" in result.stderr
+    for problem in ("AUTHGATE_PUBLIC_URL", "AUTHGATE_DATABASE_URL", "AUTHGATE_KEYS_DIR"):
+        assert problem in result.stderr
+
+
+def test_serve_production_flag_applies_the_production_checks(
+    runner: CliRunner, sqlite_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: started.append(self))
+    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: started.append(a))
+
+    result = runner.invoke(main, ["serve", "--production"], env=sqlite_env)
+    assert_clean_failure(result, 2)
+    assert "Refusing to start in production mode" in result.stderr
+    assert "AUTHGATE_KEYS_DIR is not set" in result.stderr
+    assert started == []
+
+
+def test_serve_production_refuses_missing_and_dev_keys(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("started"))
+    env = {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
+        "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "AUTHGATE_KEYS_DIR": str(tmp_path / "secrets"),
+    }
+    result = runner.invoke(main, ["serve", "--production"], env=env)
+    assert_clean_failure(result, 2)
+    assert "No signing key in" in result.stderr
+
+    generate_key(tmp_path / "secrets", dev=True, now=_past())
+    result = runner.invoke(main, ["serve", "--production"], env=env)
+    assert_clean_failure(result, 2)
+    assert "was generated for development" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AUTHGATE_PORT": "0"}, "AUTHGATE_PORT"),
+        ({"AUTHGATE_NOPE": "1"}, "Unknown setting AUTHGATE_NOPE"),
+        ({"AUTHGATE_CONFIG": "/does/not/exist.toml"}, "does not exist"),
+    ],
+)
+def test_invalid_settings_exit_2(
+    runner: CliRunner, tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = runner.invoke(main, ["users", "list"], env={**env, "AUTHGATE_INSTANCE_PATH": "x"})
+    assert_clean_failure(result, 2)
+    assert message in result.stderr
+
+
+def test_settings_from_a_toml_file(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "authgate.toml"
+    url = f"sqlite:///{tmp_path / 'from-toml.db'}"
+    config.write_text(f'[authgate]\ninstance_path = "{tmp_path}"\ndatabase_url = "{url}"\n')
+    result = run(runner, ["db", "upgrade"], {"AUTHGATE_CONFIG": str(config)})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-toml.db").exists()
+
+
+# serve -----------------------------------------------------------------------------------------
+
+
+def test_serve_development_prepares_and_runs_werkzeug(
+    runner: CliRunner,
+    sqlite_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("gunicorn"))
+
+    result = run(runner, ["serve", "--port", "9123"], sqlite_env)
+    assert result.exit_code == 0, result.output
+    assert "DEVELOPMENT server on http://127.0.0.1:9123" in caplog.text
+
+    ((args, kwargs),) = calls
+    host, port, app = args
+    assert (host, port) == ("127.0.0.1", 9123)
+    assert isinstance(app, Flask)
+    assert kwargs == {"threaded": True, "use_debugger": False, "use_reloader": False}
+    assert (tmp_path / "authgate.db").exists()  # migrated once in the parent
+    ring = load_keyring(tmp_path / "keys")
+    assert ring is not None and ring.active.dev
+
+
+def test_serve_production_runs_gunicorn_with_a_fresh_app_per_worker(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps: list[GunicornApplication] = []
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: apps.append(self))
+    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: pytest.fail("werkzeug"))
+    keys_dir = tmp_path / "secrets"
+    generate_key(keys_dir, dev=False, now=_past())
+    env = {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
+        "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "AUTHGATE_KEYS_DIR": str(keys_dir),
+    }
+
+    result = run(runner, ["serve", "--production", "--host", "0.0.0.0", "--workers", "3"], env)
+    assert result.exit_code == 0, result.output
+    (application,) = apps
+    assert application.settings.env is Environment.PRODUCTION
+    cfg = application.cfg
+    assert cfg.bind == ["0.0.0.0:8086"]
+    assert cfg.workers == 3
+    assert cfg.worker_class_str == "sync"
+    assert cfg.preload_app is False
+    assert (cfg.timeout, cfg.graceful_timeout) == (30, 30)
+    assert cfg.accesslog == "-"
+
+    first, second = application.load(), application.load()
+    assert isinstance(first, Flask) and first is not second  # each worker builds its own
+    for app in (first, second):
+        app.extensions["authgate"].service.close()
+
+
+def test_gunicorn_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    settings = Settings(host="::1", port=9000)
+    options = gunicorn_options(settings)
+    assert options["bind"] == ["[::1]:9000"]
+    assert options["workers"] == 9
+    assert options["worker_class"] == "sync"
+    assert options["preload_app"] is False
+    assert (options["timeout"], options["graceful_timeout"]) == (30, 30)
+    assert options["accesslog"] == "-"
+    assert '"%(r)s" %(s)s %(b)s %(D)s' in options["access_log_format"]
+
+    assert gunicorn_options(Settings(workers=5))["workers"] == 5
+    assert gunicorn_options(Settings(workers=5), 2)["workers"] == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert gunicorn_options(Settings())["workers"] == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 256)
+    assert gunicorn_options(Settings())["workers"] == 64
+
+
+def test_serve_rejects_bad_options(runner: CliRunner, sqlite_env: dict[str, str]) -> None:
+    for args in (["--port", "0"], ["--workers", "0"], ["--port", "http"]):
+        result = runner.invoke(main, ["serve", *args], env=sqlite_env)
+        assert_clean_failure(result, 2)

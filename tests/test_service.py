@@ -1,0 +1,84 @@
+"""Service decisions not visible through a single HTTP call."""
+
+from __future__ import annotations
+
+import bcrypt
+from werkzeug.security import generate_password_hash
+
+from authgate.core.keys import generate_key
+from authgate.service import AuthService, ClientInfo
+
+PASSWORD = "correct horse battery staple"
+
+
+def _import_user(service: AuthService, password_hash: str) -> str:
+    user = service.store.create_user(
+        email="old@example.com", username=None, name=None, password_hash=password_hash,
+        roles=["user"], now=service.clock.now(),
+    )
+    return user.id
+
+
+def test_werkzeug_hash_verifies_and_is_upgraded_to_argon2id(service: AuthService) -> None:
+    user_id = _import_user(service, generate_password_hash(PASSWORD, method="pbkdf2:sha256"))
+    service.login("old@example.com", PASSWORD, ClientInfo())
+    stored = service.store.get_user(user_id)
+    assert stored is not None and stored.password_hash is not None
+    assert stored.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    service.login("old@example.com", PASSWORD, ClientInfo())
+
+
+def test_bcrypt_hash_verifies_and_is_upgraded(service: AuthService) -> None:
+    user_id = _import_user(service, bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode())
+    service.login("old@example.com", PASSWORD, ClientInfo())
+    stored = service.store.get_user(user_id)
+    assert stored is not None and stored.password_hash is not None
+    assert stored.password_hash.startswith("$argon2id$")
+
+
+def test_argon2_parameter_change_rehashes_at_login(service: AuthService) -> None:
+    from authgate.core.passwords import PasswordHasher
+
+    weaker = PasswordHasher(time_cost=2)
+    user_id = _import_user(service, weaker.hash_password(PASSWORD))
+    service.hasher = PasswordHasher(time_cost=3)
+    service.login("old@example.com", PASSWORD, ClientInfo())
+    stored = service.store.get_user(user_id)
+    assert stored is not None and stored.password_hash is not None
+    assert ",t=3," in stored.password_hash
+
+
+def test_tokens_signed_by_the_previous_key_verify_after_rotation(service: AuthService) -> None:
+    service.register(email="k@example.com", password=PASSWORD)
+    old = service.login("k@example.com", PASSWORD, ClientInfo())
+    new_key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+    service.keys._last_reload = 0.0
+    assert service.keys.reload()
+    assert service.keys.ring.active.kid == new_key.kid
+    service.cache.clear()
+    assert service.authenticate(old.access_token, "bearer").user.email == "k@example.com"
+    fresh = service.login("k@example.com", PASSWORD, ClientInfo())
+    assert service.authenticate(fresh.access_token, "bearer").claims.key_id == new_key.kid
+    assert {k["kid"] for k in service.jwks()["keys"]} >= {new_key.kid, old_kid(old.access_token)}
+
+
+def old_kid(token: str) -> str:
+    import jwt
+
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+def test_a_server_learns_a_key_rotated_by_another_process(service: AuthService) -> None:
+    """A token signed with a key this process has not loaded yet: reload once, then verify."""
+    from authgate.core.tokens import issue_access_token
+
+    service.register(email="k@example.com", password=PASSWORD)
+    issued = service.login("k@example.com", PASSWORD, ClientInfo())
+    key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+    token = issue_access_token(
+        key=key, issuer=service.settings.resolved_issuer, audience=service.settings.audience,
+        subject=issued.user.id, session_id=issued.session.id, roles=["user"], ttl_seconds=60,
+        now=service.clock.timestamp(),
+    )
+    service.keys._last_reload = 0.0
+    assert service.authenticate(token, "bearer").claims.key_id == key.kid
