@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,7 @@ def bearer(token: str) -> dict[str, str]:
 def make_admin(service: AuthService, user_id: str) -> None:
     from authgate.store.records import UserStatus
 
-    service.store.update_access(user_id, roles=["user", "admin"], status=UserStatus.ACTIVE,
-                                now=service.clock.now())
+    service.store.update_access(
+        user_id, roles=["user", "admin"], status=UserStatus.ACTIVE, now=service.clock.now()
+    )
     service.cache.users.pop(user_id)

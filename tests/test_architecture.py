@@ -15,8 +15,10 @@ def _modules_after_import(module: str) -> set[str]:
 
 
 def test_core_imports_no_framework_or_orm() -> None:
-    loaded = _modules_after_import("authgate.core.tokens, authgate.core.passwords, "
-                                   "authgate.core.origins, authgate.core.csrf, authgate.core.keys")
+    loaded = _modules_after_import(
+        "authgate.core.tokens, authgate.core.passwords, "
+        "authgate.core.origins, authgate.core.csrf, authgate.core.keys"
+    )
     assert "flask" not in loaded
     assert "sqlalchemy" not in loaded
 
@@ -27,7 +29,11 @@ def test_service_imports_no_flask() -> None:
 
 def test_public_api_is_locked() -> None:
     assert sorted(authgate.__all__) == [
-        "AuthGate", "__version__", "current_principal", "current_user", "login_required",
+        "AuthGate",
+        "__version__",
+        "current_principal",
+        "current_user",
+        "login_required",
         "token_required",
     ]
     for name in authgate.__all__:

@@ -25,8 +25,11 @@ def test_environment_then_app_config_win(tmp_path: Path) -> None:
     config.write_text('[authgate]\naudience = "from-toml"\naccess_token_ttl_seconds = 600\n')
     settings = load_settings(
         {"AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": 300},
-        environ={"AUTHGATE_CONFIG": str(config), "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": "450",
-                 "AUTHGATE_ORIGINS": "http://localhost:4100, https://app.example.com"},
+        environ={
+            "AUTHGATE_CONFIG": str(config),
+            "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": "450",
+            "AUTHGATE_ORIGINS": "http://localhost:4100, https://app.example.com",
+        },
     )
     assert settings.audience == "from-toml"
     assert settings.access_token_ttl_seconds == 300

@@ -13,8 +13,12 @@ PASSWORD = "correct horse battery staple"
 
 def _import_user(service: AuthService, password_hash: str) -> str:
     user = service.store.create_user(
-        email="old@example.com", username=None, name=None, password_hash=password_hash,
-        roles=["user"], now=service.clock.now(),
+        email="old@example.com",
+        username=None,
+        name=None,
+        password_hash=password_hash,
+        roles=["user"],
+        now=service.clock.now(),
     )
     return user.id
 
@@ -76,8 +80,13 @@ def test_a_server_learns_a_key_rotated_by_another_process(service: AuthService) 
     issued = service.login("k@example.com", PASSWORD, ClientInfo())
     key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
     token = issue_access_token(
-        key=key, issuer=service.settings.resolved_issuer, audience=service.settings.audience,
-        subject=issued.user.id, session_id=issued.session.id, roles=["user"], ttl_seconds=60,
+        key=key,
+        issuer=service.settings.resolved_issuer,
+        audience=service.settings.audience,
+        subject=issued.user.id,
+        session_id=issued.session.id,
+        roles=["user"],
+        ttl_seconds=60,
         now=service.clock.timestamp(),
     )
     service.keys._last_reload = 0.0

@@ -324,9 +324,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 # Client helpers --------------------------------------------------------------------------------
 
 
-def register(
-    server: Server, email: str, password: str = PASSWORD, **extra: Any
-) -> dict[str, Any]:
+def register(server: Server, email: str, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
     response = server.post(
         "/api/auth/register",
         json={"email": email, "password": password, **extra},
@@ -391,51 +389,59 @@ def set_cookies(response: requests.Response) -> dict[str, SetCookie]:
 
 NO_REDIS_BOUND_SECONDS = 1.0  # the poll interval is 0.25 s by default
 REDIS_BOUND_SECONDS = 0.1
-STABLE_REJECTIONS = 30  # consecutive rejections (over all workers) that count as "revoked"
+STABLE_ROUNDS = 30  # consecutive rounds with the new answer that count as "for good"
 
 
-def time_until_rejected(
-    check: Callable[[], requests.Response],
-    *,
+def time_until_status(
+    *checks: Callable[[], requests.Response],
     since: float,
     bound: float,
-    rejected: int = 401,
-    accepted: int = 200,
+    new: int = 401,
+    old: int = 200,
 ) -> float:
-    """Call ``check`` in a tight loop; seconds from ``since`` (a ``time.perf_counter()``) until
-    the answer turned from ``accepted`` to ``rejected`` for good.
+    """Run ``checks`` in a tight loop; seconds from ``since`` (a ``time.perf_counter()``) until
+    every one of them answered ``new`` instead of ``old`` for good.
 
-    "For good" means no ``accepted`` answer followed: the loop runs until ``STABLE_REJECTIONS``
-    consecutive rejections, and in any case past ``bound`` (plus a margin), so a stale worker
-    answering ``accepted`` later is seen. Any other status fails the test.
+    "For good" means no ``old`` answer followed: the loop runs until ``STABLE_ROUNDS``
+    consecutive rounds of only ``new``, and at most until well past ``bound``. Any status other
+    than ``old`` and ``new`` fails the test at once.
     """
-    history: list[tuple[float, int]] = []
+    history: list[tuple[float, tuple[int, ...]]] = []
     first_of_streak: float | None = None
     streak = 0
     hard_stop = since + max(2 * bound, bound + 0.5)
     while True:
-        response = check()
+        statuses: list[int] = []
+        for check in checks:
+            response = check()
+            if response.status_code not in (old, new):
+                pytest.fail(
+                    f"unexpected {response.status_code} (expected {old} or {new}): "
+                    f"{response.text[:300]}; history {history[-10:]}"
+                )
+            statuses.append(response.status_code)
         now = time.perf_counter()
-        status = response.status_code
-        history.append((now - since, status))
-        if status == rejected:
+        history.append((round(now - since, 4), tuple(statuses)))
+        if all(status == new for status in statuses):
             if streak == 0:
                 first_of_streak = now
             streak += 1
-        elif status == accepted:
+        else:
             streak = 0
             first_of_streak = None
-        else:
-            pytest.fail(f"unexpected {status}: {response.text[:300]}; history {history[-20:]}")
-        if streak >= STABLE_REJECTIONS and now - since > min(bound, 0.05):
-            break
-        if now > hard_stop:
+        if streak >= STABLE_ROUNDS or now > hard_stop:
             break
     if first_of_streak is None:
         pytest.fail(
-            f"still {accepted} after {history[-1][0]:.3f} s (bound {bound} s); "
-            f"history {history[-20:]}"
+            f"still {old} {history[-1][0]:.3f} s after the change (bound {bound} s); "
+            f"history {history[-10:]}"
         )
-    elapsed = first_of_streak - since
-    assert streak >= 3, f"only {streak} rejections before the deadline; history {history[-20:]}"
-    return elapsed
+    assert streak >= 3, f"only {streak} rounds of {new} before the deadline: {history[-10:]}"
+    return first_of_streak - since
+
+
+def warm_up(check: Callable[[], requests.Response], expected: int = 200, times: int = 2) -> None:
+    """Make a server cache what it needs to answer ``check`` (and prove it answered)."""
+    for _ in range(times):
+        response = check()
+        assert response.status_code == expected, response.text

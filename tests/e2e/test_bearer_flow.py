@@ -13,14 +13,16 @@ from tests.e2e.conftest import (
     error_code,
     login_script,
     register,
-    time_until_rejected,
+    time_until_status,
     unique_email,
 )
 
 
 def jwt_header(token: str) -> dict[str, object]:
     segment = token.split(".")[0]
-    header: dict[str, object] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    header: dict[str, object] = json.loads(
+        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    )
     return header
 
 
@@ -83,7 +85,7 @@ def test_refresh_rotates_and_reuse_revokes_the_session(server: Server) -> None:
     assert error_code(reuse) == "token_revoked"
 
     # The whole session is revoked: the newest access token dies (on every worker)...
-    elapsed = time_until_rejected(
+    elapsed = time_until_status(
         lambda: server.get("/api/auth/me", headers=bearer(second["access_token"])),
         since=returned,
         bound=NO_REDIS_BOUND_SECONDS,

@@ -15,7 +15,7 @@ from tests.e2e.conftest import (
     error_code,
     register,
     set_cookies,
-    time_until_rejected,
+    time_until_status,
     unique_email,
 )
 
@@ -107,7 +107,7 @@ def test_cookie_session_me_csrf_and_logout(server: Server) -> None:
 
     # The server has two worker processes and no Redis: the worker that did not handle the
     # logout learns it from the database within the poll interval.
-    elapsed = time_until_rejected(
+    elapsed = time_until_status(
         lambda: server.get("/api/auth/me", headers=cookie_header(session)),
         since=returned,
         bound=NO_REDIS_BOUND_SECONDS,
@@ -145,7 +145,7 @@ def test_cookie_refresh_needs_csrf_and_rotates(server: Server) -> None:
     returned = time.perf_counter()
     assert replay.status_code == 401, replay.text
     assert error_code(replay) == "token_revoked"
-    elapsed = time_until_rejected(
+    elapsed = time_until_status(
         lambda: server.get("/api/auth/me", headers=cookie_header(new_session)),
         since=returned,
         bound=NO_REDIS_BOUND_SECONDS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from authgate.errors import UserExistsError
+from authgate.errors import AuthError, UserExistsError
 from authgate.service import AuthService
 
 
@@ -15,7 +15,10 @@ def test_concurrent_registration_of_one_email_creates_exactly_one_user(
         try:
             service.store.create_user(
                 email="same@example.com" if i % 2 else "SAME@example.com",
-                username=None, name=f"n{i}", password_hash="x", roles=["user"],
+                username=None,
+                name=f"n{i}",
+                password_hash="x",
+                roles=["user"],
                 now=service.clock.now(),
             )
         except UserExistsError:
@@ -38,7 +41,7 @@ def test_concurrent_refresh_with_one_token_rotates_once(service: AuthService) ->
     def attempt(_: int) -> str:
         try:
             service.refresh(issued.refresh_token)
-        except Exception as e:  # noqa: BLE001 - the outcome's class is what we count
+        except AuthError as e:
             return type(e).__name__
         return "rotated"
 

@@ -17,7 +17,14 @@ def test_register_returns_the_user_without_secrets(client: FlaskClient) -> None:
     assert user["created_at"].endswith("Z")
     assert user["last_login_at"] is None
     assert set(user) == {
-        "id", "email", "username", "name", "roles", "status", "email_verified", "created_at",
+        "id",
+        "email",
+        "username",
+        "name",
+        "roles",
+        "status",
+        "email_verified",
+        "created_at",
         "last_login_at",
     }
 
@@ -254,7 +261,9 @@ def test_sessions_list_marks_current_and_revoke_one(client: FlaskClient) -> None
     assert sum(s["current"] for s in sessions) == 1
     assert {"id", "created_at", "last_seen_at", "user_agent", "ip", "current"} <= set(sessions[0])
     other_id = next(s["id"] for s in sessions if not s["current"])
-    assert client.delete(f"/api/auth/sessions/{other_id}", headers=bearer(current)).status_code == 204
+    assert (
+        client.delete(f"/api/auth/sessions/{other_id}", headers=bearer(current)).status_code == 204
+    )
     assert client.get("/api/auth/me", headers=bearer(other)).status_code == 401
     missing = client.delete(f"/api/auth/sessions/{other_id}", headers=bearer(current))
     assert missing.status_code == 404

@@ -34,7 +34,9 @@ def test_preflight_from_an_allowed_origin(client: FlaskClient) -> None:
     assert response.headers.getlist("Access-Control-Allow-Origin") == [FRONTEND]
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
     assert "Origin" in response.headers["Vary"]
-    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    allowed = {
+        h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert {"content-type", "x-requested-with"} <= allowed
     methods = response.headers["Access-Control-Allow-Methods"]
     for method in ("GET", "POST", "PATCH", "DELETE"):
@@ -47,16 +49,23 @@ def test_preflight_allows_all_documented_headers(client: FlaskClient) -> None:
         headers={
             "Origin": FRONTEND,
             "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization, content-type, x-requested-with, x-origin",
+            "Access-Control-Request-Headers": (
+                "authorization, content-type, x-requested-with, x-origin"
+            ),
         },
     )
-    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    allowed = {
+        h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert allowed == {"authorization", "content-type", "x-requested-with", "x-origin"}
 
 
 @pytest.mark.parametrize("origin", LOOKALIKES)
 def test_other_origins_get_no_cors_headers(client: FlaskClient, origin: str) -> None:
-    for response in (_preflight(client, origin), client.get("/healthz", headers={"Origin": origin})):
+    for response in (
+        _preflight(client, origin),
+        client.get("/healthz", headers={"Origin": origin}),
+    ):
         assert "Access-Control-Allow-Origin" not in response.headers
         assert "Access-Control-Allow-Credentials" not in response.headers
 

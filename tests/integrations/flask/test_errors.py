@@ -27,16 +27,18 @@ def test_json_that_is_not_an_object_is_400(client: FlaskClient, body: str) -> No
 
 
 def test_wrong_types_are_422(client: FlaskClient) -> None:
-    response = client.post(
-        "/api/auth/login", json={"login": 5, "password": ["x"]}, headers=BROWSER
-    )
+    response = client.post("/api/auth/login", json={"login": 5, "password": ["x"]}, headers=BROWSER)
     assert response.status_code == 422
     assert set(response.json["error"]["details"]["fields"]) == {"login", "password"}
 
 
 def test_not_json_content_type_is_400(client: FlaskClient) -> None:
-    response = client.post("/api/auth/login", data="login=a&password=b", headers=BROWSER,
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/api/auth/login",
+        data="login=a&password=b",
+        headers=BROWSER,
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 400
     assert "application/json" in response.json["error"]["message"]
 

@@ -24,7 +24,7 @@ def create_database_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
 
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
