@@ -91,3 +91,47 @@ def test_a_server_learns_a_key_rotated_by_another_process(service: AuthService) 
     )
     service.keys._last_reload = 0.0
     assert service.authenticate(token, "bearer").claims.key_id == key.kid
+
+
+class CountingHasher:
+    """Wraps the real hasher and records which verification ran."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.inner, name)
+        if name.startswith("verify"):
+
+            def record(*args: object, **kwargs: object) -> object:
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return record
+        return attr
+
+
+def test_every_failed_login_costs_one_argon2_verification(service: AuthService) -> None:
+    """Unknown, disabled and wrong-password logins all do the same hashing work."""
+    from authgate.errors import InvalidCredentialsError
+    from authgate.store.records import UserStatus
+
+    service.register(email="on@example.com", password=PASSWORD)
+    off = service.register(email="off@example.com", password=PASSWORD)
+    service.store.update_access(off.id, status=UserStatus.DISABLED, now=service.clock.now())
+    spy = CountingHasher(service.hasher)
+    service.hasher = spy  # type: ignore[assignment]
+    for login, password in (
+        ("nobody@example.com", PASSWORD),
+        ("on@example.com", "a wrong password"),
+        ("off@example.com", PASSWORD),
+    ):
+        spy.calls.clear()
+        try:
+            service.login(login, password, ClientInfo())
+        except InvalidCredentialsError:
+            pass
+        else:
+            raise AssertionError(f"{login} logged in")
+        assert len(spy.calls) == 1, (login, spy.calls)

@@ -75,6 +75,13 @@ class AuthCache:
         self.users: BoundedCache[str, UserRecord] = BoundedCache(max_entries)
         self.revoked_sessions: dict[str, float] = {}  # sid -> when to forget (epoch seconds)
         self.last_seen: dict[str, datetime] = {}
+        # Bumped by every user event: a user loaded from the database while an event arrived
+        # may be stale, and is not cached (see ``cache_user``).
+        self.user_generation = 0
+
+    def cache_user(self, user: UserRecord, *, loaded_at_generation: int) -> None:
+        if self.user_generation == loaded_at_generation:
+            self.users.put(user.id, user)
 
     def apply(self, kind: RevocationKind, subject: str, *, forget_at: float) -> None:
         if kind is RevocationKind.SESSION:
@@ -82,6 +89,7 @@ class AuthCache:
             self.live_sessions.pop(subject)
             self.last_seen.pop(subject, None)
         else:
+            self.user_generation += 1
             self.users.pop(subject)
 
     def prune(self, now: float) -> None:

@@ -133,13 +133,15 @@ class AuthService:
             memory_cost_kib=settings.password_memory_cost_kib,
             parallelism=settings.password_parallelism,
         )
+        # A revoked session's access tokens all expire within one TTL: remember it that long.
+        self._remember_seconds = float(settings.access_token_ttl_seconds + 60)
         self.cache = AuthCache()
         self.feed = RevocationFeed(
             store,
             self.cache,
             clock,
             poll_interval_seconds=settings.revocation_poll_interval_seconds,
-            remember_seconds=settings.access_token_ttl_seconds + 60,
+            remember_seconds=self._remember_seconds,
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
         )
 
@@ -169,6 +171,7 @@ class AuthService:
 
     def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
         """Same error, same work, whether the user is unknown, disabled or the password wrong."""
+        generation = self.cache.user_generation
         user = self.store.find_user_by_login(login.strip())
         if user is None or user.password_hash is None:
             self.hasher.verify_dummy(password)
@@ -180,6 +183,7 @@ class AuthService:
         user = (
             self.store.record_login(user.id, now=self.clock.now(), password_hash=new_hash) or user
         )
+        self.cache.cache_user(user, loaded_at_generation=generation)
         return self._open_session(user, client)
 
     def _open_session(self, user: UserRecord, client: ClientInfo) -> IssuedTokens:
@@ -193,7 +197,6 @@ class AuthService:
             ip=client.ip,
             now=now,
         )
-        self.cache.users.put(user.id, user)
         self.cache.live_sessions.put(session.id, user.id)
         return self._issue(user, session, refresh_token)
 
@@ -256,17 +259,21 @@ class AuthService:
         return Principal(user, sid, claims, transport)
 
     def _decode(self, token: str, now: float) -> AccessClaims:
-        options = {
-            "issuer": self.settings.resolved_issuer,
-            "audience": self.settings.audience,
-            "now": now,
-        }
         try:
-            return decode_access_token(token, keyring=self.keys.ring, **options)  # type: ignore[arg-type]
+            return self._decode_with_current_keys(token, now)
         except UnknownKeyError:
             if not self.keys.reload():
                 raise
-            return decode_access_token(token, keyring=self.keys.ring, **options)  # type: ignore[arg-type]
+            return self._decode_with_current_keys(token, now)
+
+    def _decode_with_current_keys(self, token: str, now: float) -> AccessClaims:
+        return decode_access_token(
+            token,
+            keyring=self.keys.ring,
+            issuer=self.settings.resolved_issuer,
+            audience=self.settings.audience,
+            now=now,
+        )
 
     def _check_session(self, sid: str, user_id: str) -> None:
         session = self.store.get_session(sid)
@@ -275,18 +282,15 @@ class AuthService:
             or session.user_id != user_id
             or not session.is_valid_at(self.clock.now())
         ):
-            self.cache.revoked_sessions[sid] = self.clock.timestamp() + self.feed_remember
+            self.cache.revoked_sessions[sid] = self.clock.timestamp() + self._remember_seconds
             raise TokenRevokedError()
         self.cache.live_sessions.put(sid, user_id)
 
-    @property
-    def feed_remember(self) -> float:
-        return float(self.settings.access_token_ttl_seconds + 60)
-
     def _load_user(self, user_id: str) -> UserRecord | None:
+        generation = self.cache.user_generation
         user = self.store.get_user(user_id)
         if user is not None:
-            self.cache.users.put(user_id, user)
+            self.cache.cache_user(user, loaded_at_generation=generation)
         return user
 
     def start(self) -> None:

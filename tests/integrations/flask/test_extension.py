@@ -1,0 +1,72 @@
+"""Embedding: ``AuthGate()`` + ``init_app`` from ``app.config``, and topology-derived cookies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from authgate import AuthGate, current_user, login_required
+from authgate.errors import ConfigError
+from tests.conftest import PASSWORD
+
+
+def _app(tmp_path: Path, database_url: str, **config: object) -> Flask:
+    app = Flask("embedded")
+    app.config.update(
+        AUTHGATE_INSTANCE_PATH=str(tmp_path),
+        AUTHGATE_DATABASE_URL=database_url,
+        AUTHGATE_PUBLIC_URL="https://api.example.com",
+        **config,
+    )
+    auth = AuthGate()
+    auth.init_app(app)
+
+    @app.get("/api/private")
+    @login_required
+    def private() -> dict[str, str]:
+        return {"email": current_user.email}
+
+    return app
+
+
+def _login(app: Flask, origin: str) -> list[str]:
+    client = app.test_client()
+    headers = {"Origin": origin, "X-Requested-With": "fetch"}
+    client.post(
+        "/api/auth/register", json={"email": "e@example.com", "password": PASSWORD}, headers=headers
+    )
+    response = client.post(
+        "/api/auth/login", json={"login": "e@example.com", "password": PASSWORD}, headers=headers
+    )
+    assert response.status_code == 200, response.json
+    assert client.get("/api/private").json == {"email": "e@example.com"}
+    app.extensions["authgate"].service.close()
+    return response.headers.getlist("Set-Cookie")
+
+
+def test_same_site_frontend_gets_lax_cookies(tmp_path: Path, database_url: str) -> None:
+    app = _app(tmp_path, database_url, AUTHGATE_ORIGINS="https://app.example.com")
+    for cookie in _login(app, "https://app.example.com"):
+        assert "SameSite=Lax" in cookie
+        assert "Partitioned" not in cookie
+
+
+def test_cross_site_frontend_gets_samesite_none_partitioned(
+    tmp_path: Path, database_url: str
+) -> None:
+    app = _app(tmp_path, database_url, AUTHGATE_ORIGINS="https://ada.github.io")
+    cookies = _login(app, "https://ada.github.io")
+    assert len(cookies) == 2
+    for cookie in cookies:
+        assert "SameSite=None" in cookie
+        assert "Secure" in cookie
+        assert "Partitioned" in cookie
+
+
+def test_wildcard_origin_with_credentials_refuses_to_start(tmp_path: Path) -> None:
+    app = Flask("embedded")
+    app.config.update(AUTHGATE_INSTANCE_PATH=str(tmp_path), AUTHGATE_ORIGINS="*")
+    with pytest.raises(ConfigError, match="wildcard"):
+        AuthGate(app)
