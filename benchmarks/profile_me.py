@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 EMAIL = "bench@example.com"
-PASSWORD = "Bench-mark-Passw0rd-7731"  # noqa: S105 -- a throw-away benchmark account
+PASSWORD = "Bench-mark-Passw0rd-7731"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -85,10 +85,10 @@ def main() -> int:
             AUTHGATE_PUBLIC_URL="http://localhost:8086",
             AUTHGATE_ORIGINS="http://localhost:4100",
         )
+        from bare_app import app as bare
+
         from authgate.config import load_settings
         from authgate.server import create_app
-
-        from bare_app import app as bare
 
         settings = load_settings(environ=env)
         app = create_app(settings)
@@ -99,9 +99,9 @@ def main() -> int:
         assert response.status_code == 200, response.get_data(as_text=True)
         token = response.get_json()["access_token"]
         if args.transport == "bearer":
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = [("Authorization", f"Bearer {token}")]
         else:
-            headers = {"Cookie": f"authgate_session={token}"}
+            headers = [("Cookie", f"authgate_session={token}")]
         auth_env = EnvironBuilder(path="/api/auth/me", headers=headers).get_environ()
         bare_env = EnvironBuilder(path="/me").get_environ()
 

@@ -9,8 +9,8 @@ What it does (see benchmarks/README.md for how to read the output):
 
 1. Creates a throw-away instance directory (SQLite database, development signing keys) and
    builds the service once so the database is migrated and the keys exist before workers fork.
-2. Times ``PasswordHasher().verify_password`` in-process (median of ``--verify-runs``) with the
-   server's argon2id parameters, while nothing else runs.
+2. Prepares to time ``PasswordHasher().verify_password`` in-process with the server's argon2id
+   parameters (sampled right before and after the one-connection login run, median reported).
 3. Starts authgate (``authgate.server:create_app()``) and ``benchmarks/bare_app.py`` under the same
    gunicorn settings, each on a free 127.0.0.1 port.
 4. Registers a user, logs in as a script (no Origin header: the body has ``access_token``, the
@@ -45,7 +45,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 ORIGIN = "http://localhost:4100"
 EMAIL = "bench@example.com"
-PASSWORD = "Bench-mark-Passw0rd-7731"  # noqa: S105 -- a throw-away benchmark account
+PASSWORD = "Bench-mark-Passw0rd-7731"
 SESSION_COOKIE = "authgate_session"
 ME_TARGET_PCT = 85.0  # /api/auth/me rps as a percentage of the bare view's rps, at least
 LOGIN_TARGET_RATIO = 1.05  # login p50 at one connection / argon2id verify time, at most
@@ -119,8 +119,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    """CPU time of ``root`` and its direct children, from /proc/<pid>/stat; None without /proc."""
+    proc = Path("/proc")
+    if not (proc / str(root) / "stat").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root or ppid == root:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / ticks
 
 
 # Servers --------------------------------------------------------------------------------------
@@ -180,7 +208,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise BenchError(f"{self.name} server exited during start-up.\n{self.log_tail()}")
+                raise BenchError(f"{self.name} server exited during start-up (log above).")
             try:
                 if requests.get(self.base_url + path, timeout=2).status_code == 200:
                     return
@@ -201,6 +229,12 @@ class Server:
             log(f"{self.name} server did not stop after SIGTERM; killing its process group")
             os.killpg(proc.pid, signal.SIGKILL)  # the group we created, led by this pid
             proc.wait(timeout=5)
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the master and its workers so far (Linux /proc only)."""
+        if self.proc is None:
+            return None
+        return process_tree_cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -229,6 +263,9 @@ class Measurement:
     max_ms: float
     error_responses: int  # HTTP status >= 400
     socket_errors: int  # connect + read + write + timeout
+    # CPU time (user + system) the server's processes spent per request during the run: far
+    # less sensitive than rps to other load on the machine. None where /proc is unavailable.
+    server_cpu_us_per_request: float | None = None
 
 
 def lua_string(value: str) -> str:
@@ -313,6 +350,35 @@ def run_wrk(
     )
 
 
+def combine(measured: list[Measurement]) -> Measurement:
+    """One run as is; several rounds as the median of each figure (counts are summed)."""
+    if len(measured) == 1:
+        return measured[0]
+
+    def med(field: str) -> float:
+        return float(statistics.median(getattr(m, field) for m in measured))
+
+    first = measured[0]
+    cpus = [m.server_cpu_us_per_request for m in measured if m.server_cpu_us_per_request]
+    return Measurement(
+        name=first.name,
+        url=first.url,
+        threads=first.threads,
+        connections=first.connections,
+        duration_s=sum(m.duration_s for m in measured),
+        requests=sum(m.requests for m in measured),
+        rps=med("rps"),
+        p50_ms=med("p50_ms"),
+        p90_ms=med("p90_ms"),
+        p99_ms=med("p99_ms"),
+        mean_ms=med("mean_ms"),
+        max_ms=max(m.max_ms for m in measured),
+        error_responses=sum(m.error_responses for m in measured),
+        socket_errors=sum(m.socket_errors for m in measured),
+        server_cpu_us_per_request=float(statistics.median(cpus)) if cpus else None,
+    )
+
+
 # authgate set-up ------------------------------------------------------------------------------
 
 
@@ -342,28 +408,34 @@ def prepare_instance(env: dict[str, str]) -> dict[str, int]:
     }
 
 
-def time_verify(params: dict[str, int], runs: int) -> dict[str, float]:
-    """Median (and spread) of ``verify_password`` for a correct password, in milliseconds."""
-    from authgate.core.passwords import PasswordHasher
+class VerifyTimer:
+    """Times ``PasswordHasher.verify_password`` for a correct password, in milliseconds."""
 
-    hasher = PasswordHasher(**params)
-    stored = hasher.hash_password(PASSWORD)
-    for _ in range(3):  # warm up allocator and caches
-        hasher.verify_password(PASSWORD, stored)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        check = hasher.verify_password(PASSWORD, stored)
-        samples.append((time.perf_counter() - start) * 1000)
-        if not check.ok:
-            raise BenchError("verify_password rejected the right password")
-    samples.sort()
-    return {
-        "runs": runs,
-        "median_ms": statistics.median(samples),
-        "min_ms": samples[0],
-        "max_ms": samples[-1],
-    }
+    def __init__(self, params: dict[str, int]):
+        from authgate.core.passwords import PasswordHasher
+
+        self.hasher = PasswordHasher(**params)
+        self.stored = self.hasher.hash_password(PASSWORD)
+        self.samples: list[float] = []
+        for _ in range(3):  # warm up the allocator and caches
+            self.hasher.verify_password(PASSWORD, self.stored)
+
+    def sample(self, runs: int) -> None:
+        for _ in range(runs):
+            start = time.perf_counter()
+            check = self.hasher.verify_password(PASSWORD, self.stored)
+            self.samples.append((time.perf_counter() - start) * 1000)
+            if not check.ok:
+                raise BenchError("verify_password rejected the right password")
+
+    def summary(self) -> dict[str, float]:
+        samples = sorted(self.samples)
+        return {
+            "runs": len(samples),
+            "median_ms": statistics.median(samples),
+            "min_ms": samples[0],
+            "max_ms": samples[-1],
+        }
 
 
 def register(base_url: str) -> None:
@@ -406,8 +478,12 @@ def evaluate(results: dict[str, Measurement], verify: dict[str, float]) -> dict[
     targets: dict[str, Any] = {}
     for key in ("me_bearer", "me_cookie"):
         pct = 100 * results[key].rps / bare if bare else 0.0
+        bare_cpu = results["bare"].server_cpu_us_per_request
+        cpu = results[key].server_cpu_us_per_request
         targets[key] = {
             "pct_of_bare": round(pct, 1),
+            # The same ratio from server CPU time per request: steadier on a busy machine.
+            "cpu_pct_of_bare": round(100 * bare_cpu / cpu, 1) if bare_cpu and cpu else None,
             "target": f">= {ME_TARGET_PCT:g}% of bare rps",
             "pass": pct >= ME_TARGET_PCT,
         }
@@ -441,11 +517,12 @@ def print_table(
     print(
         f"authgate benchmark: gunicorn {config['worker_class']} x {config['workers']} workers, "
         f"{config['cpus']} CPUs, wrk {config['duration_s']:g} s per run "
-        f"(+{config['warmup_s']:g} s warm-up), python {config['python']}"
+        f"(+{config['warmup_s']:g} s warm-up), python {config['python']}, "
+        f"load average {config['load_average_before']} -> {config['load_average_after']}"
     )
     header = (
-        f"{'endpoint':<30} {'conn':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  "
-        "vs target"
+        f"{'endpoint':<30} {'conn':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+        f"{'cpu us/req':>10}  vs target"
     )
     print(header)
     print("-" * (len(header) + 34))
@@ -456,22 +533,26 @@ def print_table(
         elif key in ("me_bearer", "me_cookie"):
             t = targets[key]
             note = f"{t['pct_of_bare']:.1f}% of bare (>= {ME_TARGET_PCT:g}%)  {verdict(t['pass'])}"
+            if t["cpu_pct_of_bare"] is not None:
+                note += f"  [by cpu/req: {t['cpu_pct_of_bare']:.1f}%]"
         elif key == "login":
             note = "includes queueing for the workers"
         elif key == "login_c1":
             t = targets[key]
             note = (
-                f"p50 = {t['ratio']:.3f} x verify, +{t['overhead_ms']:.2f} ms "
+                f"p50 = {t['ratio']:.3f} x verify, {t['overhead_ms']:+.2f} ms "
                 f"(<= {LOGIN_TARGET_RATIO:g} x)  {verdict(t['pass'])}"
             )
         errors = m.error_responses + m.socket_errors
+        cpu = m.server_cpu_us_per_request
+        cpu_text = f"{cpu:.0f}" if cpu is not None else "-"
         print(
             f"{labels[key]:<30} {m.connections:>4} {m.rps:>9.1f} {m.p50_ms:>8.2f} "
-            f"{m.p99_ms:>8.2f} {errors:>6}  {note}"
+            f"{m.p99_ms:>8.2f} {errors:>6} {cpu_text:>10}  {note}"
         )
     print(
         f"{'argon2id verify (in-process)':<30} {'':>4} {'':>9} {verify['median_ms']:>8.2f} "
-        f"{'':>8} {'':>6}  median of {verify['runs']:.0f} "
+        f"{'':>8} {'':>6} {'':>10}  median of {verify['runs']:.0f} "
         f"(min {verify['min_ms']:.2f}, max {verify['max_ms']:.2f}); "
         f"m={config['argon2']['memory_cost_kib']} KiB, t={config['argon2']['time_cost']}, "
         f"p={config['argon2']['parallelism']}"
@@ -495,14 +576,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads under load")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections under load")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat bare/bearer/cookie this many times, alternating; report medians",
+    )
     parser.add_argument("--verify-runs", type=int, default=50, help="argon2id verify samples")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     parser.add_argument(
         "--keep-instance", action="store_true", help="keep the temp dir (database, server logs)"
     )
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.warmup < 0 or args.workers < 1 or args.verify_runs < 1:
+    if args.duration <= 0 or args.warmup < 0 or args.workers < 1:
         parser.error("--duration and --workers must be positive, --warmup not negative")
+    if args.rounds < 1 or args.verify_runs < 2:
+        parser.error("need --rounds >= 1 and --verify-runs >= 2")
     if args.threads < 1 or args.connections < args.threads:
         parser.error("need --threads >= 1 and --connections >= --threads")
     return args
@@ -515,6 +604,7 @@ def measure(
     script: Path,
     args: argparse.Namespace,
     *,
+    server: Server,
     threads: int,
     connections: int,
 ) -> Measurement:
@@ -530,9 +620,13 @@ def measure(
             duration=args.warmup,
         )
     log(f"{name}: measuring {args.duration:g} s, -t{threads} -c{connections}")
+    cpu_before = server.cpu_seconds()
     result = run_wrk(
         wrk, name, url, script, threads=threads, connections=connections, duration=args.duration
     )
+    cpu_after = server.cpu_seconds()
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        result.server_cpu_us_per_request = (cpu_after - cpu_before) / result.requests * 1e6
     if result.error_responses or result.socket_errors:
         log(
             f"{name}: {result.error_responses} error responses, "
@@ -553,10 +647,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     needed = int(args.duration + args.warmup + 120)
     env = authgate_env(instance, auth_port, needed if needed > 900 else None)
 
+    load = load_average()
+    if load is not None and load > 0.5 * cpu_count():
+        log(
+            f"warning: load average is {load} on {cpu_count()} CPUs before starting: other "
+            "processes are busy, so the figures will be noisy (compare ratios, not absolutes)"
+        )
     log(f"preparing instance in {instance} (migrate database, create development keys)")
     params = prepare_instance(env)
-    log(f"timing argon2id verify in-process ({args.verify_runs} runs)")
-    verify = time_verify(params, args.verify_runs)
+    verify_timer = VerifyTimer(params)
 
     config = {
         "workers": args.workers,
@@ -570,6 +669,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "wrk": wrk_version(wrk),
         "argon2": params,
+        "rounds": args.rounds,
+        "load_average_before": load,
     }
     common = {"workers": args.workers, "worker_class": args.worker_class}
     auth = Server(
@@ -591,6 +692,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         **common,
     )
     results: dict[str, Measurement] = {}
+    rounds: dict[str, list[Measurement]] = {"bare": [], "me_bearer": [], "me_cookie": []}
     try:
         for server in (auth, bare):
             log(f"starting {server.name} on {server.base_url}: {' '.join(server.cmd[1:])}")
@@ -599,20 +701,30 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bare.wait_ready("/me")
         register(auth.base_url)
 
-        load = {"threads": args.threads, "connections": args.connections}
+        under_load = {"threads": args.threads, "connections": args.connections}
         bare_url = bare.base_url + "/me"
         me_url = auth.base_url + "/api/auth/me"
-        script = write_lua(scripts / "bare.lua", method="GET", headers={}, body=None)
-        results["bare"] = measure(wrk, "bare", bare_url, script, args, **load)
-
-        for key, make_headers in (
-            ("me_bearer", lambda token, _c: {"Authorization": f"Bearer {token}"}),
-            ("me_cookie", lambda _t, cookie: {"Cookie": f"{SESSION_COOKIE}={cookie}"}),
-        ):
-            headers = make_headers(*login(auth.base_url))  # a fresh token for each run
-            check_ok(me_url, headers)
-            script = write_lua(scripts / f"{key}.lua", method="GET", headers=headers, body=None)
-            results[key] = measure(wrk, key, me_url, script, args, **load)
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                log(f"round {number} of {args.rounds}: bare, bearer, cookie")
+            script = write_lua(scripts / "bare.lua", method="GET", headers={}, body=None)
+            rounds["bare"].append(
+                measure(wrk, "bare", bare_url, script, args, server=bare, **under_load)
+            )
+            for key in ("me_bearer", "me_cookie"):
+                token, cookie = login(auth.base_url)  # a fresh token for each run
+                headers = (
+                    {"Authorization": f"Bearer {token}"}
+                    if key == "me_bearer"
+                    else {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+                )
+                check_ok(me_url, headers)
+                script = write_lua(scripts / f"{key}.lua", method="GET", headers=headers, body=None)
+                rounds[key].append(
+                    measure(wrk, key, me_url, script, args, server=auth, **under_load)
+                )
+        for key, measured in rounds.items():
+            results[key] = combine(measured)
 
         body = json.dumps({"login": EMAIL, "password": PASSWORD})
         script = write_lua(
@@ -622,20 +734,32 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             body=body,
         )
         login_url = auth.base_url + "/api/auth/login"
-        results["login"] = measure(wrk, "login", login_url, script, args, **load)
-        results["login_c1"] = measure(
-            wrk, "login_c1", login_url, script, args, threads=1, connections=1
+        results["login"] = measure(wrk, "login", login_url, script, args, server=auth, **under_load)
+        # The hash cost is timed in this process right before and right after the one-connection
+        # login run, so that both see the same machine (CPU frequency, other load).
+        before = (args.verify_runs + 1) // 2
+        log(
+            f"timing argon2id verify in-process ({before} runs before, "
+            f"{args.verify_runs - before} after the one-connection login run)"
         )
+        verify_timer.sample(before)
+        results["login_c1"] = measure(
+            wrk, "login_c1", login_url, script, args, server=auth, threads=1, connections=1
+        )
+        verify_timer.sample(args.verify_runs - before)
     except BaseException:
-        for server in (auth, bare):
+        for server in (auth, bare):  # a server that died says why in its log
             if server.proc is not None and server.proc.poll() is not None:
-                log(server.log_tail())
+                log(f"{server.name} server exited with {server.proc.returncode}")
+                print(server.log_tail(), file=sys.stderr)
         raise
     finally:
         for server in (auth, bare):
             server.stop()
         log("servers stopped")
 
+    config["load_average_after"] = load_average()
+    verify = verify_timer.summary()
     targets = evaluate(results, verify)
     print_table(results, verify, targets, config)
     failed = {k: m for k, m in results.items() if m.error_responses or m.socket_errors}
@@ -643,14 +767,21 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "config": config,
         "argon2id_verify": verify,
         "results": {k: asdict(m) for k, m in results.items()},
+        "rounds": {k: [asdict(m) for m in ms] for k, ms in rounds.items()},
         "targets": targets,
         "valid": not failed,
         "server_logs": None if not args.keep_instance else str(workdir),
     }
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops the servers
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
     try:
         report = run(args, workdir)

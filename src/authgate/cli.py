@@ -28,7 +28,13 @@ from werkzeug.serving import run_simple
 
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
-from authgate.errors import AuthError, ConfigError, UserExistsError, ValidationFailedError
+from authgate.errors import (
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    UserExistsError,
+    ValidationFailedError,
+)
 from authgate.integrations.flask.extension import build_service
 from authgate.schemas import ROLE_PATTERN, RegisterInput, format_time, parse_input
 from authgate.server import create_app
@@ -370,23 +376,21 @@ def users_create(
 def _update_access(
     email: str, *, roles: Sequence[str] | None = None, status: UserStatus | None = None
 ) -> UserRecord:
-    """Change a user's roles/status; the store logs it, so running servers apply it at once."""
+    """Change a user's roles/status; logged and published, so running servers apply it."""
     settings = _load()
     with _service(settings) as service:
         user = _find_user(service, email)
-        updated = service.store.update_access(
-            user.id, roles=roles, status=status, now=service.clock.now()
-        )
-    if updated is None:
-        raise Refused(f"The user {email!r} was deleted meanwhile.")
-    return updated
+        try:
+            return service.set_user_access(user.id, roles=roles, status=status)
+        except NotFoundError:
+            raise Refused(f"The user {email!r} was deleted meanwhile.") from None
 
 
 @users.command("set-roles")
 @click.argument("email")
 @click.argument("roles", nargs=-1, required=True, metavar="ROLE [ROLE ...]")
 def users_set_roles(email: str, roles: tuple[str, ...]) -> None:
-    """Replace a user's roles (e.g. `user admin`)."""
+    """Replace a user's roles, for example: user admin."""
     user = _update_access(email, roles=_checked_roles(roles))
     click.echo(f"{user.email}: roles {', '.join(user.roles)}")
 
@@ -457,8 +461,8 @@ def keys_rotate(keys_dir: Path | None) -> None:
         f"Created signing key {key.kid} in {directory}; it is now the active key.\n"
         "Tokens signed by older keys keep verifying until they expire; remove an old key file "
         "only after that.\n"
-        "Running servers sign with the new key after their next start (they already accept "
-        "tokens it signed).",
+        "Running servers sign with the new key after their next start; until then they accept "
+        "tokens it signed (they reload the key directory on an unknown kid).",
         err=True,
     )
 
@@ -485,3 +489,7 @@ def keys_list(keys_dir: Path | None) -> None:
             f"Warning: {path} is readable or writable by other users; run `chmod 600 {path}`.",
             err=True,
         )
+
+
+if __name__ == "__main__":
+    main()

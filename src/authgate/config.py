@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from authgate.core.origins import OriginAllowlist, parse_origin
@@ -55,6 +56,8 @@ class Settings(BaseModel):
     password_time_cost: int = Field(default=2, ge=2)
     password_memory_cost_kib: int = Field(default=19456, ge=19456)
     password_parallelism: int = Field(default=1, ge=1)
+    login_rate_limit_per_account: str = "10 per 5 minutes"
+    login_rate_limit_per_ip: str = "100 per 5 minutes"
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1, le=64)
@@ -74,6 +77,15 @@ class Settings(BaseModel):
         except ValueError as e:
             raise ValueError(str(e)) from None
         return allowlist.as_strings()
+
+    @field_validator("login_rate_limit_per_account", "login_rate_limit_per_ip")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must read like '10 per 5 minutes' or '100/hour'") from None
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -108,6 +120,15 @@ class Settings(BaseModel):
     @property
     def allowlist(self) -> OriginAllowlist:
         return OriginAllowlist(self.origins)
+
+    def raise_if_unsafe(self) -> None:
+        """In production, refuse settings with any problem (``ConfigError`` listing them all)."""
+        if self.is_production:
+            problems = self.production_problems()
+            if problems:
+                raise ConfigError(
+                    "Refusing to start in production mode:\n  - " + "\n  - ".join(problems)
+                )
 
     def production_problems(self) -> list[str]:
         """What makes these settings unsafe for production, each with the fix."""
@@ -194,12 +215,7 @@ def load_settings(
         lines = []
         for err in e.errors():
             name = ENV_PREFIX + ".".join(str(p) for p in err["loc"][:1]).upper()
-            lines.append(f"{name}: {err['msg']}")
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(lines)) from None
-    if settings.is_production:
-        problems = settings.production_problems()
-        if problems:
-            raise ConfigError(
-                "Refusing to start in production mode:\n  - " + "\n  - ".join(problems)
-            )
+    settings.raise_if_unsafe()
     return settings

@@ -127,6 +127,10 @@ class RateLimitedError(AuthError):
     status = 429
     default_message = "Too many requests; try again later."
 
+    def __init__(self, message: str | None = None, *, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
 
 class ServiceUnavailableError(AuthError):
     code = "service_unavailable"

@@ -125,8 +125,10 @@ class RevocationFeed:
         self._poll_interval = poll_interval_seconds
         self._remember = remember_seconds
         self._touch_interval = touch_interval_seconds
-        self._redis_url = redis_url
-        self._redis: redis.Redis[bytes] | None = None
+        # Connects lazily: a process that only announces (the CLI) publishes without threads.
+        self._redis: redis.Redis[bytes] | None = (
+            redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
+        )
         self._cursor = 0
         self._applied: deque[int] = deque(maxlen=4 * _REPLAY_WINDOW)
         self._pid: int | None = None
@@ -170,8 +172,7 @@ class RevocationFeed:
             self._stop.clear()
             self._cursor = self._store.latest_revocation_id()
             self._start_thread("authgate-revocation-poll", self._poll_loop)
-            if self._redis_url:
-                self._redis = redis.Redis.from_url(self._redis_url, socket_timeout=5)
+            if self._redis is not None:
                 self._start_thread("authgate-revocation-redis", self._redis_loop)
             self._pid = pid
 
@@ -188,7 +189,6 @@ class RevocationFeed:
         self._pid = None
         if self._redis is not None:
             self._redis.close()
-            self._redis = None
 
     def poll_once(self) -> int:
         """Read and apply new events from the revocation log; how many were new."""

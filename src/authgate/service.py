@@ -13,7 +13,7 @@ from typing import Literal
 
 from authgate.config import Settings
 from authgate.core.clocks import Clock
-from authgate.core.keys import KeyRing, generate_key, load_keyring
+from authgate.core.keys import KeyRing, generate_key, insecure_key_files, load_keyring
 from authgate.core.passwords import PasswordHasher, find_password_problem
 from authgate.core.refresh_tokens import hash_refresh_token, new_refresh_token
 from authgate.core.tokens import (
@@ -36,6 +36,7 @@ from authgate.errors import (
 from authgate.revocations import AuthCache, RevocationFeed
 from authgate.store.protocols import Store
 from authgate.store.records import RevocationKind, SessionRecord, UserRecord, UserStatus
+from authgate.throttling import LoginThrottle
 
 log = logging.getLogger("authgate")
 
@@ -95,6 +96,12 @@ class KeySource:
                 self._directory,
             )
             ring = KeyRing([key])
+        exposed = insecure_key_files(self._directory)
+        if settings.is_production and exposed:
+            raise ConfigError(
+                f"Signing key files are readable by other users: "
+                f"{', '.join(str(p) for p in exposed)}. Run `chmod 600` on them."
+            )
         if settings.is_production and ring.active.dev:
             raise ConfigError(
                 f"The active signing key {ring.active.kid} was generated for development. "
@@ -132,6 +139,13 @@ class AuthService:
             time_cost=settings.password_time_cost,
             memory_cost_kib=settings.password_memory_cost_kib,
             parallelism=settings.password_parallelism,
+        )
+        self.throttle = LoginThrottle(
+            per_account=settings.login_rate_limit_per_account,
+            per_ip=settings.login_rate_limit_per_ip,
+            storage_uri=settings.redis_url.get_secret_value()
+            if settings.redis_url
+            else "memory://",
         )
         # A revoked session's access tokens all expire within one TTL: remember it that long.
         self._remember_seconds = float(settings.access_token_ttl_seconds + 60)
@@ -171,14 +185,19 @@ class AuthService:
 
     def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
         """Same error, same work, whether the user is unknown, disabled or the password wrong."""
+        login = login.strip()
+        self.throttle.check(login, client.ip)
         generation = self.cache.user_generation
-        user = self.store.find_user_by_login(login.strip())
+        user = self.store.find_user_by_login(login)
         if user is None or user.password_hash is None:
             self.hasher.verify_dummy(password)
+            self.throttle.record_failure(login, client.ip)
             raise InvalidCredentialsError()
         check = self.hasher.verify_password(password, user.password_hash)
         if not check.ok or not user.is_active:
+            self.throttle.record_failure(login, client.ip)
             raise InvalidCredentialsError()
+        self.throttle.record_success(login, client.ip)
         new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
         user = (
             self.store.record_login(user.id, now=self.clock.now(), password_hash=new_hash) or user
@@ -328,6 +347,7 @@ class AuthService:
             user.id,
             name=name if "name" in fields else user.name,
             username=username if "username" in fields else user.username,
+            now=self.clock.now(),
         )
         if updated is None:
             raise TokenRevokedError()
@@ -395,6 +415,12 @@ class AuthService:
             raise ForbiddenError(
                 "You cannot disable yourself or remove your own admin role; ask another admin."
             )
+        return self.set_user_access(user_id, roles=roles, status=status)
+
+    def set_user_access(
+        self, user_id: str, *, roles: Sequence[str] | None, status: UserStatus | None
+    ) -> UserRecord:
+        """Operator-level change (CLI, admin API after its checks), announced to every process."""
         before = self.store.list_sessions(user_id, now=self.clock.now())
         updated = self.store.update_access(
             user_id, roles=roles, status=status, now=self.clock.now()

@@ -26,9 +26,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from authgate.config import load_settings
+from authgate.config import Settings, load_settings
 from authgate.integrations.flask.extension import build_service
-from authgate.store.records import UserStatus
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
 
@@ -143,7 +142,7 @@ def server_env(
     return env
 
 
-def authgate_settings(env: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def authgate_settings(env: Mapping[str, str]) -> Settings:
     return load_settings(environ={k: v for k, v in env.items() if k.startswith("AUTHGATE_")})
 
 
@@ -185,7 +184,7 @@ class Server:
     def patch(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("PATCH", path, **kwargs)
 
-    def start(self) -> None:
+    def launch(self) -> None:
         command = [
             sys.executable,
             "-m",
@@ -211,6 +210,10 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self) -> None:
+        """Wait until ``/healthz`` answers; fail with the server's output if it does not."""
+        assert self.process is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         last_error = "no answer yet"
         while time.monotonic() < deadline:
@@ -257,41 +260,52 @@ class ServerGroup:
     log_dir: Path
     servers: list[Server] = field(default_factory=list)
 
-    def start(self, *, workers: int = 2, redis_url: str | None = None, **extra: str) -> Server:
-        port = free_port()
-        env = server_env(
-            instance_path=self.instance_path,
-            database_url=self.database.url,
-            port=port,
-            redis_url=redis_url,
-            extra={f"AUTHGATE_{k.upper()}": v for k, v in extra.items()},
-        )
-        if not self.servers:
-            # Migrate SQLite and create the development keys once, before any worker starts.
-            build_service(authgate_settings(env)).close()
-        server = Server(
-            port=port,
-            env=env,
-            workers=workers,
-            log_path=self.log_dir / f"gunicorn-{port}.log",
-        )
-        self.servers.append(server)
-        server.start()
-        return server
-
-    def settings(self):  # type: ignore[no-untyped-def]
-        return authgate_settings(self.servers[0].env)
-
-    def set_roles(self, user_id: str, roles: list[str]) -> None:
-        """Change a user's roles directly in the database (there is no CLI yet)."""
-        service = build_service(self.settings())
-        try:
-            updated = service.store.update_access(
-                user_id, roles=roles, status=UserStatus.ACTIVE, now=service.clock.now()
+    def start(
+        self, *, count: int = 1, workers: int = 2, redis_url: str | None = None, **extra: str
+    ) -> list[Server]:
+        """Start ``count`` more servers (in parallel). All are instances of one deployment:
+        they share the public URL (so the token issuer) of the first, as behind one balancer."""
+        servers: list[Server] = []
+        for _ in range(count):
+            port = free_port()
+            env = server_env(
+                instance_path=self.instance_path,
+                database_url=self.database.url,
+                port=port,
+                redis_url=redis_url,
+                extra={f"AUTHGATE_{k.upper()}": v for k, v in extra.items()},
             )
-        finally:
-            service.close()
-        assert updated is not None and list(updated.roles) == roles
+            if self.servers:
+                env["AUTHGATE_PUBLIC_URL"] = self.servers[0].env["AUTHGATE_PUBLIC_URL"]
+            else:
+                # Migrate SQLite and create the development keys once, before any worker starts.
+                build_service(authgate_settings(env)).close()
+            server = Server(
+                port=port, env=env, workers=workers, log_path=self.log_dir / f"gunicorn-{port}.log"
+            )
+            self.servers.append(server)
+            servers.append(server)
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+        return servers
+
+    def cli(self, *args: str, stdin: str = "") -> str:
+        """Run the ``authgate`` command line with the servers' settings; its stdout."""
+        # ``python -m authgate.cli`` does nothing (the module has no ``__main__`` block), so
+        # call ``main`` the way the ``authgate`` console script does.
+        completed = subprocess.run(
+            [sys.executable, "-c", "from authgate.cli import main; main()", *args],
+            env=self.servers[0].env,
+            cwd=self.instance_path,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, (args, completed.stdout, completed.stderr)
+        return completed.stdout
 
     def close(self) -> None:
         try:
@@ -318,7 +332,8 @@ def server_group(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One shared server (SQLite, two workers) for the single-process flows."""
     with server_group("sqlite", tmp_path_factory) as group:
-        yield group.start(workers=2)
+        (only,) = group.start(workers=2)
+        yield only
 
 
 # Client helpers --------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 
@@ -149,15 +151,19 @@ def test_server_still_answers_after_the_errors(server: Server) -> None:
 
 
 def test_chunked_body_over_one_mebibyte_is_a_413_json_error(server: Server) -> None:
-    def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: Transfer-Encoding chunked
-        yield b'{"login": "'
-        for _ in range(17):
-            yield b"a" * 65536
-        yield b'", "password": "x"}'
+    """Without Content-Length the limit must hold too: the body may not be cut at 1 MiB and
+    processed as if it ended there."""
+    head = b'{"login": "nobody@example.com", "password": "not the password"}'
+    body = head + b" " * (1024 * 1024 - len(head)) + b"TRAILING-GARBAGE" * 4096
+
+    def chunks() -> Iterator[bytes]:  # a generator: requests sends Transfer-Encoding: chunked
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
 
     response = server.post(
         "/api/auth/login", data=chunks(), headers={"Content-Type": "application/json"}
     )
     assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.request.headers
     assert response.status_code == 413, response.text
     assert error_code(response) == "payload_too_large"

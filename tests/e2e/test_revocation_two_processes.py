@@ -3,7 +3,8 @@
 A change made through server A must be refused by server B, which has just answered 200 from its
 warm caches for the same token: within 100 ms with Redis pub/sub, within 1 s (the poll interval is
 0.25 s) without. Each server runs one worker so that the process answering on B is the one whose
-cache was warmed. Runs on SQLite and on PostgreSQL.
+cache was warmed (gunicorn hands sequential connections to the same worker anyway). Runs on
+SQLite and on PostgreSQL, with and without Redis.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from tests.e2e.conftest import (
@@ -29,6 +31,7 @@ from tests.e2e.conftest import (
     login_script,
     register,
     server_group,
+    set_cookies,
     time_until_status,
     unique_email,
     warm_up,
@@ -40,13 +43,10 @@ class Pair:
     group: ServerGroup
     a: Server
     b: Server
+    c: Server  # a third instance that never authenticates a request (see the "fresh" tests)
     redis_url: str | None
     bound: float
     admin_token: str
-
-    def start_fresh(self) -> Server:
-        """A third server that has not authenticated anything yet."""
-        return self.group.start(workers=1, redis_url=self.redis_url)
 
 
 @pytest.fixture(
@@ -65,27 +65,34 @@ def pair(
     kind, with_redis = request.param
     redis_url = REDIS_URL if with_redis else None
     if with_redis:
-        import redis
-
         client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
         try:
             assert client.ping(), "Redis at 127.0.0.1:6379 does not answer"
         finally:
             client.close()
     with server_group(kind, tmp_path_factory) as group:
-        a = group.start(workers=1, redis_url=redis_url)
-        b = group.start(workers=1, redis_url=redis_url)
+        a, b, c = group.start(count=3, workers=1, redis_url=redis_url)
         admin_email = unique_email("admin")
-        admin = register(a, admin_email)
-        group.set_roles(admin["id"], ["user", "admin"])
-        admin_token = login_script(a, admin_email)["access_token"]
+        admin_id = group.cli(
+            "users",
+            "create",
+            admin_email,
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        ).strip()
+        body = login_script(a, admin_email)
+        assert body["user"]["id"] == admin_id
+        assert body["user"]["roles"] == ["user", "admin"]
         yield Pair(
             group,
             a,
             b,
+            c,
             redis_url,
             REDIS_BOUND_SECONDS if with_redis else NO_REDIS_BOUND_SECONDS,
-            admin_token,
+            body["access_token"],
         )
 
 
@@ -207,7 +214,7 @@ def test_admin_disables_a_user(pair: Pair) -> None:
 
 def test_admin_removes_and_grants_a_role(pair: Pair) -> None:
     user, email = new_user(pair, "demoted")
-    pair.group.set_roles(user["id"], ["user", "admin"])
+    pair.group.cli("users", "set-roles", email, "user", "admin")
     token = login_script(pair.a, email)["access_token"]
 
     def list_users() -> requests.Response:
@@ -254,24 +261,20 @@ def test_refresh_token_reuse(pair: Pair) -> None:
 
 
 def test_refresh_token_reuse_on_a_fresh_process(pair: Pair) -> None:
-    """A process that has not authenticated a request yet must still tell the others."""
-    fresh = pair.start_fresh()
-    try:
-        _, email = new_user(pair, "fresh")
-        first = login_script(fresh, email)
-        rotated = fresh.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
-        assert rotated.status_code == 200, rotated.text
-        token = rotated.json()["access_token"]
-        warm_up(lambda: me(pair.b, token))
+    """A process that has not authenticated any request yet must still tell the others."""
+    _, email = new_user(pair, "fresh")
+    first = login_script(pair.c, email)
+    rotated = pair.c.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    token = rotated.json()["access_token"]
+    warm_up(lambda: me(pair.b, token))
 
-        reuse = fresh.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
-        returned = time.perf_counter()
-        assert reuse.status_code == 401, reuse.text
+    reuse = pair.c.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    returned = time.perf_counter()
+    assert reuse.status_code == 401, reuse.text
 
-        elapsed = time_until_status(lambda: me(pair.b, token), since=returned, bound=pair.bound)
-        assert_within(elapsed, pair, "refresh token reuse on a fresh process")
-    finally:
-        fresh.stop()
+    elapsed = time_until_status(lambda: me(pair.b, token), since=returned, bound=pair.bound)
+    assert_within(elapsed, pair, "refresh token reuse on a fresh process")
 
 
 def test_cookie_logout_by_refresh_cookie_on_a_fresh_process(pair: Pair) -> None:
@@ -282,17 +285,38 @@ def test_cookie_logout_by_refresh_cookie_on_a_fresh_process(pair: Pair) -> None:
     )
     assert login.status_code == 200, login.text
     token = login.json()["access_token"]
-    refresh_cookie = login.raw.headers.getlist("Set-Cookie")
-    refresh = next(c.split(";")[0] for c in refresh_cookie if c.startswith("authgate_refresh="))
+    refresh = set_cookies(login)["authgate_refresh"]
     warm_up(lambda: me(pair.b, token))
 
-    fresh = pair.start_fresh()
-    try:
-        response = fresh.post("/api/auth/logout", headers={"Cookie": refresh, **BROWSER})
-        returned = time.perf_counter()
-        assert response.status_code == 204, response.text
+    response = pair.c.post(
+        "/api/auth/logout", headers={"Cookie": f"{refresh.name}={refresh.value}", **BROWSER}
+    )
+    returned = time.perf_counter()
+    assert response.status_code == 204, response.text
 
-        elapsed = time_until_status(lambda: me(pair.b, token), since=returned, bound=pair.bound)
-        assert_within(elapsed, pair, "logout by refresh cookie on a fresh process")
-    finally:
-        fresh.stop()
+    elapsed = time_until_status(lambda: me(pair.b, token), since=returned, bound=pair.bound)
+    assert_within(elapsed, pair, "logout by refresh cookie on a fresh process")
+
+
+def test_cli_disable_reaches_running_servers(pair: Pair) -> None:
+    """``authgate users disable`` in another process: every server refuses the user's tokens.
+
+    The command line writes the revocation log but does not publish to Redis, so the bound is
+    the poll bound even when the servers use Redis.
+    """
+    _, email = new_user(pair, "clidisabled")
+    on_a = login_script(pair.a, email)["access_token"]
+    on_b = login_script(pair.b, email)["access_token"]
+    warm_up(lambda: me(pair.a, on_a))
+    warm_up(lambda: me(pair.b, on_b))
+
+    output = pair.group.cli("users", "disable", email)
+    returned = time.perf_counter()
+    assert "disabled" in output
+
+    elapsed = time_until_status(
+        lambda: me(pair.a, on_a), lambda: me(pair.b, on_b), since=returned, bound=1.0
+    )
+    assert elapsed < NO_REDIS_BOUND_SECONDS, f"{elapsed * 1000:.0f} ms"
+    login = pair.b.post("/api/auth/login", json={"login": email, "password": PASSWORD})
+    assert login.status_code == 401, login.text

@@ -4,7 +4,8 @@ Each key lives in ``<directory>/<kid>.pem`` (PKCS8, unencrypted, mode 0600; the 
 The kid encodes everything else we need to know about a key, so there is no metadata file to keep
 in sync::
 
-    [dev-]YYYYmmddTHHMMSSZ-<8 hex>    e.g. 20300101T000000Z-1a2b3c4d, dev-20300101T000000Z-5e6f7a8b
+    [dev-]YYYYmmddTHHMMSSffffffZ-<8 hex>
+    e.g. 20300101T000000000000Z-1a2b3c4d, dev-20300101T000000000000Z-5e6f7a8b
 
 The timestamp makes kids sort by creation time; the ``dev-`` prefix marks keys generated
 automatically in dev mode, so production mode can refuse them. Rotating means generating a new key:
@@ -57,7 +58,7 @@ def _b64url(data: bytes) -> str:
 class SigningKey:
     kid: str
     private_key: Ed25519PrivateKey = field(repr=False)
-    created_at: datetime  # UTC, whole seconds (as encoded in the kid)
+    created_at: datetime  # UTC, microseconds (as encoded in the kid)
     dev: bool  # generated automatically in dev mode
 
     def public_jwk(self) -> dict[str, str]:

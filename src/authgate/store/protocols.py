@@ -40,9 +40,9 @@ class UserStore(Protocol):
         ...
 
     def update_profile(
-        self, user_id: str, *, name: str | None, username: str | None
+        self, user_id: str, *, name: str | None, username: str | None, now: datetime
     ) -> UserRecord | None:
-        """Set name and username; raise ``UserExistsError`` when the username is taken."""
+        """Set name and username (logged as a user event); ``UserExistsError`` if taken."""
         ...
 
     def update_access(

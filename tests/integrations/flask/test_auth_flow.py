@@ -278,3 +278,47 @@ def test_cannot_revoke_someone_elses_session(client: FlaskClient) -> None:
     response = client.delete(f"/api/auth/sessions/{bob_session}", headers=bearer(ada))
     assert response.status_code == 404
     assert client.get("/api/auth/me", headers=bearer(bob)).status_code == 200
+
+
+def test_logout_after_the_access_token_expired_ends_the_session_by_refresh_cookie(
+    client: FlaskClient, service: AuthService
+) -> None:
+    register(client)
+    client.post(
+        "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}, headers=BROWSER
+    )
+    service.clock.advance(service.settings.access_token_ttl_seconds + 5)  # type: ignore[attr-defined]
+    refused = client.post("/api/auth/logout")
+    assert refused.status_code == 403  # the fallback to the refresh cookie is CSRF-checked too
+    response = client.post("/api/auth/logout", headers=BROWSER)
+    assert response.status_code == 204
+    assert len(response.headers.getlist("Set-Cookie")) == 2
+    assert client.post("/api/auth/refresh", headers=BROWSER).status_code == 401
+
+
+def test_script_logout_by_refresh_token_in_the_body(client: FlaskClient) -> None:
+    register(client)
+    body = client.post(
+        "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}
+    ).json
+    client.post("/api/auth/logout-all", headers=bearer(body["access_token"]))
+    response = client.post(
+        "/api/auth/logout",
+        json={"refresh_token": body["refresh_token"]},
+        headers=bearer(body["access_token"]),
+    )
+    assert response.status_code == 204
+    assert client.post("/api/auth/logout").status_code == 401  # nothing to log out
+
+
+def test_profile_change_reaches_other_processes_through_the_log(
+    client: FlaskClient, service: AuthService
+) -> None:
+    register(client)
+    token = login(client)
+    assert client.get("/api/auth/me", headers=bearer(token)).json["user"]["name"] is None
+    user = service.store.find_user_by_login("ada@example.com")
+    assert user is not None
+    service.store.update_profile(user.id, name="Renamed", username=None, now=service.clock.now())
+    service.feed.poll_once()
+    assert client.get("/api/auth/me", headers=bearer(token)).json["user"]["name"] == "Renamed"

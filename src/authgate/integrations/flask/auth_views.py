@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from authgate.errors import AuthenticationRequiredError, TokenExpiredError
+from authgate.errors import AuthenticationRequiredError, AuthError
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
 from authgate.integrations.flask.requests import client_info, read_json
@@ -85,18 +85,28 @@ def refresh() -> Response:
 
 @blueprint.post("/logout")
 def logout() -> Response:
-    ext = get_extension()
     try:
         principal = authenticate_request()
-    except (TokenExpiredError, AuthenticationRequiredError):
-        refresh_token = ext.transport.refresh_cookie(request)
-        if refresh_token is None:
+    except AuthError as error:
+        if error.status != 401:
             raise
-        ext.transport.check_csrf(request)
-        ext.service.logout_refresh_token(refresh_token)
+        _logout_by_refresh_token(error)
     else:
-        ext.service.logout(principal)
+        get_extension().service.logout(principal)
     return _cleared_response()
+
+
+def _logout_by_refresh_token(error: AuthError) -> None:
+    """The access token is expired, revoked or absent: end the session by its refresh token."""
+    ext = get_extension()
+    token = read_json(RefreshInput, optional=True).refresh_token
+    if token is None:
+        token = ext.transport.refresh_cookie(request)
+        if token is None and not ext.transport.has_session_cookie(request):
+            raise error
+        ext.transport.check_csrf(request)
+    if token is not None:
+        ext.service.logout_refresh_token(token)
 
 
 @blueprint.post("/logout-all")

@@ -12,13 +12,14 @@ from authgate.service import Principal
 from authgate.store.records import UserRecord
 
 if TYPE_CHECKING:
-    from authgate.integrations.flask.extension import AuthGate
+    from authgate.integrations.flask.extension import AuthGateState
 
 EXTENSION_KEY = "authgate"
 
 
-def get_extension() -> AuthGate:
-    return cast("AuthGate", current_app.extensions[EXTENSION_KEY])
+def get_extension() -> AuthGateState:
+    """This app's authgate state (settings, service, transport)."""
+    return cast("AuthGateState", current_app.extensions[EXTENSION_KEY])
 
 
 def _principal() -> Principal:

@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from authgate.errors import AuthError
+from authgate.errors import AuthError, RateLimitedError
 
 log = logging.getLogger("authgate")
 
@@ -22,7 +22,6 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
-    415: "unsupported_media_type",
     429: "rate_limited",
 }
 
@@ -41,6 +40,8 @@ def error_response(error: AuthError) -> Response:
         if error.code in ("invalid_token", "token_expired", "token_revoked"):
             value += ', error="invalid_token"'
         response.headers["WWW-Authenticate"] = value
+    if isinstance(error, RateLimitedError):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

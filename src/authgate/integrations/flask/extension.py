@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from dataclasses import dataclass
+from typing import Any, cast
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app, has_app_context
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -30,6 +32,7 @@ CORS_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
     """The service with its SQL store; the embedded SQLite default migrates itself."""
+    settings.raise_if_unsafe()
     clock = clock or SystemClock()
     engine = create_database_engine(settings.resolved_database_url)
     if not is_up_to_date(engine):
@@ -48,12 +51,20 @@ def _vary_on_origin(response: Response) -> Response:
     return response
 
 
-class AuthGate:
-    """The Flask extension. ``AuthGate(app)`` or ``AuthGate()`` then ``init_app(app)``."""
+@dataclass(frozen=True)
+class AuthGateState:
+    """What one Flask app uses: its settings, its service, its transport."""
 
     settings: Settings
     service: AuthService
     transport: Transport
+
+
+class AuthGate:
+    """The Flask extension. ``AuthGate(app)`` or ``AuthGate()`` then ``init_app(app)``.
+
+    One ``AuthGate`` may serve several apps; each keeps its own state in ``app.extensions``.
+    """
 
     def __init__(
         self,
@@ -64,30 +75,39 @@ class AuthGate:
     ):
         self._settings = settings
         self._service = service
+        self._last: AuthGateState | None = None
         if app is not None:
             self.init_app(app)
 
+    def _settings_for(self, app: Flask) -> Settings:
+        if self._service is not None:
+            return self._service.settings
+        if self._settings is not None:
+            return self._settings
+        overrides = dict(app.config)
+        if "AUTHGATE_INSTANCE_PATH" not in overrides and "AUTHGATE_INSTANCE_PATH" not in os.environ:
+            overrides["AUTHGATE_INSTANCE_PATH"] = app.instance_path
+        return load_settings(overrides)
+
     def init_app(self, app: Flask) -> None:
-        settings = self._settings or (
-            self._service.settings if self._service else load_settings(app.config)
-        )
-        self.settings = settings
-        self.service = self._service or build_service(settings)
-        self.transport = Transport(settings)
-        self.service.start()
-        app.extensions[EXTENSION_KEY] = self
+        settings = self._settings_for(app)
+        service = self._service or build_service(settings)
+        state = AuthGateState(settings, service, Transport(settings))
+        service.start()
+        app.extensions[EXTENSION_KEY] = state
+        self._last = state
         if app.config.get("MAX_CONTENT_LENGTH") is None:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
         for module in (auth_views, user_views, meta_views):
             app.register_blueprint(module.blueprint)
         if settings.origins:
-            CORS(app, **self.cors_options())
+            CORS(app, **cors_options(settings))
             app.after_request(_vary_on_origin)
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-        policy = self.transport.cookie_policy
+        policy = state.transport.cookie_policy
         log.info(
             "authgate ready: public URL %s, origins %s, cookies SameSite=%s%s",
             settings.public_url,
@@ -96,15 +116,32 @@ class AuthGate:
             "; Partitioned" if policy.partitioned else "",
         )
 
-    def cors_options(self) -> dict[str, Any]:
-        """Exact origins only; credentials allowed; nothing for any other origin."""
-        return {
-            "origins": list(self.settings.origins),
-            "supports_credentials": True,
-            "allow_headers": CORS_ALLOW_HEADERS,
-            "methods": CORS_METHODS,
-            "expose_headers": ["X-Request-ID", "WWW-Authenticate"],
-            "max_age": 600,
-            "vary_header": True,
-            "send_wildcard": False,
-        }
+    def _state(self) -> AuthGateState:
+        if has_app_context() and EXTENSION_KEY in current_app.extensions:
+            return cast(AuthGateState, current_app.extensions[EXTENSION_KEY])
+        if self._last is None:
+            raise RuntimeError("AuthGate.init_app(app) has not been called.")
+        return self._last
+
+    @property
+    def settings(self) -> Settings:
+        return self._state().settings
+
+    @property
+    def service(self) -> AuthService:
+        return self._state().service
+
+
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Exact origins only; credentials allowed; nothing for any other origin."""
+    return {
+        "origins": list(settings.origins),
+        "supports_credentials": True,
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "methods": CORS_METHODS,
+        "expose_headers": ["X-Request-ID", "WWW-Authenticate", "Retry-After"],
+        "max_age": 600,
+        "vary_header": True,
+        "send_wildcard": False,
+        "always_send": False,
+    }

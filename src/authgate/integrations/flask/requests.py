@@ -7,7 +7,7 @@ from typing import TypeVar
 from flask import request
 from pydantic import BaseModel
 
-from authgate.errors import BadRequestError
+from authgate.errors import BadRequestError, PayloadTooLargeError
 from authgate.schemas import parse_input
 from authgate.service import ClientInfo
 
@@ -20,6 +20,15 @@ def read_json(model: type[M], *, optional: bool = False) -> M:
         return parse_input(model, {})
     if not request.is_json:
         raise BadRequestError("Send a JSON object with Content-Type: application/json.")
+    limit = request.max_content_length
+    # A chunked body has no length to refuse up front, and Werkzeug stops reading at the limit
+    # without saying so: a body that reached the limit may have been cut short.
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(request.get_data(cache=True)) >= limit
+    ):
+        raise PayloadTooLargeError()
     data = request.get_json(silent=True)
     if data is None:
         raise BadRequestError("The request body is not valid JSON.")

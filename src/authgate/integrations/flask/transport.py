@@ -52,6 +52,9 @@ class Transport:
         """Browsers send Origin (or at least Referer) with every POST; scripts usually neither."""
         return bool(request.headers.get("Origin") or request.headers.get("Referer"))
 
+    def has_session_cookie(self, request: Request) -> bool:
+        return bool(request.cookies.get(self.settings.session_cookie_name))
+
     def refresh_cookie(self, request: Request) -> str | None:
         return request.cookies.get(self.settings.refresh_cookie_name) or None
 

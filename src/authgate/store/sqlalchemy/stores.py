@@ -140,7 +140,7 @@ class SqlAlchemyStore:
             return _user_record(row) if row else None
 
     def update_profile(
-        self, user_id: str, *, name: str | None, username: str | None
+        self, user_id: str, *, name: str | None, username: str | None, now: datetime
     ) -> UserRecord | None:
         try:
             with self._transaction() as db:
@@ -150,6 +150,7 @@ class SqlAlchemyStore:
                 row.name = name
                 row.username = username
                 row.username_key = _username_key(username)
+                self._log(db, RevocationKind.USER, [user_id], now)
         except IntegrityError:
             raise UserExistsError("This username is already taken.") from None
         return _user_record(row)

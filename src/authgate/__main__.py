@@ -1,0 +1,5 @@
+"""``python -m authgate``: the CLI."""
+
+from authgate.cli import main
+
+main()

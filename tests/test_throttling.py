@@ -1,0 +1,72 @@
+"""Failed logins are throttled per account+address and per address; successes are free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from authgate.errors import InvalidCredentialsError, RateLimitedError
+from authgate.integrations.flask.extension import build_service
+from authgate.service import ClientInfo
+from authgate.throttling import LoginThrottle
+from tests.conftest import PASSWORD, make_settings, register
+
+
+def test_throttle_counts_failures_only() -> None:
+    throttle = LoginThrottle(per_account="3 per minute", per_ip="100 per minute")
+    for _ in range(10):
+        throttle.check("ada", "10.0.0.1")
+        throttle.record_success("ada", "10.0.0.1")
+    for _ in range(3):
+        throttle.check("ada", "10.0.0.1")
+        throttle.record_failure("ada", "10.0.0.1")
+    with pytest.raises(RateLimitedError) as info:
+        throttle.check("ADA", "10.0.0.1")
+    assert 1 <= info.value.retry_after <= 60
+    throttle.check("ada", "10.0.0.2")  # another address is not locked out
+    throttle.check("bob", "10.0.0.1")
+
+
+def test_per_address_budget_covers_password_spraying() -> None:
+    throttle = LoginThrottle(per_account="100 per minute", per_ip="5 per minute")
+    for i in range(5):
+        throttle.record_failure(f"user{i}", "10.0.0.9")
+    with pytest.raises(RateLimitedError):
+        throttle.check("someone-new", "10.0.0.9")
+
+
+def test_http_login_answers_429_with_retry_after(tmp_path: Path, database_url: str) -> None:
+    from tests.conftest import make_app
+
+    settings = make_settings(tmp_path, database_url, login_rate_limit_per_account="3 per minute")
+    service = build_service(settings)
+    try:
+        client: FlaskClient = make_app(service).test_client()
+        register(client)
+        body = {"login": "ada@example.com", "password": "wrong password!"}
+        codes = [client.post("/api/auth/login", json=body).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        right = client.post(
+            "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}
+        )
+        assert right.status_code == 429
+        assert right.json["error"]["code"] == "rate_limited"
+        assert int(right.headers["Retry-After"]) >= 1
+    finally:
+        service.close()
+
+
+def test_service_throttles_before_checking_the_password(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, login_rate_limit_per_account="2 per minute")
+    service = build_service(settings)
+    try:
+        client = ClientInfo(ip="192.0.2.1")
+        for _ in range(2):
+            with pytest.raises(InvalidCredentialsError):
+                service.login("nobody@example.com", "whatever", client)
+        with pytest.raises(RateLimitedError):
+            service.login("nobody@example.com", "whatever", client)
+    finally:
+        service.close()
