@@ -180,3 +180,12 @@ def make_admin(service: AuthService, user_id: str) -> None:
         user_id, roles=["user", "admin"], status=UserStatus.ACTIVE, now=service.clock.now()
     )
     service.cache.users.pop(user_id)
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (bound and released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -70,3 +70,36 @@ def test_service_throttles_before_checking_the_password(tmp_path: Path, database
             service.login("nobody@example.com", "whatever", client)
     finally:
         service.close()
+
+
+def test_an_unreachable_redis_falls_back_to_memory_counting() -> None:
+    from tests.conftest import free_port
+
+    throttle = LoginThrottle(
+        per_account="2 per minute",
+        per_ip="100 per minute",
+        storage_uri=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    for _ in range(2):
+        throttle.check("ada", "10.0.0.1")
+        throttle.record_failure("ada", "10.0.0.1")
+    with pytest.raises(RateLimitedError):
+        throttle.check("ada", "10.0.0.1")
+
+
+def test_redis_counters_are_shared_between_processes() -> None:
+    import uuid
+
+    name = f"shared-{uuid.uuid4().hex}"
+    one = LoginThrottle(
+        per_account="2 per minute", per_ip="100 per minute", storage_uri="redis://127.0.0.1:6379/0"
+    )
+    other = LoginThrottle(
+        per_account="2 per minute", per_ip="100 per minute", storage_uri="redis://127.0.0.1:6379/0"
+    )
+    one.record_failure(name, "10.0.0.1")
+    other.record_failure(name, "10.0.0.1")
+    with pytest.raises(RateLimitedError):
+        one.check(name, "10.0.0.1")
+    one.record_success(name, "10.0.0.1")
+    other.check(name, "10.0.0.1")

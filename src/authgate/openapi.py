@@ -33,6 +33,7 @@ _ERROR_TEXT = {
     409: "Conflict",
     413: "Body too large",
     422: "Invalid fields",
+    429: "Too many failed attempts (see Retry-After)",
     503: "Unavailable",
 }
 
@@ -70,7 +71,7 @@ OPERATIONS: tuple[Operation, ...] = (
         LoginInput,
         LoginOut,
         auth=False,
-        errors=(400, 401, 403, 422),
+        errors=(400, 401, 403, 422, 429),
     ),
     Operation(
         "post",

@@ -3,14 +3,19 @@
 Two budgets: failures for one login name from one IP address (guessing one account), and failures
 from one IP address across all names (spraying). The counters live in Redis when
 ``AUTHGATE_REDIS_URL`` is set (shared by every process), otherwise in each process's memory.
+While Redis does not answer, each process counts in its own memory instead: logins keep working
+and stay throttled.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from typing import Any
 
 import limits
+import redis
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -18,12 +23,22 @@ from authgate.errors import RateLimitedError
 
 _NAMESPACE = "authgate-login"
 
+log = logging.getLogger("authgate.throttling")
+
 
 class LoginThrottle:
     def __init__(self, *, per_account: str, per_ip: str, storage_uri: str = "memory://"):
         self._per_account = limits.parse(per_account)
         self._per_ip = limits.parse(per_ip)
         self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri))
+        self._fallback = SlidingWindowCounterRateLimiter(storage_from_string("memory://"))
+
+    def _call(self, method: str, item: limits.RateLimitItem, ids: list[str]) -> Any:
+        try:
+            return getattr(self._limiter, method)(item, *ids)
+        except redis.RedisError:
+            log.warning("login throttle storage unavailable; counting in this process's memory")
+            return getattr(self._fallback, method)(item, *ids)
 
     def _budgets(self, login: str, ip: str | None) -> list[tuple[limits.RateLimitItem, list[str]]]:
         where = ip or "unknown"
@@ -35,8 +50,8 @@ class LoginThrottle:
     def check(self, login: str, ip: str | None) -> None:
         """Raise ``RateLimitedError`` (with ``retry_after``) when a budget is used up."""
         for item, ids in self._budgets(login, ip):
-            if not self._limiter.test(item, *ids):
-                reset = self._limiter.get_window_stats(item, *ids).reset_time
+            if not self._call("test", item, ids):
+                reset = self._call("get_window_stats", item, ids).reset_time
                 raise RateLimitedError(
                     "Too many failed login attempts; try again later.",
                     retry_after=max(1, math.ceil(reset - time.time())),
@@ -44,9 +59,9 @@ class LoginThrottle:
 
     def record_failure(self, login: str, ip: str | None) -> None:
         for item, ids in self._budgets(login, ip):
-            self._limiter.hit(item, *ids)
+            self._call("hit", item, ids)
 
     def record_success(self, login: str, ip: str | None) -> None:
         """A correct password clears that account's failures from this address."""
         item, ids = self._budgets(login, ip)[0]
-        self._limiter.clear(item, *ids)
+        self._call("clear", item, ids)
