@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 import redis
@@ -74,7 +74,7 @@ class AuthCache:
         self.live_sessions: BoundedCache[str, str] = BoundedCache(max_entries)  # sid -> user id
         self.users: BoundedCache[str, UserRecord] = BoundedCache(max_entries)
         self.revoked_sessions: dict[str, float] = {}  # sid -> when to forget (epoch seconds)
-        self.last_seen: dict[str, datetime] = {}
+        self.last_seen: dict[str, float] = {}  # sid -> epoch seconds
         # Bumped by every user event: a user loaded from the database while an event arrived
         # may be stale, and is not cached (see ``cache_user``).
         self.user_generation = 0
@@ -205,7 +205,9 @@ class RevocationFeed:
 
     def flush_last_seen(self) -> None:
         pending, self._cache.last_seen = self._cache.last_seen, {}
-        self._store.touch_sessions(pending)
+        self._store.touch_sessions(
+            {sid: datetime.fromtimestamp(seen, UTC) for sid, seen in pending.items()}
+        )
 
     def _poll_loop(self) -> None:
         last_touch = self._clock.timestamp()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -199,13 +199,16 @@ class AuthService:
             raise InvalidCredentialsError()
         self.throttle.record_success(login, client.ip)
         new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
-        user = (
-            self.store.record_login(user.id, now=self.clock.now(), password_hash=new_hash) or user
-        )
-        self.cache.cache_user(user, loaded_at_generation=generation)
-        return self._open_session(user, client)
+        return self._open_session(user, client, generation=generation, password_hash=new_hash)
 
-    def _open_session(self, user: UserRecord, client: ClientInfo) -> IssuedTokens:
+    def _open_session(
+        self,
+        user: UserRecord,
+        client: ClientInfo,
+        *,
+        generation: int,
+        password_hash: str | None = None,
+    ) -> IssuedTokens:
         now = self.clock.now()
         refresh_token, refresh_hash = new_refresh_token()
         session = self.store.create_session(
@@ -215,7 +218,10 @@ class AuthService:
             user_agent=client.user_agent,
             ip=client.ip,
             now=now,
+            password_hash=password_hash,
         )
+        user = replace(user, last_login_at=now, password_hash=password_hash or user.password_hash)
+        self.cache.cache_user(user, loaded_at_generation=generation)
         self.cache.live_sessions.put(session.id, user.id)
         return self._issue(user, session, refresh_token)
 
@@ -274,7 +280,7 @@ class AuthService:
         user = self.cache.users.get(claims.subject) or self._load_user(claims.subject)
         if user is None or not user.is_active:
             raise TokenRevokedError()
-        self.cache.last_seen[sid] = self.clock.now()
+        self.cache.last_seen[sid] = now
         return Principal(user, sid, claims, transport)
 
     def _decode(self, token: str, now: float) -> AccessClaims:

@@ -56,10 +56,6 @@ class UserStore(Protocol):
         """Change roles/status and log a user revocation event (disabling revokes sessions)."""
         ...
 
-    def record_login(
-        self, user_id: str, *, now: datetime, password_hash: str | None = None
-    ) -> UserRecord | None: ...
-
     def set_password_hash(
         self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
     ) -> list[str]:
@@ -85,7 +81,11 @@ class SessionStore(Protocol):
         user_agent: str | None,
         ip: str | None,
         now: datetime,
-    ) -> SessionRecord: ...
+        password_hash: str | None = None,
+    ) -> SessionRecord:
+        """Record a login in one transaction: the user's ``last_login_at`` (and a rehashed
+        password), the new session and its first refresh token."""
+        ...
 
     def get_session(self, session_id: str) -> SessionRecord | None: ...
 

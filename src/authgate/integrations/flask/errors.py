@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
+import secrets
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -45,9 +47,32 @@ def error_response(error: AuthError) -> Response:
     return response
 
 
+class RequestIds:
+    """Unique request ids without a system call per request: a random per-process prefix and a
+    counter (the prefix is drawn again in a forked child)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._prefix = secrets.token_hex(8)
+            self._counter = itertools.count()
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_request_ids = RequestIds()
+
+
 def _assign_request_id() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.authgate_request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    incoming = request.headers.get("X-Request-ID")
+    if incoming and _REQUEST_ID.match(incoming):
+        g.authgate_request_id = incoming
+    else:
+        g.authgate_request_id = _request_ids.next()
 
 
 def _echo_request_id(response: Response) -> Response:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from flask import Flask, Response, current_app, has_app_context
-from flask_cors import CORS
+from flask import Flask, current_app, has_app_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authgate.config import Settings, load_settings
 from authgate.core.clocks import Clock, SystemClock
-from authgate.core.csrf import CSRF_HEADERS
 from authgate.errors import ConfigError
 from authgate.integrations.flask import auth_views, meta_views, user_views
 from authgate.integrations.flask.context import EXTENSION_KEY
+from authgate.integrations.flask.cors import install_cors
 from authgate.integrations.flask.errors import register_error_handlers
 from authgate.integrations.flask.transport import Transport
 from authgate.service import AuthService, KeySource
@@ -25,9 +24,6 @@ from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
 
 log = logging.getLogger("authgate")
-
-CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", *CSRF_HEADERS]
-CORS_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
@@ -43,12 +39,6 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
     return AuthService(
         settings, SqlAlchemyStore(engine), clock=clock, keys=KeySource(settings, clock)
     )
-
-
-def _vary_on_origin(response: Response) -> Response:
-    """Every answer may differ by Origin (CORS headers or not): caches must key on it."""
-    response.vary.add("Origin")
-    return response
 
 
 @dataclass(frozen=True)
@@ -102,8 +92,7 @@ class AuthGate:
         for module in (auth_views, user_views, meta_views):
             app.register_blueprint(module.blueprint)
         if settings.origins:
-            CORS(app, **cors_options(settings))
-            app.after_request(_vary_on_origin)
+            install_cors(app, settings)
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -130,18 +119,3 @@ class AuthGate:
     @property
     def service(self) -> AuthService:
         return self._state().service
-
-
-def cors_options(settings: Settings) -> dict[str, Any]:
-    """Exact origins only; credentials allowed; nothing for any other origin."""
-    return {
-        "origins": list(settings.origins),
-        "supports_credentials": True,
-        "allow_headers": CORS_ALLOW_HEADERS,
-        "methods": CORS_METHODS,
-        "expose_headers": ["X-Request-ID", "WWW-Authenticate", "Retry-After"],
-        "max_age": 600,
-        "vary_header": True,
-        "send_wildcard": False,
-        "always_send": False,
-    }

@@ -7,7 +7,7 @@ from typing import Literal
 from flask import Request, Response
 
 from authgate.config import Settings
-from authgate.core.csrf import CSRF_HEADERS, check_csrf
+from authgate.core.csrf import CSRF_HEADERS, SAFE_METHODS, check_csrf
 from authgate.core.origins import CookiePolicy, derive_cookie_policy, parse_origin
 from authgate.errors import AuthenticationRequiredError, InvalidTokenError
 from authgate.service import IssuedTokens
@@ -33,12 +33,14 @@ class Transport:
             if scheme.lower() != "bearer" or not token:
                 raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
             return token, "bearer"
-        cookie = request.cookies.get(self.settings.session_cookie_name)
+        cookie = self._session_cookie(request)
         if cookie:
             return cookie, "cookie"
         raise AuthenticationRequiredError()
 
     def check_csrf(self, request: Request) -> None:
+        if request.method in SAFE_METHODS:
+            return
         check_csrf(
             method=request.method,
             origin=request.headers.get("Origin"),
@@ -52,8 +54,24 @@ class Transport:
         """Browsers send Origin (or at least Referer) with every POST; scripts usually neither."""
         return bool(request.headers.get("Origin") or request.headers.get("Referer"))
 
+    def _session_cookie(self, request: Request) -> str | None:
+        """The session cookie's value. Our values are never quoted, so a plain scan of the
+        header finds them without parsing every cookie; anything unusual goes to Werkzeug."""
+        header = request.headers.get("Cookie")
+        if not header:
+            return None
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.settings.session_cookie_name:
+                if value.startswith('"'):
+                    break
+                return value
+        else:
+            return None
+        return request.cookies.get(self.settings.session_cookie_name)
+
     def has_session_cookie(self, request: Request) -> bool:
-        return bool(request.cookies.get(self.settings.session_cookie_name))
+        return bool(self._session_cookie(request))
 
     def refresh_cookie(self, request: Request) -> str | None:
         return request.cookies.get(self.settings.refresh_cookie_name) or None

@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
@@ -176,17 +177,6 @@ class SqlAlchemyStore:
             self._log(db, RevocationKind.USER, [user_id], now)
         return _user_record(row)
 
-    def record_login(
-        self, user_id: str, *, now: datetime, password_hash: str | None = None
-    ) -> UserRecord | None:
-        values: dict[str, object] = {"last_login_at": now}
-        if password_hash is not None:
-            values["password_hash"] = password_hash
-        with self._transaction() as db:
-            db.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
-            row = db.get(UserRow, user_id)
-            return _user_record(row) if row else None
-
     def set_password_hash(
         self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
     ) -> list[str]:
@@ -240,24 +230,30 @@ class SqlAlchemyStore:
         user_agent: str | None,
         ip: str | None,
         now: datetime,
+        password_hash: str | None = None,
     ) -> SessionRecord:
-        row = SessionRow(
+        record = SessionRecord(
             id=secrets.token_urlsafe(18),
             user_id=user_id,
             created_at=now,
             last_seen_at=now,
             expires_at=expires_at,
             revoked_at=None,
-            user_agent=(user_agent or None) and user_agent[:512],
+            user_agent=user_agent[:512] if user_agent else None,
             ip=ip,
         )
+        login: dict[str, object] = {"last_login_at": now}
+        if password_hash is not None:
+            login["password_hash"] = password_hash
         with self._transaction() as db:
-            db.add(row)
-            db.flush()
-            db.add(
-                RefreshTokenRow(token_hash=refresh_token_hash, session_id=row.id, created_at=now)
+            db.execute(update(UserRow).where(UserRow.id == user_id).values(**login))
+            db.execute(insert(SessionRow).values(**asdict(record)))
+            db.execute(
+                insert(RefreshTokenRow).values(
+                    token_hash=refresh_token_hash, session_id=record.id, created_at=now
+                )
             )
-        return _session_record(row)
+        return record
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._sessions() as db:

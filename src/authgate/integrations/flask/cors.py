@@ -1,0 +1,54 @@
+"""CORS from the one origin allowlist, answered by flask-cors's header logic.
+
+Only requests that carry an ``Origin`` header can be cross-origin, so only they pay for the CORS
+evaluation; every response says ``Vary: Origin`` so that caches keep the two kinds apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_cors.core import DEFAULT_OPTIONS, serialize_options, set_cors_headers
+
+from authgate.config import Settings
+from authgate.core.csrf import CSRF_HEADERS
+
+ALLOW_HEADERS = ["Authorization", "Content-Type", *CSRF_HEADERS]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+EXPOSE_HEADERS = ["X-Request-ID", "WWW-Authenticate", "Retry-After"]
+
+
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Exact origins only; credentials allowed; nothing for any other origin."""
+    return {
+        "origins": list(settings.origins),
+        "supports_credentials": True,
+        "allow_headers": ALLOW_HEADERS,
+        "methods": METHODS,
+        "expose_headers": EXPOSE_HEADERS,
+        "max_age": 600,
+        "vary_header": True,
+        "send_wildcard": False,
+        "always_send": False,
+    }
+
+
+def _add_vary_origin(response: Response) -> None:
+    vary = response.headers.get("Vary")
+    if not vary:
+        response.headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Origin"
+
+
+def install_cors(app: Flask, settings: Settings) -> None:
+    options = serialize_options({**DEFAULT_OPTIONS, **cors_options(settings)})
+
+    def apply_cors(response: Response) -> Response:
+        _add_vary_origin(response)
+        if "Origin" in request.headers and "Access-Control-Allow-Origin" not in response.headers:
+            set_cors_headers(response, options)
+        return response
+
+    app.after_request(apply_cors)
