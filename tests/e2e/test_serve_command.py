@@ -1,0 +1,149 @@
+"""`authgate serve` itself, as the README tells people to run it: dev default and production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import PASSWORD, create_database, free_port, new_http_session
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    env.update(settings)
+    return env
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    http = new_http_session()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"authgate serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if http.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"authgate serve did not answer /healthz:\n{log.read_text()}")
+
+
+def _serve(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "authgate", "serve", *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+def test_dev_default_generates_keys_and_serves(workdir: Path) -> None:
+    port = free_port()
+    log = workdir / "serve.log"
+    process = _serve(["--port", str(port)], _env(), workdir, log)
+    try:
+        _wait_healthy(process, f"http://127.0.0.1:{port}", log)
+        keys = list((workdir / "instance" / "keys").glob("dev-*.pem"))
+        assert len(keys) == 1
+        assert stat.S_IMODE(keys[0].stat().st_mode) == 0o600
+        assert (workdir / "instance" / "authgate.db").exists()
+        http = new_http_session()
+        base = f"http://127.0.0.1:{port}"
+        body = {"email": "dev@example.com", "password": PASSWORD}
+        assert http.post(base + "/api/auth/register", json=body, timeout=5).status_code == 201
+    finally:
+        _stop(process)
+    assert "Generated a development signing key" in log.read_text()
+
+
+def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> None:
+    database = create_database("postgresql", workdir)
+    keys = workdir / "keys"
+    try:
+        settings = {
+            "AUTHGATE_ENV": "production",
+            "AUTHGATE_PUBLIC_URL": "https://auth.example.test",
+            "AUTHGATE_DATABASE_URL": database.url,
+            "AUTHGATE_KEYS_DIR": str(keys),
+            "AUTHGATE_ORIGINS": "https://app.example.test",
+        }
+        rotate = subprocess.run(
+            [sys.executable, "-m", "authgate", "keys", "rotate"],
+            env=_env(**settings),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert rotate.returncode == 0, rotate.stderr
+        port = free_port()
+        log = workdir / "serve.log"
+        process = _serve(
+            ["--production", "--workers", "2", "--port", str(port)], _env(**settings), workdir, log
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_healthy(process, base, log)
+            http = new_http_session()
+            body = {"email": "prod@example.com", "password": PASSWORD}
+            assert http.post(base + "/api/auth/register", json=body, timeout=5).status_code == 201
+            login = http.post(
+                base + "/api/auth/login",
+                json={"login": body["email"], "password": PASSWORD},
+                timeout=5,
+            )
+            token = login.json()["access_token"]
+            me = http.get(
+                base + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            )
+            assert me.json()["user"]["email"] == "prod@example.com"
+            assert "SameSite=Lax" in login.headers["Set-Cookie"]
+        finally:
+            code = _stop(process)
+        assert code == 0, log.read_text()
+        output = log.read_text()
+        assert '"GET /api/auth/me HTTP/1.1" 200' in output  # the access log
+        assert "Generated a development signing key" not in output
+    finally:
+        database.close()
+
+
+def test_production_serve_refuses_weak_settings(workdir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "authgate", "serve", "--production"],
+        env=_env(AUTHGATE_INSTANCE_PATH=str(workdir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Refusing to start in production mode" in result.stderr
+    assert "Traceback" not in result.stderr
