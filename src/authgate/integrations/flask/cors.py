@@ -6,9 +6,10 @@ evaluation; every response says ``Vary: Origin`` so that caches keep the two kin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Response, request
 from flask_cors.core import DEFAULT_OPTIONS, serialize_options, set_cors_headers
 
 from authgate.config import Settings
@@ -42,13 +43,13 @@ def _add_vary_origin(response: Response) -> None:
         response.headers["Vary"] = f"{vary}, Origin"
 
 
-def install_cors(app: Flask, settings: Settings) -> None:
+def make_cors(settings: Settings) -> Callable[[Response], None]:
+    """The function that adds CORS headers (and ``Vary: Origin``) to a response."""
     options = serialize_options({**DEFAULT_OPTIONS, **cors_options(settings)})
 
-    def apply_cors(response: Response) -> Response:
+    def apply_cors(response: Response) -> None:
         _add_vary_origin(response)
         if "Origin" in request.headers and "Access-Control-Allow-Origin" not in response.headers:
             set_cors_headers(response, options)
-        return response
 
-    app.after_request(apply_cors)
+    return apply_cors

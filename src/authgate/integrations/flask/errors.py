@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
-import secrets
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from authgate.errors import AuthError, RateLimitedError
+from authgate.integrations.flask.request_ids import current_request_id
 
 log = logging.getLogger("authgate")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _JSON_PREFIXES = ("/api/", "/.well-known/", "/healthz")
 _HTTP_CODES = {
     400: "bad_request",
@@ -47,41 +43,6 @@ def error_response(error: AuthError) -> Response:
     return response
 
 
-class RequestIds:
-    """Unique request ids without a system call per request: a random per-process prefix and a
-    counter (the prefix is drawn again in a forked child)."""
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._prefix = secrets.token_hex(8)
-            self._counter = itertools.count()
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
-_request_ids = RequestIds()
-
-
-def _assign_request_id() -> None:
-    incoming = request.headers.get("X-Request-ID")
-    if incoming and _REQUEST_ID.match(incoming):
-        g.authgate_request_id = incoming
-    else:
-        g.authgate_request_id = _request_ids.next()
-
-
-def _echo_request_id(response: Response) -> Response:
-    request_id = g.get("authgate_request_id")
-    if request_id:
-        response.headers["X-Request-ID"] = request_id
-    return response
-
-
 def _handle_auth_error(error: AuthError) -> Response:
     return error_response(error)
 
@@ -106,7 +67,7 @@ def _handle_http_exception(error: HTTPException) -> Response | HTTPException:
 
 
 def _handle_unexpected(error: Exception) -> Response | HTTPException:
-    request_id = g.get("authgate_request_id", "-")
+    request_id = current_request_id()
     log.error(
         "unhandled error in %s %s [request %s]",
         request.method,
@@ -129,8 +90,6 @@ def _handle_unexpected(error: Exception) -> Response | HTTPException:
 
 
 def register_error_handlers(app: Flask) -> None:
-    app.before_request(_assign_request_id)
-    app.after_request(_echo_request_id)
     app.register_error_handler(AuthError, _handle_auth_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, Response, current_app, has_app_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authgate.config import Settings, load_settings
@@ -15,8 +16,9 @@ from authgate.core.clocks import Clock, SystemClock
 from authgate.errors import ConfigError
 from authgate.integrations.flask import auth_views, meta_views, user_views
 from authgate.integrations.flask.context import EXTENSION_KEY
-from authgate.integrations.flask.cors import install_cors
+from authgate.integrations.flask.cors import make_cors
 from authgate.integrations.flask.errors import register_error_handlers
+from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.transport import Transport
 from authgate.service import AuthService, KeySource
 from authgate.store.sqlalchemy.engines import create_database_engine
@@ -39,6 +41,20 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
     return AuthService(
         settings, SqlAlchemyStore(engine), clock=clock, keys=KeySource(settings, clock)
     )
+
+
+def _finish_response(
+    apply_cors: Callable[[Response], None] | None,
+) -> Callable[[Response], Response]:
+    """One after-request hook for every response: the request id, then CORS."""
+
+    def finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = current_request_id()
+        if apply_cors is not None:
+            apply_cors(response)
+        return response
+
+    return finish
 
 
 @dataclass(frozen=True)
@@ -91,8 +107,7 @@ class AuthGate:
         register_error_handlers(app)
         for module in (auth_views, user_views, meta_views):
             app.register_blueprint(module.blueprint)
-        if settings.origins:
-            install_cors(app, settings)
+        app.after_request(_finish_response(make_cors(settings) if settings.origins else None))
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
