@@ -70,7 +70,8 @@ class AuthCache:
     """Per-process memory of what was already checked; every entry can be invalidated."""
 
     def __init__(self, *, max_entries: int = 50_000):
-        self.claims: BoundedCache[str, AccessClaims] = BoundedCache(max_entries)
+        # Tokens are the largest entries (~1 KB with their claims): fewer of them.
+        self.claims: BoundedCache[str, AccessClaims] = BoundedCache(max(1, max_entries // 5))
         self.live_sessions: BoundedCache[str, str] = BoundedCache(max_entries)  # sid -> user id
         self.users: BoundedCache[str, UserRecord] = BoundedCache(max_entries)
         self.revoked_sessions: dict[str, float] = {}  # sid -> when to forget (epoch seconds)
