@@ -32,6 +32,7 @@ def test_public_api_is_locked() -> None:
         "AuthGate",
         "__version__",
         "current_principal",
+        "current_tenant",
         "current_user",
         "login_required",
         "token_required",

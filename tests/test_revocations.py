@@ -48,12 +48,12 @@ def test_session_event_marks_revoked_and_forgets_liveness() -> None:
 def test_a_user_loaded_while_an_event_arrived_is_not_cached() -> None:
     """The load raced with a role change: caching it would keep stale roles."""
     cache = AuthCache()
-    generation = cache.user_generation
+    generation = cache.users.generation
     stale = _user(roles=("user", "admin"))
     cache.apply(RevocationKind.USER, "u1", forget_at=0.0)  # arrives during the load
-    cache.cache_user(stale, loaded_at_generation=generation)
+    cache.users.put_if_current("u1", stale, generation=generation)
     assert cache.users.get("u1") is None
-    cache.cache_user(_user(), loaded_at_generation=cache.user_generation)
+    cache.users.put_if_current("u1", _user(), generation=cache.users.generation)
     assert cache.users.get("u1") is not None
 
 

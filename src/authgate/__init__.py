@@ -13,6 +13,7 @@ __all__ = [
     "AuthGate",
     "__version__",
     "current_principal",
+    "current_tenant",
     "current_user",
     "login_required",
     "token_required",
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from authgate.integrations.flask import (
         AuthGate,
         current_principal,
+        current_tenant,
         current_user,
         login_required,
         token_required,

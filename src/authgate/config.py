@@ -11,6 +11,7 @@ into the instance folder; in production the settings are refused unless they are
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -25,6 +26,7 @@ from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.errors import ConfigError
 
 ENV_PREFIX = "AUTHGATE_"
+SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,30}(:[a-z0-9_.-]{1,31})?")
 
 
 class Environment(StrEnum):
@@ -56,17 +58,28 @@ class Settings(BaseModel):
     password_time_cost: int = Field(default=2, ge=2)
     password_memory_cost_kib: int = Field(default=19456, ge=19456)
     password_parallelism: int = Field(default=1, ge=1)
+    api_token_scopes: tuple[str, ...] = ()
+    api_token_default_ttl_days: int = Field(default=90, ge=1, le=3650)
+    api_token_max_ttl_days: int = Field(default=365, ge=1, le=3650)
     login_rate_limit_per_account: str = "10 per 5 minutes"
     login_rate_limit_per_ip: str = "100 per 5 minutes"
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1, le=64)
 
-    @field_validator("origins", mode="before")
+    @field_validator("origins", "api_token_scopes", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.replace(",", " ").split() if part.strip())
+        return value
+
+    @field_validator("api_token_scopes")
+    @classmethod
+    def _check_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for scope in value:
+            if not SCOPE_PATTERN.fullmatch(scope):
+                raise ValueError(f"{scope!r} is not a scope name like 'chat:write'")
         return value
 
     @field_validator("origins")

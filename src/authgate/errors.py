@@ -116,6 +116,24 @@ class UserExistsError(AuthError):
     default_message = "An account with this email or username already exists."
 
 
+class SessionRequiredError(AuthError):
+    code = "session_required"
+    status = 403
+    default_message = "This needs a login session; an API token cannot do it."
+
+
+class ConflictError(AuthError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class InsufficientScopeError(AuthError):
+    code = "insufficient_scope"
+    status = 403
+    default_message = "The token does not have the scope this action requires."
+
+
 class PayloadTooLargeError(AuthError):
     code = "payload_too_large"
     status = 413

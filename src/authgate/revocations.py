@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from authgate.core.clocks import Clock
 from authgate.core.tokens import AccessClaims
 from authgate.store.protocols import Store
-from authgate.store.records import RevocationKind, UserRecord
+from authgate.store.records import ApiTokenRecord, RevocationKind, TenantRole, UserRecord
 
 log = logging.getLogger("authgate.revocations")
 
@@ -66,6 +66,26 @@ class BoundedCache(Generic[K, V]):
         return len(self._data)
 
 
+class GuardedCache(BoundedCache[K, V]):
+    """A cache filled from the database and emptied by events.
+
+    A value loaded while an event arrived may already be stale: ``put_if_current`` drops it when
+    the generation moved since ``generation`` was read before the load.
+    """
+
+    def __init__(self, max_entries: int):
+        super().__init__(max_entries)
+        self.generation = 0
+
+    def invalidate(self, key: K) -> None:
+        self.generation += 1
+        self.pop(key)
+
+    def put_if_current(self, key: K, value: V, *, generation: int) -> None:
+        if self.generation == generation:
+            self.put(key, value)
+
+
 class AuthCache:
     """Per-process memory of what was already checked; every entry can be invalidated."""
 
@@ -73,25 +93,25 @@ class AuthCache:
         # Tokens are the largest entries (~1 KB with their claims): fewer of them.
         self.claims: BoundedCache[str, AccessClaims] = BoundedCache(max(1, max_entries // 5))
         self.live_sessions: BoundedCache[str, str] = BoundedCache(max_entries)  # sid -> user id
-        self.users: BoundedCache[str, UserRecord] = BoundedCache(max_entries)
+        self.users: GuardedCache[str, UserRecord] = GuardedCache(max_entries)
+        self.api_tokens: GuardedCache[str, ApiTokenRecord] = GuardedCache(max_entries)
+        self.memberships: GuardedCache[str, TenantRole] = GuardedCache(max_entries)
         self.revoked_sessions: dict[str, float] = {}  # sid -> when to forget (epoch seconds)
         self.last_seen: dict[str, float] = {}  # sid -> epoch seconds
-        # Bumped by every user event: a user loaded from the database while an event arrived
-        # may be stale, and is not cached (see ``cache_user``).
-        self.user_generation = 0
-
-    def cache_user(self, user: UserRecord, *, loaded_at_generation: int) -> None:
-        if self.user_generation == loaded_at_generation:
-            self.users.put(user.id, user)
+        self.api_token_use: dict[str, tuple[float, str | None]] = {}  # id -> (when, ip)
 
     def apply(self, kind: RevocationKind, subject: str, *, forget_at: float) -> None:
         if kind is RevocationKind.SESSION:
             self.revoked_sessions[subject] = forget_at
             self.live_sessions.pop(subject)
             self.last_seen.pop(subject, None)
+        elif kind is RevocationKind.USER:
+            self.users.invalidate(subject)
+        elif kind is RevocationKind.API_TOKEN:
+            self.api_tokens.invalidate(subject)
+            self.api_token_use.pop(subject, None)
         else:
-            self.user_generation += 1
-            self.users.pop(subject)
+            self.memberships.invalidate(subject)
 
     def prune(self, now: float) -> None:
         expired = [sid for sid, until in self.revoked_sessions.items() if until <= now]
@@ -99,11 +119,17 @@ class AuthCache:
             self.revoked_sessions.pop(sid, None)
 
     def clear(self) -> None:
-        self.claims.clear()
-        self.live_sessions.clear()
-        self.users.clear()
+        for cache in (
+            self.claims,
+            self.live_sessions,
+            self.users,
+            self.api_tokens,
+            self.memberships,
+        ):
+            cache.clear()
         self.revoked_sessions.clear()
         self.last_seen.clear()
+        self.api_token_use.clear()
 
 
 class RevocationFeed:
@@ -205,9 +231,14 @@ class RevocationFeed:
         return fresh
 
     def flush_last_seen(self) -> None:
-        pending, self._cache.last_seen = self._cache.last_seen, {}
+        """Write the last-use times gathered in memory: one batch, off the request path."""
+        sessions, self._cache.last_seen = self._cache.last_seen, {}
         self._store.touch_sessions(
-            {sid: datetime.fromtimestamp(seen, UTC) for sid, seen in pending.items()}
+            {sid: datetime.fromtimestamp(seen, UTC) for sid, seen in sessions.items()}
+        )
+        tokens, self._cache.api_token_use = self._cache.api_token_use, {}
+        self._store.touch_api_tokens(
+            {tid: (datetime.fromtimestamp(seen, UTC), ip) for tid, (seen, ip) in tokens.items()}
         )
 
     def _poll_loop(self) -> None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Literal
 
 from authgate.config import Settings
+from authgate.core.api_tokens import looks_like_api_token
 from authgate.core.clocks import Clock
 from authgate.core.keys import KeyRing, generate_key, insecure_key_files, load_keyring
 from authgate.core.passwords import PasswordHasher, find_password_problem
@@ -24,18 +25,27 @@ from authgate.core.tokens import (
 )
 from authgate.errors import (
     ConfigError,
+    ConflictError,
     ForbiddenError,
     InsufficientRoleError,
     InvalidCredentialsError,
     InvalidTokenError,
     NotFoundError,
+    SessionRequiredError,
     TokenExpiredError,
     TokenRevokedError,
     ValidationFailedError,
 )
 from authgate.revocations import AuthCache, RevocationFeed
 from authgate.store.protocols import Store
-from authgate.store.records import RevocationKind, SessionRecord, UserRecord, UserStatus
+from authgate.store.records import (
+    ApiTokenRecord,
+    RevocationKind,
+    SessionRecord,
+    UserRecord,
+    UserStatus,
+)
+from authgate.tenancy import TenancyMixin
 from authgate.throttling import LoginThrottle
 
 log = logging.getLogger("authgate")
@@ -47,16 +57,21 @@ _KEY_RELOAD_INTERVAL_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user, through one session, with the claims of the token they showed."""
+    """Who is calling: a user through a login session (``session_id`` and the access token's
+    ``claims``) or through an API token (``api_token``)."""
 
     user: UserRecord
-    session_id: str
-    claims: AccessClaims
     transport: Literal["bearer", "cookie"]
+    session_id: str | None = None
+    claims: AccessClaims | None = None
+    api_token: ApiTokenRecord | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
-        return self.user.roles
+        """The user's roles now; an API token never carries the admin role."""
+        if self.api_token is None:
+            return self.user.roles
+        return tuple(role for role in self.user.roles if role != ADMIN_ROLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +136,7 @@ class KeySource:
         return True
 
 
-class AuthService:
+class AuthService(TenancyMixin):
     def __init__(
         self,
         settings: Settings,
@@ -187,7 +202,7 @@ class AuthService:
         """Same error, same work, whether the user is unknown, disabled or the password wrong."""
         login = login.strip()
         self.throttle.check(login, client.ip)
-        generation = self.cache.user_generation
+        generation = self.cache.users.generation
         user = self.store.find_user_by_login(login)
         if user is None or user.password_hash is None:
             self.hasher.verify_dummy(password)
@@ -221,7 +236,7 @@ class AuthService:
             password_hash=password_hash,
         )
         user = replace(user, last_login_at=now, password_hash=password_hash or user.password_hash)
-        self.cache.cache_user(user, loaded_at_generation=generation)
+        self.cache.users.put_if_current(user.id, user, generation=generation)
         self.cache.live_sessions.put(session.id, user.id)
         return self._issue(user, session, refresh_token)
 
@@ -262,9 +277,13 @@ class AuthService:
 
     # The hot path ----------------------------------------------------------------------------
 
-    def authenticate(self, token: str, transport: Literal["bearer", "cookie"]) -> Principal:
-        """Check an access token. In steady state: one dict lookup per cache, no database."""
+    def authenticate(
+        self, token: str, transport: Literal["bearer", "cookie"], *, ip: str | None = None
+    ) -> Principal:
+        """Check an access token or API token. In steady state: dict lookups, no database."""
         self.feed.ensure_started()
+        if transport == "bearer" and looks_like_api_token(token):
+            return self.authenticate_api_token(token, ip=ip)
         now = self.clock.timestamp()
         claims = self.cache.claims.get(token)
         if claims is None:
@@ -281,7 +300,7 @@ class AuthService:
         if user is None or not user.is_active:
             raise TokenRevokedError()
         self.cache.last_seen[sid] = now
-        return Principal(user, sid, claims, transport)
+        return Principal(user, transport, session_id=sid, claims=claims)
 
     def _decode(self, token: str, now: float) -> AccessClaims:
         try:
@@ -312,10 +331,10 @@ class AuthService:
         self.cache.live_sessions.put(sid, user_id)
 
     def _load_user(self, user_id: str) -> UserRecord | None:
-        generation = self.cache.user_generation
+        generation = self.cache.users.generation
         user = self.store.get_user(user_id)
         if user is not None:
-            self.cache.cache_user(user, loaded_at_generation=generation)
+            self.cache.users.put_if_current(user.id, user, generation=generation)
         return user
 
     def start(self) -> None:
@@ -324,14 +343,23 @@ class AuthService:
 
     def require_roles(self, principal: Principal, roles: Sequence[str]) -> None:
         """Every role in ``roles`` is held by the caller now (not when the token was issued)."""
-        missing = [role for role in roles if role not in principal.user.roles]
+        missing = [role for role in roles if role not in principal.roles]
         if missing:
             raise InsufficientRoleError(f"This action requires the role(s): {', '.join(missing)}.")
 
     # Own account -----------------------------------------------------------------------------
 
+    def _session_id(self, principal: Principal) -> str:
+        if principal.session_id is None:
+            raise SessionRequiredError()
+        return principal.session_id
+
+    def _require_admin(self, actor: Principal) -> None:
+        self._require_session(actor)
+        self.require_roles(actor, [ADMIN_ROLE])
+
     def logout(self, principal: Principal) -> None:
-        self.revoke_session(principal, principal.session_id)
+        self.revoke_session(principal, self._session_id(principal))
 
     def logout_refresh_token(self, refresh_token: str) -> None:
         """Log out a browser whose access token has expired, by its refresh token."""
@@ -342,12 +370,14 @@ class AuthService:
             self.feed.announce([(RevocationKind.SESSION, session_id)])
 
     def logout_all(self, principal: Principal) -> None:
+        self._session_id(principal)
         revoked = self.store.revoke_user_sessions(principal.user.id, now=self.clock.now())
         self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
 
     def update_profile(
         self, principal: Principal, *, fields: set[str], name: str | None, username: str | None
     ) -> UserRecord:
+        self._session_id(principal)
         user = principal.user
         updated = self.store.update_profile(
             user.id,
@@ -361,6 +391,7 @@ class AuthService:
         return updated
 
     def change_password(self, principal: Principal, current: str, new: str) -> None:
+        session_id = self._session_id(principal)
         user = self.store.get_user(principal.user.id)
         if user is None or user.password_hash is None:
             raise TokenRevokedError()
@@ -374,16 +405,18 @@ class AuthService:
         revoked = self.store.set_password_hash(
             user.id,
             self.hasher.hash_password(new),
-            keep_session_id=principal.session_id,
+            keep_session_id=session_id,
             now=self.clock.now(),
         )
         self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
 
     def list_sessions(self, principal: Principal) -> list[tuple[SessionRecord, bool]]:
+        current = self._session_id(principal)
         sessions = self.store.list_sessions(principal.user.id, now=self.clock.now())
-        return [(s, s.id == principal.session_id) for s in sessions]
+        return [(s, s.id == current) for s in sessions]
 
     def revoke_session(self, principal: Principal, session_id: str) -> None:
+        self._session_id(principal)
         found = self.store.revoke_session(
             session_id, user_id=principal.user.id, now=self.clock.now()
         )
@@ -396,11 +429,11 @@ class AuthService:
     def list_users(
         self, actor: Principal, *, query: str | None, page: int, per_page: int
     ) -> tuple[list[UserRecord], int]:
-        self.require_roles(actor, [ADMIN_ROLE])
+        self._require_admin(actor)
         return self.store.list_users(query=query, offset=(page - 1) * per_page, limit=per_page)
 
     def get_user(self, actor: Principal, user_id: str) -> UserRecord:
-        self.require_roles(actor, [ADMIN_ROLE])
+        self._require_admin(actor)
         user = self.store.get_user(user_id)
         if user is None:
             raise NotFoundError("No such user.")
@@ -415,7 +448,7 @@ class AuthService:
         status: UserStatus | None,
     ) -> UserRecord:
         """Set roles/status; takes effect on the user's very next request, in every process."""
-        self.require_roles(actor, [ADMIN_ROLE])
+        self._require_admin(actor)
         removes_own_admin = roles is not None and ADMIN_ROLE not in roles
         if user_id == actor.user.id and (removes_own_admin or status is UserStatus.DISABLED):
             raise ForbiddenError(
@@ -440,9 +473,13 @@ class AuthService:
         return updated
 
     def delete_user(self, actor: Principal, user_id: str) -> None:
-        self.require_roles(actor, [ADMIN_ROLE])
+        self._require_admin(actor)
         if user_id == actor.user.id:
             raise ForbiddenError("You cannot delete your own account here; ask another admin.")
+        if self.store.sole_owned_tenants(user_id):
+            raise ConflictError(
+                "This user is the only owner of a shared tenant; make someone else owner first."
+            )
         sessions = self.store.list_sessions(user_id, now=self.clock.now())
         if not self.store.delete_user(user_id, now=self.clock.now()):
             raise NotFoundError("No such user.")

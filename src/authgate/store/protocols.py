@@ -11,9 +11,13 @@ from datetime import datetime
 from typing import Protocol
 
 from authgate.store.records import (
+    ApiTokenRecord,
+    MemberRecord,
     RefreshOutcome,
     RevocationEvent,
     SessionRecord,
+    TenantRecord,
+    TenantRole,
     UserRecord,
     UserStatus,
 )
@@ -124,7 +128,59 @@ class RevocationLog(Protocol):
     def prune_revocations(self, *, older_than: datetime) -> int: ...
 
 
-class Store(UserStore, SessionStore, RevocationLog, Protocol):
+class TenantStore(Protocol):
+    """Tenants and memberships. Every user has a personal tenant, created with the user."""
+
+    def create_tenant(self, *, name: str, owner_id: str, now: datetime) -> TenantRecord: ...
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
+
+    def personal_tenant_id(self, user_id: str) -> str | None: ...
+
+    def list_user_tenants(self, user_id: str) -> list[tuple[TenantRecord, TenantRole]]: ...
+
+    def rename_tenant(self, tenant_id: str, name: str) -> TenantRecord | None: ...
+
+    def delete_tenant(self, tenant_id: str, *, now: datetime) -> bool:
+        """Delete the tenant with its memberships and API tokens (logged as revoked)."""
+        ...
+
+    def get_member_role(self, tenant_id: str, user_id: str) -> TenantRole | None: ...
+
+    def list_members(self, tenant_id: str) -> list[MemberRecord]: ...
+
+    def add_member(self, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime) -> None:
+        """Raise ``ConflictError`` when already a member."""
+        ...
+
+    def set_member_role(
+        self, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime
+    ) -> bool:
+        """False when not a member; ``ConflictError`` when it would leave no owner."""
+        ...
+
+    def remove_member(self, tenant_id: str, user_id: str, *, now: datetime) -> bool:
+        """Also revokes the member's API tokens for the tenant; keeps at least one owner."""
+        ...
+
+    def sole_owned_tenants(self, user_id: str) -> list[str]: ...
+
+
+class ApiTokenStore(Protocol):
+    def create_api_token(self, record: ApiTokenRecord) -> None: ...
+
+    def get_api_token(self, token_id: str) -> ApiTokenRecord | None: ...
+
+    def list_api_tokens(self, user_id: str) -> list[ApiTokenRecord]: ...
+
+    def revoke_api_token(self, token_id: str, *, user_id: str | None, now: datetime) -> bool: ...
+
+    def touch_api_tokens(self, used: dict[str, tuple[datetime, str | None]]) -> None:
+        """Record last-use times and addresses collected in memory (a batch)."""
+        ...
+
+
+class Store(UserStore, SessionStore, TenantStore, ApiTokenStore, RevocationLog, Protocol):
     """Everything the service needs, plus lifecycle."""
 
     def ping(self) -> bool: ...

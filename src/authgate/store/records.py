@@ -57,9 +57,66 @@ class RefreshOutcome:
     reused_session_id: str | None = None
 
 
+class TenantRole(StrEnum):
+    """A member's role in a tenant, strongest first."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return _TENANT_ROLE_RANK[self]
+
+
+_TENANT_ROLE_RANK = {
+    TenantRole.OWNER: 3,
+    TenantRole.ADMIN: 2,
+    TenantRole.MEMBER: 1,
+    TenantRole.VIEWER: 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    name: str
+    personal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    tenant_id: str
+    user_id: str
+    email: str
+    name: str | None
+    role: TenantRole
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenRecord:
+    id: str
+    user_id: str
+    tenant_id: str
+    name: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    resource: str | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    last_used_ip: str | None
+
+
 class RevocationKind(StrEnum):
     SESSION = "session"
     USER = "user"
+    API_TOKEN = "api_token"  # noqa: S105 - an event kind, not a secret
+    MEMBERSHIP = "membership"  # subject: "<tenant id>:<user id>"
 
 
 @dataclass(frozen=True, slots=True)

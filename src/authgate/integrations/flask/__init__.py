@@ -1,7 +1,14 @@
 """The Flask integration: ``AuthGate``, ``token_required``, ``login_required``, ``current_user``."""
 
-from authgate.integrations.flask.context import current_principal, current_user
+from authgate.integrations.flask.context import current_principal, current_tenant, current_user
 from authgate.integrations.flask.decorators import login_required, token_required
 from authgate.integrations.flask.extension import AuthGate
 
-__all__ = ["AuthGate", "current_principal", "current_user", "login_required", "token_required"]
+__all__ = [
+    "AuthGate",
+    "current_principal",
+    "current_tenant",
+    "current_user",
+    "login_required",
+    "token_required",
+]

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, cast
 from flask import current_app, g
 from werkzeug.local import LocalProxy
 
-from authgate.errors import AuthenticationRequiredError
+from authgate.errors import AuthenticationRequiredError, NotFoundError
 from authgate.service import Principal
 from authgate.store.records import UserRecord
+from authgate.tenancy import TenantAccess
 
 if TYPE_CHECKING:
     from authgate.integrations.flask.extension import AuthGateState
@@ -33,5 +34,13 @@ def _user() -> UserRecord:
     return _principal().user
 
 
+def _tenant() -> TenantAccess:
+    tenant: TenantAccess | None = g.get("authgate_tenant")
+    if tenant is None:
+        raise NotFoundError("No tenant in this request.")
+    return tenant
+
+
 current_principal: Principal = cast(Principal, LocalProxy(_principal))
+current_tenant: TenantAccess = cast(TenantAccess, LocalProxy(_tenant))
 current_user: UserRecord = cast(UserRecord, LocalProxy(_user))

@@ -1,10 +1,10 @@
-"""``token_required`` / ``login_required``: protect a view with a session cookie or bearer token."""
+"""``token_required`` / ``login_required``: protect a view with a session or an API token."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import g, request
 
@@ -14,6 +14,8 @@ from authgate.service import Principal
 P = ParamSpec("P")
 R = TypeVar("R")
 
+Resource = str | Callable[..., str] | None
+
 
 def authenticate_request() -> Principal:
     """Authenticate the current request (once per request) and enforce CSRF for cookies."""
@@ -22,25 +24,60 @@ def authenticate_request() -> Principal:
         return principal
     ext = get_extension()
     token, transport = ext.transport.credential(request)
-    principal = ext.service.authenticate(token, transport)
+    principal = ext.service.authenticate(token, transport, ip=request.remote_addr)
     if transport == "cookie":
         ext.transport.check_csrf(request)
     g.authgate_principal = principal
     return principal
 
 
+def _resource_for(resource: Resource, view_args: dict[str, Any]) -> str | None:
+    if resource is None or isinstance(resource, str):
+        return resource
+    names = resource.__code__.co_varnames[: resource.__code__.co_argcount]
+    return resource(**{name: view_args[name] for name in names})
+
+
 def token_required(
     roles: Sequence[str] = (),
+    *,
+    scopes: Sequence[str] = (),
+    resource: Resource = None,
+    tenant_roles: Sequence[str] = (),
+    sessions_only: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """401 without a valid credential; 403 ``insufficient_role`` when a role is missing."""
+    """Protect a view. 401 without a valid credential; 403 when the caller lacks a role
+    (``insufficient_role``), a token scope (``insufficient_scope``), the token's resource or
+    tenant does not match, or an API token is used where only a login session may act.
+
+    ``resource`` is the resource the view acts on (a string, or a function of the view's
+    arguments such as ``lambda dialog_id: f"dialog:{dialog_id}"``); an API token bound to a
+    resource works only where the view declares that resource. ``tenant_roles`` checks the
+    caller's role in the tenant of the request: the view argument ``tenant_id``, else the API
+    token's tenant. The tenant in scope is ``current_tenant``.
+    """
     required = tuple(roles)
+    required_scopes = tuple(scopes)
+    required_tenant_roles = tuple(tenant_roles)
+    # A login session passing a view that declares nothing needs no further decision.
+    declares_anything = bool(
+        required or required_scopes or required_tenant_roles or sessions_only or resource
+    )
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = authenticate_request()
-            if required:
-                get_extension().service.require_roles(principal, required)
+            if declares_anything or principal.api_token is not None:
+                g.authgate_tenant = get_extension().service.authorize(
+                    principal,
+                    roles=required,
+                    scopes=required_scopes,
+                    resource=_resource_for(resource, kwargs),
+                    tenant_id=kwargs.get("tenant_id"),  # type: ignore[arg-type]
+                    tenant_roles=required_tenant_roles,
+                    sessions_only=sessions_only,
+                )
             return view(*args, **kwargs)
 
         return wrapper

@@ -103,4 +103,53 @@ class RevocationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class TenantRow(Base):
+    __tablename__ = "authgate_tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Set for a user's personal tenant (one per user, deleted with the user).
+    personal_owner_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MembershipRow(Base):
+    __tablename__ = "authgate_memberships"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32),
+        ForeignKey("authgate_users.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "authgate_api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_ip: Mapped[str | None] = mapped_column(String(64))
+
+
 Index("ix_authgate_sessions_expires_at", SessionRow.expires_at)

@@ -23,6 +23,7 @@ from authgate.store.records import (
     UserStatus,
 )
 from authgate.store.sqlalchemy.models import RefreshTokenRow, RevocationRow, SessionRow, UserRow
+from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
 
 
 def _user_record(row: UserRow) -> UserRecord:
@@ -61,8 +62,8 @@ def _username_key(username: str | None) -> str | None:
     return username.casefold() if username else None
 
 
-class SqlAlchemyStore:
-    """Users, sessions, refresh tokens and the revocation log in one SQL database."""
+class SqlAlchemyStore(TenantStoreMixin):
+    """Users, sessions, refresh tokens, tenants, API tokens and the revocation log in SQL."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -72,6 +73,9 @@ class SqlAlchemyStore:
     def _transaction(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def _reader(self) -> Session:
+        return self._sessions()
 
     def _log(
         self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
@@ -124,6 +128,8 @@ class SqlAlchemyStore:
         try:
             with self._transaction() as db:
                 db.add(row)
+                db.flush()
+                add_personal_tenant(db, row.id, now)
         except IntegrityError:
             raise UserExistsError() from None
         return _user_record(row)
