@@ -19,9 +19,17 @@ from pydantic import (
     field_validator,
 )
 
+from authgate.core.api_tokens import API_TOKEN_PREFIX
 from authgate.core.passwords import MAX_PASSWORD_LENGTH
 from authgate.errors import BadRequestError, ValidationFailedError
-from authgate.store.records import SessionRecord, UserRecord
+from authgate.store.records import (
+    ApiTokenRecord,
+    MemberRecord,
+    SessionRecord,
+    TenantRecord,
+    TenantRole,
+    UserRecord,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
 ROLE_PATTERN = r"^[a-z][a-z0-9_:-]{0,31}$"
@@ -80,6 +88,33 @@ class UserListQuery(Input):
     q: str | None = Field(default=None, max_length=100)
 
 
+TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+TenantRoleName = Literal["owner", "admin", "member", "viewer"]
+
+
+class TenantInput(Input):
+    name: TenantName
+
+
+class MemberAddInput(Input):
+    email: EmailStr = Field(max_length=254)
+    role: TenantRoleName = "member"
+
+
+class MemberRoleInput(Input):
+    role: TenantRoleName
+
+
+class ApiTokenCreateInput(Input):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    tenant_id: str | None = Field(default=None, max_length=32)
+    scopes: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        min_length=1, max_length=32
+    )
+    resource: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    expires_in_days: int | None = Field(default=None, ge=1)
+
+
 # Responses -------------------------------------------------------------------------------------
 
 
@@ -130,6 +165,59 @@ class UserPage(BaseModel):
     total: int
 
 
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    personal: bool
+    role: TenantRoleName
+    created_at: str
+
+
+class TenantEnvelope(BaseModel):
+    tenant: TenantOut
+
+
+class TenantList(BaseModel):
+    tenants: list[TenantOut]
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    email: str
+    name: str | None
+    role: TenantRoleName
+    joined_at: str
+
+
+class MemberEnvelope(BaseModel):
+    member: MemberOut
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+
+
+class ApiTokenOut(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="ag_ + id: safe to show; the secret is not derivable")
+    tenant_id: str
+    scopes: list[str]
+    resource: str | None
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    last_used_ip: str | None
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="The secret token, shown this one time only")
+
+
+class ApiTokenList(BaseModel):
+    tokens: list[ApiTokenOut]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -157,6 +245,42 @@ def user_to_json(user: UserRecord) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "created_at": format_time(user.created_at),
         "last_login_at": format_time(user.last_login_at),
+    }
+
+
+def tenant_to_json(tenant: TenantRecord, role: TenantRole) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "personal": tenant.personal,
+        "role": role.value,
+        "created_at": format_time(tenant.created_at),
+    }
+
+
+def member_to_json(member: MemberRecord) -> dict[str, Any]:
+    return {
+        "user_id": member.user_id,
+        "email": member.email,
+        "name": member.name,
+        "role": member.role.value,
+        "joined_at": format_time(member.created_at),
+    }
+
+
+def api_token_to_json(token: ApiTokenRecord) -> dict[str, Any]:
+    """A token's public description: never its secret."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": f"{API_TOKEN_PREFIX}{token.id}",
+        "tenant_id": token.tenant_id,
+        "scopes": list(token.scopes),
+        "resource": token.resource,
+        "created_at": format_time(token.created_at),
+        "expires_at": format_time(token.expires_at),
+        "last_used_at": format_time(token.last_used_at),
+        "last_used_ip": token.last_used_ip,
     }
 
 

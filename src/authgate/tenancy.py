@@ -290,12 +290,14 @@ class TenancyMixin:
             raise NotFoundError("No such tenant.")
         return tenant, access.role
 
-    def rename_tenant(self, principal: Principal, tenant_id: str, name: str) -> TenantRecord:
-        self._manage(principal, tenant_id, TENANT_MANAGERS)
+    def rename_tenant(
+        self, principal: Principal, tenant_id: str, name: str
+    ) -> tuple[TenantRecord, TenantRole]:
+        access = self._manage(principal, tenant_id, TENANT_MANAGERS)
         tenant = self.store.rename_tenant(tenant_id, name)
         if tenant is None:
             raise NotFoundError("No such tenant.")
-        return tenant
+        return tenant, access.role
 
     def delete_tenant(self, principal: Principal, tenant_id: str) -> None:
         self._manage(principal, tenant_id, (TenantRole.OWNER,))

@@ -110,7 +110,7 @@ def _logout_by_refresh_token(error: AuthError) -> None:
 
 
 @blueprint.post("/logout-all")
-@token_required()
+@token_required(sessions_only=True)
 def logout_all() -> Response:
     get_extension().service.logout_all(authenticate_request())
     return _cleared_response()
@@ -123,7 +123,7 @@ def me() -> dict[str, object]:
 
 
 @blueprint.patch("/me")
-@token_required()
+@token_required(sessions_only=True)
 def update_me() -> dict[str, object]:
     data = read_json(ProfileInput)
     user = get_extension().service.update_profile(
@@ -136,7 +136,7 @@ def update_me() -> dict[str, object]:
 
 
 @blueprint.post("/password")
-@token_required()
+@token_required(sessions_only=True)
 def change_password() -> Response:
     data = read_json(PasswordChangeInput)
     get_extension().service.change_password(
@@ -146,14 +146,14 @@ def change_password() -> Response:
 
 
 @blueprint.get("/sessions")
-@token_required()
+@token_required(sessions_only=True)
 def list_sessions() -> dict[str, object]:
     sessions = get_extension().service.list_sessions(authenticate_request())
     return {"sessions": [session_to_json(s, current=c) for s, c in sessions]}
 
 
 @blueprint.delete("/sessions/<session_id>")
-@token_required()
+@token_required(sessions_only=True)
 def revoke_session(session_id: str) -> Response:
     principal = authenticate_request()
     get_extension().service.revoke_session(principal, session_id)

@@ -14,7 +14,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from authgate.config import Settings, load_settings
 from authgate.core.clocks import Clock, SystemClock
 from authgate.errors import ConfigError
-from authgate.integrations.flask import auth_views, meta_views, user_views
+from authgate.integrations.flask import (
+    auth_views,
+    meta_views,
+    tenant_views,
+    token_views,
+    user_views,
+)
 from authgate.integrations.flask.context import EXTENSION_KEY
 from authgate.integrations.flask.cors import make_cors
 from authgate.integrations.flask.errors import register_error_handlers
@@ -105,7 +111,7 @@ class AuthGate:
         if app.config.get("MAX_CONTENT_LENGTH") is None:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
-        for module in (auth_views, user_views, meta_views):
+        for module in (auth_views, user_views, tenant_views, token_views, meta_views):
             app.register_blueprint(module.blueprint)
         app.after_request(_finish_response(make_cors(settings) if settings.origins else None))
         if settings.trusted_proxies:
