@@ -8,8 +8,10 @@ werkzeug or gunicorn (the e2e tests run the real thing).
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,9 @@ from authgate import cli
 from authgate.cli import GunicornApplication, gunicorn_options, main
 from authgate.config import Environment, Settings
 from authgate.core.keys import generate_key, load_keyring
-from authgate.errors import InvalidCredentialsError
+from authgate.errors import InvalidCredentialsError, TokenRevokedError
 from authgate.integrations.flask.extension import build_service
+from authgate.schemas import format_time
 from authgate.service import AuthService, ClientInfo
 from authgate.store.records import UserStatus
 from authgate.store.sqlalchemy.migrate import head_revision
@@ -600,3 +603,184 @@ def test_serve_rejects_bad_options(runner: CliRunner, sqlite_env: dict[str, str]
     for args in (["--port", "0"], ["--workers", "0"], ["--port", "http"]):
         result = runner.invoke(main, ["serve", *args], env=sqlite_env)
         assert_clean_failure(result, 2)
+
+
+# tokens --------------------------------------------------------------------------------------
+
+TOKEN_PATTERN = r"^ag_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}$"
+
+
+def create_token(runner: CliRunner, env: dict[str, str], *extra: str) -> Result:
+    return run(runner, ["tokens", "create", "--user", EMAIL, *extra], env)
+
+
+def test_tokens_create_prints_only_the_token_and_it_authenticates(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = create_token(runner, env, "--scope", "read", "--scope", "write", "--name", "ci")
+    assert result.exit_code == 0, result.output
+    token = result.stdout.removesuffix("\n")
+    assert re.fullmatch(TOKEN_PATTERN, token)
+    assert result.stdout == token + "\n"
+    assert token not in result.stderr
+    token_id = token[3:19]
+    assert token_id in result.stderr and "read,write" in result.stderr
+    assert "shown once" in result.stderr
+
+    service = service_for(env)
+    principal = service.authenticate(token, "bearer")
+    assert principal.user.email == EMAIL
+    assert principal.api_token is not None
+    assert principal.api_token.id == token_id
+    assert principal.api_token.scopes == ("read", "write")
+    assert principal.api_token.name == "ci"
+    user = service.store.find_user_by_login(EMAIL)
+    assert principal.api_token.tenant_id == service.store.personal_tenant_id(user.id)
+
+
+def test_tokens_list_shows_tokens_without_secrets(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    token = create_token(runner, env, "--scope", "read").stdout.strip()
+    token_id, secret = token[3:19], token[20:]
+
+    result = run(runner, ["tokens", "list", "--user", EMAIL], env)
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    columns = line.split("\t")
+    assert columns[0] == token_id
+    assert columns[1] == "cli"
+    assert columns[3] == "read"
+    assert columns[4] == "-"
+    assert columns[6] == "-"
+    assert secret not in result.output
+    assert secret[:12] not in result.output
+    assert "1 token(s)" in result.stderr
+
+    result = runner.invoke(main, ["tokens", "list"], env=env)
+    assert_clean_failure(result, 2)  # --user is required
+
+
+def test_tokens_revoke_stops_the_token(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    token = create_token(runner, env, "--scope", "read").stdout.strip()
+    token_id = token[3:19]
+    service = service_for(env)
+    assert service.authenticate(token, "bearer").api_token is not None  # cached now
+    before = service.store.latest_revocation_id()
+
+    result = run(runner, ["tokens", "revoke", token_id], env)
+    assert result.exit_code == 0, result.output
+    assert token_id in result.stdout
+    events = service.store.read_revocations(before)
+    assert [(e.kind.value, e.subject) for e in events] == [("api_token", token_id)]
+
+    with pytest.raises(TokenRevokedError):
+        service_for(env).authenticate(token, "bearer")
+    listed = run(runner, ["tokens", "list", "--user", EMAIL], env)
+    assert listed.stdout == ""
+
+    result = run(runner, ["tokens", "revoke", token_id], env)
+    assert_clean_failure(result, 1)
+    assert f"No unrevoked API token with the id {token_id!r}" in result.stderr
+
+
+def test_tokens_revoke_accepts_the_listed_prefix(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    token = create_token(runner, env, "--scope", "read").stdout.strip()
+    result = run(runner, ["tokens", "revoke", token[:19]], env)
+    assert result.exit_code == 0, result.output
+    with pytest.raises(TokenRevokedError):
+        service_for(env).authenticate(token, "bearer")
+
+
+def test_tokens_revoke_unknown_id(runner: CliRunner, env: dict[str, str]) -> None:
+    result = run(runner, ["tokens", "revoke", "0123456789abcdef"], env)
+    assert_clean_failure(result, 1)
+    assert "No unrevoked API token with the id '0123456789abcdef'" in result.stderr
+
+
+def test_tokens_create_records_resource_and_expiry(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = create_token(
+        runner, env, "--scope", "read", "--resource", "doc:42", "--expires-in-days", "7"
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert "resource doc:42" in result.stderr
+
+    service = service_for(env)
+    record = service.store.get_api_token(token[3:19])
+    assert record is not None
+    assert record.resource == "doc:42"
+    assert record.expires_at - record.created_at == timedelta(days=7)
+
+    listed = run(runner, ["tokens", "list", "--user", EMAIL], env).stdout.split("\t")
+    assert listed[4] == "doc:42"
+    assert listed[5] == format_time(record.expires_at)
+
+
+def test_tokens_create_in_a_team_tenant(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    assert create_user(runner, env, "grace@example.com").exit_code == 0
+    service = service_for(env)
+    grace = service.store.find_user_by_login("grace@example.com")
+    tenant = service.store.create_tenant(name="Team", owner_id=grace.id, now=service.clock.now())
+
+    result = create_token(runner, env, "--scope", "read", "--tenant", tenant.id)
+    assert_clean_failure(result, 1)
+    assert f"not a member of the tenant {tenant.id!r}" in result.stderr
+
+    grace_args = ["--user", "grace@example.com", "--scope", "read", "--tenant", tenant.id]
+    result = run(runner, ["tokens", "create", *grace_args], env)
+    assert result.exit_code == 0, result.output
+    principal = service.authenticate(result.stdout.strip(), "bearer")
+    assert principal.api_token is not None and principal.api_token.tenant_id == tenant.id
+
+
+def test_tokens_create_unknown_scope(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = create_token(runner, env, "--scope", "read", "--scope", "launch:missiles")
+    assert_clean_failure(result, 1)
+    assert result.stdout == ""
+    assert "scopes: Unknown scope(s): launch:missiles" in result.stderr
+    user = service_for(env).store.find_user_by_login(EMAIL)
+    assert service_for(env).store.list_api_tokens(user.id) == []
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "100000"])
+def test_tokens_create_bad_expiry(runner: CliRunner, env: dict[str, str], days: str) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = create_token(runner, env, "--scope", "read", "--expires-in-days", days)
+    assert_clean_failure(result, 1)
+    assert "expires_in_days:" in result.stderr
+    assert result.stdout == ""
+
+
+def test_tokens_unknown_user(runner: CliRunner, env: dict[str, str]) -> None:
+    for args in (
+        ["tokens", "create", "--user", "nobody@example.com", "--scope", "read"],
+        ["tokens", "list", "--user", "nobody@example.com"],
+    ):
+        result = run(runner, args, env)
+        assert_clean_failure(result, 1)
+        assert "No user with the email or username 'nobody@example.com'" in result.stderr
+        assert result.stdout == ""
+
+
+def test_tokens_create_needs_a_scope(runner: CliRunner, env: dict[str, str]) -> None:
+    result = runner.invoke(main, ["tokens", "create", "--user", EMAIL], env=env)
+    assert_clean_failure(result, 2)
+    assert "--scope" in result.stderr

@@ -135,3 +135,40 @@ def test_every_failed_login_costs_one_argon2_verification(service: AuthService) 
         else:
             raise AssertionError(f"{login} logged in")
         assert len(spy.calls) == 1, (login, spy.calls)
+
+
+def test_an_unusable_key_directory_on_reload_keeps_the_current_keys(
+    service: AuthService,
+) -> None:
+    """A corrupt key file appearing while the server runs must not turn requests into 500s."""
+    from authgate.errors import InvalidTokenError
+
+    service.register(email="k@example.com", password=PASSWORD)
+    issued = service.login("k@example.com", PASSWORD, ClientInfo())
+    (service.settings.resolved_keys_dir / "20991231T000000000000Z-0badc0de.pem").write_text("junk")
+    service.keys._last_reload = 0.0
+    assert service.keys.reload()
+    service.cache.clear()
+    assert service.authenticate(issued.access_token, "bearer").user.email == "k@example.com"
+    import jwt
+
+    forged_header = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "nope"})
+    try:
+        service.authenticate(forged_header, "bearer")
+    except InvalidTokenError:
+        pass
+    else:
+        raise AssertionError("an unknown kid was accepted")
+
+
+def test_a_forked_child_does_not_reuse_the_parents_connections(service: AuthService) -> None:
+    import os
+
+    assert service.store.ping()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh pool, and the database still answers
+        ok = service.store.engine.pool.checkedin() == 0 and service.store.ping()  # type: ignore[attr-defined]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert service.store.ping()

@@ -17,16 +17,35 @@ from tests.conftest import PASSWORD, make_settings, register
 def test_throttle_counts_failures_only() -> None:
     throttle = LoginThrottle(per_account="3 per minute", per_ip="100 per minute")
     for _ in range(10):
-        throttle.check("ada", "10.0.0.1")
+        throttle.begin_attempt("ada", "10.0.0.1")
         throttle.record_success("ada", "10.0.0.1")
     for _ in range(3):
-        throttle.check("ada", "10.0.0.1")
+        throttle.begin_attempt("ada", "10.0.0.1")
         throttle.record_failure("ada", "10.0.0.1")
     with pytest.raises(RateLimitedError) as info:
-        throttle.check("ADA", "10.0.0.1")
+        throttle.begin_attempt("ADA", "10.0.0.1")
     assert 1 <= info.value.retry_after <= 60
-    throttle.check("ada", "10.0.0.2")  # another address is not locked out
-    throttle.check("bob", "10.0.0.1")
+    throttle.begin_attempt("ada", "10.0.0.2")  # another address is not locked out
+    throttle.begin_attempt("bob", "10.0.0.1")
+
+
+def test_parallel_attempts_cannot_all_pass_before_any_failure_is_counted() -> None:
+    """The budget is spent before the password is checked, so 40 concurrent guesses against a
+    budget of 10 get at most 10 password checks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    throttle = LoginThrottle(per_account="10 per minute", per_ip="1000 per minute")
+
+    def attempt(_: int) -> bool:
+        try:
+            throttle.begin_attempt("victim", "10.0.0.7")
+        except RateLimitedError:
+            return False
+        return True  # the password would be checked now (and fail later)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        allowed = sum(pool.map(attempt, range(40)))
+    assert allowed == 10
 
 
 def test_per_address_budget_covers_password_spraying() -> None:
@@ -34,7 +53,7 @@ def test_per_address_budget_covers_password_spraying() -> None:
     for i in range(5):
         throttle.record_failure(f"user{i}", "10.0.0.9")
     with pytest.raises(RateLimitedError):
-        throttle.check("someone-new", "10.0.0.9")
+        throttle.begin_attempt("someone-new", "10.0.0.9")
 
 
 def test_http_login_answers_429_with_retry_after(tmp_path: Path, database_url: str) -> None:
@@ -81,10 +100,10 @@ def test_an_unreachable_redis_falls_back_to_memory_counting() -> None:
         storage_uri=f"redis://127.0.0.1:{free_port()}/0",
     )
     for _ in range(2):
-        throttle.check("ada", "10.0.0.1")
+        throttle.begin_attempt("ada", "10.0.0.1")
         throttle.record_failure("ada", "10.0.0.1")
     with pytest.raises(RateLimitedError):
-        throttle.check("ada", "10.0.0.1")
+        throttle.begin_attempt("ada", "10.0.0.1")
 
 
 def test_redis_counters_are_shared_between_processes() -> None:
@@ -97,9 +116,9 @@ def test_redis_counters_are_shared_between_processes() -> None:
     other = LoginThrottle(
         per_account="2 per minute", per_ip="100 per minute", storage_uri="redis://127.0.0.1:6379/0"
     )
-    one.record_failure(name, "10.0.0.1")
-    other.record_failure(name, "10.0.0.1")
+    one.begin_attempt(name, "10.0.0.1")
+    other.begin_attempt(name, "10.0.0.1")
     with pytest.raises(RateLimitedError):
-        one.check(name, "10.0.0.1")
+        one.begin_attempt(name, "10.0.0.1")
     one.record_success(name, "10.0.0.1")
-    other.check(name, "10.0.0.1")
+    other.begin_attempt(name, "10.0.0.1")

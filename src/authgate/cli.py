@@ -1,4 +1,4 @@
-"""``authgate``: run the server and administer its database, users and signing keys.
+"""``authgate``: run the server and administer its database, users, API tokens and signing keys.
 
 Every command reads the same settings as the server (``AUTHGATE_*`` environment variables and the
 TOML file named by ``AUTHGATE_CONFIG``). Unusable settings are reported on stderr with exit code 2,
@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from werkzeug.serving import run_simple
 
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
+from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
 from authgate.errors import (
     AuthError,
@@ -36,10 +37,16 @@ from authgate.errors import (
     ValidationFailedError,
 )
 from authgate.integrations.flask.extension import build_service
-from authgate.schemas import ROLE_PATTERN, RegisterInput, format_time, parse_input
+from authgate.schemas import (
+    ROLE_PATTERN,
+    ApiTokenCreateInput,
+    RegisterInput,
+    format_time,
+    parse_input,
+)
 from authgate.server import create_app
 from authgate.service import DEFAULT_ROLES, AuthService
-from authgate.store.records import UserRecord, UserStatus
+from authgate.store.records import ApiTokenRecord, UserRecord, UserStatus
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import current_revision, head_revision, upgrade_database
 
@@ -426,6 +433,148 @@ def users_list(query: str | None) -> None:
             if not page or offset >= total:
                 break
     click.echo(f"{total} user(s)", err=True)
+
+
+# tokens ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Issue, list and revoke API tokens."""
+
+
+def _format_token(token: ApiTokenRecord) -> str:
+    return "\t".join(
+        [
+            token.id,
+            token.name,
+            token.tenant_id,
+            ",".join(token.scopes),
+            token.resource or "-",
+            format_time(token.expires_at) or "-",
+            format_time(token.last_used_at) or "-",
+        ]
+    )
+
+
+@tokens.command("create")
+@click.option("--user", "email", required=True, help="The owner's email or username.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    metavar="SCOPE",
+    help="A scope the token carries (repeatable), e.g. --scope read --scope write.",
+)
+@click.option("--name", default="cli", show_default=True, help="A label for the token.")
+@click.option(
+    "--tenant",
+    "tenant_id",
+    help="The tenant the token acts in (the user must be a member) [default: personal tenant].",
+)
+@click.option("--resource", help="Bind the token to this one resource.")
+@click.option(
+    "--expires-in-days",
+    type=int,
+    help="Lifetime in days [default: AUTHGATE_API_TOKEN_DEFAULT_TTL_DAYS].",
+)
+def tokens_create(
+    email: str,
+    scopes: tuple[str, ...],
+    name: str,
+    tenant_id: str | None,
+    resource: str | None,
+    expires_in_days: int | None,
+) -> None:
+    """Issue an API token; print it alone on stdout.
+
+    The token is shown this once. For example:
+    TOKEN=$(authgate tokens create --user ada@example.com --scope read)
+    """
+    fields = {
+        "name": name,
+        "scopes": list(scopes),
+        "tenant_id": tenant_id,
+        "resource": resource,
+        "expires_in_days": expires_in_days,
+    }
+    data = parse_input(ApiTokenCreateInput, fields)
+    settings = _load()
+    with _service(settings) as service:
+        user = _find_user(service, email)
+        try:
+            plaintext, record = service.issue_api_token(
+                user,
+                name=data.name,
+                scopes=data.scopes,
+                tenant_id=data.tenant_id,
+                resource=data.resource,
+                expires_in_days=data.expires_in_days,
+            )
+        except NotFoundError:
+            if data.tenant_id is None:
+                raise Refused(f"The user {user.email!r} has no personal tenant.") from None
+            raise Refused(
+                f"The user {user.email!r} is not a member of the tenant {data.tenant_id!r}."
+            ) from None
+    click.echo(plaintext)
+    resource_note = f", resource {record.resource}" if record.resource else ""
+    click.echo(
+        f"Created API token {record.id} for {user.email} in tenant {record.tenant_id}: "
+        f"scopes {','.join(record.scopes)}{resource_note}, expires "
+        f"{format_time(record.expires_at)}. It is shown once: store it now.",
+        err=True,
+    )
+    if not user.is_active:
+        click.echo(
+            f"Warning: {user.email} is disabled; the token works only once they are enabled.",
+            err=True,
+        )
+
+
+@tokens.command("list")
+@click.option("--user", "email", required=True, help="The owner's email or username.")
+def tokens_list(email: str) -> None:
+    """List a user's API tokens, never their secrets.
+
+    Unrevoked tokens, newest first. Columns (tab-separated): id, name, tenant, scopes,
+    resource, expires, last used.
+    """
+    settings = _load()
+    with _service(settings) as service:
+        user = _find_user(service, email)
+        records = service.store.list_api_tokens(user.id)
+    for record in records:
+        click.echo(_format_token(record))
+    click.echo(f"{len(records)} token(s) for {user.email}", err=True)
+
+
+def _token_id(value: str) -> str:
+    """The id from an id, an ``ag_<id>`` prefix (as lists show) or a whole token."""
+    value = value.strip()
+    if value.startswith(API_TOKEN_PREFIX):
+        if "_" not in value[len(API_TOKEN_PREFIX) :]:
+            return value[len(API_TOKEN_PREFIX) :]
+        return parse_api_token(value).token_id
+    return value
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="TOKEN_ID")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke an API token by its id or ag_<id> prefix.
+
+    Any user's token; running servers refuse it at once.
+    """
+    token_id = _token_id(token_id)
+    settings = _load()
+    with _service(settings) as service:
+        try:
+            service.revoke_any_api_token(token_id)
+        except NotFoundError:
+            raise Refused(f"No unrevoked API token with the id {token_id!r}.") from None
+    click.echo(f"Revoked API token {token_id}.")
 
 
 # keys --------------------------------------------------------------------------------------------

@@ -104,12 +104,6 @@ class NotFoundError(AuthError):
     default_message = "Not found."
 
 
-class MethodNotAllowedError(AuthError):
-    code = "method_not_allowed"
-    status = 405
-    default_message = "This method is not allowed on this resource."
-
-
 class UserExistsError(AuthError):
     code = "user_exists"
     status = 409

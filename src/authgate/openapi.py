@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -408,7 +409,9 @@ def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
+@functools.lru_cache(maxsize=8)
 def build_openapi(settings: Settings) -> dict[str, Any]:
+    """The document for these settings (built once: ``Settings`` is immutable)."""
     _, schemas = models_json_schema(
         [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
     )

@@ -114,7 +114,8 @@ class AuthCache:
             self.memberships.invalidate(subject)
 
     def prune(self, now: float) -> None:
-        expired = [sid for sid, until in self.revoked_sessions.items() if until <= now]
+        # list() copies under the GIL: request threads may add entries meanwhile.
+        expired = [sid for sid, until in list(self.revoked_sessions.items()) if until <= now]
         for sid in expired:
             self.revoked_sessions.pop(sid, None)
 
@@ -232,13 +233,18 @@ class RevocationFeed:
 
     def flush_last_seen(self) -> None:
         """Write the last-use times gathered in memory: one batch, off the request path."""
+        # Swap in fresh dicts, then copy the old ones under the GIL (list() of items): a request
+        # thread that still holds the old dict may write to it while we read.
         sessions, self._cache.last_seen = self._cache.last_seen, {}
         self._store.touch_sessions(
-            {sid: datetime.fromtimestamp(seen, UTC) for sid, seen in sessions.items()}
+            {sid: datetime.fromtimestamp(seen, UTC) for sid, seen in list(sessions.items())}
         )
         tokens, self._cache.api_token_use = self._cache.api_token_use, {}
         self._store.touch_api_tokens(
-            {tid: (datetime.fromtimestamp(seen, UTC), ip) for tid, (seen, ip) in tokens.items()}
+            {
+                tid: (datetime.fromtimestamp(seen, UTC), ip)
+                for tid, (seen, ip) in list(tokens.items())
+            }
         )
 
     def _poll_loop(self) -> None:
@@ -254,8 +260,13 @@ class RevocationFeed:
                     self._store.prune_revocations(
                         older_than=self._clock.now() - timedelta(seconds=self._remember * 4)
                     )
+                    self._store.prune_sessions(
+                        now=self._clock.now(), grace=timedelta(seconds=self._remember)
+                    )
             except SQLAlchemyError:
                 log.warning("revocation poll failed; retrying", exc_info=True)
+            except Exception:  # the follower must outlive any bug: a dead one stops revocation
+                log.exception("revocation poll crashed; continuing")
 
     def _redis_loop(self) -> None:
         assert self._redis is not None
@@ -269,6 +280,9 @@ class RevocationFeed:
                         self._apply_message(message.get("data"))
             except redis.RedisError:
                 log.warning("Redis subscription lost; reconnecting", exc_info=True)
+                self._stop.wait(1.0)
+            except Exception:  # as in _poll_loop: keep following whatever happened
+                log.exception("Redis subscriber crashed; reconnecting")
                 self._stop.wait(1.0)
 
     def _apply_message(self, data: object) -> None:

@@ -46,19 +46,19 @@ class Input(BaseModel):
 
 class RegisterInput(Input):
     email: EmailStr = Field(max_length=254)
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1, repr=False)
     name: Name | None = None
     username: Username | None = None
 
 
 class LoginInput(Input):
     login: str = Field(min_length=1, max_length=320, description="Email or username.")
-    password: Password
+    password: Password = Field(repr=False)
 
 
 class RefreshInput(Input):
     refresh_token: str | None = Field(
-        default=None, max_length=200, description="For clients without cookies."
+        default=None, max_length=200, description="For clients without cookies.", repr=False
     )
 
 
@@ -68,8 +68,8 @@ class ProfileInput(Input):
 
 
 class PasswordChangeInput(Input):
-    current_password: Password
-    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1)
+    current_password: Password = Field(repr=False)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1, repr=False)
 
 
 class UserAccessInput(Input):
@@ -315,10 +315,24 @@ def _field_message(error: Any) -> str:
     return re.sub(r"^Value error, ", "", message)
 
 
+def has_control_characters(value: object) -> bool:
+    """NUL and other C0 controls (tab, newline and carriage return aside) anywhere in a value:
+    no field needs them, and some databases refuse NUL outright."""
+    if isinstance(value, str):
+        return any(ord(c) < 32 and c not in "\t\n\r" for c in value)
+    if isinstance(value, dict):
+        return any(has_control_characters(k) or has_control_characters(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_control_characters(v) for v in value)
+    return False
+
+
 def parse_input(model: type[M], data: object) -> M:
     """Validate ``data`` (parsed JSON or query args) into ``model`` or raise a 4xx ``AuthError``."""
     if not isinstance(data, dict):
         raise BadRequestError("The request body must be a JSON object.")
+    if has_control_characters(data):
+        raise BadRequestError("The request contains control characters.")
     try:
         return model.model_validate(data)
     except ValidationError as e:

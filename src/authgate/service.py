@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -78,9 +78,9 @@ class Principal:
 class IssuedTokens:
     user: UserRecord
     session: SessionRecord
-    access_token: str
+    access_token: str = field(repr=False)
     expires_in: int
-    refresh_token: str
+    refresh_token: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +94,12 @@ class KeySource:
 
     def __init__(self, settings: Settings, clock: Clock):
         self._directory = settings.resolved_keys_dir
+        self._production = settings.is_production
         self._clock = clock
         self._last_reload = 0.0
         ring = load_keyring(self._directory)
         if ring is None:
-            if settings.is_production:
+            if self._production:
                 raise ConfigError(
                     f"No signing key in {self._directory}. Create one with "
                     f"`authgate keys rotate --keys-dir {self._directory}`."
@@ -111,28 +112,40 @@ class KeySource:
                 self._directory,
             )
             ring = KeyRing([key])
+        self.ring = self._checked(ring)
+
+    def _checked(self, ring: KeyRing) -> KeyRing:
+        """The ring, if production may sign with it; ``ConfigError`` saying why otherwise."""
+        if not self._production:
+            return ring
         exposed = insecure_key_files(self._directory)
-        if settings.is_production and exposed:
+        if exposed:
             raise ConfigError(
                 f"Signing key files are readable by other users: "
                 f"{', '.join(str(p) for p in exposed)}. Run `chmod 600` on them."
             )
-        if settings.is_production and ring.active.dev:
+        if ring.active.dev:
             raise ConfigError(
                 f"The active signing key {ring.active.kid} was generated for development. "
                 f"Create a production key with `authgate keys rotate --keys-dir {self._directory}`."
             )
-        self.ring = ring
+        return ring
 
     def reload(self) -> bool:
-        """Re-read the key directory, at most every few seconds; True when it was re-read."""
+        """Re-read the key directory, at most every few seconds; True when it was re-read.
+
+        A directory that cannot be used now (a key being written, a bad file) keeps the keys
+        in use and is logged: a request never fails on it."""
         now = self._clock.timestamp()
         if now - self._last_reload < _KEY_RELOAD_INTERVAL_SECONDS:
             return False
         self._last_reload = now
-        ring = load_keyring(self._directory)
-        if ring is not None:
-            self.ring = ring
+        try:
+            ring = load_keyring(self._directory)
+            if ring is not None:
+                self.ring = self._checked(ring)
+        except ConfigError as e:
+            log.error("kept the current signing keys: %s", e)
         return True
 
 
@@ -201,7 +214,7 @@ class AuthService(TenancyMixin):
     def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
         """Same error, same work, whether the user is unknown, disabled or the password wrong."""
         login = login.strip()
-        self.throttle.check(login, client.ip)
+        self.throttle.begin_attempt(login, client.ip)
         generation = self.cache.users.generation
         user = self.store.find_user_by_login(login)
         if user is None or user.password_hash is None:
@@ -390,13 +403,20 @@ class AuthService(TenancyMixin):
         self.feed.announce([(RevocationKind.USER, user.id)])
         return updated
 
-    def change_password(self, principal: Principal, current: str, new: str) -> None:
+    def change_password(
+        self, principal: Principal, current: str, new: str, *, ip: str | None = None
+    ) -> None:
+        """Throttled like a login: a stolen session must not become a password oracle."""
         session_id = self._session_id(principal)
         user = self.store.get_user(principal.user.id)
         if user is None or user.password_hash is None:
             raise TokenRevokedError()
+        attempt = f"user:{user.id}"
+        self.throttle.begin_attempt(attempt, ip)
         if not self.hasher.verify_password(current, user.password_hash).ok:
+            self.throttle.record_failure(attempt, ip)
             raise ValidationFailedError({"current_password": "The current password is incorrect."})
+        self.throttle.record_success(attempt, ip)
         problem = find_password_problem(
             new, context=[user.email, user.email.split("@", 1)[0], user.username or ""]
         )

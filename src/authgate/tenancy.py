@@ -256,6 +256,10 @@ class TenancyMixin:
         self._require_session(principal)
         self._revoke_api_token(token_id, user_id=principal.user.id)
 
+    def revoke_any_api_token(self, token_id: str) -> None:
+        """Operator-level revocation (the CLI), announced to every process."""
+        self._revoke_api_token(token_id, user_id=None)
+
     def _revoke_api_token(self, token_id: str, *, user_id: str | None) -> None:
         if not self.store.revoke_api_token(token_id, user_id=user_id, now=self.clock.now()):
             raise NotFoundError("No such API token.")

@@ -47,21 +47,29 @@ class LoginThrottle:
             (self._per_ip, [_NAMESPACE, "ip", where]),
         ]
 
-    def check(self, login: str, ip: str | None) -> None:
-        """Raise ``RateLimitedError`` (with ``retry_after``) when a budget is used up."""
-        for item, ids in self._budgets(login, ip):
-            if not self._call("test", item, ids):
-                reset = self._call("get_window_stats", item, ids).reset_time
-                raise RateLimitedError(
-                    "Too many failed login attempts; try again later.",
-                    retry_after=max(1, math.ceil(reset - time.time())),
-                )
+    def begin_attempt(self, login: str, ip: str | None) -> None:
+        """Before checking a password: spend one attempt of the name+address budget (an atomic
+        hit, so parallel guesses cannot all pass a check first) and check the address budget.
+        Raise ``RateLimitedError`` (with ``retry_after``) when either is used up."""
+        (account, account_ids), (address, address_ids) = self._budgets(login, ip)
+        if not self._call("test", address, address_ids):
+            self._refuse(address, address_ids)
+        if not self._call("hit", account, account_ids):
+            self._refuse(account, account_ids)
+
+    def _refuse(self, item: limits.RateLimitItem, ids: list[str]) -> None:
+        reset = self._call("get_window_stats", item, ids).reset_time
+        raise RateLimitedError(
+            "Too many failed attempts; try again later.",
+            retry_after=max(1, math.ceil(reset - time.time())),
+        )
 
     def record_failure(self, login: str, ip: str | None) -> None:
-        for item, ids in self._budgets(login, ip):
-            self._call("hit", item, ids)
+        """A wrong password also counts against the address's budget."""
+        address, address_ids = self._budgets(login, ip)[1]
+        self._call("hit", address, address_ids)
 
     def record_success(self, login: str, ip: str | None) -> None:
-        """A correct password clears that account's failures from this address."""
-        item, ids = self._budgets(login, ip)[0]
-        self._call("clear", item, ids)
+        """A correct password gives that name+address its whole budget back."""
+        account, account_ids = self._budgets(login, ip)[0]
+        self._call("clear", account, account_ids)

@@ -7,7 +7,7 @@ log in the same transaction, so the log can never miss a change that was committ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from authgate.store.records import (
@@ -126,6 +126,10 @@ class RevocationLog(Protocol):
     def latest_revocation_id(self) -> int: ...
 
     def prune_revocations(self, *, older_than: datetime) -> int: ...
+
+    def prune_sessions(self, *, now: datetime, grace: timedelta) -> int:
+        """Delete sessions expired, or revoked, more than ``grace`` ago."""
+        ...
 
 
 class TenantStore(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -18,7 +18,7 @@ class UserRecord:
     email: str
     username: str | None
     name: str | None
-    password_hash: str | None
+    password_hash: str | None = field(repr=False)
     roles: tuple[str, ...]
     status: UserStatus
     email_verified: bool
@@ -102,7 +102,7 @@ class ApiTokenRecord:
     user_id: str
     tenant_id: str
     name: str
-    secret_hash: str
+    secret_hash: str = field(repr=False)
     scopes: tuple[str, ...]
     resource: str | None
     created_at: datetime

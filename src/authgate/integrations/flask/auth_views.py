@@ -31,13 +31,14 @@ def _guard_browser() -> bool:
     return False
 
 
-def _session_response(issued: IssuedTokens, *, include_refresh_token: bool) -> Response:
-    body: dict[str, object] = {
-        "user": user_to_json(issued.user),
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    }
+def _session_response(
+    issued: IssuedTokens, *, include_refresh_token: bool, include_access_token: bool = True
+) -> Response:
+    body: dict[str, object] = {"user": user_to_json(issued.user)}
+    if include_access_token:
+        body["access_token"] = issued.access_token
+    body["token_type"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    body["expires_in"] = issued.expires_in
     if include_refresh_token:
         body["refresh_token"] = issued.refresh_token
     response = jsonify(body)
@@ -80,7 +81,10 @@ def refresh() -> Response:
             raise AuthenticationRequiredError("No refresh token: log in again.")
         ext.transport.check_csrf(request)
     issued = ext.service.refresh(token)
-    return _session_response(issued, include_refresh_token=data.refresh_token is not None)
+    by_body = data.refresh_token is not None
+    # A cookie refresh hands the new access token to the cookie only: script on the page
+    # (an XSS included) cannot turn the HttpOnly session into a bearer token.
+    return _session_response(issued, include_refresh_token=by_body, include_access_token=by_body)
 
 
 @blueprint.post("/logout")
@@ -140,7 +144,7 @@ def update_me() -> dict[str, object]:
 def change_password() -> Response:
     data = read_json(PasswordChangeInput)
     get_extension().service.change_password(
-        authenticate_request(), data.current_password, data.new_password
+        authenticate_request(), data.current_password, data.new_password, ip=client_info().ip
     )
     return Response(status=204)
 

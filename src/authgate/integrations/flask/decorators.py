@@ -24,7 +24,7 @@ def authenticate_request() -> Principal:
         return principal
     ext = get_extension()
     token, transport = ext.transport.credential(request)
-    principal = ext.service.authenticate(token, transport, ip=request.remote_addr)
+    principal = ext.service.authenticate(token, transport, ip=(request.remote_addr or "")[:64])
     if transport == "cookie":
         ext.transport.check_csrf(request)
     g.authgate_principal = principal

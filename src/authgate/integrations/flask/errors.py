@@ -43,10 +43,6 @@ def error_response(error: AuthError) -> Response:
     return response
 
 
-def _handle_auth_error(error: AuthError) -> Response:
-    return error_response(error)
-
-
 def _handle_http_exception(error: HTTPException) -> Response | HTTPException:
     if not _wants_json():
         return error
@@ -90,6 +86,6 @@ def _handle_unexpected(error: Exception) -> Response | HTTPException:
 
 
 def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(AuthError, _handle_auth_error)
+    app.register_error_handler(AuthError, error_response)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -6,14 +6,14 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, has_app_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authgate.config import Settings, load_settings
 from authgate.core.clocks import Clock, SystemClock
-from authgate.errors import ConfigError
+from authgate.errors import ConfigError, NotFoundError
 from authgate.integrations.flask import (
     auth_views,
     meta_views,
@@ -26,6 +26,7 @@ from authgate.integrations.flask.cors import make_cors
 from authgate.integrations.flask.errors import register_error_handlers
 from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.transport import Transport
+from authgate.schemas import has_control_characters
 from authgate.service import AuthService, KeySource
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
@@ -47,6 +48,13 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
     return AuthService(
         settings, SqlAlchemyStore(engine), clock=clock, keys=KeySource(settings, clock)
     )
+
+
+def _refuse_control_characters(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """authgate's path parameters (ids) never contain control characters; answer 404 rather
+    than ask the database about them."""
+    if values and endpoint and endpoint.startswith("authgate_") and has_control_characters(values):
+        raise NotFoundError()
 
 
 def _finish_response(
@@ -111,6 +119,7 @@ class AuthGate:
         if app.config.get("MAX_CONTENT_LENGTH") is None:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
+        app.url_value_preprocessor(_refuse_control_characters)
         for module in (auth_views, user_views, tenant_views, token_views, meta_views):
             app.register_blueprint(module.blueprint)
         app.after_request(_finish_response(make_cors(settings) if settings.origins else None))

@@ -29,7 +29,10 @@ def read_json(model: type[M], *, optional: bool = False) -> M:
         and len(request.get_data(cache=True)) >= limit
     ):
         raise PayloadTooLargeError()
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting: the parser gives up
+        raise BadRequestError("The request body is nested too deeply.") from None
     if data is None:
         raise BadRequestError("The request body is not valid JSON.")
     return parse_input(model, data)
@@ -40,4 +43,5 @@ def read_query(model: type[M]) -> M:
 
 
 def client_info() -> ClientInfo:
-    return ClientInfo(user_agent=request.user_agent.string or None, ip=request.remote_addr)
+    ip = request.remote_addr
+    return ClientInfo(user_agent=request.user_agent.string or None, ip=ip[:64] if ip else None)

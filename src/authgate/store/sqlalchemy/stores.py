@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -62,12 +64,21 @@ def _username_key(username: str | None) -> str | None:
     return username.casefold() if username else None
 
 
+def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
+    alive = store()
+    if alive is not None:
+        alive.engine.dispose(close=False)
+
+
 class SqlAlchemyStore(TenantStoreMixin):
     """Users, sessions, refresh tokens, tenants, API tokens and the revocation log in SQL."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # A forked child (gunicorn --preload) must not reuse the parent's connections.
+        store = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _dispose_after_fork(store))
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -299,7 +310,8 @@ class SqlAlchemyStore(TenantStoreMixin):
                 )
                 if reused is None:
                     return RefreshOutcome()
-                self._revoke_sessions(db, [reused], now)
+                if not self._revoke_sessions(db, [reused], now):
+                    return RefreshOutcome()  # replay of a session already revoked: nothing new
                 return RefreshOutcome(reused_session_id=reused)
             row = db.get(SessionRow, consumed, with_for_update=True)
             if row is None or not _session_record(row).is_valid_at(now):
@@ -322,9 +334,7 @@ class SqlAlchemyStore(TenantStoreMixin):
             )
             if user_id is not None:
                 stmt = stmt.where(SessionRow.user_id == user_id)
-            found = db.scalars(stmt).all()
-            self._revoke_sessions(db, found, now)
-            return bool(found)
+            return bool(self._revoke_sessions(db, list(db.scalars(stmt).all()), now))
 
     def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]:
         with self._transaction() as db:
@@ -338,19 +348,22 @@ class SqlAlchemyStore(TenantStoreMixin):
         )
         if keep is not None:
             stmt = stmt.where(SessionRow.id != keep)
-        ids = list(db.scalars(stmt).all())
-        self._revoke_sessions(db, ids, now)
-        return ids
+        return self._revoke_sessions(db, list(db.scalars(stmt).all()), now)
 
-    def _revoke_sessions(self, db: Session, ids: Sequence[str], now: datetime) -> None:
+    def _revoke_sessions(self, db: Session, ids: Sequence[str], now: datetime) -> list[str]:
+        """Revoke the sessions not revoked yet; log and return only those that changed."""
         if not ids:
-            return
-        db.execute(
-            update(SessionRow)
-            .where(SessionRow.id.in_(ids), SessionRow.revoked_at.is_(None))
-            .values(revoked_at=now)
+            return []
+        changed = list(
+            db.scalars(
+                update(SessionRow)
+                .where(SessionRow.id.in_(ids), SessionRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(SessionRow.id)
+            )
         )
-        self._log(db, RevocationKind.SESSION, ids, now)
+        self._log(db, RevocationKind.SESSION, changed, now)
+        return changed
 
     def touch_sessions(self, last_seen: dict[str, datetime]) -> None:
         if not last_seen:
@@ -378,6 +391,17 @@ class SqlAlchemyStore(TenantStoreMixin):
     def latest_revocation_id(self) -> int:
         with self._sessions() as db:
             return db.scalar(select(func.max(RevocationRow.id))) or 0
+
+    def prune_sessions(self, *, now: datetime, grace: timedelta) -> int:
+        """Delete expired sessions and those revoked more than ``grace`` ago (with their
+        refresh tokens): past that, no access token of theirs can still be valid."""
+        with self._transaction() as db:
+            result = db.execute(
+                delete(SessionRow).where(
+                    or_(SessionRow.expires_at < now - grace, SessionRow.revoked_at < now - grace)
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def prune_revocations(self, *, older_than: datetime) -> int:
         with self._transaction() as db:
