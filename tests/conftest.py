@@ -7,8 +7,10 @@ Every test that uses ``service``/``app``/``client`` runs on SQLite and on Postgr
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from authgate import AuthGate, current_user, token_required
 from authgate.config import Settings
@@ -189,3 +191,97 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Tenants and API tokens ---------------------------------------------------------------------
+
+APP_SCOPES = ("chat:write", "chat:read")  # registered by the app, beside the built-in ones
+
+
+def make_tenant_app(service: AuthService) -> Flask:
+    """``make_app`` plus views declaring scopes, a resource, and tenant roles.
+
+    Use with settings that register ``APP_SCOPES`` (``make_settings(..., api_token_scopes=...)``).
+    """
+    from authgate import current_principal, current_tenant
+
+    app = make_app(service)
+
+    @app.post("/api/chat")
+    @token_required(scopes=["chat:write"])
+    def chat() -> dict[str, Any]:
+        token = current_principal.api_token
+        return {"user": current_user.email, "token_id": token.id if token else None}
+
+    @app.get("/dialogs/<dialog_id>")
+    @token_required(resource=lambda dialog_id: f"dialog:{dialog_id}")
+    def dialog(dialog_id: str) -> dict[str, str]:
+        return {"dialog": dialog_id, "user": current_user.email}
+
+    @app.get("/api/t/<tenant_id>/things")
+    @token_required(tenant_roles=["admin", "owner"])
+    def tenant_things(tenant_id: str) -> dict[str, str]:
+        return {"tenant_id": current_tenant.tenant_id, "role": current_tenant.role.value}
+
+    @app.get("/api/t/<tenant_id>/docs")
+    @token_required(scopes=["read"])
+    def tenant_docs(tenant_id: str) -> dict[str, str]:
+        return {"tenant_id": current_tenant.tenant_id, "role": current_tenant.role.value}
+
+    @app.get("/api/my-tenant")
+    @token_required(tenant_roles=["owner", "admin", "member", "viewer"])
+    def my_tenant() -> dict[str, str]:
+        """No tenant in the URL: an API token's own tenant is the one in scope."""
+        return {"tenant_id": current_tenant.tenant_id, "role": current_tenant.role.value}
+
+    return app
+
+
+def create_token(client: FlaskClient, session_token: str, **fields: Any) -> dict[str, Any]:
+    """POST /api/tokens with a login session; the 201 body (with the one-time ``token``)."""
+    body: dict[str, Any] = {"name": "script", "scopes": ["read"], **fields}
+    response = client.post("/api/tokens", json=body, headers=bearer(session_token))
+    assert response.status_code == 201, response.json
+    return response.json  # type: ignore[return-value]
+
+
+def create_tenant(client: FlaskClient, session_token: str, name: str = "Team") -> dict[str, Any]:
+    response = client.post("/api/tenants", json={"name": name}, headers=bearer(session_token))
+    assert response.status_code == 201, response.json
+    return response.json["tenant"]  # type: ignore[index,no-any-return]
+
+
+def add_member(
+    client: FlaskClient, session_token: str, tenant_id: str, email: str, role: str = "member"
+) -> dict[str, Any]:
+    response = client.post(
+        f"/api/tenants/{tenant_id}/members",
+        json={"email": email, "role": role},
+        headers=bearer(session_token),
+    )
+    assert response.status_code == 201, response.json
+    return response.json["member"]  # type: ignore[index,no-any-return]
+
+
+def signed_in(client: FlaskClient, email: str) -> tuple[dict[str, Any], str]:
+    """Register ``email`` and log in: ``(user, access token)``."""
+    user = register(client, email)
+    return user, login(client, email)
+
+
+@contextmanager
+def count_sql(service: AuthService) -> Iterator[list[str]]:
+    """SQL statements executed by this thread (the revocation poller runs in another)."""
+    statements: list[str] = []
+    me = threading.get_ident()
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == me:
+            statements.append(statement)
+
+    engine = service.store.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

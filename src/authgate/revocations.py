@@ -11,6 +11,7 @@ pub/sub message.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -200,6 +201,8 @@ class RevocationFeed:
             self._stop.clear()
             self._cursor = self._store.latest_revocation_id()
             self._start_thread("authgate-revocation-poll", self._poll_loop)
+            if self._pid is None:  # once per process: last-use times survive a clean exit
+                atexit.register(self._flush_quietly)
             if self._redis is not None:
                 self._start_thread("authgate-revocation-redis", self._redis_loop)
             self._pid = pid
@@ -209,8 +212,17 @@ class RevocationFeed:
         thread.start()
         self._threads.append(thread)
 
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush_last_seen()
+        except SQLAlchemyError:
+            log.warning("could not record last-use times at exit", exc_info=True)
+
     def stop(self) -> None:
         self._stop.set()
+        atexit.unregister(self._flush_quietly)
+        if self._pid == os.getpid():
+            self._flush_quietly()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []

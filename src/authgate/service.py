@@ -480,15 +480,17 @@ class AuthService(TenancyMixin):
         self, user_id: str, *, roles: Sequence[str] | None, status: UserStatus | None
     ) -> UserRecord:
         """Operator-level change (CLI, admin API after its checks), announced to every process."""
-        before = self.store.list_sessions(user_id, now=self.clock.now())
+        sessions = self.store.list_sessions(user_id, now=self.clock.now())
+        tokens = self.store.list_api_tokens(user_id)
         updated = self.store.update_access(
             user_id, roles=roles, status=status, now=self.clock.now()
         )
         if updated is None:
             raise NotFoundError("No such user.")
         changes = [(RevocationKind.USER, user_id)]
-        if status is UserStatus.DISABLED:
-            changes += [(RevocationKind.SESSION, s.id) for s in before]
+        if status is UserStatus.DISABLED:  # the store revoked these; the log has them too
+            changes += [(RevocationKind.SESSION, s.id) for s in sessions]
+            changes += [(RevocationKind.API_TOKEN, t.id) for t in tokens]
         self.feed.announce(changes)
         return updated
 

@@ -221,7 +221,9 @@ class TenancyMixin:
                     f"Known: {', '.join(self.api_token_scopes)}."
                 }
             )
-        days = expires_in_days or self.settings.api_token_default_ttl_days
+        days = (
+            self.settings.api_token_default_ttl_days if expires_in_days is None else expires_in_days
+        )
         if not 1 <= days <= self.settings.api_token_max_ttl_days:
             raise ValidationFailedError(
                 {"expires_in_days": f"Use 1 to {self.settings.api_token_max_ttl_days} days."}

@@ -24,7 +24,13 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
-from authgate.store.sqlalchemy.models import RefreshTokenRow, RevocationRow, SessionRow, UserRow
+from authgate.store.sqlalchemy.models import (
+    ApiTokenRow,
+    RefreshTokenRow,
+    RevocationRow,
+    SessionRow,
+    UserRow,
+)
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
 
 
@@ -191,6 +197,7 @@ class SqlAlchemyStore(TenantStoreMixin):
                 row.status = status.value
             if status is UserStatus.DISABLED:
                 self._revoke_user_sessions(db, user_id, now)
+                self._revoke_user_api_tokens(db, user_id, now)
             self._log(db, RevocationKind.USER, [user_id], now)
         return _user_record(row)
 
@@ -349,6 +356,18 @@ class SqlAlchemyStore(TenantStoreMixin):
         if keep is not None:
             stmt = stmt.where(SessionRow.id != keep)
         return self._revoke_sessions(db, list(db.scalars(stmt).all()), now)
+
+    def _revoke_user_api_tokens(self, db: Session, user_id: str, now: datetime) -> None:
+        """Disabling an account revokes its API tokens for good, as it does its sessions."""
+        revoked = list(
+            db.scalars(
+                update(ApiTokenRow)
+                .where(ApiTokenRow.user_id == user_id, ApiTokenRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(ApiTokenRow.id)
+            )
+        )
+        self._log(db, RevocationKind.API_TOKEN, revoked, now)
 
     def _revoke_sessions(self, db: Session, ids: Sequence[str], now: datetime) -> list[str]:
         """Revoke the sessions not revoked yet; log and return only those that changed."""

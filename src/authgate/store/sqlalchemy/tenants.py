@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -319,7 +319,10 @@ class TenantStoreMixin:
             for token_id, (when, ip) in used.items():
                 db.execute(
                     update(ApiTokenRow)
-                    .where(ApiTokenRow.id == token_id)
+                    .where(
+                        ApiTokenRow.id == token_id,
+                        or_(ApiTokenRow.last_used_at.is_(None), ApiTokenRow.last_used_at < when),
+                    )
                     .values(last_used_at=when, last_used_ip=ip)
                 )
 
