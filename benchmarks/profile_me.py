@@ -6,6 +6,7 @@ per-request CPU cost and the functions with the most own time and cumulative tim
 
     .venv/bin/python benchmarks/profile_me.py                    # bearer, 20000 requests
     .venv/bin/python benchmarks/profile_me.py --transport cookie --top 40
+    .venv/bin/python benchmarks/profile_me.py --transport api-token  # an ag_ API token as bearer
     .venv/bin/python benchmarks/profile_me.py --breakdown --no-profile  # each hook and step
 """
 
@@ -161,7 +162,12 @@ def breakdown(app: Flask, headers: list[tuple[str, str]], token: str, n: int) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--transport", choices=("bearer", "cookie"), default="bearer")
+    parser.add_argument(
+        "--transport",
+        choices=("bearer", "cookie", "api-token"),
+        default="bearer",
+        help="bearer access token, session cookie, or an API token (ag_...) sent as bearer",
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true", help="only the timings")
     parser.add_argument(
@@ -190,10 +196,18 @@ def main() -> int:
         response = client.post("/api/auth/login", json={"login": EMAIL, "password": PASSWORD})
         assert response.status_code == 200, response.get_data(as_text=True)
         token = response.get_json()["access_token"]
-        if args.transport == "bearer":
-            headers = [("Authorization", f"Bearer {token}")]
-        else:
+        if args.transport == "api-token":
+            response = client.post(
+                "/api/tokens",
+                json={"name": "bench", "scopes": ["read"]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 201, response.get_data(as_text=True)
+            token = response.get_json()["token"]  # the credential /me is called with from here on
+        if args.transport == "cookie":
             headers = [("Cookie", f"authgate_session={token}")]
+        else:
+            headers = [("Authorization", f"Bearer {token}")]
         auth_env = EnvironBuilder(path="/api/auth/me", headers=headers).get_environ()
         bare_env = EnvironBuilder(path="/me").get_environ()
 

@@ -14,9 +14,10 @@ What it does (see benchmarks/README.md for how to read the output):
 3. Starts authgate (``authgate.server:create_app()``) and ``benchmarks/bare_app.py`` under the same
    gunicorn settings, each on a free 127.0.0.1 port.
 4. Registers a user, logs in as a script (no Origin header: the body has ``access_token``, the
-   ``Set-Cookie`` header has the session cookie), and measures with wrk, one run after another,
-   each after a short warm-up: the bare view, ``GET /api/auth/me`` with a bearer token and with
-   the session cookie, and ``POST /api/auth/login`` under load and with a single connection.
+   ``Set-Cookie`` header has the session cookie), creates an API token (``POST /api/tokens``,
+   scope ``read``), and measures with wrk, one run after another, each after a short warm-up: the
+   bare view, ``GET /api/auth/me`` with a bearer access token, with the session cookie and with
+   the API token, and ``POST /api/auth/login`` under load and with a single connection.
 5. Prints a table with PASS/MISS against the targets; writes JSON with ``--json``. Targets are
    reported, not asserted: the exit status is 0 unless the run itself failed (a server did not
    start, wrk is missing, or a measured request got an error response).
@@ -48,6 +49,9 @@ EMAIL = "bench@example.com"
 PASSWORD = "Bench-mark-Passw0rd-7731"
 SESSION_COOKIE = "authgate_session"
 ME_TARGET_PCT = 85.0  # /api/auth/me rps as a percentage of the bare view's rps, at least
+ME_KEYS = ("me_bearer", "me_cookie", "me_api_token")  # the /me rows held to ME_TARGET_PCT
+API_TOKEN_NAME = "bench"
+API_TOKEN_SCOPES = ["read"]
 LOGIN_TARGET_RATIO = 1.05  # login p50 at one connection / argon2id verify time, at most
 MARKER = "AGBENCH"
 
@@ -460,6 +464,22 @@ def login(base_url: str) -> tuple[str, str]:
     return token, cookie
 
 
+def create_api_token(base_url: str, access_token: str) -> str:
+    """An API token (``ag_...``) for the user, created with a login session's access token."""
+    response = requests.post(
+        base_url + "/api/tokens",
+        json={"name": API_TOKEN_NAME, "scopes": API_TOKEN_SCOPES},
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating an API token failed: {response.status_code} {response.text}")
+    token = response.json().get("token")
+    if not isinstance(token, str) or not token.startswith("ag_"):
+        raise BenchError(f"POST /api/tokens gave no ag_ token: {response.text}")
+    return token
+
+
 def check_ok(url: str, headers: dict[str, str]) -> None:
     response = requests.get(url, headers=headers, timeout=10)
     if response.status_code != 200:
@@ -476,7 +496,7 @@ def verdict(ok: bool) -> str:
 def evaluate(results: dict[str, Measurement], verify: dict[str, float]) -> dict[str, Any]:
     bare = results["bare"].rps
     targets: dict[str, Any] = {}
-    for key in ("me_bearer", "me_cookie"):
+    for key in ME_KEYS:
         pct = 100 * results[key].rps / bare if bare else 0.0
         bare_cpu = results["bare"].server_cpu_us_per_request
         cpu = results[key].server_cpu_us_per_request
@@ -510,6 +530,7 @@ def print_table(
         "bare": "bare Flask GET /me (same headers)",
         "me_bearer": "GET /api/auth/me  bearer",
         "me_cookie": "GET /api/auth/me  cookie",
+        "me_api_token": "GET /api/auth/me  api token",
         "login": "POST /api/auth/login",
         "login_c1": "POST /api/auth/login",
     }
@@ -530,7 +551,7 @@ def print_table(
         note = ""
         if key == "bare":
             note = "100% (reference)"
-        elif key in ("me_bearer", "me_cookie"):
+        elif key in ME_KEYS:
             t = targets[key]
             note = f"{t['pct_of_bare']:.1f}% of bare (>= {ME_TARGET_PCT:g}%)  {verdict(t['pass'])}"
             if t["cpu_pct_of_bare"] is not None:
@@ -580,7 +601,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=1,
-        help="repeat bare/bearer/cookie this many times, alternating; report medians",
+        help="repeat bare/bearer/cookie/api-token this many times, alternating; report medians",
     )
     parser.add_argument("--verify-runs", type=int, default=50, help="argon2id verify samples")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
@@ -692,7 +713,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         **common,
     )
     results: dict[str, Measurement] = {}
-    rounds: dict[str, list[Measurement]] = {"bare": [], "me_bearer": [], "me_cookie": []}
+    rounds: dict[str, list[Measurement]] = {"bare": [], **{key: [] for key in ME_KEYS}}
     try:
         for server in (auth, bare):
             log(f"starting {server.name} on {server.base_url}: {' '.join(server.cmd[1:])}")
@@ -700,13 +721,16 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         auth.wait_ready("/healthz")
         bare.wait_ready("/me")
         register(auth.base_url)
+        # An API token lasts days (not minutes like an access token), so one serves every round;
+        # as for the other rows, the warm-up loads its record into each worker's cache.
+        api_token = create_api_token(auth.base_url, login(auth.base_url)[0])
 
         under_load = {"threads": args.threads, "connections": args.connections}
         bare_url = bare.base_url + "/me"
         me_url = auth.base_url + "/api/auth/me"
         for number in range(1, args.rounds + 1):
             if args.rounds > 1:
-                log(f"round {number} of {args.rounds}: bare, bearer, cookie")
+                log(f"round {number} of {args.rounds}: bare, bearer, cookie, api token")
             token, cookie = login(auth.base_url)  # a fresh token for each round
             # The bare view gets the same Authorization header (and ignores it), so both servers
             # parse the same request bytes and the difference is authgate's own work.
@@ -715,12 +739,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             rounds["bare"].append(
                 measure(wrk, "bare", bare_url, script, args, server=bare, **under_load)
             )
-            for key in ("me_bearer", "me_cookie"):
-                headers = (
-                    {"Authorization": f"Bearer {token}"}
-                    if key == "me_bearer"
-                    else {"Cookie": f"{SESSION_COOKIE}={cookie}"}
-                )
+            for key in ME_KEYS:
+                headers = {
+                    "me_bearer": {"Authorization": f"Bearer {token}"},
+                    "me_cookie": {"Cookie": f"{SESSION_COOKIE}={cookie}"},
+                    "me_api_token": {"Authorization": f"Bearer {api_token}"},
+                }[key]
                 check_ok(me_url, headers)
                 script = write_lua(scripts / f"{key}.lua", method="GET", headers=headers, body=None)
                 rounds[key].append(

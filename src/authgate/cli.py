@@ -407,7 +407,7 @@ def users_set_roles(email: str, roles: tuple[str, ...]) -> None:
 def users_disable(email: str) -> None:
     """Disable a user: refuse their logins and revoke their sessions everywhere."""
     user = _update_access(email, status=UserStatus.DISABLED)
-    click.echo(f"{user.email}: disabled; all of their sessions are revoked.")
+    click.echo(f"{user.email}: disabled; all of their sessions and API tokens are revoked.")
 
 
 @users.command("enable")

@@ -20,7 +20,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import limits
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.errors import ConfigError
@@ -73,6 +81,12 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.replace(",", " ").split() if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Settings:
+        if self.api_token_default_ttl_days > self.api_token_max_ttl_days:
+            raise ValueError("api_token_default_ttl_days must not exceed api_token_max_ttl_days")
+        return self
 
     @field_validator("api_token_scopes")
     @classmethod
@@ -227,7 +241,8 @@ def load_settings(
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            name = ENV_PREFIX + ".".join(str(p) for p in err["loc"][:1]).upper()
+            loc = err["loc"][:1]
+            name = ENV_PREFIX + str(loc[0]).upper() if loc else "Settings"
             lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(lines)) from None
     settings.raise_if_unsafe()

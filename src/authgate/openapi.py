@@ -26,6 +26,7 @@ from authgate.schemas import (
     PasswordChangeInput,
     ProfileInput,
     RefreshInput,
+    RefreshOut,
     RegisterInput,
     SessionList,
     TenantEnvelope,
@@ -90,7 +91,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Rotate the refresh token (cookie or body)",
         200,
         RefreshInput,
-        LoginOut,
+        RefreshOut,
         auth=False,
         errors=(400, 401, 403),
     ),
@@ -100,7 +101,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/api/auth/logout-all", "Revoke every session of the caller", 204, errors=(401, 403)
     ),
-    Operation("get", "/api/auth/me", "The caller", 200, None, UserEnvelope, errors=(401,)),
+    Operation("get", "/api/auth/me", "The caller", 200, None, UserEnvelope, errors=(401, 403)),
     Operation(
         "patch",
         "/api/auth/me",
@@ -116,7 +117,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Change password; other sessions are revoked",
         204,
         PasswordChangeInput,
-        errors=(400, 401, 403, 422),
+        errors=(400, 401, 403, 422, 429),
     ),
     Operation(
         "get",
@@ -125,7 +126,7 @@ OPERATIONS: tuple[Operation, ...] = (
         200,
         None,
         SessionList,
-        errors=(401,),
+        errors=(401, 403),
     ),
     Operation(
         "delete",
@@ -174,7 +175,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/users/{user_id}",
         "Delete a user (admin)",
         204,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 409),
         tag="users",
     ),
     *[
@@ -344,6 +345,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     UserAccessInput,
     UserEnvelope,
     LoginOut,
+    RefreshOut,
     SessionList,
     UserPage,
     ErrorOut,

@@ -96,6 +96,9 @@ class AuthCache:
         self.live_sessions: BoundedCache[str, str] = BoundedCache(max_entries)  # sid -> user id
         self.users: GuardedCache[str, UserRecord] = GuardedCache(max_entries)
         self.api_tokens: GuardedCache[str, ApiTokenRecord] = GuardedCache(max_entries)
+        # Plaintext API tokens whose checksum and secret were verified -> their id. A token's
+        # secret never changes; whether it is still valid comes from ``api_tokens``.
+        self.verified_api_tokens: BoundedCache[str, str] = BoundedCache(max(1, max_entries // 5))
         self.memberships: GuardedCache[str, TenantRole] = GuardedCache(max_entries)
         self.revoked_sessions: dict[str, float] = {}  # sid -> when to forget (epoch seconds)
         self.last_seen: dict[str, float] = {}  # sid -> epoch seconds
@@ -123,6 +126,7 @@ class AuthCache:
     def clear(self) -> None:
         for cache in (
             self.claims,
+            self.verified_api_tokens,
             self.live_sessions,
             self.users,
             self.api_tokens,

@@ -144,6 +144,16 @@ class LoginOut(BaseModel):
     )
 
 
+class RefreshOut(BaseModel):
+    user: UserOut
+    access_token: str | None = Field(
+        default=None, description="Only for a refresh by body; a cookie refresh sets the cookie."
+    )
+    token_type: Literal["Bearer"]
+    expires_in: int
+    refresh_token: str | None = Field(default=None, description="Only for a refresh by body.")
+
+
 class SessionOut(BaseModel):
     id: str
     created_at: str

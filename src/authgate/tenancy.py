@@ -155,11 +155,19 @@ class TenancyMixin:
         """Check an API token: checksum first (no I/O), then cached record, user, membership."""
         from authgate.service import Principal
 
-        parts = parse_api_token(plaintext)
         now = self.clock.timestamp()
-        record = self.cache.api_tokens.get(parts.token_id) or self._load_api_token(parts.token_id)
-        if record is None or not api_token_secret_matches(parts.secret, record.secret_hash):
+        token_id = self.cache.verified_api_tokens.get(plaintext)
+        secret = None
+        if token_id is None:
+            parts = parse_api_token(plaintext)
+            token_id, secret = parts.token_id, parts.secret
+        record = self.cache.api_tokens.get(token_id) or self._load_api_token(token_id)
+        if record is None:
             raise InvalidTokenError("Unknown API token.")
+        if secret is not None:
+            if not api_token_secret_matches(secret, record.secret_hash):
+                raise InvalidTokenError("Unknown API token.")
+            self.cache.verified_api_tokens.put(plaintext, token_id)
         if record.revoked_at is not None:
             raise TokenRevokedError()
         if record.expires_at.timestamp() <= now:
@@ -340,7 +348,7 @@ class TenancyMixin:
         if tenant is None or tenant.personal:
             raise ConflictError("A personal tenant has no other members; create a team tenant.")
         user = self.store.find_user_by_login(email)
-        if user is None or "@" not in email:
+        if user is None:
             raise NotFoundError("No account uses this email address.")
         self.store.add_member(tenant_id, user.id, role, now=self.clock.now())
         self.feed.announce([(RevocationKind.MEMBERSHIP, membership_key(tenant_id, user.id))])

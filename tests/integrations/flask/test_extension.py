@@ -70,3 +70,27 @@ def test_wildcard_origin_with_credentials_refuses_to_start(tmp_path: Path) -> No
     app.config.update(AUTHGATE_INSTANCE_PATH=str(tmp_path), AUTHGATE_ORIGINS="*")
     with pytest.raises(ConfigError, match="wildcard"):
         AuthGate(app)
+
+
+def test_a_resource_function_naming_a_missing_view_argument_fails_at_decoration() -> None:
+    import pytest as _pytest
+
+    from authgate import token_required as _token_required
+
+    with _pytest.raises(TypeError, match="dialog_id"):
+
+        @_token_required(resource=lambda dialog_id: f"dialog:{dialog_id}")
+        def view(other_id: str) -> str:
+            return other_id
+
+
+def test_default_token_lifetime_above_the_maximum_is_a_config_error() -> None:
+    from authgate.config import load_settings
+
+    with pytest.raises(ConfigError, match="api_token_default_ttl_days"):
+        load_settings(
+            environ={
+                "AUTHGATE_API_TOKEN_DEFAULT_TTL_DAYS": "400",
+                "AUTHGATE_API_TOKEN_MAX_TTL_DAYS": "365",
+            }
+        )

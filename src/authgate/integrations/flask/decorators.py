@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -31,10 +32,26 @@ def authenticate_request() -> Principal:
     return principal
 
 
-def _resource_for(resource: Resource, view_args: dict[str, Any]) -> str | None:
+def _resource_names(resource: Resource, view: Callable[..., Any]) -> tuple[str, ...]:
+    """The view arguments a resource function takes; checked once, when the view is decorated,
+    so that a mistake is an error at import time rather than a 500 at request time."""
+    if resource is None or isinstance(resource, str):
+        return ()
+    names = tuple(inspect.signature(resource).parameters)
+    missing = set(names) - set(inspect.signature(view).parameters)
+    if missing:
+        raise TypeError(
+            f"token_required(resource=...) of {view.__name__} takes {', '.join(sorted(missing))}, "
+            "which the view does not have"
+        )
+    return names
+
+
+def _resource_for(
+    resource: Resource, names: tuple[str, ...], view_args: dict[str, Any]
+) -> str | None:
     if resource is None or isinstance(resource, str):
         return resource
-    names = resource.__code__.co_varnames[: resource.__code__.co_argcount]
     return resource(**{name: view_args[name] for name in names})
 
 
@@ -65,6 +82,8 @@ def token_required(
     )
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        resource_names = _resource_names(resource, view)
+
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = authenticate_request()
@@ -73,7 +92,7 @@ def token_required(
                     principal,
                     roles=required,
                     scopes=required_scopes,
-                    resource=_resource_for(resource, kwargs),
+                    resource=_resource_for(resource, resource_names, kwargs),
                     tenant_id=kwargs.get("tenant_id"),  # type: ignore[arg-type]
                     tenant_roles=required_tenant_roles,
                     sessions_only=sessions_only,
