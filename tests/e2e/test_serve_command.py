@@ -147,3 +147,39 @@ def test_production_serve_refuses_weak_settings(workdir: Path) -> None:
     assert result.returncode == 2
     assert "Refusing to start in production mode" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plain_gunicorn_with_several_workers_on_a_fresh_instance(workdir: Path) -> None:
+    """Workers starting at once: one migrates and makes the key, the others wait for it."""
+    port = free_port()
+    log = workdir / "gunicorn.log"
+    env = _env(AUTHGATE_INSTANCE_PATH=str(workdir / "inst"))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "4",
+                "authgate.server:create_app()",
+            ],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_healthy(process, f"http://127.0.0.1:{port}", log)
+        http = new_http_session()
+        for i in range(8):  # reach several workers
+            body = {"email": f"w{i}@example.com", "password": PASSWORD}
+            response = http.post(f"http://127.0.0.1:{port}/api/auth/register", json=body, timeout=5)
+            assert response.status_code == 201
+    finally:
+        _stop(process)
+    assert len(list((workdir / "inst" / "keys").glob("*.pem"))) == 1
+    assert "Traceback" not in log.read_text()

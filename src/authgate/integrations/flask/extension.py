@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, has_app_context
@@ -40,14 +43,27 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
     settings.raise_if_unsafe()
     clock = clock or SystemClock()
     engine = create_database_engine(settings.resolved_database_url)
-    if not is_up_to_date(engine):
-        if engine.dialect.name != "sqlite":
-            engine.dispose()
-            raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
-        upgrade_database(engine)
-    return AuthService(
-        settings, SqlAlchemyStore(engine), clock=clock, keys=KeySource(settings, clock)
-    )
+    # Several workers may start at once on a fresh instance: one migrates and generates the
+    # development key while the others wait, then find both done.
+    with _startup_lock(settings.instance_path):
+        if not is_up_to_date(engine):
+            if engine.dialect.name != "sqlite":
+                engine.dispose()
+                raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
+            upgrade_database(engine)
+        keys = KeySource(settings, clock)
+    return AuthService(settings, SqlAlchemyStore(engine), clock=clock, keys=keys)
+
+
+@contextmanager
+def _startup_lock(instance_path: Path) -> Iterator[None]:
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (instance_path / ".authgate-startup.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _refuse_control_characters(endpoint: str | None, values: dict[str, Any] | None) -> None:
