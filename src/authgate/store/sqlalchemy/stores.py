@@ -10,8 +10,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Engine,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,8 +46,21 @@ from authgate.store.sqlalchemy.models import (
 )
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
 
+# Login statements, built once: a login runs them on a plain connection (no ORM unit of work),
+# so that it costs little more than its password hash.
+_USERS = UserRow.__table__
+assert isinstance(_USERS, Table)
+_FIND_BY_EMAIL = select(_USERS).where(_USERS.c.email_key == bindparam("key"))
+_FIND_BY_USERNAME = select(_USERS).where(_USERS.c.username_key == bindparam("key"))
+_RECORD_LOGIN = (
+    update(_USERS).where(_USERS.c.id == bindparam("uid")).values(last_login_at=bindparam("now"))
+)
+_RECORD_LOGIN_REHASHED = _RECORD_LOGIN.values(password_hash=bindparam("password_hash"))
+_INSERT_SESSION = insert(SessionRow)
+_INSERT_REFRESH_TOKEN = insert(RefreshTokenRow)
 
-def _user_record(row: UserRow) -> UserRecord:
+
+def _user_record(row: UserRow | Row[Any]) -> UserRecord:
     return UserRecord(
         id=row.id,
         email=row.email,
@@ -157,10 +183,9 @@ class SqlAlchemyStore(TenantStoreMixin):
             return _user_record(row) if row else None
 
     def find_user_by_login(self, login: str) -> UserRecord | None:
-        key = login.casefold()
-        column = UserRow.email_key if "@" in login else UserRow.username_key
-        with self._sessions() as db:
-            row = db.scalars(select(UserRow).where(column == key)).first()
+        statement = _FIND_BY_EMAIL if "@" in login else _FIND_BY_USERNAME
+        with self.engine.connect() as conn:
+            row = conn.execute(statement, {"key": login.casefold()}).first()
             return _user_record(row) if row else None
 
     def update_profile(
@@ -266,16 +291,18 @@ class SqlAlchemyStore(TenantStoreMixin):
             user_agent=user_agent[:512] if user_agent else None,
             ip=ip,
         )
-        login: dict[str, object] = {"last_login_at": now}
-        if password_hash is not None:
-            login["password_hash"] = password_hash
-        with self._transaction() as db:
-            db.execute(update(UserRow).where(UserRow.id == user_id).values(**login))
-            db.execute(insert(SessionRow).values(**asdict(record)))
-            db.execute(
-                insert(RefreshTokenRow).values(
-                    token_hash=refresh_token_hash, session_id=record.id, created_at=now
+        with self.engine.begin() as conn:
+            if password_hash is None:
+                conn.execute(_RECORD_LOGIN, {"uid": user_id, "now": now})
+            else:
+                conn.execute(
+                    _RECORD_LOGIN_REHASHED,
+                    {"uid": user_id, "now": now, "password_hash": password_hash},
                 )
+            conn.execute(_INSERT_SESSION, asdict(record))
+            conn.execute(
+                _INSERT_REFRESH_TOKEN,
+                {"token_hash": refresh_token_hash, "session_id": record.id, "created_at": now},
             )
         return record
 
