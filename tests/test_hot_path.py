@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from authgate.service import AuthService
-from tests.conftest import BROWSER, PASSWORD, StepClock, bearer, login, register
-
-
-@contextmanager
-def count_sql(service: AuthService) -> Iterator[list[str]]:
-    """Statements executed by this thread (the revocation poller runs in another)."""
-    statements: list[str] = []
-    me = threading.get_ident()
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if threading.get_ident() == me:
-            statements.append(statement)
-
-    engine = service.store.engine  # type: ignore[attr-defined]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.conftest import BROWSER, PASSWORD, StepClock, bearer, count_sql, login, register
 
 
 def test_bearer_requests_run_no_sql_in_steady_state(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from sqlalchemy import text
 
@@ -460,3 +461,21 @@ def warm_up(check: Callable[[], requests.Response], expected: int = 200, times: 
     for _ in range(times):
         response = check()
         assert response.status_code == expected, response.text
+
+
+# Deployments: SQLite or PostgreSQL, each with and without Redis ---------------------------------
+
+DEPLOYMENTS = [("sqlite", False), ("sqlite", True), ("postgresql", False), ("postgresql", True)]
+DEPLOYMENT_IDS = ["sqlite-poll", "sqlite-redis", "postgresql-poll", "postgresql-redis"]
+
+
+def redis_url_for(with_redis: bool) -> str | None:
+    """The Redis URL for a deployment that uses it, after checking that Redis answers."""
+    if not with_redis:
+        return None
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        assert client.ping(), "Redis at 127.0.0.1:6379 does not answer"
+    finally:
+        client.close()
+    return REDIS_URL

@@ -18,21 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from authgate.core.api_tokens import generate_api_token
 from authgate.integrations.flask.extension import build_service
 from tests.e2e.conftest import (
+    DEPLOYMENT_IDS,
+    DEPLOYMENTS,
     NO_REDIS_BOUND_SECONDS,
     REDIS_BOUND_SECONDS,
-    REDIS_URL,
     Server,
     ServerGroup,
     authgate_settings,
     bearer,
     error_code,
     login_script,
+    redis_url_for,
     register,
     server_group,
     time_until_status,
@@ -77,25 +78,14 @@ class Deployment:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        ("sqlite", False),
-        ("sqlite", True),
-        ("postgresql", False),
-        ("postgresql", True),
-    ],
-    ids=["sqlite-poll", "sqlite-redis", "postgresql-poll", "postgresql-redis"],
+    params=DEPLOYMENTS,
+    ids=DEPLOYMENT_IDS,
 )
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     kind, with_redis = request.param
-    redis_url = REDIS_URL if with_redis else None
-    if with_redis:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        try:
-            assert client.ping(), "Redis at 127.0.0.1:6379 does not answer"
-        finally:
-            client.close()
+    redis_url = redis_url_for(with_redis)
     with server_group(kind, tmp_path_factory) as group:
         a, b = group.start(count=2, workers=1, redis_url=redis_url)
         yield Deployment(

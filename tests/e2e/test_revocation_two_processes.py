@@ -15,20 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from tests.e2e.conftest import (
     BROWSER,
+    DEPLOYMENT_IDS,
+    DEPLOYMENTS,
     NO_REDIS_BOUND_SECONDS,
     PASSWORD,
     REDIS_BOUND_SECONDS,
-    REDIS_URL,
     Server,
     ServerGroup,
     bearer,
     error_code,
     login_script,
+    redis_url_for,
     register,
     server_group,
     set_cookies,
@@ -51,25 +52,14 @@ class Pair:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        ("sqlite", False),
-        ("sqlite", True),
-        ("postgresql", False),
-        ("postgresql", True),
-    ],
-    ids=["sqlite-poll", "sqlite-redis", "postgresql-poll", "postgresql-redis"],
+    params=DEPLOYMENTS,
+    ids=DEPLOYMENT_IDS,
 )
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
     kind, with_redis = request.param
-    redis_url = REDIS_URL if with_redis else None
-    if with_redis:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        try:
-            assert client.ping(), "Redis at 127.0.0.1:6379 does not answer"
-        finally:
-            client.close()
+    redis_url = redis_url_for(with_redis)
     with server_group(kind, tmp_path_factory) as group:
         a, b, c = group.start(count=3, workers=1, redis_url=redis_url)
         admin_email = unique_email("admin")
