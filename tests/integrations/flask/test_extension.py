@@ -94,3 +94,32 @@ def test_default_token_lifetime_above_the_maximum_is_a_config_error() -> None:
                 "AUTHGATE_API_TOKEN_MAX_TTL_DAYS": "365",
             }
         )
+
+
+def test_a_bare_token_required_under_a_tenant_still_requires_membership(
+    tmp_path: Path, database_url: str
+) -> None:
+    from authgate import current_tenant, token_required
+    from authgate.integrations.flask.extension import build_service
+    from tests.conftest import bearer, login, make_settings, register
+
+    service = build_service(make_settings(tmp_path, database_url))
+    app = Flask("tenants")
+    AuthGate(app, service=service)
+
+    @app.get("/api/t/<tenant_id>/notes")
+    @token_required()
+    def notes(tenant_id: str) -> dict[str, str]:
+        return {"tenant": current_tenant.tenant_id, "role": current_tenant.role.value}
+
+    try:
+        client = app.test_client()
+        register(client, "owner@example.com")
+        register(client, "other@example.com")
+        owner, other = login(client, "owner@example.com"), login(client, "other@example.com")
+        tenant = client.get("/api/tenants", headers=bearer(owner)).json["tenants"][0]["id"]
+        mine = client.get(f"/api/t/{tenant}/notes", headers=bearer(owner))
+        assert mine.json == {"tenant": tenant, "role": "owner"}
+        assert client.get(f"/api/t/{tenant}/notes", headers=bearer(other)).status_code == 404
+    finally:
+        service.close()

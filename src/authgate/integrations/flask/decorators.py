@@ -71,7 +71,8 @@ def token_required(
     arguments such as ``lambda dialog_id: f"dialog:{dialog_id}"``); an API token bound to a
     resource works only where the view declares that resource. ``tenant_roles`` checks the
     caller's role in the tenant of the request: the view argument ``tenant_id``, else the API
-    token's tenant. The tenant in scope is ``current_tenant``.
+    token's tenant. A view with a ``tenant_id`` argument always requires membership (404 for
+    others), roles or not. The tenant in scope is ``current_tenant``.
     """
     required = tuple(roles)
     required_scopes = tuple(scopes)
@@ -87,7 +88,8 @@ def token_required(
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = authenticate_request()
-            if declares_anything or principal.api_token is not None:
+            # A view under a tenant (a ``tenant_id`` argument) always checks membership.
+            if declares_anything or principal.api_token is not None or "tenant_id" in kwargs:
                 g.authgate_tenant = get_extension().service.authorize(
                     principal,
                     roles=required,
