@@ -480,18 +480,11 @@ class AuthService(TenancyMixin):
         self, user_id: str, *, roles: Sequence[str] | None, status: UserStatus | None
     ) -> UserRecord:
         """Operator-level change (CLI, admin API after its checks), announced to every process."""
-        sessions = self.store.list_sessions(user_id, now=self.clock.now())
-        tokens = self.store.list_api_tokens(user_id)
-        updated = self.store.update_access(
-            user_id, roles=roles, status=status, now=self.clock.now()
-        )
-        if updated is None:
+        result = self.store.update_access(user_id, roles=roles, status=status, now=self.clock.now())
+        if result is None:
             raise NotFoundError("No such user.")
-        changes = [(RevocationKind.USER, user_id)]
-        if status is UserStatus.DISABLED:  # the store revoked these; the log has them too
-            changes += [(RevocationKind.SESSION, s.id) for s in sessions]
-            changes += [(RevocationKind.API_TOKEN, t.id) for t in tokens]
-        self.feed.announce(changes)
+        updated, revoked = result
+        self.feed.announce(revoked)
         return updated
 
     def delete_user(self, actor: Principal, user_id: str) -> None:
@@ -502,12 +495,10 @@ class AuthService(TenancyMixin):
             raise ConflictError(
                 "This user is the only owner of a shared tenant; make someone else owner first."
             )
-        sessions = self.store.list_sessions(user_id, now=self.clock.now())
-        if not self.store.delete_user(user_id, now=self.clock.now()):
+        revoked = self.store.delete_user(user_id, now=self.clock.now())
+        if revoked is None:
             raise NotFoundError("No such user.")
-        self.feed.announce(
-            [(RevocationKind.USER, user_id)] + [(RevocationKind.SESSION, s.id) for s in sessions]
-        )
+        self.feed.announce(revoked)
 
     # Operations ------------------------------------------------------------------------------
 

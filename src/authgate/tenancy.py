@@ -37,6 +37,7 @@ from authgate.store.records import (
     TenantRecord,
     TenantRole,
     UserRecord,
+    membership_subject,
 )
 
 if TYPE_CHECKING:
@@ -56,10 +57,6 @@ class TenantAccess:
 
     tenant_id: str
     role: TenantRole
-
-
-def membership_key(tenant_id: str, user_id: str) -> str:
-    return f"{tenant_id}:{user_id}"
 
 
 class TenancyMixin:
@@ -136,7 +133,7 @@ class TenancyMixin:
         return TenantAccess(tenant_id, role)
 
     def _member_role(self, tenant_id: str, user_id: str) -> TenantRole | None:
-        key = membership_key(tenant_id, user_id)
+        key = membership_subject(tenant_id, user_id)
         role = self.cache.memberships.get(key)
         if role is None:
             generation = self.cache.memberships.generation
@@ -318,22 +315,10 @@ class TenancyMixin:
         tenant = self.store.get_tenant(tenant_id)
         if tenant is not None and tenant.personal:
             raise ConflictError("A personal tenant is deleted only with its user.")
-        tokens = [t.id for t in self._tenant_tokens(tenant_id)]
-        members = self.store.list_members(tenant_id)
-        if not self.store.delete_tenant(tenant_id, now=self.clock.now()):
+        revoked = self.store.delete_tenant(tenant_id, now=self.clock.now())
+        if revoked is None:
             raise NotFoundError("No such tenant.")
-        self.feed.announce(
-            [(RevocationKind.API_TOKEN, t) for t in tokens]
-            + [(RevocationKind.MEMBERSHIP, membership_key(tenant_id, m.user_id)) for m in members]
-        )
-
-    def _tenant_tokens(self, tenant_id: str) -> list[ApiTokenRecord]:
-        return [
-            token
-            for member in self.store.list_members(tenant_id)
-            for token in self.store.list_api_tokens(member.user_id)
-            if token.tenant_id == tenant_id
-        ]
+        self.feed.announce(revoked)
 
     def list_members(self, principal: Principal, tenant_id: str) -> list[MemberRecord]:
         self.authorize(principal, scopes=["tenants:read"], tenant_id=tenant_id)
@@ -351,7 +336,7 @@ class TenancyMixin:
         if user is None:
             raise NotFoundError("No account uses this email address.")
         self.store.add_member(tenant_id, user.id, role, now=self.clock.now())
-        self.feed.announce([(RevocationKind.MEMBERSHIP, membership_key(tenant_id, user.id))])
+        self.feed.announce([(RevocationKind.MEMBERSHIP, membership_subject(tenant_id, user.id))])
         return self._member(tenant_id, user.id)
 
     def set_member_role(
@@ -364,7 +349,7 @@ class TenancyMixin:
         self._check_grant(access, role)
         self._check_grant(access, current)
         self.store.set_member_role(tenant_id, user_id, role, now=self.clock.now())
-        self.feed.announce([(RevocationKind.MEMBERSHIP, membership_key(tenant_id, user_id))])
+        self.feed.announce([(RevocationKind.MEMBERSHIP, membership_subject(tenant_id, user_id))])
         return self._member(tenant_id, user_id)
 
     def remove_member(self, principal: Principal, tenant_id: str, user_id: str) -> None:
@@ -378,12 +363,10 @@ class TenancyMixin:
             raise NotFoundError("No such member.")
         if not leaving:
             self._check_grant(access, current)
-        tokens = [t.id for t in self.store.list_api_tokens(user_id) if t.tenant_id == tenant_id]
-        self.store.remove_member(tenant_id, user_id, now=self.clock.now())
-        self.feed.announce(
-            [(RevocationKind.API_TOKEN, t) for t in tokens]
-            + [(RevocationKind.MEMBERSHIP, membership_key(tenant_id, user_id))]
-        )
+        revoked = self.store.remove_member(tenant_id, user_id, now=self.clock.now())
+        if revoked is None:
+            raise NotFoundError("No such member.")
+        self.feed.announce(revoked)
 
     def _manage(
         self, principal: Principal, tenant_id: str, roles: Sequence[TenantRole]

@@ -15,6 +15,7 @@ from authgate.store.records import (
     MemberRecord,
     RefreshOutcome,
     RevocationEvent,
+    Revocations,
     SessionRecord,
     TenantRecord,
     TenantRole,
@@ -56,8 +57,9 @@ class UserStore(Protocol):
         roles: Sequence[str] | None = None,
         status: UserStatus | None = None,
         now: datetime,
-    ) -> UserRecord | None:
-        """Change roles/status and log a user revocation event (disabling revokes sessions)."""
+    ) -> tuple[UserRecord, Revocations] | None:
+        """Change roles/status and log a user event (disabling also revokes sessions and API
+        tokens); the user and what was revoked."""
         ...
 
     def set_password_hash(
@@ -66,7 +68,9 @@ class UserStore(Protocol):
         """Store a new hash and revoke every session but ``keep_session_id``; the ids revoked."""
         ...
 
-    def delete_user(self, user_id: str, *, now: datetime) -> bool: ...
+    def delete_user(self, user_id: str, *, now: datetime) -> Revocations | None:
+        """Delete the user (sessions revoked, the rest cascades); what was revoked."""
+        ...
 
     def list_users(
         self, *, query: str | None, offset: int, limit: int
@@ -145,8 +149,9 @@ class TenantStore(Protocol):
 
     def rename_tenant(self, tenant_id: str, name: str) -> TenantRecord | None: ...
 
-    def delete_tenant(self, tenant_id: str, *, now: datetime) -> bool:
-        """Delete the tenant with its memberships and API tokens (logged as revoked)."""
+    def delete_tenant(self, tenant_id: str, *, now: datetime) -> Revocations | None:
+        """Delete the tenant with its memberships and API tokens (logged as revoked); what
+        was revoked, or None when there is no such tenant."""
         ...
 
     def get_member_role(self, tenant_id: str, user_id: str) -> TenantRole | None: ...
@@ -163,8 +168,9 @@ class TenantStore(Protocol):
         """False when not a member; ``ConflictError`` when it would leave no owner."""
         ...
 
-    def remove_member(self, tenant_id: str, user_id: str, *, now: datetime) -> bool:
-        """Also revokes the member's API tokens for the tenant; keeps at least one owner."""
+    def remove_member(self, tenant_id: str, user_id: str, *, now: datetime) -> Revocations | None:
+        """Also revokes the member's API tokens for the tenant; keeps at least one owner.
+        What was revoked, or None when not a member."""
         ...
 
     def sole_owned_tenants(self, user_id: str) -> list[str]: ...

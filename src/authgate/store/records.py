@@ -116,7 +116,16 @@ class RevocationKind(StrEnum):
     SESSION = "session"
     USER = "user"
     API_TOKEN = "api_token"  # noqa: S105 - an event kind, not a secret
-    MEMBERSHIP = "membership"  # subject: "<tenant id>:<user id>"
+    MEMBERSHIP = "membership"  # subject: membership_subject(tenant id, user id)
+
+
+def membership_subject(tenant_id: str, user_id: str) -> str:
+    """How a membership is named in the revocation log and the per-process cache."""
+    return f"{tenant_id}:{user_id}"
+
+
+# What a store method revoked (and logged in the same transaction), for the service to announce.
+Revocations = list[tuple[RevocationKind, str]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from authgate.store.records import (
     RefreshOutcome,
     RevocationEvent,
     RevocationKind,
+    Revocations,
     SessionRecord,
     UserRecord,
     UserStatus,
@@ -211,7 +212,7 @@ class SqlAlchemyStore(TenantStoreMixin):
         roles: Sequence[str] | None = None,
         status: UserStatus | None = None,
         now: datetime,
-    ) -> UserRecord | None:
+    ) -> tuple[UserRecord, Revocations] | None:
         with self._transaction() as db:
             row = db.get(UserRow, user_id, with_for_update=True)
             if row is None:
@@ -220,11 +221,14 @@ class SqlAlchemyStore(TenantStoreMixin):
                 row.roles = json.dumps(list(roles))
             if status is not None:
                 row.status = status.value
+            revoked: Revocations = [(RevocationKind.USER, user_id)]
             if status is UserStatus.DISABLED:
-                self._revoke_user_sessions(db, user_id, now)
-                self._revoke_user_api_tokens(db, user_id, now)
+                sessions = self._revoke_user_sessions(db, user_id, now)
+                tokens = self._revoke_user_api_tokens(db, user_id, now)
+                revoked += [(RevocationKind.SESSION, s) for s in sessions]
+                revoked += [(RevocationKind.API_TOKEN, t) for t in tokens]
             self._log(db, RevocationKind.USER, [user_id], now)
-        return _user_record(row)
+        return _user_record(row), revoked
 
     def set_password_hash(
         self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
@@ -235,14 +239,16 @@ class SqlAlchemyStore(TenantStoreMixin):
             )
             return self._revoke_user_sessions(db, user_id, now, keep=keep_session_id)
 
-    def delete_user(self, user_id: str, *, now: datetime) -> bool:
+    def delete_user(self, user_id: str, *, now: datetime) -> Revocations | None:
         with self._transaction() as db:
-            self._revoke_user_sessions(db, user_id, now)
+            sessions = self._revoke_user_sessions(db, user_id, now)
             result = db.execute(delete(UserRow).where(UserRow.id == user_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
-                return False
+                return None
             self._log(db, RevocationKind.USER, [user_id], now)
-            return True
+            return [(RevocationKind.USER, user_id)] + [
+                (RevocationKind.SESSION, s) for s in sessions
+            ]
 
     def list_users(
         self, *, query: str | None, offset: int, limit: int
@@ -384,7 +390,7 @@ class SqlAlchemyStore(TenantStoreMixin):
             stmt = stmt.where(SessionRow.id != keep)
         return self._revoke_sessions(db, list(db.scalars(stmt).all()), now)
 
-    def _revoke_user_api_tokens(self, db: Session, user_id: str, now: datetime) -> None:
+    def _revoke_user_api_tokens(self, db: Session, user_id: str, now: datetime) -> list[str]:
         """Disabling an account revokes its API tokens for good, as it does its sessions."""
         revoked = list(
             db.scalars(
@@ -395,6 +401,7 @@ class SqlAlchemyStore(TenantStoreMixin):
             )
         )
         self._log(db, RevocationKind.API_TOKEN, revoked, now)
+        return revoked
 
     def _revoke_sessions(self, db: Session, ids: Sequence[str], now: datetime) -> list[str]:
         """Revoke the sessions not revoked yet; log and return only those that changed."""

@@ -18,16 +18,14 @@ from authgate.store.records import (
     ApiTokenRecord,
     MemberRecord,
     RevocationKind,
+    Revocations,
     TenantRecord,
     TenantRole,
+    membership_subject,
 )
 from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, TenantRow, UserRow
 
 PERSONAL_TENANT_NAME = "Personal"
-
-
-def membership_subject(tenant_id: str, user_id: str) -> str:
-    return f"{tenant_id}:{user_id}"
 
 
 def _tenant_record(row: TenantRow) -> TenantRecord:
@@ -126,8 +124,9 @@ class TenantStoreMixin:
             row.name = name
             return _tenant_record(row)
 
-    def delete_tenant(self: _SqlBase, tenant_id: str, *, now: datetime) -> bool:
-        """Delete a tenant, its memberships and its API tokens (all logged as revoked)."""
+    def delete_tenant(self: _SqlBase, tenant_id: str, *, now: datetime) -> Revocations | None:
+        """Delete a tenant, its memberships and its API tokens (all logged as revoked); what
+        was revoked, or None when there is no such tenant."""
         with self._transaction() as db:
             members = list(
                 db.scalars(
@@ -141,15 +140,13 @@ class TenantStoreMixin:
             db.execute(delete(MembershipRow).where(MembershipRow.tenant_id == tenant_id))
             result = db.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
-                return False
+                return None
+            subjects = [membership_subject(tenant_id, user_id) for user_id in members]
             self._log(db, RevocationKind.API_TOKEN, tokens, now)
-            self._log(
-                db,
-                RevocationKind.MEMBERSHIP,
-                [membership_subject(tenant_id, user_id) for user_id in members],
-                now,
-            )
-            return True
+            self._log(db, RevocationKind.MEMBERSHIP, subjects, now)
+            return [(RevocationKind.API_TOKEN, t) for t in tokens] + [
+                (RevocationKind.MEMBERSHIP, s) for s in subjects
+            ]
 
     # Memberships -----------------------------------------------------------------------------
 
@@ -209,13 +206,16 @@ class TenantStoreMixin:
             self._log(db, RevocationKind.MEMBERSHIP, [membership_subject(tenant_id, user_id)], now)
             return True
 
-    def remove_member(self: _SqlBase, tenant_id: str, user_id: str, *, now: datetime) -> bool:
-        """Remove a member and revoke their API tokens for this tenant."""
+    def remove_member(
+        self: _SqlBase, tenant_id: str, user_id: str, *, now: datetime
+    ) -> Revocations | None:
+        """Remove a member and revoke their API tokens for this tenant; what was revoked, or
+        None when not a member."""
         with self._transaction() as db:
             _lock_tenant(db, tenant_id)
             current = _member_role(db, tenant_id, user_id)
             if current is None:
-                return False
+                return None
             if current is TenantRole.OWNER:
                 _refuse_last_owner(db, tenant_id)
             db.execute(
@@ -236,9 +236,12 @@ class TenantStoreMixin:
                 db.execute(
                     update(ApiTokenRow).where(ApiTokenRow.id.in_(tokens)).values(revoked_at=now)
                 )
+            subject = membership_subject(tenant_id, user_id)
             self._log(db, RevocationKind.API_TOKEN, tokens, now)
-            self._log(db, RevocationKind.MEMBERSHIP, [membership_subject(tenant_id, user_id)], now)
-            return True
+            self._log(db, RevocationKind.MEMBERSHIP, [subject], now)
+            return [(RevocationKind.API_TOKEN, t) for t in tokens] + [
+                (RevocationKind.MEMBERSHIP, subject)
+            ]
 
     def sole_owned_tenants(self: _SqlBase, user_id: str) -> list[str]:
         """Shared tenants in which ``user_id`` is the only owner."""
