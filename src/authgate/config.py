@@ -10,13 +10,14 @@ into the instance folder; in production the settings are refused unless they are
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import limits
@@ -30,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from authgate.core.oauth import safe_redirect_target
 from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.errors import ConfigError
 
@@ -40,6 +42,91 @@ SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,30}(:[a-z0-9_.-]{1,31})?")
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+PROVIDER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# Fields of one OAuth provider, as they appear at the end of AUTHGATE_OAUTH_<NAME>_<FIELD>.
+PROVIDER_FIELDS = (
+    "authorization_url",
+    "client_secret",
+    "display_name",
+    "allow_http",
+    "client_id",
+    "token_url",
+    "api_url",
+    "issuer",
+    "scopes",
+    "kind",
+)
+GOOGLE_ISSUER = "https://accounts.google.com"
+_DEFAULT_SCOPES = {
+    "github": ("read:user", "user:email"),
+    "google": ("openid", "email", "profile"),
+    "oidc": ("openid", "email", "profile"),
+}
+_DEFAULT_DISPLAY_NAMES = {"github": "GitHub", "google": "Google"}
+
+
+class OAuthProviderSettings(BaseModel):
+    """One "Log in with ..." provider: ``github``, ``google`` or any OpenID Connect ``oidc``
+    provider known by its issuer (endpoints and keys come from its discovery document)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["github", "google", "oidc"]
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: SecretStr
+    issuer: str | None = None
+    scopes: tuple[str, ...] = ()
+    display_name: str = Field(default="", max_length=60)
+    # GitHub Enterprise Server (or a test double) lives elsewhere than github.com.
+    authorization_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 - a URL
+    api_url: str = "https://api.github.com"
+    # Plain-http provider URLs are refused unless named here (a local test provider); never in
+    # production.
+    allow_http: bool = False
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(value.replace(",", " ").split())
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("client_secret must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuthProviderSettings:
+        if self.kind == "oidc" and not self.issuer:
+            raise ValueError("an oidc provider needs its issuer URL")
+        if self.kind == "google" and not self.issuer:
+            object.__setattr__(self, "issuer", GOOGLE_ISSUER)
+        if not self.scopes:
+            object.__setattr__(self, "scopes", _DEFAULT_SCOPES[self.kind])
+        if self.kind != "github" and "openid" not in self.scopes:
+            raise ValueError("the scopes of an OpenID Connect provider must include openid")
+        for url in self.urls():
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an absolute URL")
+            if parts.scheme == "http" and not self.allow_http:
+                raise ValueError(f"{url} is plain http; use https (or allow_http for a local test)")
+        return self
+
+    def urls(self) -> list[str]:
+        """The provider URLs this configuration names."""
+        if self.kind == "github":
+            return [self.authorization_url, self.token_url, self.api_url]
+        return [self.issuer or ""]
+
+    def label(self, name: str) -> str:
+        return self.display_name or _DEFAULT_DISPLAY_NAMES.get(self.kind) or name.title()
 
 
 class Settings(BaseModel):
@@ -74,6 +161,9 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1, le=64)
+    oauth_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
+    # Where a browser lands after an OAuth login (or its error) when no valid ``next`` was given.
+    oauth_default_redirect: str = "/"
 
     @field_validator("origins", "api_token_scopes", mode="before")
     @classmethod
@@ -81,6 +171,21 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.replace(",", " ").split() if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _check_default_redirect(self) -> Settings:
+        own = parse_origin(self.public_url)
+        if (
+            safe_redirect_target(
+                self.oauth_default_redirect, own_origin=own, allowlist=self.allowlist
+            )
+            is None
+        ):
+            raise ValueError(
+                "oauth_default_redirect must be a path such as /account or a URL on the public "
+                "URL or an allowed origin"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Settings:
@@ -114,6 +219,22 @@ class Settings(BaseModel):
             raise ValueError("must read like '10 per 5 minutes' or '100/hour'") from None
         return value
 
+    @field_validator("oauth_providers", mode="before")
+    @classmethod
+    def _provider_kinds(cls, value: Any) -> Any:
+        """``github`` and ``google`` are presets; any other name is an OIDC provider."""
+        if not isinstance(value, Mapping):
+            return value
+        providers: dict[str, Any] = {}
+        for name, fields in value.items():
+            if not isinstance(name, str) or not PROVIDER_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a provider name like 'github' or 'corp_sso'")
+            if isinstance(fields, Mapping) and "kind" not in fields:
+                kind = name if name in ("github", "google") else "oidc"
+                fields = {**fields, "kind": kind}
+            providers[name] = fields
+        return providers
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -123,6 +244,10 @@ class Settings(BaseModel):
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("must be an origin without a path, such as https://auth.example.com")
         return parse_origin(f"{parts.scheme}://{parts.netloc}").serialize()
+
+    def __hash__(self) -> int:
+        # Frozen, but the providers mapping is a dict: hash the validated values as text.
+        return hash(self.model_dump_json())
 
     # Derived values -------------------------------------------------------------------------
 
@@ -175,6 +300,12 @@ class Settings(BaseModel):
                 "AUTHGATE_KEYS_DIR is not set: production needs signing keys created with "
                 "`authgate keys rotate --keys-dir DIR` in a directory only the server can read."
             )
+        for name, provider in self.oauth_providers.items():
+            if provider.allow_http:
+                problems.append(
+                    f"OAuth provider {name} allows plain http: production talks to providers "
+                    f"over https only (unset AUTHGATE_OAUTH_{name.upper()}_ALLOW_HTTP)."
+                )
         for origin in self.origins:
             if origin.startswith("http://"):
                 problems.append(
@@ -187,15 +318,53 @@ class Settings(BaseModel):
 def _from_prefixed(source: Mapping[str, Any]) -> dict[str, Any]:
     fields = Settings.model_fields
     values: dict[str, Any] = {}
+    providers: dict[str, dict[str, Any]] = {}
     for key, value in source.items():
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        if name in fields:
+        if name == "oauth_providers" and isinstance(value, str):
+            values[name] = _parse_json_setting(key, value)
+        elif name in fields:
             values[name] = value
+        elif name.startswith("oauth_") and (found := _provider_field(name)):
+            provider, field = found
+            providers.setdefault(provider, {})[field] = value
         elif not name.startswith("test_"):
             raise ConfigError(f"Unknown setting {key}. Known settings: {_known_names()}.")
+    if providers:
+        values[_PROVIDERS_FROM_VARIABLES] = providers
     return values
+
+
+# Provider fields set one by one (AUTHGATE_OAUTH_<NAME>_<FIELD>) are merged over the providers
+# from the file or mapping, under this key, by ``load_settings``.
+_PROVIDERS_FROM_VARIABLES = "_oauth_provider_fields"
+
+
+def _provider_field(name: str) -> tuple[str, str] | None:
+    """``oauth_corp_client_id`` -> ``("corp", "client_id")``."""
+    rest = name.removeprefix("oauth_")
+    for field in PROVIDER_FIELDS:
+        provider = rest.removesuffix("_" + field)
+        if provider != rest and provider:
+            return provider, field
+    return None
+
+
+def _parse_json_setting(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{key} must be a JSON object.") from None
+
+
+def _merge_provider_fields(values: dict[str, Any], fields: Mapping[str, Mapping[str, Any]]) -> None:
+    providers = dict(values.get("oauth_providers") or {})
+    for name, overrides in fields.items():
+        current = providers.get(name)
+        providers[name] = {**(current if isinstance(current, Mapping) else {}), **overrides}
+    values["oauth_providers"] = providers
 
 
 def _known_names() -> str:
@@ -216,7 +385,23 @@ def _from_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(section) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} in {path}.")
+    providers = section.get("oauth_providers") or {}
+    for name, provider in providers.items() if isinstance(providers, dict) else ():
+        if isinstance(provider, dict) and "client_secret" in provider:
+            raise ConfigError(
+                f"{path} holds the client secret of OAuth provider {name}: keep secrets out of "
+                f"files, in the environment as AUTHGATE_OAUTH_{name.upper()}_CLIENT_SECRET."
+            )
     return dict(section)
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    """The setting a validation error is about, named as its environment variable."""
+    if not loc:
+        return "Settings"
+    if loc[0] == "oauth_providers" and len(loc) > 1:
+        return ENV_PREFIX + "_".join(str(part) for part in ("oauth", *loc[1:3])).upper()
+    return ENV_PREFIX + str(loc[0]).upper()
 
 
 def load_settings(
@@ -234,15 +419,18 @@ def load_settings(
     config_file = overrides.get(ENV_PREFIX + "CONFIG") or environ.get(ENV_PREFIX + "CONFIG")
     if config_file:
         values.update(_from_toml(Path(str(config_file))))
-    values.update(_from_prefixed(environ))
-    values.update(_from_prefixed(overrides))
+    for source in (environ, overrides):
+        found = _from_prefixed(source)
+        provider_fields = found.pop(_PROVIDERS_FROM_VARIABLES, None)
+        values.update(found)
+        if provider_fields:
+            _merge_provider_fields(values, provider_fields)
     try:
         settings = Settings(**values)
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            loc = err["loc"][:1]
-            name = ENV_PREFIX + str(loc[0]).upper() if loc else "Settings"
+            name = _variable_name(err["loc"])
             lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(lines)) from None
     settings.raise_if_unsafe()

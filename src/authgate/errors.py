@@ -148,3 +148,87 @@ class ServiceUnavailableError(AuthError):
     code = "service_unavailable"
     status = 503
     default_message = "The service is temporarily unavailable."
+
+
+class AccountDisabledError(AuthError):
+    code = "account_disabled"
+    status = 403
+    default_message = "This account is disabled."
+
+
+class LastLoginMethodError(AuthError):
+    code = "last_login_method"
+    status = 409
+    default_message = (
+        "This is the account's only way to log in: set a password or link another provider first."
+    )
+
+
+# "Log in with ..." ---------------------------------------------------------------------------
+# Raised while a browser is away at the provider or coming back; the Flask adapter redirects the
+# browser to the frontend with ``error=<code>`` instead of rendering an error page.
+
+
+class OAuthError(AuthError):
+    code = "oauth_failed"
+    status = 400
+    default_message = "Logging in with the provider failed."
+
+
+class OAuthUnknownProviderError(OAuthError):
+    code = "oauth_unknown_provider"
+    status = 404
+    default_message = "No such login provider is configured."
+
+
+class OAuthStateMismatchError(OAuthError):
+    code = "oauth_state_mismatch"
+    status = 400
+    default_message = (
+        "This login did not start in this browser, was already used or took too long; start again."
+    )
+
+
+class OAuthDeniedError(OAuthError):
+    code = "oauth_denied"
+    status = 400
+    default_message = "The login was cancelled at the provider."
+
+
+class OAuthProviderUnavailableError(OAuthError):
+    code = "oauth_provider_unavailable"
+    status = 503
+    default_message = "The login provider cannot be reached; try again later."
+
+
+class OAuthProviderResponseError(OAuthError):
+    code = "oauth_provider_error"
+    status = 502
+    default_message = "The login provider answered in a way authgate cannot accept."
+
+
+class OAuthInvalidIdTokenError(OAuthError):
+    code = "oauth_invalid_id_token"
+    status = 502
+    default_message = "The provider's ID token is invalid."
+
+
+class OAuthAccountExistsError(OAuthError):
+    code = "oauth_account_exists"
+    status = 409
+    default_message = (
+        "An account with this email already exists. Log in to it, then link this provider "
+        "from your account page."
+    )
+
+
+class OAuthIdentityTakenError(OAuthError):
+    code = "oauth_identity_taken"
+    status = 409
+    default_message = "This provider account is already linked to another user."
+
+
+class OAuthEmailMissingError(OAuthError):
+    code = "oauth_email_missing"
+    status = 422
+    default_message = "The provider did not share an email address; authgate needs one."

@@ -17,14 +17,17 @@ from authgate.schemas import (
     ApiTokenCreateInput,
     ApiTokenList,
     ErrorOut,
+    IdentityList,
     LoginInput,
     LoginOut,
     MemberAddInput,
     MemberEnvelope,
     MemberList,
     MemberRoleInput,
+    OAuthLinkOut,
     PasswordChangeInput,
     ProfileInput,
+    ProviderList,
     RefreshInput,
     RefreshOut,
     RegisterInput,
@@ -334,6 +337,64 @@ OPERATIONS: tuple[Operation, ...] = (
         "get", "/healthz", "200 when the database answers", auth=False, errors=(503,), tag="meta"
     ),
     Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta"),
+    Operation(
+        "get",
+        "/api/oauth/providers",
+        "Configured login providers, for 'Continue with ...' buttons",
+        response=ProviderList,
+        auth=False,
+        tag="oauth",
+    ),
+    Operation(
+        "get",
+        "/api/oauth/{provider}/login",
+        "Start logging in with a provider: redirects the browser there",
+        302,
+        auth=False,
+        errors=(404,),
+        query=(("next", {"type": "string", "description": "Where to land afterwards"}),),
+        tag="oauth",
+    ),
+    Operation(
+        "get",
+        "/api/oauth/{provider}/callback",
+        "The provider's redirect back: logs in (session cookies), then redirects to next; "
+        "errors redirect with ?error=<code>",
+        302,
+        auth=False,
+        query=(
+            ("code", {"type": "string"}),
+            ("state", {"type": "string"}),
+            ("error", {"type": "string"}),
+        ),
+        tag="oauth",
+    ),
+    Operation(
+        "post",
+        "/api/oauth/{provider}/link",
+        "Start linking a provider to the caller's account",
+        200,
+        response=OAuthLinkOut,
+        errors=(401, 403, 404, 503),
+        query=(("next", {"type": "string", "description": "Where to land afterwards"}),),
+        tag="oauth",
+    ),
+    Operation(
+        "get",
+        "/api/auth/identities",
+        "The caller's linked provider identities",
+        response=IdentityList,
+        errors=(401, 403),
+        tag="oauth",
+    ),
+    Operation(
+        "delete",
+        "/api/auth/identities/{identity_id}",
+        "Unlink an identity (refused if it is the last way to log in)",
+        204,
+        errors=(401, 403, 404, 409),
+        tag="oauth",
+    ),
 )
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -359,6 +420,9 @@ _MODELS: tuple[type[BaseModel], ...] = (
     ApiTokenCreateInput,
     ApiTokenCreated,
     ApiTokenList,
+    ProviderList,
+    OAuthLinkOut,
+    IdentityList,
 )
 
 
@@ -374,6 +438,11 @@ def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.ok == 204:
         responses["204"] = {"description": "Done"}
+    elif op.ok == 302:
+        responses["302"] = {
+            "description": "Redirect",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }
     else:
         ok: dict[str, Any] = {"description": "OK"}
         ok.update(_json(_ref(op.response) if op.response else {"type": "object"}))

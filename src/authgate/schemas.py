@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    RootModel,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -24,6 +25,7 @@ from authgate.core.passwords import MAX_PASSWORD_LENGTH
 from authgate.errors import BadRequestError, ValidationFailedError
 from authgate.store.records import (
     ApiTokenRecord,
+    IdentityRecord,
     MemberRecord,
     SessionRecord,
     TenantRecord,
@@ -128,6 +130,7 @@ class UserOut(BaseModel):
     email_verified: bool
     created_at: str = Field(description="ISO 8601, UTC")
     last_login_at: str | None = Field(description="ISO 8601, UTC")
+    avatar_url: str | None
 
 
 class UserEnvelope(BaseModel):
@@ -166,6 +169,31 @@ class SessionOut(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionOut]
+
+
+class IdentityOut(BaseModel):
+    id: str
+    provider: str
+    email: str | None = Field(description="What the provider last said; for display only.")
+    linked_at: str
+    last_login_at: str | None
+
+
+class IdentityList(BaseModel):
+    identities: list[IdentityOut]
+
+
+class ProviderOut(BaseModel):
+    name: str
+    display_name: str
+
+
+class ProviderList(RootModel[list[ProviderOut]]):
+    pass
+
+
+class OAuthLinkOut(BaseModel):
+    authorization_url: str = Field(description="Send the browser here (top-level navigation).")
 
 
 class UserPage(BaseModel):
@@ -255,6 +283,17 @@ def user_to_json(user: UserRecord) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "created_at": format_time(user.created_at),
         "last_login_at": format_time(user.last_login_at),
+        "avatar_url": user.avatar_url,
+    }
+
+
+def identity_to_json(identity: IdentityRecord) -> dict[str, Any]:
+    return {
+        "id": identity.id,
+        "provider": identity.provider,
+        "email": identity.email,
+        "linked_at": format_time(identity.linked_at),
+        "last_login_at": format_time(identity.last_login_at),
     }
 
 

@@ -36,6 +36,8 @@ from authgate.errors import (
     TokenRevokedError,
     ValidationFailedError,
 )
+from authgate.oauth import OAuthMixin
+from authgate.providers import ProviderClient, build_provider_clients
 from authgate.revocations import AuthCache, RevocationFeed
 from authgate.store.protocols import Store
 from authgate.store.records import (
@@ -149,7 +151,7 @@ class KeySource:
         return True
 
 
-class AuthService(TenancyMixin):
+class AuthService(OAuthMixin, TenancyMixin):
     def __init__(
         self,
         settings: Settings,
@@ -158,6 +160,7 @@ class AuthService(TenancyMixin):
         clock: Clock,
         keys: KeySource,
         hasher: PasswordHasher | None = None,
+        oauth_clients: dict[str, ProviderClient] | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -174,6 +177,11 @@ class AuthService(TenancyMixin):
             storage_uri=settings.redis_url.get_secret_value()
             if settings.redis_url
             else "memory://",
+        )
+        self.oauth_clients = (
+            build_provider_clients(settings.oauth_providers, clock)
+            if oauth_clients is None
+            else oauth_clients
         )
         # A revoked session's access tokens all expire within one TTL: remember it that long.
         self._remember_seconds = float(settings.access_token_ttl_seconds + 60)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from authgate.store.records import (
     ApiTokenRecord,
+    IdentityRecord,
     MemberRecord,
+    OAuthFlowRecord,
     RefreshOutcome,
     RevocationEvent,
     Revocations,
@@ -190,7 +192,60 @@ class ApiTokenStore(Protocol):
         ...
 
 
-class Store(UserStore, SessionStore, TenantStore, ApiTokenStore, RevocationLog, Protocol):
+class IdentityStore(Protocol):
+    """Accounts at login providers, and the flows that log in with them."""
+
+    def create_oauth_flow(self, flow: OAuthFlowRecord, *, now: datetime) -> None:
+        """Store a flow in progress (and forget the expired ones)."""
+        ...
+
+    def consume_oauth_flow(self, state_hash: str, *, now: datetime) -> OAuthFlowRecord | None:
+        """Delete and return the flow: None when unknown, already consumed or expired."""
+        ...
+
+    def find_identity(self, provider: str, subject: str) -> IdentityRecord | None: ...
+
+    def find_user_by_email(self, email: str) -> UserRecord | None: ...
+
+    def create_user_with_identity(
+        self,
+        *,
+        email: str,
+        name: str | None,
+        avatar_url: str | None,
+        email_verified: bool,
+        roles: Sequence[str],
+        provider: str,
+        subject: str,
+        now: datetime,
+    ) -> UserRecord:
+        """User, personal tenant and identity in one transaction; ``UserExistsError`` if the
+        email or identity is taken."""
+        ...
+
+    def link_identity(
+        self, user_id: str, *, provider: str, subject: str, email: str | None, now: datetime
+    ) -> IdentityRecord:
+        """``OAuthIdentityTakenError`` when the identity is linked already."""
+        ...
+
+    def record_identity_login(
+        self, identity_id: str, *, email: str | None, now: datetime
+    ) -> None: ...
+
+    def list_identities(self, user_id: str) -> list[IdentityRecord]: ...
+
+    def unlink_identity(
+        self, user_id: str, identity_id: str
+    ) -> Literal["unlinked", "not_found", "last_login_method"]:
+        """Refused (``last_login_method``) when the user has no password and no other
+        identity, checked in the same transaction as the delete."""
+        ...
+
+
+class Store(
+    UserStore, SessionStore, TenantStore, ApiTokenStore, IdentityStore, RevocationLog, Protocol
+):
     """Everything the service needs, plus lifecycle."""
 
     def ping(self) -> bool: ...

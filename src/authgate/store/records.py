@@ -24,6 +24,7 @@ class UserRecord:
     email_verified: bool
     created_at: datetime
     last_login_at: datetime | None
+    avatar_url: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -110,6 +111,38 @@ class ApiTokenRecord:
     revoked_at: datetime | None
     last_used_at: datetime | None
     last_used_ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """An account at a login provider, linked to a user. ``(provider, subject)`` is the
+    identity; ``email`` is what the provider last said, for display only."""
+
+    id: str
+    user_id: str
+    provider: str
+    subject: str
+    email: str | None
+    linked_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthFlowRecord:
+    """A login (or link) in progress at a provider, found by its ``state`` and usable once, by
+    the browser whose cookie hashes to ``binding_hash``."""
+
+    state_hash: str
+    binding_hash: str
+    provider: str
+    nonce: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+    redirect_to: str
+    # Set when a logged-in user links a provider: who, from which session.
+    user_id: str | None
+    session_id: str | None
+    created_at: datetime
+    expires_at: datetime
 
 
 class RevocationKind(StrEnum):

@@ -26,6 +26,7 @@ def test_register_returns_the_user_without_secrets(client: FlaskClient) -> None:
         "email_verified",
         "created_at",
         "last_login_at",
+        "avatar_url",
     }
 
 

@@ -20,6 +20,7 @@ from authgate.errors import ConfigError, NotFoundError
 from authgate.integrations.flask import (
     auth_views,
     meta_views,
+    oauth_views,
     tenant_views,
     token_views,
     user_views,
@@ -136,7 +137,7 @@ class AuthGate:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
         app.url_value_preprocessor(_refuse_control_characters)
-        for module in (auth_views, user_views, tenant_views, token_views, meta_views):
+        for module in (auth_views, user_views, tenant_views, token_views, oauth_views, meta_views):
             app.register_blueprint(module.blueprint)
         app.after_request(_finish_response(make_cors(settings) if settings.origins else None))
         if settings.trusted_proxies:

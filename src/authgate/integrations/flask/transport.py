@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response
 
 from authgate.config import Settings
 from authgate.core.csrf import CSRF_HEADERS, SAFE_METHODS, check_csrf
@@ -13,6 +14,8 @@ from authgate.errors import AuthenticationRequiredError, InvalidTokenError
 from authgate.service import IssuedTokens
 
 REFRESH_COOKIE_PATH = "/api/auth"
+OAUTH_FLOW_COOKIE = "authgate_oauth_flow"
+OAUTH_FLOW_COOKIE_PATH = "/api/oauth"
 
 
 class Transport:
@@ -106,6 +109,32 @@ class Transport:
                 samesite=policy.samesite,
                 partitioned=policy.partitioned,
             )
+
+    def oauth_flow_cookie(self, request: Request) -> str | None:
+        return request.cookies.get(OAUTH_FLOW_COOKIE) or None
+
+    def set_oauth_flow_cookie(self, response: Response, binding: str, max_age: int) -> None:
+        """Ties a login at a provider to this browser. ``SameSite=Lax`` whatever the session
+        cookies use: the provider sends the browser back with a top-level GET, which carries
+        Lax cookies, and the cookie is set and read on our own site only."""
+        response.set_cookie(
+            OAUTH_FLOW_COOKIE,
+            binding,
+            max_age=max_age,
+            path=OAUTH_FLOW_COOKIE_PATH,
+            secure=self.cookie_policy.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    def clear_oauth_flow_cookie(self, response: Response) -> None:
+        response.delete_cookie(
+            OAUTH_FLOW_COOKIE,
+            path=OAUTH_FLOW_COOKIE_PATH,
+            secure=self.cookie_policy.secure,
+            httponly=True,
+            samesite="Lax",
+        )
 
     def _set(self, response: Response, name: str, value: str, path: str, max_age: int) -> None:
         policy = self.cookie_policy

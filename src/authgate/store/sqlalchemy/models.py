@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -12,11 +14,15 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from authgate.store.records import UserRecord, UserStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,6 +72,7 @@ class UserRow(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
 
 
 class SessionRow(Base):
@@ -150,6 +157,54 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class IdentityRow(Base):
+    __tablename__ = "authgate_identities"
+    __table_args__ = (UniqueConstraint("provider", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OAuthFlowRow(Base):
+    __tablename__ = "authgate_oauth_flows"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_to: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE")
+    )
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+def user_record(row: UserRow | Row[Any]) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        username=row.username,
+        name=row.name,
+        password_hash=row.password_hash,
+        roles=tuple(json.loads(row.roles)),
+        status=UserStatus(row.status),
+        email_verified=row.email_verified,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+        avatar_url=row.avatar_url,
+    )
 
 
 Index("ix_authgate_sessions_expires_at", SessionRow.expires_at)

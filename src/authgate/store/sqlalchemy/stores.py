@@ -10,11 +10,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
     Engine,
-    Row,
     Table,
     bindparam,
     delete,
@@ -38,12 +36,14 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.models import (
     ApiTokenRow,
     RefreshTokenRow,
     RevocationRow,
     SessionRow,
     UserRow,
+    user_record,
 )
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
 
@@ -59,21 +59,6 @@ _RECORD_LOGIN = (
 _RECORD_LOGIN_REHASHED = _RECORD_LOGIN.values(password_hash=bindparam("password_hash"))
 _INSERT_SESSION = insert(SessionRow)
 _INSERT_REFRESH_TOKEN = insert(RefreshTokenRow)
-
-
-def _user_record(row: UserRow | Row[Any]) -> UserRecord:
-    return UserRecord(
-        id=row.id,
-        email=row.email,
-        username=row.username,
-        name=row.name,
-        password_hash=row.password_hash,
-        roles=tuple(json.loads(row.roles)),
-        status=UserStatus(row.status),
-        email_verified=row.email_verified,
-        created_at=row.created_at,
-        last_login_at=row.last_login_at,
-    )
 
 
 def _session_record(row: SessionRow) -> SessionRecord:
@@ -103,7 +88,7 @@ def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
         alive.engine.dispose(close=False)
 
 
-class SqlAlchemyStore(TenantStoreMixin):
+class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
     """Users, sessions, refresh tokens, tenants, API tokens and the revocation log in SQL."""
 
     def __init__(self, engine: Engine):
@@ -176,18 +161,18 @@ class SqlAlchemyStore(TenantStoreMixin):
                 add_personal_tenant(db, row.id, now)
         except IntegrityError:
             raise UserExistsError() from None
-        return _user_record(row)
+        return user_record(row)
 
     def get_user(self, user_id: str) -> UserRecord | None:
         with self._sessions() as db:
             row = db.get(UserRow, user_id)
-            return _user_record(row) if row else None
+            return user_record(row) if row else None
 
     def find_user_by_login(self, login: str) -> UserRecord | None:
         statement = _FIND_BY_EMAIL if "@" in login else _FIND_BY_USERNAME
         with self.engine.connect() as conn:
             row = conn.execute(statement, {"key": login.casefold()}).first()
-            return _user_record(row) if row else None
+            return user_record(row) if row else None
 
     def update_profile(
         self, user_id: str, *, name: str | None, username: str | None, now: datetime
@@ -203,7 +188,7 @@ class SqlAlchemyStore(TenantStoreMixin):
                 self._log(db, RevocationKind.USER, [user_id], now)
         except IntegrityError:
             raise UserExistsError("This username is already taken.") from None
-        return _user_record(row)
+        return user_record(row)
 
     def update_access(
         self,
@@ -228,7 +213,7 @@ class SqlAlchemyStore(TenantStoreMixin):
                 revoked += [(RevocationKind.SESSION, s) for s in sessions]
                 revoked += [(RevocationKind.API_TOKEN, t) for t in tokens]
             self._log(db, RevocationKind.USER, [user_id], now)
-        return _user_record(row), revoked
+        return user_record(row), revoked
 
     def set_password_hash(
         self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
@@ -268,7 +253,7 @@ class SqlAlchemyStore(TenantStoreMixin):
             rows = db.scalars(
                 stmt.order_by(UserRow.created_at, UserRow.id).offset(offset).limit(limit)
             ).all()
-            return [_user_record(r) for r in rows], total
+            return [user_record(r) for r in rows], total
 
     def count_users(self) -> int:
         with self._sessions() as db:

@@ -1,0 +1,101 @@
+"""``/api/oauth``: "Log in with ..." redirects and callbacks; ``/api/auth/identities``.
+
+A browser arrives here by navigation, not by ``fetch``: failures redirect it to the frontend with
+``?error=<code>`` (and are logged) instead of showing a JSON or error page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from authgate.core.oauth import add_query_parameter
+from authgate.errors import AuthError, OAuthError
+from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.requests import client_info
+from authgate.oauth import OAuthStart
+from authgate.schemas import identity_to_json
+
+log = logging.getLogger("authgate.oauth")
+
+blueprint = Blueprint("authgate_oauth", __name__)
+
+
+def _redirect(location: str, *, error: AuthError | None = None, provider: str) -> BaseResponse:
+    if error is not None:
+        log.warning("OAuth with %s failed: %s (%s)", provider, error.code, error.message)
+        location = add_query_parameter(location, "error", error.code)
+    response = redirect(location, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the callback URL holds the code
+    return response
+
+
+def _flow_response(response: BaseResponse, start: OAuthStart) -> BaseResponse:
+    get_extension().transport.set_oauth_flow_cookie(response, start.binding, start.max_age)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/api/oauth/providers")
+def providers() -> Response:
+    infos = get_extension().service.oauth_providers()
+    return jsonify([{"name": i.name, "display_name": i.display_name} for i in infos])
+
+
+@blueprint.get("/api/oauth/<provider>/login")
+def login(provider: str) -> BaseResponse:
+    service = get_extension().service
+    next_url = request.args.get("next")
+    try:
+        start = service.begin_oauth(provider, next_url=next_url)
+    except OAuthError as error:
+        if error.status == 404:
+            raise
+        return _redirect(service.redirect_target(next_url), error=error, provider=provider)
+    return _flow_response(redirect(start.authorization_url, code=302), start)
+
+
+@blueprint.get("/api/oauth/<provider>/callback")
+def callback(provider: str) -> BaseResponse:
+    ext = get_extension()
+    args = request.args
+    outcome = ext.service.finish_oauth(
+        provider,
+        binding=ext.transport.oauth_flow_cookie(request),
+        state=args.get("state"),
+        code=args.get("code"),
+        error=args.get("error"),
+        client=client_info(),
+    )
+    response = _redirect(outcome.redirect_to, error=outcome.error, provider=provider)
+    ext.transport.clear_oauth_flow_cookie(response)
+    if outcome.issued is not None:
+        ext.transport.set_session_cookies(response, outcome.issued)
+    return response
+
+
+@blueprint.post("/api/oauth/<provider>/link")
+@token_required(sessions_only=True)
+def link(provider: str) -> BaseResponse:
+    start = get_extension().service.begin_oauth(
+        provider, next_url=request.args.get("next"), linking=authenticate_request()
+    )
+    return _flow_response(jsonify({"authorization_url": start.authorization_url}), start)
+
+
+@blueprint.get("/api/auth/identities")
+@token_required(sessions_only=True)
+def list_identities() -> dict[str, object]:
+    identities = get_extension().service.list_identities(authenticate_request())
+    return {"identities": [identity_to_json(i) for i in identities]}
+
+
+@blueprint.delete("/api/auth/identities/<identity_id>")
+@token_required(sessions_only=True)
+def unlink_identity(identity_id: str) -> Response:
+    get_extension().service.unlink_identity(authenticate_request(), identity_id)
+    return Response(status=204)

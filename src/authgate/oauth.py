@@ -1,0 +1,283 @@
+"""Logging in with a provider (GitHub, Google, any OpenID Connect provider): the decisions.
+
+Mixed into ``AuthService``. The provider clients (``authgate.providers``) talk HTTP and check the
+protocol; here we decide which account a provider identity opens, when an identity may join an
+existing account, and which flows are genuine. An identity is ``(provider, subject)``, never an
+email address: an email only links accounts when both sides have verified it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from email_validator import EmailNotValidError, validate_email
+
+from authgate.core.oauth import (
+    ExternalProfile,
+    FlowSecrets,
+    hash_flow_secret,
+    new_flow_secrets,
+    safe_redirect_target,
+)
+from authgate.core.origins import parse_origin
+from authgate.errors import (
+    AccountDisabledError,
+    AuthenticationRequiredError,
+    AuthError,
+    LastLoginMethodError,
+    NotFoundError,
+    OAuthAccountExistsError,
+    OAuthDeniedError,
+    OAuthEmailMissingError,
+    OAuthError,
+    OAuthIdentityTakenError,
+    OAuthStateMismatchError,
+    OAuthUnknownProviderError,
+    UserExistsError,
+)
+from authgate.providers import ProviderClient, ProviderInfo
+from authgate.store.records import IdentityRecord, OAuthFlowRecord, UserRecord
+
+if TYPE_CHECKING:
+    from authgate.config import Settings
+    from authgate.core.clocks import Clock
+    from authgate.revocations import AuthCache
+    from authgate.service import ClientInfo, IssuedTokens, Principal
+    from authgate.store.protocols import Store
+
+log = logging.getLogger("authgate.oauth")
+
+# How long a browser may stay at the provider before the flow is forgotten.
+OAUTH_FLOW_TTL_SECONDS = 600
+CALLBACK_PATH = "/api/oauth/{provider}/callback"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthStart:
+    """Send the browser to ``authorization_url``, with ``binding`` in a short-lived cookie."""
+
+    authorization_url: str
+    binding: str = field(repr=False)
+    max_age: int = OAUTH_FLOW_TTL_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthOutcome:
+    """Where the browser goes back to, and either a new login session or what went wrong."""
+
+    redirect_to: str
+    issued: IssuedTokens | None = None
+    error: AuthError | None = None
+
+
+class OAuthMixin:
+    """The "Log in with ..." decisions of ``AuthService``."""
+
+    oauth_clients: dict[str, ProviderClient]
+
+    if TYPE_CHECKING:
+        settings: Settings
+        store: Store
+        clock: Clock
+        cache: AuthCache
+
+        def _session_id(self, principal: Principal) -> str: ...
+
+        def _open_session(
+            self, user: UserRecord, client: ClientInfo, *, generation: int
+        ) -> IssuedTokens: ...
+
+    def oauth_providers(self) -> list[ProviderInfo]:
+        return [client.info for client in self.oauth_clients.values()]
+
+    def _oauth_client(self, name: str) -> ProviderClient:
+        client = self.oauth_clients.get(name)
+        if client is None:
+            raise OAuthUnknownProviderError()
+        return client
+
+    def oauth_redirect_uri(self, provider: str) -> str:
+        """The callback URL to register at the provider."""
+        return self.settings.public_url + CALLBACK_PATH.format(provider=provider)
+
+    def redirect_target(self, requested: str | None) -> str:
+        """``requested`` if it stays on our origin or an allowed one; the default otherwise."""
+        own = parse_origin(self.settings.public_url)
+        allowlist = self.settings.allowlist
+        return (
+            safe_redirect_target(requested, own_origin=own, allowlist=allowlist)
+            or safe_redirect_target(
+                self.settings.oauth_default_redirect, own_origin=own, allowlist=allowlist
+            )
+            or self.settings.public_url + "/"
+        )
+
+    def begin_oauth(
+        self,
+        provider: str,
+        *,
+        next_url: str | None,
+        linking: Principal | None = None,
+    ) -> OAuthStart:
+        """Start a login (or, with ``linking``, link the provider to that user's account)."""
+        client = self._oauth_client(provider)
+        session_id = self._session_id(linking) if linking is not None else None
+        flow = new_flow_secrets()
+        url = client.authorization_url(redirect_uri=self.oauth_redirect_uri(provider), flow=flow)
+        now = self.clock.now()
+        self.store.create_oauth_flow(
+            OAuthFlowRecord(
+                state_hash=hash_flow_secret(flow.state),
+                binding_hash=hash_flow_secret(flow.binding),
+                provider=provider,
+                nonce=flow.nonce,
+                code_verifier=flow.code_verifier,
+                redirect_to=self.redirect_target(next_url),
+                user_id=linking.user.id if linking is not None else None,
+                session_id=session_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=OAUTH_FLOW_TTL_SECONDS),
+            ),
+            now=now,
+        )
+        return OAuthStart(url, flow.binding)
+
+    def finish_oauth(
+        self,
+        provider: str,
+        *,
+        binding: str | None,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        client: ClientInfo,
+    ) -> OAuthOutcome:
+        """The browser is back from the provider. The flow must be this browser's, unused and
+        recent; then the code is exchanged, the identity verified, and the user logged in (or
+        the identity linked)."""
+        flow = (
+            self.store.consume_oauth_flow(hash_flow_secret(state), now=self.clock.now())
+            if (state and len(state) <= 512)
+            else None
+        )
+        if (
+            flow is None
+            or binding is None
+            or flow.provider != provider
+            or not hmac.compare_digest(flow.binding_hash, hash_flow_secret(binding))
+        ):
+            return OAuthOutcome(self.redirect_target(None), error=OAuthStateMismatchError())
+        try:
+            if error is not None:
+                raise OAuthDeniedError() if error == "access_denied" else OAuthError()
+            if not code:
+                raise OAuthError("The provider sent no login code.")
+            secrets_ = FlowSecrets(state or "", flow.nonce, flow.code_verifier, binding)
+            profile = self._oauth_client(provider).fetch_profile(
+                code=code, redirect_uri=self.oauth_redirect_uri(provider), flow=secrets_
+            )
+            if flow.user_id is not None:
+                self._link_identity(flow, profile)
+                return OAuthOutcome(flow.redirect_to)
+            issued = self._log_in_with(provider, profile, client)
+            return OAuthOutcome(flow.redirect_to, issued=issued)
+        except AuthError as e:
+            return OAuthOutcome(flow.redirect_to, error=e)
+
+    def _log_in_with(
+        self, provider: str, profile: ExternalProfile, client: ClientInfo
+    ) -> IssuedTokens:
+        generation = self.cache.users.generation
+        identity = self.store.find_identity(provider, profile.subject)
+        if identity is not None:
+            user = self.store.get_user(identity.user_id)
+            self.store.record_identity_login(identity.id, email=profile.email, now=self.clock.now())
+        else:
+            user = self._account_for_new_identity(provider, profile)
+        if user is None or not user.is_active:
+            raise AccountDisabledError()
+        return self._open_session(user, client, generation=generation)
+
+    def _account_for_new_identity(self, provider: str, profile: ExternalProfile) -> UserRecord:
+        """A new user, or an existing one when both sides have verified the same email."""
+        email = _usable_email(profile.email)
+        if email is None:
+            raise OAuthEmailMissingError()
+        existing = self.store.find_user_by_email(email)
+        if existing is not None:
+            if not (profile.email_verified and existing.email_verified):
+                raise OAuthAccountExistsError()
+            self.store.link_identity(
+                existing.id,
+                provider=provider,
+                subject=profile.subject,
+                email=email,
+                now=self.clock.now(),
+            )
+            log.info("linked %s identity to user %s by verified email", provider, existing.id)
+            return existing
+        try:
+            return self.store.create_user_with_identity(
+                email=email,
+                name=profile.name,
+                avatar_url=profile.avatar_url,
+                email_verified=profile.email_verified,
+                roles=("user",),
+                provider=provider,
+                subject=profile.subject,
+                now=self.clock.now(),
+            )
+        except UserExistsError:
+            # Someone registered this email (or logged in with this identity) meanwhile.
+            raise OAuthAccountExistsError() from None
+
+    def _link_identity(self, flow: OAuthFlowRecord, profile: ExternalProfile) -> None:
+        """Link to the user who started the flow, if that login session is still alive."""
+        session = self.store.get_session(flow.session_id or "")
+        user = self.store.get_user(flow.user_id or "")
+        if (
+            session is None
+            or user is None
+            or session.user_id != user.id
+            or not session.is_valid_at(self.clock.now())
+            or not user.is_active
+        ):
+            raise AuthenticationRequiredError("Log in again, then link the provider.")
+        existing = self.store.find_identity(flow.provider, profile.subject)
+        if existing is not None:
+            if existing.user_id != user.id:
+                raise OAuthIdentityTakenError()
+            return
+        self.store.link_identity(
+            user.id,
+            provider=flow.provider,
+            subject=profile.subject,
+            email=_usable_email(profile.email),
+            now=self.clock.now(),
+        )
+
+    def list_identities(self, principal: Principal) -> list[IdentityRecord]:
+        self._session_id(principal)
+        return self.store.list_identities(principal.user.id)
+
+    def unlink_identity(self, principal: Principal, identity_id: str) -> None:
+        self._session_id(principal)
+        outcome = self.store.unlink_identity(principal.user.id, identity_id)
+        if outcome == "not_found":
+            raise NotFoundError("No such identity.")
+        if outcome == "last_login_method":
+            raise LastLoginMethodError()
+
+
+def _usable_email(email: str | None) -> str | None:
+    """The provider's email if it is a valid address (normalised), else None."""
+    if not email or len(email) > 254:
+        return None
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None

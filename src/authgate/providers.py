@@ -1,0 +1,316 @@
+"""Provider clients for "Log in with ...": the HTTP side of OAuth 2.0 / OpenID Connect.
+
+Authlib's client builds the authorization request (state, nonce, PKCE S256) and performs the
+code exchange with client authentication; these classes add what a relying party must check,
+cache discovery documents and keys, put a timeout on every call, and translate every failure
+into an ``OAuthError`` with a stable code. They decide nothing about accounts: the service does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urljoin
+
+import requests
+from authlib.integrations.base_client import OAuthError as AuthlibOAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from authgate.config import OAuthProviderSettings
+from authgate.core.clocks import Clock
+from authgate.core.oauth import (
+    ExternalProfile,
+    FlowSecrets,
+    ProviderKey,
+    ProviderMetadata,
+    UnknownIdTokenKeyError,
+    parse_discovery_document,
+    parse_jwks,
+    verify_id_token,
+)
+from authgate.errors import (
+    OAuthError,
+    OAuthProviderResponseError,
+    OAuthProviderUnavailableError,
+)
+
+log = logging.getLogger("authgate.oauth")
+
+# (connect, read) seconds for every call to a provider: a hung provider must not hold a worker.
+HTTP_TIMEOUT = (5.0, 10.0)
+_MAX_RESPONSE_BYTES = 1024 * 1024
+_METADATA_TTL_SECONDS = 3600.0
+# A token naming an unknown key makes us fetch the JWKS again, but not more often than this.
+_JWKS_MIN_REFRESH_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    name: str
+    display_name: str
+
+
+class ProviderClient(Protocol):
+    info: ProviderInfo
+
+    def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
+        """Where to send the browser to log in."""
+        ...
+
+    def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
+        """Exchange the code (with the PKCE verifier) and say who logged in, checked."""
+        ...
+
+
+def build_provider_clients(
+    providers: Mapping[str, OAuthProviderSettings], clock: Clock
+) -> dict[str, ProviderClient]:
+    clients: dict[str, ProviderClient] = {}
+    for name, settings in providers.items():
+        info = ProviderInfo(name, settings.label(name))
+        if settings.kind == "github":
+            clients[name] = GitHubClient(info, settings)
+        else:
+            clients[name] = OpenIDConnectClient(info, settings, clock)
+    return clients
+
+
+class _HttpClient:
+    """What both kinds share: an Authlib session per flow, JSON calls with limits."""
+
+    def __init__(self, info: ProviderInfo, settings: OAuthProviderSettings):
+        self.info = info
+        self.settings = settings
+
+    def _session(self, redirect_uri: str) -> OAuth2Session:
+        return OAuth2Session(
+            client_id=self.settings.client_id,
+            client_secret=self.settings.client_secret.get_secret_value(),
+            token_endpoint_auth_method=self._token_auth_method(),
+            scope=" ".join(self.settings.scopes),
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            default_timeout=HTTP_TIMEOUT,
+        )
+
+    def _token_auth_method(self) -> str:
+        return "client_secret_basic"
+
+    def _exchange_code(
+        self, session: OAuth2Session, token_url: str, *, code: str, flow: FlowSecrets
+    ) -> dict[str, Any]:
+        try:
+            token = session.fetch_token(
+                token_url, code=code, code_verifier=flow.code_verifier, state=flow.state
+            )
+        except AuthlibOAuthError as e:
+            log.warning("%s refused the code: %s", self.info.name, e.error)
+            raise OAuthError(
+                "The provider refused the login code (it may have been used already); start again."
+            ) from e
+        except requests.HTTPError as e:
+            raise _http_error(self.info.name, e) from e
+        except requests.RequestException as e:
+            log.warning("%s token endpoint unreachable: %s", self.info.name, type(e).__name__)
+            raise OAuthProviderUnavailableError() from e
+        except ValueError as e:
+            raise OAuthProviderResponseError("The provider's token response is not JSON.") from e
+        if not isinstance(token.get("access_token"), str):
+            raise OAuthProviderResponseError("The provider's token response has no access token.")
+        return dict(token)
+
+    def _get_json(
+        self, session: requests.Session, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        try:
+            response = session.get(url, headers=dict(headers or {}), timeout=HTTP_TIMEOUT)
+            response.raise_for_status()
+        except requests.HTTPError as e:
+            raise _http_error(self.info.name, e) from e
+        except requests.RequestException as e:
+            log.warning("%s unreachable at %s: %s", self.info.name, url, type(e).__name__)
+            raise OAuthProviderUnavailableError() from e
+        if len(response.content) > _MAX_RESPONSE_BYTES:
+            raise OAuthProviderResponseError("The provider's response is too large.")
+        try:
+            return response.json()
+        except ValueError as e:
+            raise OAuthProviderResponseError("The provider's response is not JSON.") from e
+
+
+def _http_error(name: str, error: requests.HTTPError) -> OAuthError:
+    status = error.response.status_code if error.response is not None else 0
+    log.warning("%s answered HTTP %s at %s", name, status, error.request and error.request.url)
+    if status >= 500 or status == 429:
+        return OAuthProviderUnavailableError()
+    return OAuthProviderResponseError()
+
+
+class OpenIDConnectClient(_HttpClient):
+    """Any OpenID Provider known by its issuer (Google is one with a preset issuer)."""
+
+    def __init__(self, info: ProviderInfo, settings: OAuthProviderSettings, clock: Clock):
+        super().__init__(info, settings)
+        self.issuer = settings.issuer or ""
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._metadata: ProviderMetadata | None = None
+        self._metadata_at = 0.0
+        self._keys: dict[str, ProviderKey] = {}
+        self._keys_at = -_JWKS_MIN_REFRESH_SECONDS
+
+    def metadata(self) -> ProviderMetadata:
+        """The discovery document, fetched once an hour; a stale copy outlives an outage."""
+        now = self._clock.timestamp()
+        with self._lock:
+            if self._metadata is not None and now - self._metadata_at < _METADATA_TTL_SECONDS:
+                return self._metadata
+            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            try:
+                document = self._get_json(requests.Session(), url)
+                self._metadata = parse_discovery_document(
+                    document, expected_issuer=self.issuer, allow_http=self.settings.allow_http
+                )
+                self._metadata_at = now
+            except OAuthError:
+                if self._metadata is None:
+                    raise
+                log.warning("%s: kept the cached discovery document", self.info.name)
+            return self._metadata
+
+    def _signing_keys(self, *, refresh: bool) -> dict[str, ProviderKey]:
+        now = self._clock.timestamp()
+        with self._lock:
+            stale = now - self._keys_at >= _METADATA_TTL_SECONDS
+            may_refresh = now - self._keys_at >= _JWKS_MIN_REFRESH_SECONDS
+            if stale or (refresh and may_refresh):
+                jwks_uri = self._metadata.jwks_uri if self._metadata else ""
+                self._keys = parse_jwks(self._get_json(requests.Session(), jwks_uri))
+                self._keys_at = now
+            return self._keys
+
+    def _token_auth_method(self) -> str:
+        methods = self.metadata().token_auth_methods
+        if "client_secret_basic" in methods or not methods:
+            return "client_secret_basic"
+        return "client_secret_post"
+
+    def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
+        metadata = self.metadata()
+        url, _ = self._session(redirect_uri).create_authorization_url(
+            metadata.authorization_endpoint,
+            state=flow.state,
+            code_verifier=flow.code_verifier,
+            nonce=flow.nonce,
+        )
+        return str(url)
+
+    def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
+        metadata = self.metadata()
+        session = self._session(redirect_uri)
+        token = self._exchange_code(session, metadata.token_endpoint, code=code, flow=flow)
+        claims = dict(self._verify(token.get("id_token"), metadata, flow).claims)
+        if metadata.userinfo_endpoint:
+            userinfo = self._get_json(session, metadata.userinfo_endpoint)
+            if not isinstance(userinfo, dict) or userinfo.get("sub") != claims["sub"]:
+                # OpenID Connect Core §5.3.2: a mismatched sub must not be used at all.
+                raise OAuthProviderResponseError(
+                    "The provider's userinfo is about another user than its ID token."
+                )
+            claims = {**userinfo, **claims}
+        return _profile_from_claims(claims)
+
+    def _verify(self, id_token: object, metadata: ProviderMetadata, flow: FlowSecrets) -> Any:
+        def verify(keys: dict[str, ProviderKey]) -> Any:
+            return verify_id_token(
+                id_token,
+                keys=keys,
+                algorithms=metadata.id_token_algorithms,
+                issuer=metadata.issuer,
+                client_id=self.settings.client_id,
+                nonce=flow.nonce,
+                now=self._clock.timestamp(),
+            )
+
+        try:
+            return verify(self._signing_keys(refresh=False))
+        except UnknownIdTokenKeyError:
+            # The provider may have rotated its keys since we fetched them.
+            return verify(self._signing_keys(refresh=True))
+
+
+def _profile_from_claims(claims: Mapping[str, Any]) -> ExternalProfile:
+    email = claims.get("email")
+    verified = claims.get("email_verified")
+    return ExternalProfile(
+        subject=str(claims["sub"]),
+        email=email if isinstance(email, str) and email else None,
+        # Some providers send the string "true"; anything else is "not verified".
+        email_verified=verified is True or verified == "true",
+        name=_text(claims.get("name")),
+        avatar_url=_https_url(claims.get("picture")),
+    )
+
+
+class GitHubClient(_HttpClient):
+    """GitHub (or GitHub Enterprise Server): OAuth 2.0 without OpenID Connect, so the user comes
+    from ``/user`` and the email from ``/user/emails`` (the primary one, if verified)."""
+
+    _API_HEADERS = {  # noqa: RUF012 - read only
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+
+    def _token_auth_method(self) -> str:
+        return "client_secret_post"  # what GitHub documents
+
+    def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
+        url, _ = self._session(redirect_uri).create_authorization_url(
+            self.settings.authorization_url, state=flow.state, code_verifier=flow.code_verifier
+        )
+        return str(url)
+
+    def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
+        session = self._session(redirect_uri)
+        self._exchange_code(session, self.settings.token_url, code=code, flow=flow)
+        api = self.settings.api_url.rstrip("/") + "/"
+        user = self._get_json(session, urljoin(api, "user"), headers=self._API_HEADERS)
+        if not isinstance(user, dict) or not isinstance(user.get("id"), int):
+            raise OAuthProviderResponseError("GitHub's /user response has no user id.")
+        emails = self._get_json(session, urljoin(api, "user/emails"), headers=self._API_HEADERS)
+        email, verified = _github_email(emails)
+        return ExternalProfile(
+            subject=str(user["id"]),  # the numeric id: a login name can be renamed and reused
+            email=email,
+            email_verified=verified,
+            name=_text(user.get("name")) or _text(user.get("login")),
+            avatar_url=_https_url(user.get("avatar_url")),
+        )
+
+
+def _github_email(emails: object) -> tuple[str | None, bool]:
+    """The primary email and whether GitHub has verified it."""
+    if not isinstance(emails, list):
+        raise OAuthProviderResponseError("GitHub's /user/emails response is not a list.")
+    for entry in emails:
+        if isinstance(entry, dict) and entry.get("primary") is True:
+            email = entry.get("email")
+            if isinstance(email, str) and email:
+                return email, entry.get("verified") is True
+    return None, False
+
+
+def _text(value: object, limit: int = 200) -> str | None:
+    if not isinstance(value, str):
+        return None
+    cleaned = "".join(ch for ch in value if ch.isprintable()).strip()
+    return cleaned[:limit] or None
+
+
+def _https_url(value: object) -> str | None:
+    if isinstance(value, str) and value.startswith("https://") and len(value) <= 2048:
+        return value if value.isprintable() and " " not in value else None
+    return None

@@ -1,0 +1,203 @@
+"""Provider identities and OAuth flows in SQL (mixed into ``SqlAlchemyStore``)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Literal, Protocol
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authgate.errors import OAuthIdentityTakenError, UserExistsError
+from authgate.store.records import IdentityRecord, OAuthFlowRecord, UserRecord, UserStatus
+from authgate.store.sqlalchemy.models import IdentityRow, OAuthFlowRow, UserRow, user_record
+from authgate.store.sqlalchemy.tenants import add_personal_tenant
+
+UnlinkOutcome = Literal["unlinked", "not_found", "last_login_method"]
+
+
+def _identity_record(row: IdentityRow) -> IdentityRecord:
+    return IdentityRecord(
+        id=row.id,
+        user_id=row.user_id,
+        provider=row.provider,
+        subject=row.subject,
+        email=row.email,
+        linked_at=row.linked_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+def _flow_record(row: OAuthFlowRow) -> OAuthFlowRecord:
+    return OAuthFlowRecord(
+        state_hash=row.state_hash,
+        binding_hash=row.binding_hash,
+        provider=row.provider,
+        nonce=row.nonce,
+        code_verifier=row.code_verifier,
+        redirect_to=row.redirect_to,
+        user_id=row.user_id,
+        session_id=row.session_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _identity_row(
+    user_id: str, provider: str, subject: str, email: str | None, now: datetime
+) -> IdentityRow:
+    return IdentityRow(
+        id=secrets.token_hex(12),
+        user_id=user_id,
+        provider=provider,
+        subject=subject,
+        email=email,
+        linked_at=now,
+        last_login_at=now,
+    )
+
+
+class _SqlBase(Protocol):
+    def _transaction(self) -> AbstractContextManager[Session]: ...
+
+    def _reader(self) -> Session: ...
+
+
+class IdentityStoreMixin:
+    """Identities at login providers and the short-lived state of flows in progress."""
+
+    # Flows -----------------------------------------------------------------------------------
+
+    def create_oauth_flow(self: _SqlBase, flow: OAuthFlowRecord, *, now: datetime) -> None:
+        with self._transaction() as db:
+            # Abandoned flows (the user never came back) go when the next one starts.
+            db.execute(delete(OAuthFlowRow).where(OAuthFlowRow.expires_at < now))
+            db.add(OAuthFlowRow(**{f: getattr(flow, f) for f in OAuthFlowRecord.__slots__}))
+
+    def consume_oauth_flow(
+        self: _SqlBase, state_hash: str, *, now: datetime
+    ) -> OAuthFlowRecord | None:
+        """Take the flow out: it can be used once, by whichever request deletes it first."""
+        with self._transaction() as db:
+            row = db.get(OAuthFlowRow, state_hash)
+            if row is None:
+                return None
+            deleted = db.execute(delete(OAuthFlowRow).where(OAuthFlowRow.state_hash == state_hash))
+            if deleted.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return _flow_record(row) if row.expires_at > now else None
+
+    # Identities ------------------------------------------------------------------------------
+
+    def find_identity(self: _SqlBase, provider: str, subject: str) -> IdentityRecord | None:
+        with self._reader() as db:
+            row = db.scalar(
+                select(IdentityRow).where(
+                    IdentityRow.provider == provider, IdentityRow.subject == subject
+                )
+            )
+            return _identity_record(row) if row else None
+
+    def find_user_by_email(self: _SqlBase, email: str) -> UserRecord | None:
+        with self._reader() as db:
+            row = db.scalar(select(UserRow).where(UserRow.email_key == email.casefold()))
+            return user_record(row) if row else None
+
+    def create_user_with_identity(
+        self: _SqlBase,
+        *,
+        email: str,
+        name: str | None,
+        avatar_url: str | None,
+        email_verified: bool,
+        roles: Sequence[str],
+        provider: str,
+        subject: str,
+        now: datetime,
+    ) -> UserRecord:
+        """A new user (no password), their personal tenant and their first identity, at once.
+        ``UserExistsError`` when the email or the identity was taken meanwhile."""
+        row = UserRow(
+            id=secrets.token_hex(12),
+            email=email,
+            email_key=email.casefold(),
+            username=None,
+            username_key=None,
+            name=name,
+            password_hash=None,
+            roles=json.dumps(list(roles)),
+            status=UserStatus.ACTIVE.value,
+            email_verified=email_verified,
+            created_at=now,
+            last_login_at=None,
+            avatar_url=avatar_url,
+        )
+        try:
+            with self._transaction() as db:
+                db.add(row)
+                db.flush()
+                add_personal_tenant(db, row.id, now)
+                db.add(_identity_row(row.id, provider, subject, email, now))
+        except IntegrityError:
+            raise UserExistsError() from None
+        return user_record(row)
+
+    def link_identity(
+        self: _SqlBase,
+        user_id: str,
+        *,
+        provider: str,
+        subject: str,
+        email: str | None,
+        now: datetime,
+    ) -> IdentityRecord:
+        """``OAuthIdentityTakenError`` when this identity belongs to someone already."""
+        row = _identity_row(user_id, provider, subject, email, now)
+        try:
+            with self._transaction() as db:
+                db.add(row)
+        except IntegrityError:
+            raise OAuthIdentityTakenError() from None
+        return _identity_record(row)
+
+    def record_identity_login(
+        self: _SqlBase, identity_id: str, *, email: str | None, now: datetime
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                update(IdentityRow)
+                .where(IdentityRow.id == identity_id)
+                .values(email=email, last_login_at=now)
+            )
+
+    def list_identities(self: _SqlBase, user_id: str) -> list[IdentityRecord]:
+        with self._reader() as db:
+            rows = db.scalars(
+                select(IdentityRow)
+                .where(IdentityRow.user_id == user_id)
+                .order_by(IdentityRow.linked_at, IdentityRow.id)
+            ).all()
+            return [_identity_record(r) for r in rows]
+
+    def unlink_identity(self: _SqlBase, user_id: str, identity_id: str) -> UnlinkOutcome:
+        """Remove one of the user's identities unless it is their last way to log in (no
+        password, no other identity); decided under a lock on the user's row."""
+        with self._transaction() as db:
+            user = db.get(UserRow, user_id, with_for_update=True)
+            identity = db.get(IdentityRow, identity_id)
+            if user is None or identity is None or identity.user_id != user_id:
+                return "not_found"
+            others = db.scalar(
+                select(func.count())
+                .select_from(IdentityRow)
+                .where(IdentityRow.user_id == user_id, IdentityRow.id != identity_id)
+            )
+            if user.password_hash is None and not others:
+                return "last_login_method"
+            db.delete(identity)
+            return "unlinked"
