@@ -262,13 +262,22 @@ class ServerGroup:
     servers: list[Server] = field(default_factory=list)
 
     def start(
-        self, *, count: int = 1, workers: int = 2, redis_url: str | None = None, **extra: str
+        self,
+        *,
+        count: int = 1,
+        workers: int = 2,
+        redis_url: str | None = None,
+        port: int | None = None,
+        **extra: str,
     ) -> list[Server]:
         """Start ``count`` more servers (in parallel). All are instances of one deployment:
-        they share the public URL (so the token issuer) of the first, as behind one balancer."""
+        they share the public URL (so the token issuer) of the first, as behind one balancer.
+        ``port`` chooses the port of a single server (one known in advance, e.g. to register
+        its callback URL at a provider)."""
+        assert port is None or count == 1
         servers: list[Server] = []
         for _ in range(count):
-            port = free_port()
+            port = port or free_port()
             env = server_env(
                 instance_path=self.instance_path,
                 database_url=self.database.url,
