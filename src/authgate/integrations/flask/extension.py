@@ -151,6 +151,12 @@ class AuthGate:
             policy.samesite,
             "; Partitioned" if policy.partitioned else "",
         )
+        for name in settings.oauth_providers:
+            log.info(
+                "OAuth provider %s: register the redirect URI %s",
+                name,
+                service.oauth_redirect_uri(name),
+            )
 
     def _state(self) -> AuthGateState:
         if has_app_context() and EXTENSION_KEY in current_app.extensions:
