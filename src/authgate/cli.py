@@ -29,6 +29,7 @@ from werkzeug.serving import run_simple
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
+from authgate.deploy.tls import DEFAULT_NAMES, issue_dev_certificate
 from authgate.errors import (
     AuthError,
     ConfigError,
@@ -638,6 +639,42 @@ def keys_list(keys_dir: Path | None) -> None:
             f"Warning: {path} is readable or writable by other users; run `chmod 600 {path}`.",
             err=True,
         )
+
+
+# tls -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def tls() -> None:
+    """Certificates for HTTPS during development."""
+
+
+@tls.command("dev")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the CA and certificates live [default: <instance>/tls].",
+)
+def tls_dev(names: tuple[str, ...], directory: Path | None) -> None:
+    """Make a local CA (once) and a certificate for NAMES (default: localhost 127.0.0.1 ::1)."""
+    directory = directory or _load().instance_path / "tls"
+    cert = issue_dev_certificate(directory, names or DEFAULT_NAMES, now=datetime.now(UTC))
+    click.echo(f"certificate  {cert.cert_path}   (for {', '.join(cert.names)})")
+    click.echo(f"private key  {cert.key_path}   (mode 0600)")
+    click.echo(f"CA           {cert.ca_path}")
+    click.echo(
+        "\nTrust the CA (once) where you test:\n"
+        f"  Debian/Ubuntu: sudo cp {cert.ca_path} /usr/local/share/ca-certificates/"
+        "authgate-dev-ca.crt && sudo update-ca-certificates\n"
+        f"  macOS:         sudo security add-trusted-cert -d -r trustRoot "
+        f"-k /Library/Keychains/System.keychain {cert.ca_path}\n"
+        f"  Chrome/Firefox on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
+        f"-n authgate-dev -i {cert.ca_path}\n"
+        f"  Python (requests/httpx): SSL_CERT_FILE={cert.ca_path} or REQUESTS_CA_BUNDLE=..."
+        "\nNever use these certificates in production; use certbot there."
+    )
 
 
 if __name__ == "__main__":

@@ -339,6 +339,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta"),
     Operation(
         "get",
+        "/api/auth/diagnose",
+        "What the server saw of this request (Origin allowed? session cookie? scheme?) and "
+        "the problems found, each with its fix; readable from any origin without credentials",
+        auth=False,
+        tag="meta",
+    ),
+    Operation(
+        "get",
         "/api/oauth/providers",
         "Configured login providers, for 'Continue with ...' buttons",
         response=ProviderList,

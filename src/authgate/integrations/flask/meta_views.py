@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from authgate.core.diagnostics import RequestView, diagnose_request
 from authgate.errors import ServiceUnavailableError
 from authgate.integrations.flask.context import get_extension
 from authgate.openapi import build_openapi
@@ -23,6 +24,33 @@ def healthz() -> dict[str, str]:
     if not get_extension().service.is_healthy():
         raise ServiceUnavailableError("The database does not answer.")
     return {"status": "ok"}
+
+
+@blueprint.get("/api/auth/diagnose")
+def diagnose() -> Response:
+    """No authentication; readable from any origin (without credentials) so that a page on an
+    origin that is not allowed can still learn why."""
+    ext = get_extension()
+    view = RequestView(
+        origin=request.headers.get("Origin"),
+        session_cookie=ext.transport.has_session_cookie(request),
+        refresh_cookie=ext.transport.refresh_cookie(request) is not None,
+        scheme=request.scheme,
+        host=request.host,
+        client_ip=request.remote_addr,
+    )
+    report = diagnose_request(
+        view,
+        public_url=ext.settings.public_url,
+        allowlist=ext.transport.allowlist,
+        cookie_policy=ext.transport.cookie_policy,
+        cookie_name=ext.settings.session_cookie_name,
+    )
+    response = jsonify(report)
+    response.headers["Cache-Control"] = "no-store"
+    if view.origin is not None and not report["origin_allowed"]:
+        response.headers["Access-Control-Allow-Origin"] = "*"  # never with credentials
+    return response
 
 
 @blueprint.get("/api/openapi.json")

@@ -1,0 +1,1 @@
+"""Deployment helpers: TLS for development, the nginx configuration."""
