@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -100,3 +101,430 @@ def test_production_refuses_missing_and_development_keys(tmp_path: Path) -> None
     later = SystemClock().now() + timedelta(seconds=1)
     generate_key(tmp_path / "keys", dev=False, now=later)
     assert not KeySource(settings, SystemClock()).ring.active.dev
+
+
+# OAuth providers ----------------------------------------------------------------------------
+
+GITHUB_SECRET = "gh-secret-7Hq2vX9pL"
+GOOGLE_SECRET = "google-secret-Jk4mN8rT"
+CORP_SECRET = "corp-secret-Wz5yB3cD"
+ALL_SECRETS = (GITHUB_SECRET, GOOGLE_SECRET, CORP_SECRET)
+
+CORP_ENV = {
+    "AUTHGATE_OAUTH_CORP_SSO_ISSUER": "https://sso.corp.example",
+    "AUTHGATE_OAUTH_CORP_SSO_CLIENT_ID": "corp-client",
+    "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET": CORP_SECRET,
+}
+PROVIDERS_ENV = {
+    "AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "gh-client",
+    "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET,
+    "AUTHGATE_OAUTH_GOOGLE_CLIENT_ID": "google-client.apps.googleusercontent.com",
+    "AUTHGATE_OAUTH_GOOGLE_CLIENT_SECRET": GOOGLE_SECRET,
+    **CORP_ENV,
+}
+
+
+def _config_error(environ: dict[str, str], overrides: dict[str, object] | None = None) -> str:
+    """The text of the ConfigError these settings raise; it never shows a client secret."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides, environ=environ)
+    message = str(info.value)
+    for secret in ALL_SECRETS:
+        assert secret not in message
+    return message
+
+
+def test_oauth_providers_from_environment_variables() -> None:
+    settings = load_settings(environ=PROVIDERS_ENV)
+    providers = settings.oauth_providers
+    assert list(providers) == ["github", "google", "corp_sso"]
+
+    github = providers["github"]
+    assert github.kind == "github"
+    assert github.client_id == "gh-client"
+    assert github.client_secret.get_secret_value() == GITHUB_SECRET
+    assert github.scopes == ("read:user", "user:email")
+    assert github.label("github") == "GitHub"
+    assert github.issuer is None
+
+    google = providers["google"]
+    assert google.kind == "google"
+    assert google.issuer == "https://accounts.google.com"
+    assert google.scopes == ("openid", "email", "profile")
+    assert google.label("google") == "Google"
+    assert google.client_secret.get_secret_value() == GOOGLE_SECRET
+
+    corp = providers["corp_sso"]
+    assert corp.kind == "oidc"
+    assert corp.issuer == "https://sso.corp.example"
+    assert corp.client_id == "corp-client"
+    assert corp.client_secret.get_secret_value() == CORP_SECRET
+    assert corp.scopes == ("openid", "email", "profile")
+    assert corp.allow_http is False
+    assert corp.label("corp_sso") == "Corp_Sso"
+
+
+def test_oauth_provider_optional_fields_from_environment_variables() -> None:
+    settings = load_settings(
+        environ={
+            **CORP_ENV,
+            "AUTHGATE_OAUTH_CORP_SSO_SCOPES": "openid,email  groups",
+            "AUTHGATE_OAUTH_CORP_SSO_DISPLAY_NAME": "Corporate SSO",
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "gh-client",
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET,
+            "AUTHGATE_OAUTH_GITHUB_AUTHORIZATION_URL": "https://ghe.corp.example/login/oauth/authorize",
+            "AUTHGATE_OAUTH_GITHUB_TOKEN_URL": "https://ghe.corp.example/login/oauth/access_token",
+            "AUTHGATE_OAUTH_GITHUB_API_URL": "https://ghe.corp.example/api/v3",
+        }
+    )
+    corp = settings.oauth_providers["corp_sso"]
+    assert corp.scopes == ("openid", "email", "groups")
+    assert corp.label("corp_sso") == "Corporate SSO"
+    github = settings.oauth_providers["github"]
+    assert github.authorization_url == "https://ghe.corp.example/login/oauth/authorize"
+    assert github.token_url == "https://ghe.corp.example/login/oauth/access_token"
+    assert github.api_url == "https://ghe.corp.example/api/v3"
+
+
+def test_oauth_provider_fields_merge_across_sources_app_config_winning() -> None:
+    settings = load_settings(
+        {"AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET},
+        environ={
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "gh-client",
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": "from-the-environment",
+        },
+    )
+    github = settings.oauth_providers["github"]
+    assert github.client_id == "gh-client"
+    assert github.client_secret.get_secret_value() == GITHUB_SECRET
+
+
+def test_oidc_provider_without_issuer_is_refused() -> None:
+    environ = {k: v for k, v in CORP_ENV.items() if not k.endswith("_ISSUER")}
+    message = _config_error(environ)
+    assert "AUTHGATE_OAUTH_CORP_SSO" in message
+    assert "issuer" in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "bug: errors from OAuthProviderSettings._complete (a model validator) have the location "
+        "('oauth_providers', name), so _variable_name in src/authgate/config.py reports "
+        "AUTHGATE_OAUTH_CORP_SSO instead of the variable to fix (..._ISSUER, ..._SCOPES)"
+    ),
+)
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"AUTHGATE_OAUTH_CORP_SSO_ISSUER": ""}, "AUTHGATE_OAUTH_CORP_SSO_ISSUER"),
+        ({"AUTHGATE_OAUTH_CORP_SSO_SCOPES": "email"}, "AUTHGATE_OAUTH_CORP_SSO_SCOPES"),
+    ],
+)
+def test_provider_errors_name_the_exact_variable(extra: dict[str, str], variable: str) -> None:
+    message = _config_error({**CORP_ENV, **extra})
+    assert variable in message
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        (
+            {"AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "gh-client"},
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET",
+        ),
+        (
+            {k: v for k, v in CORP_ENV.items() if not k.endswith("_SECRET")},
+            "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET",
+        ),
+        (
+            {**CORP_ENV, "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET": "   "},
+            "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET",
+        ),
+        (
+            {"AUTHGATE_OAUTH_GOOGLE_CLIENT_SECRET": GOOGLE_SECRET},
+            "AUTHGATE_OAUTH_GOOGLE_CLIENT_ID",
+        ),
+        (
+            {**CORP_ENV, "AUTHGATE_OAUTH_CORP_SSO_KIND": "facebook"},
+            "AUTHGATE_OAUTH_CORP_SSO_KIND",
+        ),
+    ],
+)
+def test_missing_or_bad_provider_fields_name_the_variable(
+    environ: dict[str, str], variable: str
+) -> None:
+    assert variable in _config_error(environ)
+
+
+def test_unknown_provider_field_is_refused() -> None:
+    message = _config_error({**CORP_ENV, "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRETS": "x"})
+    assert "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRETS" in message
+
+
+def test_plain_http_provider_urls_need_allow_http() -> None:
+    environ = {**CORP_ENV, "AUTHGATE_OAUTH_CORP_SSO_ISSUER": "http://localhost:9000"}
+    message = _config_error(environ)
+    assert "http://localhost:9000" in message
+    assert "AUTHGATE_OAUTH_CORP_SSO" in message
+    refused = _config_error({**environ, "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP": "false"})
+    assert "plain http" in refused
+
+    settings = load_settings(environ={**environ, "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP": "true"})
+    corp = settings.oauth_providers["corp_sso"]
+    assert corp.allow_http is True
+    assert corp.issuer == "http://localhost:9000"
+
+
+def test_plain_http_github_urls_need_allow_http() -> None:
+    environ = {
+        "AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "gh-client",
+        "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET,
+        "AUTHGATE_OAUTH_GITHUB_API_URL": "http://localhost:9001/api",
+    }
+    assert "http://localhost:9001/api" in _config_error(environ)
+    settings = load_settings(environ={**environ, "AUTHGATE_OAUTH_GITHUB_ALLOW_HTTP": "1"})
+    assert settings.oauth_providers["github"].api_url == "http://localhost:9001/api"
+
+
+@pytest.mark.parametrize(
+    "issuer", ["sso.corp.example", "ftp://sso.corp.example", "https://", "javascript:alert(1)"]
+)
+def test_provider_urls_must_be_absolute_http_urls(issuer: str) -> None:
+    message = _config_error(
+        {
+            **CORP_ENV,
+            "AUTHGATE_OAUTH_CORP_SSO_ISSUER": issuer,
+            "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP": "true",
+        }
+    )
+    assert "AUTHGATE_OAUTH_CORP_SSO" in message
+
+
+def _production_env(tmp_path: Path) -> dict[str, str]:
+    # What production needs besides the providers (see the production tests above).
+    return {
+        "AUTHGATE_ENV": "production",
+        "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
+        "AUTHGATE_DATABASE_URL": "postgresql+psycopg://app@db/app",
+        "AUTHGATE_KEYS_DIR": str(tmp_path),
+        "AUTHGATE_ORIGINS": "https://app.example.com",
+    }
+
+
+def test_production_refuses_a_provider_allowing_http(tmp_path: Path) -> None:
+    environ = {
+        **_production_env(tmp_path),
+        **CORP_ENV,
+        "AUTHGATE_OAUTH_CORP_SSO_ISSUER": "http://localhost:9000",
+        "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP": "true",
+    }
+    message = _config_error(environ)
+    assert "production" in message
+    assert "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP" in message
+    # Nothing else is wrong with these settings.
+    assert "AUTHGATE_DATABASE_URL" not in message
+    assert "AUTHGATE_KEYS_DIR" not in message
+    assert "AUTHGATE_PUBLIC_URL" not in message
+
+
+def test_production_refuses_allow_http_even_with_https_urls(tmp_path: Path) -> None:
+    environ = {**_production_env(tmp_path), **CORP_ENV, "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP": "1"}
+    assert "AUTHGATE_OAUTH_CORP_SSO_ALLOW_HTTP" in _config_error(environ)
+
+
+def test_production_accepts_https_providers(tmp_path: Path) -> None:
+    settings = load_settings(environ={**_production_env(tmp_path), **PROVIDERS_ENV})
+    assert settings.is_production
+    assert settings.production_problems() == []
+    assert sorted(settings.oauth_providers) == ["corp_sso", "github", "google"]
+
+
+def test_toml_file_refuses_a_client_secret(tmp_path: Path) -> None:
+    config = tmp_path / "authgate.toml"
+    config.write_text(
+        "[authgate.oauth_providers.corp_sso]\n"
+        'issuer = "https://sso.corp.example"\n'
+        'client_id = "corp-client"\n'
+        f'client_secret = "{CORP_SECRET}"\n'
+    )
+    message = _config_error({"AUTHGATE_CONFIG": str(config)})
+    assert str(config) in message
+    assert "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET" in message
+    assert "environment" in message
+
+
+def test_toml_file_provider_with_the_secret_in_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "authgate.toml"
+    config.write_text(
+        "[authgate.oauth_providers.corp_sso]\n"
+        'issuer = "https://sso.corp.example"\n'
+        'client_id = "corp-client"\n'
+        'scopes = ["openid", "email"]\n'
+        'display_name = "Corp SSO"\n'
+        "\n"
+        "[authgate.oauth_providers.github]\n"
+        'client_id = "gh-client"\n'
+    )
+    settings = load_settings(
+        environ={
+            "AUTHGATE_CONFIG": str(config),
+            "AUTHGATE_OAUTH_CORP_SSO_CLIENT_SECRET": CORP_SECRET,
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET,
+        }
+    )
+    corp = settings.oauth_providers["corp_sso"]
+    assert (corp.kind, corp.issuer, corp.client_id) == (
+        "oidc",
+        "https://sso.corp.example",
+        "corp-client",
+    )
+    assert corp.scopes == ("openid", "email")
+    assert corp.label("corp_sso") == "Corp SSO"
+    assert corp.client_secret.get_secret_value() == CORP_SECRET
+    github = settings.oauth_providers["github"]
+    assert github.kind == "github"
+    assert github.client_secret.get_secret_value() == GITHUB_SECRET
+
+
+def test_toml_file_provider_without_any_secret_names_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "authgate.toml"
+    config.write_text('[authgate.oauth_providers.github]\nclient_id = "gh-client"\n')
+    message = _config_error({"AUTHGATE_CONFIG": str(config)})
+    assert "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET" in message
+
+
+def test_providers_as_json() -> None:
+    providers = {
+        "github": {"client_id": "gh-client", "client_secret": GITHUB_SECRET},
+        "okta": {
+            "issuer": "https://corp.okta.example",
+            "client_id": "okta-client",
+            "client_secret": CORP_SECRET,
+            "scopes": ["openid", "email"],
+            "display_name": "Okta",
+        },
+    }
+    settings = load_settings(environ={"AUTHGATE_OAUTH_PROVIDERS": json.dumps(providers)})
+    assert sorted(settings.oauth_providers) == ["github", "okta"]
+    okta = settings.oauth_providers["okta"]
+    assert (okta.kind, okta.issuer, okta.scopes) == (
+        "oidc",
+        "https://corp.okta.example",
+        ("openid", "email"),
+    )
+    assert okta.client_secret.get_secret_value() == CORP_SECRET
+    assert settings.oauth_providers["github"].scopes == ("read:user", "user:email")
+
+
+def test_provider_variables_override_the_json() -> None:
+    providers = {"github": {"client_id": "gh-client", "client_secret": "from-json"}}
+    settings = load_settings(
+        environ={
+            "AUTHGATE_OAUTH_PROVIDERS": json.dumps(providers),
+            "AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET": GITHUB_SECRET,
+        }
+    )
+    github = settings.oauth_providers["github"]
+    assert github.client_id == "gh-client"
+    assert github.client_secret.get_secret_value() == GITHUB_SECRET
+
+
+@pytest.mark.parametrize("value", ["{not json", '["github"]', '"github"', "42"])
+def test_providers_json_must_be_an_object(value: str) -> None:
+    assert "AUTHGATE_OAUTH_PROVIDERS" in _config_error({"AUTHGATE_OAUTH_PROVIDERS": value})
+
+
+@pytest.mark.parametrize(
+    "name", ["Bad-Name", "GitHub", "9x", "_corp", "corp sso", "corp.sso", "", "a" * 33]
+)
+def test_invalid_provider_names_are_refused(name: str) -> None:
+    providers = {name: {"issuer": "https://x.example", "client_id": "c", "client_secret": "s"}}
+    message = _config_error({"AUTHGATE_OAUTH_PROVIDERS": json.dumps(providers)})
+    assert "provider name" in message
+
+
+@pytest.mark.parametrize(
+    "variable", ["AUTHGATE_OAUTH_9X_CLIENT_ID", "AUTHGATE_OAUTH_CORP-SSO_CLIENT_ID"]
+)
+def test_invalid_provider_names_in_variables_are_refused(variable: str) -> None:
+    assert "provider name" in _config_error({variable: "c"})
+
+
+def test_longest_provider_name_is_accepted() -> None:
+    name = "a" * 32
+    providers = {name: {"issuer": "https://x.example", "client_id": "c", "client_secret": "s"}}
+    settings = load_settings(environ={"AUTHGATE_OAUTH_PROVIDERS": json.dumps(providers)})
+    assert list(settings.oauth_providers) == [name]
+
+
+@pytest.mark.parametrize(
+    ("provider", "scopes"),
+    [("CORP_SSO", "email profile"), ("CORP_SSO", "openid-connect"), ("GOOGLE", "email,profile")],
+)
+def test_openid_connect_providers_need_the_openid_scope(provider: str, scopes: str) -> None:
+    environ = {
+        **PROVIDERS_ENV,
+        f"AUTHGATE_OAUTH_{provider}_SCOPES": scopes,
+    }
+    message = _config_error(environ)
+    assert "openid" in message
+    assert f"AUTHGATE_OAUTH_{provider}" in message
+
+
+def test_github_scopes_need_no_openid() -> None:
+    settings = load_settings(environ={**PROVIDERS_ENV, "AUTHGATE_OAUTH_GITHUB_SCOPES": "read:user"})
+    assert settings.oauth_providers["github"].scopes == ("read:user",)
+
+
+@pytest.mark.parametrize(
+    ("target", "origins"),
+    [
+        ("/", ""),
+        ("/account", ""),
+        ("/account?tab=logins#top", ""),
+        ("http://localhost:8086/account", ""),
+        ("https://app.example.com/home", "https://app.example.com"),
+    ],
+)
+def test_default_redirect_accepts_safe_targets(target: str, origins: str) -> None:
+    settings = load_settings(
+        environ={"AUTHGATE_OAUTH_DEFAULT_REDIRECT": target, "AUTHGATE_ORIGINS": origins}
+    )
+    assert settings.oauth_default_redirect == target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.test",
+        "/\\evil.test",
+        "https://evil.test/",
+        "https://app.example.com/home",  # not an allowed origin here
+        "https://app.example.com.evil.test/",
+        "javascript:alert(1)",
+        "account",
+        "",
+    ],
+)
+def test_default_redirect_refuses_unsafe_targets(target: str) -> None:
+    message = _config_error(
+        {"AUTHGATE_OAUTH_DEFAULT_REDIRECT": target, "AUTHGATE_ORIGINS": "http://localhost:4100"}
+    )
+    assert "oauth_default_redirect" in message
+
+
+def test_settings_with_providers_are_hashable_and_never_show_secrets() -> None:
+    first = load_settings(environ=PROVIDERS_ENV)
+    second = load_settings(environ=PROVIDERS_ENV)
+    assert first == second
+    assert hash(first) == hash(second)
+    assert {first: "cached"}[second] == "cached"
+    other = load_settings(environ={**PROVIDERS_ENV, "AUTHGATE_OAUTH_GITHUB_CLIENT_ID": "other"})
+    assert other != first
+    assert hash(other) != hash(first)
+    for text in (repr(first), str(first), first.model_dump_json()):
+        for secret in ALL_SECRETS:
+            assert secret not in text
+    assert "corp-client" in repr(first)  # the providers are in the repr, only masked

@@ -169,7 +169,11 @@ def parse_discovery_document(
 
 
 def _is_provider_url(value: str, *, allow_http: bool) -> bool:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a port
+    except ValueError:
+        return False
     schemes = ("https", "http") if allow_http else ("https",)
     return parts.scheme in schemes and bool(parts.hostname) and _is_plain_text(value)
 
@@ -197,6 +201,8 @@ def parse_jwks(document: object) -> dict[str, ProviderKey]:
     for data in document["keys"]:
         if not isinstance(data, Mapping) or data.get("use", "sig") != "sig":
             continue
+        if data.get("kty") not in ("RSA", "EC", "OKP") or "d" in data:
+            continue  # symmetric keys never verify an ID token; a private key is a mistake
         kid, declared = data.get("kid"), data.get("alg")
         try:
             key = jwt.PyJWK(dict(data))
@@ -239,7 +245,7 @@ def verify_id_token(
     except PyJWTError as e:
         raise OAuthInvalidIdTokenError("The ID token is malformed.") from e
     algorithm = header.get("alg")
-    if algorithm not in algorithms & ID_TOKEN_ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in algorithms & ID_TOKEN_ALGORITHMS:
         raise OAuthInvalidIdTokenError(
             f"The ID token's algorithm {str(algorithm)[:20]!r} is not accepted."
         )

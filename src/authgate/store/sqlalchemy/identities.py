@@ -9,9 +9,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Literal, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from authgate.errors import OAuthIdentityTakenError, UserExistsError
 from authgate.store.records import IdentityRecord, OAuthFlowRecord, UserRecord, UserStatus
@@ -187,17 +187,27 @@ class IdentityStoreMixin:
     def unlink_identity(self: _SqlBase, user_id: str, identity_id: str) -> UnlinkOutcome:
         """Remove one of the user's identities unless it is their last way to log in (no
         password, no other identity); decided under a lock on the user's row."""
+        others = aliased(IdentityRow)
+        still_can_log_in = or_(
+            exists().where(UserRow.id == user_id, UserRow.password_hash.is_not(None)),
+            exists().where(others.user_id == user_id, others.id != identity_id),
+        )
         with self._transaction() as db:
-            user = db.get(UserRow, user_id, with_for_update=True)
-            identity = db.get(IdentityRow, identity_id)
-            if user is None or identity is None or identity.user_id != user_id:
-                return "not_found"
-            others = db.scalar(
-                select(func.count())
-                .select_from(IdentityRow)
-                .where(IdentityRow.user_id == user_id, IdentityRow.id != identity_id)
+            # PostgreSQL: unlinks of one user queue on the user's row. SQLite: the conditional
+            # delete below is one statement, and SQLite runs writes one at a time.
+            db.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+            deleted = db.execute(
+                delete(IdentityRow).where(
+                    IdentityRow.id == identity_id,
+                    IdentityRow.user_id == user_id,
+                    still_can_log_in,
+                )
             )
-            if user.password_hash is None and not others:
-                return "last_login_method"
-            db.delete(identity)
-            return "unlinked"
+            if deleted.rowcount == 1:  # type: ignore[attr-defined]
+                return "unlinked"
+            owned = db.scalar(
+                select(IdentityRow.id).where(
+                    IdentityRow.id == identity_id, IdentityRow.user_id == user_id
+                )
+            )
+            return "last_login_method" if owned else "not_found"
