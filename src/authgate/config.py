@@ -149,6 +149,8 @@ class Settings(BaseModel):
     redis_url: SecretStr | None = None
     revocation_poll_interval_seconds: float = Field(default=0.25, gt=0, le=1.0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # An avatar upload may be this large (its request only; every other body: max_body_bytes).
+    avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     trusted_proxies: int = Field(default=0, ge=0, le=10)
     password_time_cost: int = Field(default=2, ge=2)
     password_memory_cost_kib: int = Field(default=19456, ge=19456)

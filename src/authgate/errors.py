@@ -134,6 +134,12 @@ class PayloadTooLargeError(AuthError):
     default_message = "The request body is too large."
 
 
+class InvalidImageError(AuthError):
+    code = "invalid_image"
+    status = 422
+    default_message = "The file is not a JPEG, PNG or GIF image that can be read."
+
+
 class RateLimitedError(AuthError):
     code = "rate_limited"
     status = 429

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
+from authgate.avatars import AvatarMixin
 from authgate.config import Settings
 from authgate.core.api_tokens import looks_like_api_token
 from authgate.core.clocks import Clock
@@ -99,6 +100,7 @@ class KeySource:
         self._production = settings.is_production
         self._clock = clock
         self._last_reload = 0.0
+        self._directory_mtime = self._mtime()
         ring = load_keyring(self._directory)
         if ring is None:
             if self._production:
@@ -133,6 +135,20 @@ class KeySource:
             )
         return ring
 
+    def _mtime(self) -> int:
+        try:
+            return self._directory.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def refresh_if_changed(self) -> None:
+        """Pick up a key added by ``authgate keys rotate`` before signing: one ``stat``."""
+        mtime = self._mtime()
+        if mtime != self._directory_mtime:
+            self._directory_mtime = mtime
+            self._last_reload = 0.0
+            self.reload()
+
     def reload(self) -> bool:
         """Re-read the key directory, at most every few seconds; True when it was re-read.
 
@@ -151,7 +167,7 @@ class KeySource:
         return True
 
 
-class AuthService(OAuthMixin, TenancyMixin):
+class AuthService(OAuthMixin, TenancyMixin, AvatarMixin):
     def __init__(
         self,
         settings: Settings,
@@ -263,6 +279,7 @@ class AuthService(OAuthMixin, TenancyMixin):
 
     def _issue(self, user: UserRecord, session: SessionRecord, refresh_token: str) -> IssuedTokens:
         ttl = self.settings.access_token_ttl_seconds
+        self.keys.refresh_if_changed()
         token = issue_access_token(
             key=self.keys.ring.active,
             issuer=self.settings.resolved_issuer,
@@ -503,10 +520,12 @@ class AuthService(OAuthMixin, TenancyMixin):
             raise ConflictError(
                 "This user is the only owner of a shared tenant; make someone else owner first."
             )
+        user = self.store.get_user(user_id)
         revoked = self.store.delete_user(user_id, now=self.clock.now())
         if revoked is None:
             raise NotFoundError("No such user.")
         self.feed.announce(revoked)
+        self.remove_avatar_file(user.avatar_url if user else None)
 
     # Operations ------------------------------------------------------------------------------
 

@@ -52,6 +52,13 @@ class UserStore(Protocol):
         """Set name and username (logged as a user event); ``UserExistsError`` if taken."""
         ...
 
+    def set_avatar_url(
+        self, user_id: str, url: str | None, *, now: datetime
+    ) -> tuple[UserRecord, str | None] | None:
+        """Set (or clear) the avatar URL, logged as a user event; the updated user and the URL
+        it replaced, or None when there is no such user."""
+        ...
+
     def update_access(
         self,
         user_id: str,

@@ -190,6 +190,30 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
             raise UserExistsError("This username is already taken.") from None
         return user_record(row)
 
+    def set_avatar_url(
+        self, user_id: str, url: str | None, *, now: datetime
+    ) -> tuple[UserRecord, str | None] | None:
+        # Compare and swap, so that of two uploads at once each learns the URL it replaced (and
+        # its file is removed exactly once), on SQLite as on PostgreSQL.
+        current = select(UserRow.avatar_url).where(UserRow.id == user_id)
+        with self._transaction() as db:
+            while True:
+                found = db.execute(current).first()
+                if found is None:
+                    return None
+                old_url = found[0]
+                swapped = db.execute(
+                    update(UserRow)
+                    .where(UserRow.id == user_id, UserRow.avatar_url.is_not_distinct_from(old_url))
+                    .values(avatar_url=url)
+                )
+                if swapped.rowcount == 1:  # type: ignore[attr-defined]
+                    break
+            self._log(db, RevocationKind.USER, [user_id], now)
+            row = db.get(UserRow, user_id, populate_existing=True)
+            assert row is not None
+        return user_record(row), old_url
+
     def update_access(
         self,
         user_id: str,
