@@ -30,6 +30,7 @@ def test_service_imports_no_flask() -> None:
 def test_public_api_is_locked() -> None:
     assert sorted(authgate.__all__) == [
         "AuthGate",
+        "ResourceServer",
         "__version__",
         "current_principal",
         "current_tenant",

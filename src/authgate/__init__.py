@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthGate",
+    "ResourceServer",
     "__version__",
     "current_principal",
     "current_tenant",
@@ -24,6 +25,7 @@ _FLASK_NAMES = frozenset(__all__) - {"__version__"}
 if TYPE_CHECKING:
     from authgate.integrations.flask import (
         AuthGate,
+        ResourceServer,
         current_principal,
         current_tenant,
         current_user,

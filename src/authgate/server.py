@@ -8,6 +8,7 @@ from flask import Flask
 
 from authgate.config import Settings, load_settings
 from authgate.integrations.flask.extension import AuthGate
+from authgate.integrations.flask.web_views import pages_blueprint
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -19,4 +20,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("authgate", instance_path=str(settings.instance_path.resolve()))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     AuthGate(app, settings=settings)
+    app.register_blueprint(pages_blueprint)
     return app

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from authgate.errors import ConfigError
 
@@ -79,7 +79,7 @@ class SigningKey:
 class KeyRing:
     """An immutable set of signing keys, newest first; the newest one signs, all of them verify."""
 
-    __slots__ = ("_by_kid", "_keys")
+    __slots__ = ("_by_kid", "_keys", "_public")
 
     def __init__(self, keys: Sequence[SigningKey]) -> None:
         if not keys:
@@ -91,6 +91,7 @@ class KeyRing:
             by_kid[key.kid] = key
         self._keys = tuple(sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True))
         self._by_kid = by_kid
+        self._public = {kid: key.private_key.public_key() for kid, key in by_kid.items()}
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
@@ -105,12 +106,53 @@ class KeyRing:
     def find(self, kid: str) -> SigningKey | None:
         return self._by_kid.get(kid)
 
+    def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        """The key that verifies tokens signed under ``kid``."""
+        return self._public.get(kid)
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWK Set to publish at ``/.well-known/jwks.json``: every key's public part."""
         return {"keys": [key.public_jwk() for key in self._keys]}
 
     def __repr__(self) -> str:
         return f"KeyRing(kids={[k.kid for k in self._keys]!r})"
+
+
+class PublicKeySet:
+    """Verification keys only, from a published JWK Set: what a resource server holds."""
+
+    __slots__ = ("_by_kid",)
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey]) -> None:
+        self._by_kid = dict(keys)
+
+    @classmethod
+    def from_jwks(cls, document: object) -> PublicKeySet:
+        """The Ed25519 (``OKP``/``EdDSA``) signing keys of a JWKS document; others are skipped.
+        ``ValueError`` if the document is not a JWK Set."""
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("not a JWK Set")
+        keys: dict[str, Ed25519PublicKey] = {}
+        for jwk in document["keys"]:
+            if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+                continue
+            if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
+                continue
+            kid, x = jwk.get("kid"), jwk.get("x")
+            if not isinstance(kid, str) or not isinstance(x, str):
+                continue
+            try:
+                raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+                keys[kid] = Ed25519PublicKey.from_public_bytes(raw)
+            except ValueError:
+                continue
+        return cls(keys)
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        return self._by_kid.get(kid)
+
+    def __len__(self) -> int:
+        return len(self._by_kid)
 
 
 def _parse_kid(kid: str) -> tuple[datetime, bool] | None:

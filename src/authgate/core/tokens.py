@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from authgate.core.keys import ALGORITHM, KeyRing, SigningKey
+from authgate.core.keys import ALGORITHM, SigningKey
 from authgate.errors import InvalidTokenError, TokenExpiredError
 
 __all__ = [
@@ -97,7 +98,14 @@ def _nonempty_str(payload: dict[str, Any], claim: str) -> str:
     return value
 
 
-def _select_key(token: str, keyring: KeyRing) -> SigningKey:
+class VerificationKeys(Protocol):
+    """Where verification keys come from: our own ``KeyRing``, or a resource server's
+    ``PublicKeySet`` read from the JWKS."""
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None: ...
+
+
+def _select_key(token: str, keyring: VerificationKeys) -> tuple[str, Ed25519PublicKey]:
     """The key named by the (not yet verified) header, after checking the header's shape."""
     try:
         header = jwt.get_unverified_header(token)
@@ -113,16 +121,16 @@ def _select_key(token: str, keyring: KeyRing) -> SigningKey:
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise InvalidTokenError()
-    key = keyring.find(kid)
+    key = keyring.public_key(kid)
     if key is None:
         raise UnknownKeyError()
-    return key
+    return kid, key
 
 
 def decode_access_token(
     token: str,
     *,
-    keyring: KeyRing,
+    keyring: VerificationKeys,
     issuer: str,
     audience: str,
     now: float,
@@ -139,11 +147,11 @@ def decode_access_token(
     # which PyJWT would fail to encode) is junk, refused before it reaches the library.
     if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
         raise InvalidTokenError()
-    key = _select_key(token, keyring)
+    kid, public_key = _select_key(token, keyring)
     try:
         payload: dict[str, Any] = jwt.decode(
             token,
-            key.private_key.public_key(),
+            public_key,
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,
@@ -184,5 +192,5 @@ def decode_access_token(
         issued_at=issued_at,
         expires_at=expires_at,
         token_id=token_id,
-        key_id=key.kid,
+        key_id=kid,
     )

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.resource_server import RESOURCE_SERVER_KEY, TokenPrincipal
 from authgate.service import Principal
 
 P = ParamSpec("P")
@@ -23,13 +24,35 @@ def authenticate_request() -> Principal:
     principal: Principal | None = g.get("authgate_principal")
     if principal is not None:
         return principal
-    ext = get_extension()
+    try:
+        ext = get_extension()
+    except KeyError:
+        return _authenticate_offline()  # type: ignore[return-value]
     token, transport = ext.transport.credential(request)
     principal = ext.service.authenticate(token, transport, ip=(request.remote_addr or "")[:64])
     if transport == "cookie":
         ext.transport.check_csrf(request)
     g.authgate_principal = principal
     return principal
+
+
+def _authenticate_offline() -> TokenPrincipal:
+    """In a ``ResourceServer`` app: the access token, verified with authgate's public keys."""
+    server = current_app.extensions.get(RESOURCE_SERVER_KEY)
+    if server is None:
+        raise RuntimeError("Neither AuthGate(app) nor ResourceServer(app) is set up on this app.")
+    principal: TokenPrincipal = server.authenticate(request)
+    g.authgate_principal = principal
+    return principal
+
+
+def _authorize_offline(principal: TokenPrincipal, roles: tuple[str, ...], offline_ok: bool) -> None:
+    if not offline_ok:
+        raise RuntimeError(
+            "token_required(scopes=, resource=, tenant_roles=) and tenant views need "
+            "AuthGate(app); a ResourceServer checks roles only."
+        )
+    principal.require_roles(roles)
 
 
 def _resource_names(resource: Resource, view: Callable[..., Any]) -> tuple[str, ...]:
@@ -88,6 +111,10 @@ def token_required(
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = authenticate_request()
+            if isinstance(principal, TokenPrincipal):
+                offline_ok = not (required_scopes or required_tenant_roles or resource)
+                _authorize_offline(principal, required, offline_ok and "tenant_id" not in kwargs)
+                return view(*args, **kwargs)
             # A view under a tenant (a ``tenant_id`` argument) always checks membership.
             if declares_anything or principal.api_token is not None or "tenant_id" in kwargs:
                 g.authgate_tenant = get_extension().service.authorize(

@@ -27,6 +27,18 @@ def create_token() -> tuple[dict[str, object], int]:
     return {"token": plaintext, **api_token_to_json(record)}, 201
 
 
+@blueprint.get("/scopes")
+@token_required(sessions_only=True)
+def token_options() -> dict[str, object]:
+    """What a new token may carry, for forms: scopes and lifetimes."""
+    service = get_extension().service
+    return {
+        "scopes": list(service.api_token_scopes),
+        "default_ttl_days": service.settings.api_token_default_ttl_days,
+        "max_ttl_days": service.settings.api_token_max_ttl_days,
+    }
+
+
 @blueprint.get("")
 @token_required(sessions_only=True)
 def list_tokens() -> dict[str, object]:

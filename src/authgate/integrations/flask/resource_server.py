@@ -1,0 +1,151 @@
+"""``ResourceServer(app, ...)``: another backend that trusts authgate's access tokens offline.
+
+It holds no secret and no database: it verifies ``Authorization: Bearer`` access tokens with the
+public keys authgate publishes at ``/.well-known/jwks.json`` (fetched once, cached, fetched again
+when a token names a key it has not seen, at most every ``jwks_refetch_seconds``).
+``token_required(roles=[...])`` and ``current_user`` (a :class:`TokenUser`: id, roles, session id)
+work in its views.
+
+What it cannot know offline: a revocation (logout, a disabled user) takes effect when the access
+token expires (15 minutes by default); API tokens, scopes and tenants need authgate itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from flask import Flask, Request
+
+from authgate.core.keys import PublicKeySet
+from authgate.core.tokens import AccessClaims, UnknownKeyError, decode_access_token
+from authgate.errors import (
+    AuthenticationRequiredError,
+    InsufficientRoleError,
+    InvalidTokenError,
+    ServiceUnavailableError,
+)
+from authgate.integrations.flask.errors import register_error_handlers
+
+log = logging.getLogger("authgate.resource_server")
+
+RESOURCE_SERVER_KEY = "authgate_resource_server"
+_REFETCH_SECONDS = 10.0
+_MAX_AGE_SECONDS = 3600.0
+_TIMEOUT = (3.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    """Who an access token says the caller is; all a resource server knows offline."""
+
+    id: str
+    roles: tuple[str, ...]
+    session_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrincipal:
+    """``current_principal`` in a resource server: the token's user; never an API token."""
+
+    user: TokenUser
+    transport: str = "bearer"
+    api_token: None = None
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.user.roles
+
+    def require_roles(self, roles: tuple[str, ...]) -> None:
+        missing = [role for role in roles if role not in self.user.roles]
+        if missing:
+            raise InsufficientRoleError(f"This action requires the role(s): {', '.join(missing)}.")
+
+
+class JwksKeys:
+    """authgate's public keys, from its JWKS URL, cached; fetched again on an unknown ``kid``."""
+
+    def __init__(self, jwks_url: str, *, refetch_seconds: float = _REFETCH_SECONDS):
+        self.jwks_url = jwks_url
+        self.refetch_seconds = refetch_seconds
+        self._lock = threading.Lock()
+        self._keys = PublicKeySet({})
+        self._fetched_at = -_MAX_AGE_SECONDS
+
+    def current(self, *, refresh: bool = False) -> PublicKeySet:
+        now = time.monotonic()
+        with self._lock:
+            age = now - self._fetched_at
+            if age >= _MAX_AGE_SECONDS or (refresh and age >= self.refetch_seconds):
+                self._fetched_at = now
+                self._keys = self._fetch()
+            return self._keys
+
+    def _fetch(self) -> PublicKeySet:
+        try:
+            response = requests.get(self.jwks_url, timeout=_TIMEOUT)
+            response.raise_for_status()
+            return PublicKeySet.from_jwks(response.json())
+        except (requests.RequestException, ValueError) as e:
+            log.error("cannot read authgate's keys at %s: %s", self.jwks_url, type(e).__name__)
+            if len(self._keys):
+                return self._keys
+            raise ServiceUnavailableError(
+                "The authentication server's keys are unavailable."
+            ) from e
+
+
+class ResourceServer:
+    """Verify authgate access tokens in a Flask app that is not authgate."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str = "authgate",
+        leeway_seconds: int = 30,
+        jwks_refetch_seconds: float = _REFETCH_SECONDS,
+    ):
+        self.keys = JwksKeys(jwks_url, refetch_seconds=jwks_refetch_seconds)
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_seconds = leeway_seconds
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[RESOURCE_SERVER_KEY] = self
+        register_error_handlers(app)
+
+    def authenticate(self, request: Request) -> TokenPrincipal:
+        header = request.headers.get("Authorization")
+        if header is None:
+            raise AuthenticationRequiredError()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
+        claims = self._decode(token.strip())
+        user = TokenUser(claims.subject, claims.roles, claims.session_id, claims.expires_at)
+        return TokenPrincipal(user)
+
+    def _decode(self, token: str) -> AccessClaims:
+        try:
+            return self._decode_with(self.keys.current(), token)
+        except UnknownKeyError:
+            return self._decode_with(self.keys.current(refresh=True), token)
+
+    def _decode_with(self, keys: PublicKeySet, token: str) -> AccessClaims:
+        return decode_access_token(
+            token,
+            keyring=keys,
+            issuer=self.issuer,
+            audience=self.audience,
+            now=time.time(),
+            leeway_seconds=self.leeway_seconds,
+        )

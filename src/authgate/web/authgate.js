@@ -1,0 +1,200 @@
+// authgate.js — the browser client for an authgate server. An ES module with no dependencies:
+//
+//   import { createClient } from 'https://auth.example.com/authgate.js';   // or a copy of this file
+//   const auth = createClient({ baseUrl: 'https://auth.example.com' });
+//   await auth.login('ada@example.com', 'correct horse battery staple');
+//   const notes = await auth.fetch('/api/notes');                 // Response; cookies included
+//
+// Every request carries `credentials: 'include'` (the session lives in HttpOnly cookies that this
+// code never sees) and the `X-Requested-With` header that authgate's CSRF check requires. An
+// expired access token is refreshed once, automatically, and the request retried.
+//
+// Errors are `AuthgateError`s with a `kind` a UI can act on:
+//   'http'           the server answered 4xx/5xx: `status`, `code`, `message`, `fields` from its body
+//   'origin'         this page's origin is not in the server's AUTHGATE_ORIGINS
+//   'cookie'         logged in, but the browser did not send the session cookie back
+//   'unreachable'    the server is down, or the URL is wrong, or something blocks the request
+// A network failure ("Failed to fetch", which may be CORS or a dead server) is diagnosed against
+// GET /api/auth/diagnose to say which, in `message`.
+
+const CSRF_HEADER = 'X-Requested-With';
+
+export class AuthgateError extends Error {
+  constructor(kind, message, { status = 0, code = null, fields = null, diagnosis = null } = {}) {
+    super(message);
+    this.name = 'AuthgateError';
+    this.kind = kind;
+    this.status = status;
+    this.code = code;
+    this.fields = fields;
+    this.diagnosis = diagnosis;
+  }
+}
+
+/** The base URL for this page: `local` when the page itself runs on localhost/127.0.0.1,
+ * `deployed` otherwise (both without a trailing slash). */
+export function chooseBaseUrl({ local = 'http://localhost:8086', deployed = '' } = {},
+                              hostname = globalThis.location?.hostname ?? '') {
+  const isLocal = hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]';
+  return (isLocal ? local : deployed).replace(/\/+$/, '');
+}
+
+export function createClient({ baseUrl, local, deployed } = {}) {
+  const base = (baseUrl ?? (local || deployed ? chooseBaseUrl({ local, deployed })
+                                              : globalThis.location?.origin ?? '')).replace(/\/+$/, '');
+  let refreshing = null;
+
+  async function send(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    headers.set(CSRF_HEADER, 'fetch');
+    let body = options.body;
+    if (body !== undefined && body !== null && !(body instanceof FormData)
+        && !(body instanceof Blob) && typeof body !== 'string') {
+      headers.set('Content-Type', 'application/json');
+      body = JSON.stringify(body);
+    }
+    if (!headers.has('Accept')) headers.set('Accept', 'application/json');
+    try {
+      return await globalThis.fetch(base + path, { ...options, headers, body, credentials: 'include' });
+    } catch (error) {
+      if (error?.name === 'AbortError') throw error;
+      throw await explainNetworkFailure(error);
+    }
+  }
+
+  async function refreshOnce() {
+    // Concurrent requests that all meet an expired token share one refresh.
+    refreshing ??= send('/api/auth/refresh', { method: 'POST' }).finally(() => { refreshing = null; });
+    const response = await refreshing;
+    return response.ok;
+  }
+
+  /** fetch() against the server: a Response, after one automatic refresh if the access token
+   * expired. Throws AuthgateError only when the request could not be made at all. */
+  async function request(path, options = {}) {
+    const response = await send(path, options);
+    if (response.status === 401 && !path.startsWith('/api/auth/refresh')) {
+      const code = await peekCode(response);
+      if (code === 'token_expired' || code === 'authentication_required') {
+        if (await refreshOnce()) return send(path, options);
+      }
+    }
+    return response;
+  }
+
+  /** The JSON body of a successful request, or an AuthgateError with the server's message. */
+  async function json(path, options = {}) {
+    const response = await request(path, options);
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw httpError(response, data);
+    return data;
+  }
+
+  async function explainNetworkFailure(error) {
+    const diagnosis = await diagnose().catch(() => null);
+    if (diagnosis === null) {
+      return new AuthgateError('unreachable',
+        `Cannot reach the authentication server at ${base}: it may be down, the URL may be wrong, ` +
+        `or it answers without CORS headers (a proxy in front of it?). (${error?.message ?? error})`);
+    }
+    if (diagnosis.origin_allowed === false) {
+      return new AuthgateError('origin',
+        `This page's origin (${diagnosis.origin}) is not allowed by the server at ${base}: ` +
+        `add it to AUTHGATE_ORIGINS there (scheme, host and port exactly) and restart it.`,
+        { diagnosis });
+    }
+    const problem = (diagnosis.problems || [])[0];
+    return new AuthgateError('unreachable',
+      `The request to ${base} failed although the server answers and allows this origin` +
+      (problem ? `: ${problem}` : ` (a CORS preflight refused? a blocked header?).`), { diagnosis });
+  }
+
+  /** What the server saw of a request from this page (GET /api/auth/diagnose). First without
+   * credentials — readable even from an origin that is not allowed — then, if allowed, with
+   * them, to learn whether the session cookie arrives. */
+  async function diagnose() {
+    const anonymous = await globalThis.fetch(base + '/api/auth/diagnose', { credentials: 'omit' });
+    const first = await anonymous.json();
+    if (first.origin_allowed === false) return first;
+    const withCookies = await globalThis.fetch(base + '/api/auth/diagnose', { credentials: 'include' });
+    return withCookies.json();
+  }
+
+  async function checkCookieArrives() {
+    const response = await send('/api/auth/me');
+    if (response.ok) return;
+    const diagnosis = await diagnose().catch(() => null);
+    const problem = diagnosis?.problems?.[0] ??
+      'The browser did not send the session cookie back (third-party cookies blocked?).';
+    throw new AuthgateError('cookie', `Logged in, but the session cookie does not come back: ${problem}`,
+      { status: response.status, diagnosis });
+  }
+
+  return {
+    baseUrl: base,
+    fetch: request,
+    json,
+    diagnose,
+    async login(login, password) {
+      const data = await json('/api/auth/login', { method: 'POST', body: { login, password } });
+      await checkCookieArrives();
+      return data.user;
+    },
+    async register({ email, password, name, username } = {}) {
+      const body = { email, password };
+      if (name) body.name = name;
+      if (username) body.username = username;
+      return (await json('/api/auth/register', { method: 'POST', body })).user;
+    },
+    async me() {
+      const response = await request('/api/auth/me');
+      if (response.status === 401) return null;
+      const data = await response.json().catch(() => null);
+      if (!response.ok) throw httpError(response, data);
+      return data.user;
+    },
+    async logout() { await json('/api/auth/logout', { method: 'POST' }); },
+    async logoutAll() { await json('/api/auth/logout-all', { method: 'POST' }); },
+    providers() { return json('/api/oauth/providers'); },
+    /** The URL of a "Continue with <provider>" link; `next` is where to land afterwards. */
+    providerLoginUrl(name, next = globalThis.location?.href) {
+      const url = new URL(`${base}/api/oauth/${encodeURIComponent(name)}/login`);
+      if (next) url.searchParams.set('next', next);
+      return url.toString();
+    },
+  };
+}
+
+async function peekCode(response) {
+  try {
+    return (await response.clone().json())?.error?.code ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function httpError(response, data) {
+  const error = data?.error ?? {};
+  const message = error.message ??
+    (response.status >= 500 ? `The server failed (HTTP ${response.status}).`
+                             : `The request was refused (HTTP ${response.status}).`);
+  return new AuthgateError('http', message, {
+    status: response.status, code: error.code ?? null, fields: error.details?.fields ?? null,
+  });
+}
+
+/** Plain words for the `?error=` codes a provider login redirects back with. */
+export const OAUTH_ERRORS = {
+  oauth_state_mismatch: 'That sign-in did not start in this browser, was already used, or took too long. Please try again.',
+  oauth_denied: 'The sign-in was cancelled at the provider.',
+  oauth_failed: 'The provider refused the sign-in. Please try again.',
+  oauth_provider_unavailable: 'The provider cannot be reached right now. Please try again later.',
+  oauth_provider_error: 'The provider answered in a way we cannot accept.',
+  oauth_invalid_id_token: 'The provider\'s identity token was invalid.',
+  oauth_account_exists: 'An account with this email already exists. Log in with your password, then link the provider from your account page.',
+  oauth_identity_taken: 'That provider account is already linked to another user.',
+  oauth_email_missing: 'The provider did not share an email address.',
+  account_disabled: 'This account is disabled.',
+  authentication_required: 'Please log in again, then link the provider.',
+};

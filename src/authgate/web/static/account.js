@@ -1,0 +1,202 @@
+import { OAUTH_ERRORS } from '/authgate.js';
+import { $, auth, button, onSubmit, requireUser, row, when } from './ui.js';
+
+const notice = $('#notice');
+let user = await requireUser();
+
+function say(message) {
+  notice.textContent = message;
+}
+
+function showUser() {
+  $('#whoami').textContent = user.name || user.email;
+  $('#email').textContent = user.email;
+  $('#email-status').textContent = user.email_verified ? '(verified)' : '(not verified)';
+  $('#name').value = user.name ?? '';
+  $('#username').value = user.username ?? '';
+  $('#admin-link').hidden = !user.roles.includes('admin');
+  const avatar = $('#avatar');
+  avatar.hidden = !user.avatar_url;
+  if (user.avatar_url) avatar.src = user.avatar_url;
+}
+
+// Profile ---------------------------------------------------------------------------------------
+
+onSubmit($('#profile-form'), async (data) => {
+  const body = {};
+  for (const name of ['name', 'username']) body[name] = String(data.get(name) || '').trim() || null;
+  user = (await auth.json('/api/auth/me', { method: 'PATCH', body })).user;
+  showUser();
+  say('Profile saved.');
+});
+
+onSubmit($('#avatar-form'), async (data) => {
+  const file = data.get('avatar');
+  if (!(file instanceof File) || !file.size) throw { fields: { avatar: 'Choose an image first.' } };
+  if (file.size > 5 * 1024 * 1024) {
+    throw { fields: { avatar: 'This file is larger than 5 MB; choose a smaller image.' } };
+  }
+  const body = new FormData();
+  body.append('avatar', file);
+  try {
+    user = (await auth.json('/api/auth/me/avatar', { method: 'POST', body })).user;
+  } catch (error) {
+    if (!error.fields && error.status && error.status !== 401) error.fields = { avatar: error.message };
+    throw error;
+  }
+  $('#avatar-form').reset();
+  showUser();
+  say('Avatar updated.');
+});
+
+onSubmit($('#password-form'), async (data) => {
+  await auth.json('/api/auth/password', {
+    method: 'POST',
+    body: { current_password: data.get('current_password'), new_password: data.get('new_password') },
+  });
+  $('#password-form').reset();
+  say('Password changed. Your other sessions were logged out.');
+  await loadSessions();
+});
+
+$('#logout').addEventListener('click', async () => {
+  await auth.logout().catch(() => {});
+  location.assign('/');
+});
+
+// Sessions --------------------------------------------------------------------------------------
+
+async function loadSessions() {
+  const { sessions } = await auth.json('/api/auth/sessions');
+  $('#sessions').replaceChildren(...sessions.map((session) => {
+    const label = (session.user_agent || 'Unknown device') + (session.current ? ' (this device)' : '');
+    const action = button(session.current ? 'Log out' : 'Log out this device', async () => {
+      await auth.json(`/api/auth/sessions/${encodeURIComponent(session.id)}`, { method: 'DELETE' });
+      if (session.current) location.assign('/');
+      else { say('That device was logged out.'); await loadSessions(); }
+    }, { ariaLabel: `Log out ${label}` });
+    return row(label, session.ip, when(session.last_seen_at), action);
+  }));
+}
+
+$('#logout-all').addEventListener('click', async () => {
+  await auth.logoutAll();
+  location.assign('/');
+});
+
+// API tokens ------------------------------------------------------------------------------------
+
+async function loadTokenForm() {
+  const options = await auth.json('/api/tokens/scopes');
+  const fieldset = $('#token-scopes');
+  for (const scope of options.scopes) {
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.name = 'scopes';
+    box.value = scope;
+    box.defaultChecked = scope === 'read';  // what the form resets to
+    label.append(box, scope);
+    fieldset.append(label);
+  }
+  const days = $('#token-days');
+  days.defaultValue = String(options.default_ttl_days);
+  days.max = options.max_ttl_days;
+}
+
+async function loadTokens() {
+  const { tokens } = await auth.json('/api/tokens');
+  $('#tokens').replaceChildren(...tokens.map((token) => row(
+    token.name,
+    token.scopes.join(', ') + (token.resource ? ` (only ${token.resource})` : ''),
+    when(token.expires_at),
+    when(token.last_used_at),
+    button('Revoke', async () => {
+      await auth.json(`/api/tokens/${encodeURIComponent(token.id)}`, { method: 'DELETE' });
+      say(`Token "${token.name}" revoked.`);
+      await loadTokens();
+    }, { ariaLabel: `Revoke token ${token.name}` }),
+  )));
+}
+
+onSubmit($('#token-form'), async (data) => {
+  const body = {
+    name: String(data.get('name') || '').trim(),
+    scopes: data.getAll('scopes'),
+    tenant_id: data.get('tenant_id') || null,
+    expires_in_days: Number(data.get('expires_in_days')) || null,
+  };
+  const created = await auth.json('/api/tokens', { method: 'POST', body });
+  $('#new-token-value').textContent = created.token;
+  $('#new-token').hidden = false;
+  $('#token-form').reset();
+  $('#copy-token').focus();
+  await loadTokens();
+});
+
+$('#copy-token').addEventListener('click', async () => {
+  await navigator.clipboard.writeText($('#new-token-value').textContent);
+  say('Token copied to the clipboard.');
+});
+
+// Linked accounts -------------------------------------------------------------------------------
+
+async function loadIdentities() {
+  const [{ identities }, providers] = await Promise.all([
+    auth.json('/api/auth/identities'), auth.providers(),
+  ]);
+  const names = Object.fromEntries(providers.map((p) => [p.name, p.display_name]));
+  $('#identities-section').hidden = !providers.length && !identities.length;
+  $('#identities').replaceChildren(...identities.map((identity) => row(
+    names[identity.provider] ?? identity.provider,
+    identity.email,
+    when(identity.linked_at),
+    button('Unlink', async () => {
+      try {
+        await auth.json(`/api/auth/identities/${encodeURIComponent(identity.id)}`, { method: 'DELETE' });
+        say('Unlinked.');
+      } catch (error) {
+        say(error.message);
+      }
+      await loadIdentities();
+    }, { ariaLabel: `Unlink ${names[identity.provider] ?? identity.provider}` }),
+  )));
+  $('#link-buttons').replaceChildren(...providers.map((provider) => button(
+    `Link ${provider.display_name}`,
+    async () => {
+      const next = encodeURIComponent(location.origin + '/account');
+      const { authorization_url: url } = await auth.json(
+        `/api/oauth/${encodeURIComponent(provider.name)}/link?next=${next}`, { method: 'POST' });
+      location.assign(url);
+    },
+  )));
+}
+
+// Tenants ---------------------------------------------------------------------------------------
+
+async function loadTenants() {
+  const { tenants } = await auth.json('/api/tenants');
+  $('#tenants').replaceChildren(...tenants.map((tenant) => row(
+    tenant.name + (tenant.personal ? ' (personal)' : ''), tenant.role,
+  )));
+  $('#token-tenant').replaceChildren(...tenants.map((tenant) => {
+    const option = document.createElement('option');
+    option.value = tenant.id;
+    option.textContent = tenant.name + (tenant.personal ? ' (personal)' : '');
+    option.selected = tenant.personal;
+    return option;
+  }));
+}
+
+onSubmit($('#tenant-form'), async (data) => {
+  await auth.json('/api/tenants', { method: 'POST', body: { name: String(data.get('name') || '').trim() } });
+  $('#tenant-form').reset();
+  say('Tenant created.');
+  await loadTenants();
+});
+
+const error = new URLSearchParams(location.search).get('error');
+if (error) say(OAUTH_ERRORS[error] ?? `Linking failed (${error}).`);
+
+showUser();
+await Promise.all([loadSessions(), loadTokenForm(), loadTokens(), loadIdentities(), loadTenants()]);

@@ -1,0 +1,88 @@
+"""Headless Chromium (Debian's ``/usr/bin/chromium``) driven by Playwright, and static sites for
+the example frontend. Fresh profile per test; third-party cookies stay blocked (Chromium's
+default here), as in Safari and in Chrome's future.
+
+Screenshots go to ``$AUTHGATE_TEST_ARTIFACTS`` (default ``test-artifacts/``) for review.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_FRONTEND = REPO / "examples" / "frontend"
+ARTIFACTS = Path(os.environ.get("AUTHGATE_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@contextmanager
+def chromium(
+    *, host_rules: str = "MAP localhost 127.0.0.1, MAP app.test 127.0.0.1, MAP api.test 127.0.0.1"
+) -> Iterator[Browser]:
+    """One Chromium per test module (Playwright's sync API cannot nest); the test names
+    ``app.test`` and ``api.test`` lead to 127.0.0.1."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/bootstrap)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[f"--host-resolver-rules={host_rules}", "--no-sandbox"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Browser, *, https_errors: bool = False) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(ignore_https_errors=https_errors)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return context, page
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+@contextmanager
+def static_site(
+    directory: Path, port: int, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1:``port`` (https with ``tls`` = (cert, key))."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
