@@ -29,7 +29,9 @@ from werkzeug.serving import run_simple
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
+from authgate.deploy.commands import nginx_command
 from authgate.deploy.tls import DEFAULT_NAMES, issue_dev_certificate
+from authgate.doctor_cli import doctor
 from authgate.errors import (
     AuthError,
     ConfigError,
@@ -676,6 +678,9 @@ def tls_dev(names: tuple[str, ...], directory: Path | None) -> None:
         "\nNever use these certificates in production; use certbot there."
     )
 
+
+main.add_command(nginx_command)
+main.add_command(doctor)
 
 if __name__ == "__main__":
     main()

@@ -65,6 +65,10 @@ class Operation:
     errors: tuple[int, ...] = ()
     query: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
     tag: str = "auth"
+    # A multipart/form-data body carrying one file in this field (instead of ``body``).
+    upload: str | None = None
+    # Media types of a non-JSON 200 response (an image).
+    media: tuple[str, ...] = ()
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -121,6 +125,33 @@ OPERATIONS: tuple[Operation, ...] = (
         204,
         PasswordChangeInput,
         errors=(400, 401, 403, 422, 429),
+    ),
+    Operation(
+        "post",
+        "/api/auth/me/avatar",
+        "Upload an avatar (JPEG, PNG or GIF, multipart field 'avatar'); it is re-encoded",
+        200,
+        None,
+        UserEnvelope,
+        errors=(401, 403, 413, 422),
+        upload="avatar",
+    ),
+    Operation(
+        "delete",
+        "/api/auth/me/avatar",
+        "Remove the avatar",
+        200,
+        None,
+        UserEnvelope,
+        errors=(401, 403),
+    ),
+    Operation(
+        "get",
+        "/avatars/{name}",
+        "An avatar image (public, immutable)",
+        auth=False,
+        errors=(404,),
+        media=("image/jpeg", "image/png"),
     ),
     Operation(
         "get",
@@ -347,6 +378,20 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/authgate.js",
+        "The JavaScript client (an ES module; any origin may import it)",
+        auth=False,
+        tag="meta",
+    ),
+    Operation(
+        "get",
+        "/api/tokens/scopes",
+        "The scopes and lifetimes a new API token may have (for forms)",
+        errors=(401, 403),
+        tag="tokens",
+    ),
+    Operation(
+        "get",
         "/api/oauth/providers",
         "Configured login providers, for 'Continue with ...' buttons",
         response=ProviderList,
@@ -451,6 +496,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": "Redirect",
             "headers": {"Location": {"schema": {"type": "string"}}},
         }
+    elif op.media:
+        responses[str(op.ok)] = {
+            "description": "OK",
+            "content": {m: {"schema": {"contentMediaType": m}} for m in op.media},
+        }
     else:
         ok: dict[str, Any] = {"description": "OK"}
         ok.update(_json(_ref(op.response) if op.response else {"type": "object"}))
@@ -472,11 +522,30 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["parameters"] = params
     if op.body is not None:
         doc["requestBody"] = {"required": op.body is not RefreshInput, **_json(_ref(op.body))}
+    if op.upload is not None:
+        doc["requestBody"] = _upload_body(op.upload)
     if op.auth:
         doc["security"] = [{"bearer": []}, {"cookie": []}]
     else:
         doc["security"] = []
     return doc
+
+
+def _upload_body(name: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": [name],
+        "properties": {name: {"type": "string", "contentMediaType": "application/octet-stream"}},
+    }
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": schema,
+                "encoding": {name: {"contentType": "image/jpeg, image/png, image/gif"}},
+            }
+        },
+    }
 
 
 def _operation_id(op: Operation) -> str:

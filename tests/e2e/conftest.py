@@ -157,6 +157,8 @@ class Server:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     http: requests.Session = field(default_factory=new_http_session)
+    # More gunicorn options, e.g. ["--certfile", cert, "--keyfile", key] to serve https.
+    gunicorn_args: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -200,6 +202,7 @@ class Server:
             "5",
             "--timeout",
             "60",
+            *self.gunicorn_args,
             "authgate.server:create_app()",
         ]
         with self.log_path.open("ab") as log:

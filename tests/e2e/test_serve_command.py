@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -52,6 +54,46 @@ def _serve(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subpro
 
 def _stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+# The access log format of `authgate serve --production`: one request per line.
+ACCESS_LINE = re.compile(
+    r'^(?P<remote>\S+) "(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'(?P<micros>\d+) "(?P<agent>[^"]*)" (?P<request_id>\S+)$',
+    re.MULTILINE,
+)
+_SLOW_BODY = b'{"login": "nobody@example.com", "password": "not the password"}'
+
+
+def _start_slow_login(port: int) -> socket.socket:
+    """A login whose body has not fully arrived yet: a request in flight."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    head = (
+        f"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(_SLOW_BODY)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    sock.sendall(head + _SLOW_BODY[:10])
+    return sock
+
+
+def _stop_during(process: subprocess.Popen[bytes], in_flight: socket.socket) -> int:
+    """SIGTERM while a request is in flight; the request must still get its answer."""
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with in_flight:
+        in_flight.sendall(_SLOW_BODY[10:])
+        answer = b""
+        while chunk := in_flight.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"invalid_credentials" in answer
     try:
         return process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -125,12 +167,17 @@ def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> N
             )
             assert me.json()["user"]["email"] == "prod@example.com"
             assert "SameSite=Lax" in login.headers["Set-Cookie"]
+            in_flight = _start_slow_login(port)
+            time.sleep(0.3)  # the worker is reading that request now
         finally:
-            code = _stop(process)
+            code = _stop_during(process, in_flight)
         assert code == 0, log.read_text()
         output = log.read_text()
-        assert '"GET /api/auth/me HTTP/1.1" 200' in output  # the access log
         assert "Generated a development signing key" not in output
+        entries = [m.groupdict() for m in ACCESS_LINE.finditer(output)]
+        me_lines = [e for e in entries if e["request"] == "GET /api/auth/me HTTP/1.1"]
+        assert me_lines and me_lines[0]["status"] == "200", output
+        assert re.fullmatch(r"[0-9a-f-]{8,}", me_lines[0]["request_id"]), me_lines[0]
     finally:
         database.close()
 

@@ -19,11 +19,13 @@ from authgate.core.clocks import Clock, SystemClock
 from authgate.errors import ConfigError, NotFoundError
 from authgate.integrations.flask import (
     auth_views,
+    avatar_views,
     meta_views,
     oauth_views,
     tenant_views,
     token_views,
     user_views,
+    web_views,
 )
 from authgate.integrations.flask.context import EXTENSION_KEY
 from authgate.integrations.flask.cors import make_cors
@@ -137,8 +139,17 @@ class AuthGate:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
         app.url_value_preprocessor(_refuse_control_characters)
-        for module in (auth_views, user_views, tenant_views, token_views, oauth_views, meta_views):
+        for module in (
+            auth_views,
+            avatar_views,
+            user_views,
+            tenant_views,
+            token_views,
+            oauth_views,
+            meta_views,
+        ):
             app.register_blueprint(module.blueprint)
+        app.register_blueprint(web_views.client_blueprint)
         app.after_request(_finish_response(make_cors(settings) if settings.origins else None))
         if settings.trusted_proxies:
             n = settings.trusted_proxies

@@ -1,0 +1,213 @@
+"""``authgate doctor`` and ``authgate doctor cors``: the command line of :mod:`authgate.doctor`.
+
+Findings are printed grouped, one line each with its level, the fix indented below, then a
+summary; ``--json`` prints them as one JSON document instead. The exit code is 1 when any finding
+is an error, else 0. Unusable settings are findings too (never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from authgate.doctor import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Finding,
+    explain_origin,
+    load_doctor_settings,
+    probe_origin,
+    run_doctor,
+    sort_findings,
+)
+
+__all__ = ["doctor", "render_findings"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LABELS = {"error": ("error", "red"), "warning": ("warn", "yellow"), "ok": ("ok", "green")}
+_INDENT = "  "
+_LABEL_WIDTH = 6
+_WIDTH = 100
+
+
+@dataclass(frozen=True)
+class _Options:
+    url: str | None
+    ca_file: Path | None
+    as_json: bool
+    production: bool
+    timeout: float
+
+
+def _summary(findings: Sequence[Finding]) -> dict[str, int]:
+    return {
+        "errors": sum(f.level == "error" for f in findings),
+        "warnings": sum(f.level == "warning" for f in findings),
+        "ok": sum(f.level == "ok" for f in findings),
+    }
+
+
+def _wrap(text: str, first: str, rest: str) -> str:
+    return textwrap.fill(
+        text,
+        width=_WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def render_findings(findings: Sequence[Finding], *, color: bool = False) -> str:
+    """The findings as text: grouped, a level per line, the fix indented below, a summary."""
+    lines: list[str] = []
+    group: str | None = None
+    pad = _INDENT + " " * _LABEL_WIDTH
+    for finding in sort_findings(findings):
+        if finding.group != group:
+            group = finding.group
+            if lines:
+                lines.append("")
+            lines.append(click.style(group, bold=True) if color else group)
+        word, colour = _LABELS[finding.level]
+        label = word.ljust(_LABEL_WIDTH)
+        text = _wrap(finding.message, _INDENT + label, pad)
+        if color:
+            text = _INDENT + click.style(label, fg=colour) + text[len(_INDENT + label) :]
+        lines.append(text)
+        if finding.fix:
+            prefix = "" if finding.level == "ok" else "fix: "
+            lines.append(_wrap(prefix + finding.fix, pad, pad + " " * len(prefix)))
+    counts = _summary(findings)
+    if lines:
+        lines.append("")
+    verdict = "problems found" if counts["errors"] else "no errors"
+    lines.append(
+        f"{counts['errors']} error(s), {counts['warnings']} warning(s), {counts['ok']} ok: "
+        f"{verdict}."
+    )
+    return "\n".join(lines)
+
+
+def _report(findings: Sequence[Finding], options: _Options) -> int:
+    """Print the findings; the exit code."""
+    ordered = sort_findings(findings)
+    errors = any(f.level == "error" for f in ordered)
+    if options.as_json:
+        document = {
+            "ok": not errors,
+            "summary": _summary(ordered),
+            "findings": [
+                {
+                    "level": f.level,
+                    "check": f.check,
+                    "group": f.group,
+                    "message": f.message,
+                    "fix": f.fix,
+                }
+                for f in ordered
+            ],
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        # click.echo drops the colours when stdout is not a terminal.
+        click.echo(render_findings(ordered, color=True))
+    return 1 if errors else 0
+
+
+def _common_options(function: F) -> F:
+    options: list[Callable[[F], F]] = [
+        click.option(
+            "--url",
+            help="Also probe the running deployment at this address, e.g. "
+            "https://auth.example.com (TLS, redirect, HSTS, CORS).",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Trust this CA for --url instead of the system store (e.g. the CA of "
+            "`authgate tls dev`).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0.1, 120),
+            default=DEFAULT_TIMEOUT_SECONDS,
+            show_default=True,
+            help="Seconds to wait for each network probe.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group("doctor", invoke_without_command=True)
+@_common_options
+@click.option(
+    "--production",
+    is_flag=True,
+    help="Check as `authgate serve --production` runs (same as AUTHGATE_ENV=production).",
+)
+@click.pass_context
+def doctor(
+    ctx: click.Context,
+    url: str | None,
+    ca_file: Path | None,
+    as_json: bool,
+    timeout: float,
+    production: bool,
+) -> None:
+    """Check the settings (and, with --url, a running deployment); report each problem with
+    its fix. Exit code 1 if any finding is an error."""
+    options = _Options(url, ca_file, as_json, production, timeout)
+    ctx.obj = options
+    if ctx.invoked_subcommand is not None:
+        return
+    findings = run_doctor(
+        os.environ, production=production, url=url, ca_file=ca_file, timeout=timeout
+    )
+    ctx.exit(_report(findings, options))
+
+
+@doctor.command("cors")
+@click.option(
+    "--origin",
+    required=True,
+    help="The frontend's origin, as its address bar shows it, e.g. https://app.example.com.",
+)
+@_common_options
+@click.pass_context
+def doctor_cors(
+    ctx: click.Context,
+    origin: str,
+    url: str | None,
+    ca_file: Path | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """What a browser does with a credentialed request from ORIGIN: the preflight, and whether
+    the cookie is stored and sent. With --url, send the preflight to the deployment."""
+    parent: _Options = ctx.obj
+    options = _Options(
+        url or parent.url,
+        ca_file or parent.ca_file,
+        as_json or parent.as_json,
+        parent.production,
+        timeout if timeout != DEFAULT_TIMEOUT_SECONDS else parent.timeout,
+    )
+    settings, findings = load_doctor_settings(os.environ, production=options.production)
+    if settings is not None:
+        findings += explain_origin(settings, origin)
+    if options.url:
+        findings += probe_origin(
+            options.url, origin, settings, ca_file=options.ca_file, timeout=options.timeout
+        )
+    ctx.exit(_report(findings, options))

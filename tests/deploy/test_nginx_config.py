@@ -1,0 +1,575 @@
+"""``authgate nginx``: the configuration rendered from the settings, and ``nginx -t`` accepting
+every configuration the generator can produce (the real nginx; tests/e2e/test_nginx.py runs it
+in front of the real server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from authgate.cli import main
+from authgate.config import Settings, load_settings
+from authgate.deploy.nginx import (
+    MOZILLA_INTERMEDIATE_CIPHERS,
+    RATE_LIMITED_PATHS,
+    NginxOptions,
+    format_nginx_size,
+    nginx_config_warnings,
+    render_nginx_config,
+)
+from authgate.deploy.tls import DevCertificate, issue_dev_certificate
+from authgate.integrations.flask.cors import cors_options
+from tests.e2e.nginx_harness import Nginx
+
+PUBLIC = "https://auth.example.com"
+APP = "https://app.example.com"
+ADMIN = "https://admin.example.com:8443"
+
+
+def make_settings(**values: str) -> Settings:
+    environ = {
+        "AUTHGATE_PUBLIC_URL": PUBLIC,
+        "AUTHGATE_ORIGINS": f"{APP} {ADMIN}",
+        "AUTHGATE_TRUSTED_PROXIES": "1",
+    }
+    environ.update({f"AUTHGATE_{k.upper()}": v for k, v in values.items()})
+    return load_settings(environ={k: v for k, v in environ.items() if v})
+
+
+@dataclass(frozen=True)
+class Block:
+    header: str  # e.g. "server", "location = /api/auth/login", "map $http_origin $x"
+    lines: tuple[str, ...]  # the directives directly inside (nested blocks excluded)
+    parents: tuple[str, ...]
+    span: tuple[int, int]  # first and last line
+
+
+def directives(text: str) -> list[str]:
+    """The lines of a configuration without comments and blank lines."""
+    return [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """The blocks of a configuration written one directive per line (as the generator does)."""
+    stack: list[tuple[str, list[str], int]] = [("", [], 0)]
+    blocks: list[Block] = []
+    for number, raw in enumerate(text.splitlines()):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("{"):
+            stack.append((line[:-1].strip(), [], number))
+        elif line == "}":
+            header, lines, start = stack.pop()
+            parents = tuple(h for h, _, _ in stack[1:])
+            blocks.append(Block(header, tuple(lines), parents, (start, number)))
+        else:
+            stack[-1][1].append(line)
+    assert len(stack) == 1, "unbalanced braces"
+    return blocks
+
+
+def servers(text: str) -> tuple[Block, Block]:
+    """The plain-http server and the https server."""
+    http, https = [block for block in parse_blocks(text) if block.header == "server"]
+    assert any("ssl" in line for line in https.lines if line.startswith("listen"))
+    assert not any("ssl" in line for line in http.lines if line.startswith("listen"))
+    return http, https
+
+
+def find_block(text: str, header: str, within: Block | None = None) -> Block:
+    matches = [
+        block
+        for block in parse_blocks(text)
+        if block.header == header
+        and (within is None or within.span[0] < block.span[0] < within.span[1])
+    ]
+    assert len(matches) == 1, (header, [block.header for block in parse_blocks(text)])
+    return matches[0]
+
+
+def map_entries(text: str, variable: str) -> dict[str, str]:
+    """The entries of the map that sets ``variable``."""
+    (block,) = [
+        b for b in parse_blocks(text) if b.header.startswith("map ") and b.header.endswith(variable)
+    ]
+    return dict(line.rstrip(";").split(" ", 1) for line in block.lines)
+
+
+# What the configuration says -------------------------------------------------------------------
+
+
+def test_server_name_and_the_https_redirect_come_from_the_public_url() -> None:
+    text = render_nginx_config(make_settings())
+    http, https = servers(text)
+
+    assert "server_name auth.example.com;" in http.lines
+    assert "server_name auth.example.com;" in https.lines
+    assert http.lines[:2] == ("listen *:80;", "listen [::]:80;")
+    assert https.lines[:2] == ("listen *:443 ssl http2;", "listen [::]:443 ssl http2;")
+    redirect = find_block(text, "location /", within=http)
+    assert redirect.lines == ("return 301 https://auth.example.com$request_uri;",)
+
+
+def test_the_redirect_keeps_a_non_default_port_of_the_public_url() -> None:
+    text = render_nginx_config(
+        make_settings(public_url="https://localhost:8443"),
+        NginxOptions(http_port=8080, https_port=8443),
+    )
+    http, https = servers(text)
+
+    assert "listen *:8080;" in http.lines
+    assert "listen *:8443 ssl http2;" in https.lines
+    assert "server_name localhost;" in https.lines
+    assert "return 301 https://localhost:8443$request_uri;" in text
+    # The app always receives the public host, whatever Host a client sent.
+    assert 'proxy_set_header Host "localhost:8443";' in https.lines
+    assert 'proxy_set_header X-Forwarded-Host "localhost:8443";' in https.lines
+
+
+def test_certbot_paths_by_default_and_given_paths_override_them() -> None:
+    default = servers(render_nginx_config(make_settings()))[1]
+    assert "ssl_certificate /etc/letsencrypt/live/auth.example.com/fullchain.pem;" in default.lines
+    assert (
+        "ssl_certificate_key /etc/letsencrypt/live/auth.example.com/privkey.pem;" in default.lines
+    )
+
+    given = render_nginx_config(
+        make_settings(), NginxOptions(cert_path="/srv/tls/chain.pem", key_path="/srv/tls/key.pem")
+    )
+    assert "ssl_certificate /srv/tls/chain.pem;" in servers(given)[1].lines
+    assert "ssl_certificate_key /srv/tls/key.pem;" in servers(given)[1].lines
+    assert "letsencrypt" not in given
+
+
+def test_acme_challenges_are_served_from_the_webroot_on_plain_http() -> None:
+    for webroot, options in [
+        ("/var/www/certbot", NginxOptions()),
+        ("/srv/acme", NginxOptions(webroot="/srv/acme")),
+    ]:
+        text = render_nginx_config(make_settings(), options)
+        http, _ = servers(text)
+        acme = find_block(text, "location ^~ /.well-known/acme-challenge/", within=http)
+        assert f"root {webroot};" in acme.lines
+        assert "try_files $uri =404;" in acme.lines
+        inside_http = [b for b in parse_blocks(text) if http.span[0] <= b.span[0] < http.span[1]]
+        assert not any(line.startswith("proxy_pass") for b in inside_http for line in b.lines)
+
+
+def test_modern_tls_and_hsts() -> None:
+    text = render_nginx_config(make_settings())
+    https = servers(text)[1]
+
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in https.lines
+    assert f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};" in https.lines
+    assert "ssl_session_tickets off;" in https.lines
+    assert "server_tokens off;" in https.lines
+    assert "add_header Strict-Transport-Security $authgate_hsts always;" in https.lines
+    assert map_entries(text, "$authgate_hsts") == {
+        '""': '"max-age=63072000"',
+        "default": '""',
+    }
+    short = render_nginx_config(make_settings(), NginxOptions(hsts_max_age=0))
+    assert '"max-age=0"' in short
+
+
+@pytest.mark.parametrize(
+    ("upstream", "settings", "expected"),
+    [
+        (None, {}, "http://127.0.0.1:8086"),
+        (None, {"host": "10.0.0.5", "port": "9000"}, "http://10.0.0.5:9000"),
+        (None, {"host": "0.0.0.0"}, "http://127.0.0.1:8086"),  # a wildcard bind: loopback
+        (None, {"host": "::"}, "http://[::1]:8086"),
+        (None, {"host": "::1"}, "http://[::1]:8086"),
+        ("app.internal:8000", {}, "http://app.internal:8000"),
+        ("[fd00::5]:8000", {}, "http://[fd00::5]:8000"),
+        ("unix:/run/authgate/gunicorn.sock", {}, "http://unix:/run/authgate/gunicorn.sock:"),
+    ],
+)
+def test_proxy_pass_goes_to_gunicorn(
+    upstream: str | None, settings: dict[str, str], expected: str
+) -> None:
+    text = render_nginx_config(make_settings(**settings), NginxOptions(upstream=upstream))
+    https = servers(text)[1]
+
+    passes = [
+        block for block in parse_blocks(text) if any("proxy_pass" in line for line in block.lines)
+    ]
+    assert len(passes) == 2 + len(RATE_LIMITED_PATHS)  # /, the credential paths, the avatar
+    for block in passes:
+        assert f"proxy_pass {expected};" in block.lines
+    assert "proxy_http_version 1.1;" in https.lines
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in https.lines
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in https.lines
+
+
+@pytest.mark.parametrize(
+    ("max_body_bytes", "expected"),
+    [(1024 * 1024, "1m"), (65536, "64k"), (1500, "1500"), (1024 * 1024 + 1024, "1025k")],
+)
+def test_client_max_body_size_is_the_apps_limit_exactly(max_body_bytes: int, expected: str) -> None:
+    text = render_nginx_config(make_settings(max_body_bytes=str(max_body_bytes)))
+
+    assert f"client_max_body_size {expected};" in servers(text)[1].lines
+    assert format_nginx_size(max_body_bytes) == expected
+    (body,) = re.findall(r"return 413 '(.*)\\n';", text)
+    assert str(max_body_bytes) in json.loads(body)["error"]["message"]
+
+
+def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
+    text = render_nginx_config(make_settings(), NginxOptions(login_rate="5r/s", login_burst=3))
+
+    assert "limit_req_zone $authgate_limit_key zone=authgate_login:10m rate=5r/s;" in text
+    assert map_entries(text, "$authgate_limit_key") == {
+        "OPTIONS": '""',  # preflights are not counted
+        "default": "$binary_remote_addr",
+    }
+    https = servers(text)[1]
+    assert "limit_req_status 429;" in https.lines
+    assert "error_page 429 @authgate_429;" in https.lines
+    for path in ("/api/auth/login", "/api/auth/register", "/api/auth/refresh", "/api/tokens"):
+        block = find_block(text, f"location = {path}")
+        assert "limit_req zone=authgate_login burst=3 nodelay;" in block.lines
+    assert find_block(text, "location /", within=https).lines == (
+        "proxy_pass http://127.0.0.1:8086;",
+    )
+    assert sum(line.startswith("limit_req zone=") for line in directives(text)) == 4
+    no_burst = render_nginx_config(make_settings(), NginxOptions(login_burst=0))
+    assert "limit_req zone=authgate_login;" in find_block(no_burst, "location = /api/tokens").lines
+
+
+def test_nginx_errors_are_json_in_authgates_shape() -> None:
+    text = render_nginx_config(make_settings())
+    bodies = {
+        status: json.loads(body) for status, body in re.findall(r"return (\d+) '(.*)\\n';", text)
+    }
+
+    assert set(bodies) == {"413", "429", "503"}
+    assert bodies["413"]["error"]["code"] == "payload_too_large"
+    assert bodies["429"]["error"]["code"] == "rate_limited"
+    assert bodies["503"]["error"]["code"] == "service_unavailable"
+    for body in bodies.values():
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    for status in ("413", "429", "unavailable"):
+        assert (
+            "default_type application/json;"
+            in find_block(text, f"location @authgate_{status}").lines
+        )
+    assert "error_page 413 @authgate_413;" in servers(text)[1].lines
+
+
+@pytest.mark.parametrize("cors_at_proxy", [False, True])
+def test_every_add_header_is_at_server_level_with_always(cors_at_proxy: bool) -> None:
+    """nginx drops every inherited add_header in a block that has one of its own."""
+    text = render_nginx_config(make_settings(), NginxOptions(cors_at_proxy=cors_at_proxy))
+    https = servers(text)[1]
+
+    added = [line for line in https.lines if line.startswith("add_header")]
+    assert len(added) >= 6
+    assert all(line.endswith(" always;") for line in added)
+    assert sum("add_header" in line for line in directives(text)) == len(added)
+    headers = [line.split()[1] for line in added]
+    assert len(headers) == len(set(headers))
+    assert {
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Content-Security-Policy",
+        "Referrer-Policy",
+    } <= set(headers)
+
+
+def test_security_headers_are_added_only_when_the_app_has_none() -> None:
+    text = render_nginx_config(make_settings())
+
+    for header, value in [
+        ("x_content_type_options", '"nosniff"'),
+        ("x_frame_options", '"DENY"'),
+        ("content_security_policy", "\"frame-ancestors 'none'\""),
+        ("referrer_policy", '"no-referrer"'),
+    ]:
+        block = find_block(text, f"map $upstream_http_{header} $authgate_{header}")
+        assert block.lines == (f'"" {value};', 'default "";')
+
+
+def test_cors_is_left_to_the_app_by_default() -> None:
+    text = render_nginx_config(make_settings())
+
+    assert "Access-Control" not in text
+    assert "$http_origin" not in text
+    assert [line for line in directives(text) if "OPTIONS" in line] == ['OPTIONS "";']
+    assert "return 204" not in text
+
+
+def test_cors_at_proxy_maps_exactly_the_allowed_origins() -> None:
+    text = render_nginx_config(make_settings(), NginxOptions(cors_at_proxy=True))
+
+    assert map_entries(text, "$authgate_cors_origin") == {
+        "default": '""',
+        f'"{APP}"': f'"{APP}"',
+        f'"{ADMIN}"': f'"{ADMIN}"',
+    }
+    origin_map = find_block(text, "map $http_origin $authgate_cors_origin")
+    assert not any("*" in line or "~" in line for line in origin_map.lines)
+    https = servers(text)[1]
+    for header in (
+        "Access-Control-Allow-Origin",
+        "Access-Control-Allow-Credentials",
+        "Access-Control-Allow-Methods",
+        "Access-Control-Allow-Headers",
+        "Access-Control-Expose-Headers",
+        "Access-Control-Max-Age",
+    ):
+        assert f"proxy_hide_header {header};" in https.lines
+    assert "add_header Access-Control-Allow-Origin $authgate_cors_allow_origin always;" in (
+        https.lines
+    )
+    assert not re.search(r"add_header Access-Control-Allow-Origin \"?\*", text)
+    preflight = find_block(text, "if ($authgate_preflight)")
+    assert preflight.lines == ("return 204;",)
+    assert map_entries(text, "$authgate_cors_allow_origin") == {
+        '""': "$authgate_cors_public",  # only an upstream "*" (public, no credentials)
+        "default": "$authgate_cors_origin",
+    }
+    assert map_entries(text, "$authgate_cors_public") == {'"*"': '"*"', "default": '""'}
+
+
+def test_cors_at_proxy_allows_what_the_app_allows() -> None:
+    settings = make_settings()
+    text = render_nginx_config(settings, NginxOptions(cors_at_proxy=True))
+    app = cors_options(settings)
+
+    # Several maps read $authgate_cors: look them up by the variable they set.
+    entries = {
+        block.header.split()[2]: dict(line.rstrip(";").split(" ", 1) for line in block.lines)
+        for block in parse_blocks(text)
+        if block.header.startswith("map $authgate_cors ")
+    }
+    assert entries["$authgate_cors_allow_methods"]["preflight"] == (
+        '"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"'
+    )
+    assert entries["$authgate_cors_allow_methods"]["preflight"] == f'"{", ".join(app["methods"])}"'
+    assert entries["$authgate_cors_allow_headers"]["preflight"] == (
+        '"Authorization, Content-Type, X-Requested-With, X-Origin"'
+    )
+    assert entries["$authgate_cors_max_age"]["preflight"] == f'"{app["max_age"]}"'
+    assert entries["$authgate_cors_expose_headers"]["actual"] == (
+        f'"{", ".join(app["expose_headers"])}"'
+    )
+    assert entries["$authgate_cors_allow_credentials"] == {'""': '""', "default": '"true"'}
+
+
+def test_cors_at_proxy_without_origins_allows_no_origin() -> None:
+    text = render_nginx_config(make_settings(origins=""), NginxOptions(cors_at_proxy=True))
+
+    assert map_entries(text, "$authgate_cors_origin") == {"default": '""'}
+
+
+# Refused input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "relative/cert.pem",
+        "/etc/ssl/my cert.pem",
+        "/etc/ssl/cert.pem;include /etc/passwd",
+        "/etc/ssl/'cert'.pem",
+        '/etc/ssl/"cert".pem',
+        "/etc/ssl/{cert}.pem",
+        "/etc/ssl/$host.pem",
+        "/etc/ssl/#cert.pem",
+        "/etc/ssl/cert.pem\nuser root",
+        "/etc/ssl/cert\\.pem",
+    ],
+)
+def test_paths_that_would_change_the_configuration_are_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="path"):
+        NginxOptions(cert_path=path, key_path="/etc/ssl/key.pem")
+    with pytest.raises(ValueError, match="path"):
+        NginxOptions(webroot=path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cert_path": "/etc/ssl/cert.pem"}, "both"),
+        ({"http_port": 8443, "https_port": 8443}, "differ"),
+        ({"http_port": 0}, "between"),
+        ({"login_rate": "10 per minute"}, "30r/m"),
+        ({"login_rate": "10r/h"}, "30r/m"),
+        ({"login_rate": "0r/s"}, "30r/m"),
+        ({"login_burst": -1}, "burst"),
+        ({"upstream": "127.0.0.1"}, "host:port"),
+        ({"upstream": "127.0.0.1:99999"}, "host:port"),
+        ({"upstream": "bad host;:80"}, "upstream host"),
+        ({"upstream": "unix:/run/a b.sock"}, "path"),
+        ({"listen_addresses": ("localhost",)}, "listen address"),
+        ({"listen_addresses": ("::1",)}, "brackets"),
+        ({"listen_addresses": ()}, "listen address"),
+        ({"hsts_max_age": -1}, "HSTS"),
+    ],
+)
+def test_invalid_options_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NginxOptions(**options)  # type: ignore[arg-type]
+
+
+def test_warnings_for_settings_that_do_not_fit_behind_the_proxy() -> None:
+    assert nginx_config_warnings(make_settings()) == []
+
+    warnings = nginx_config_warnings(
+        make_settings(public_url="http://auth.example.com", trusted_proxies="0")
+    )
+    assert len(warnings) == 2
+    assert "https://auth.example.com" in warnings[0]
+    assert "AUTHGATE_TRUSTED_PROXIES is 0" in warnings[1]
+    (port,) = nginx_config_warnings(make_settings(), NginxOptions(https_port=8443))
+    assert "8443" in port
+
+
+# The command -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    for name in list(os.environ):
+        if name.startswith("AUTHGATE_") and not name.startswith("AUTHGATE_TEST_"):
+            monkeypatch.delenv(name)
+    return {
+        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
+        "AUTHGATE_PUBLIC_URL": PUBLIC,
+        "AUTHGATE_ORIGINS": APP,
+        "AUTHGATE_TRUSTED_PROXIES": "1",
+        "AUTHGATE_PORT": "9001",
+    }
+
+
+def test_the_command_prints_the_configuration(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["nginx", "--cors-at-proxy", "--https-port", "443", "--login-rate", "12r/m"],
+        env=cli_env,
+        catch_exceptions=False,
+    )
+
+    assert result.exit_code == 0, result.output
+    expected = render_nginx_config(
+        load_settings(environ=cli_env), NginxOptions(cors_at_proxy=True, login_rate="12r/m")
+    )
+    assert result.stdout == expected
+    assert "proxy_pass http://127.0.0.1:9001;" in result.stdout
+    assert result.stderr == ""
+
+
+def test_the_command_writes_a_file_and_warns(cli_env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "authgate.conf"
+    env = {**cli_env, "AUTHGATE_TRUSTED_PROXIES": "0"}
+    result = CliRunner().invoke(
+        main,
+        ["nginx", "-o", str(target), "--upstream", "127.0.0.1:7000", "--listen-address", "[::1]"],
+        env=env,
+        catch_exceptions=False,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    text = target.read_text()
+    assert "proxy_pass http://127.0.0.1:7000;" in text
+    assert "listen [::1]:443 ssl http2;" in text and "listen *:443" not in text
+    assert "Warning: AUTHGATE_TRUSTED_PROXIES is 0" in result.stderr
+    assert f"Wrote {target}" in result.stderr
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_command_reports_bad_settings_and_options(cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    bad_settings = runner.invoke(main, ["nginx"], env={**cli_env, "AUTHGATE_ORIGINS": "*"})
+    assert bad_settings.exit_code == 2
+    assert "AUTHGATE_ORIGINS" in bad_settings.stderr
+    assert "Traceback" not in bad_settings.output
+
+    bad_path = runner.invoke(main, ["nginx", "--webroot", "/srv/a;b"], env=cli_env)
+    assert bad_path.exit_code == 2
+    assert "webroot path" in bad_path.stderr
+
+    one_of_two = runner.invoke(main, ["nginx", "--cert", "/srv/cert.pem"], env=cli_env)
+    assert one_of_two.exit_code == 2
+    assert "both" in one_of_two.stderr
+
+
+# nginx -t: every configuration the generator can produce ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> DevCertificate:
+    directory = tmp_path_factory.mktemp("tls")
+    return issue_dev_certificate(directory, ["auth.example.com"], now=datetime.now(UTC))
+
+
+VARIANTS: dict[str, tuple[dict[str, str], dict[str, object]]] = {
+    "app-cors": ({}, {}),
+    "proxy-cors": ({}, {"cors_at_proxy": True}),
+    "proxy-cors-no-origins": ({"origins": ""}, {"cors_at_proxy": True}),
+    "app-cors-no-origins": ({"origins": ""}, {}),
+    "certbot-paths": ({}, {"certbot": True}),
+    "high-ports-loopback": (
+        {"public_url": "https://localhost:18443"},
+        {"http_port": 18080, "https_port": 18443, "listen_addresses": ("127.0.0.1", "[::1]")},
+    ),
+    "rates": ({}, {"login_rate": "5r/s", "login_burst": 0, "hsts_max_age": 0}),
+    "slow-rate": ({}, {"login_rate": "1r/m", "login_burst": 100}),
+    "body-bytes": ({"max_body_bytes": "1500"}, {"cors_at_proxy": True}),
+    "unix-upstream": ({}, {"upstream": "unix:/run/authgate/gunicorn.sock"}),
+    "ipv6-upstream-and-webroot": ({"host": "::"}, {"webroot": "/srv/acme-challenges"}),
+    "ip-public-url": ({"public_url": "https://127.0.0.1:8443", "origins": ""}, {}),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_nginx_accepts_the_configuration(
+    variant: str, certificate: DevCertificate, tmp_path: Path
+) -> None:
+    settings_values, variant_options = VARIANTS[variant]
+    certbot = bool(variant_options.get("certbot"))
+    option_values = {k: v for k, v in variant_options.items() if k != "certbot"}
+    if not certbot:
+        option_values["cert_path"] = str(certificate.cert_path)
+        option_values["key_path"] = str(certificate.key_path)
+    settings = make_settings(**settings_values)
+    text = render_nginx_config(settings, NginxOptions(**option_values))  # type: ignore[arg-type]
+    if certbot:
+        # nginx -t reads the certificate: put ours where certbot's would be.
+        live = "/etc/letsencrypt/live/auth.example.com"
+        assert f"ssl_certificate {live}/fullchain.pem;" in text
+        text = text.replace(f"{live}/fullchain.pem", str(certificate.cert_path))
+        text = text.replace(f"{live}/privkey.pem", str(certificate.key_path))
+
+    checked = Nginx(tmp_path / "nginx", text).check()
+
+    output = checked.stdout + checked.stderr
+    assert checked.returncode == 0, f"{output}\n{text}"
+    assert "test is successful" in output
+    problems = [
+        line
+        for line in output.splitlines()
+        if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)
+        and 'the "listen ... http2" directive is deprecated' not in line  # nginx >= 1.25.1
+    ]
+    assert problems == [], f"{output}\n{text}"
+
+
+def test_avatar_uploads_get_the_apps_larger_limit_and_nothing_else_does() -> None:
+    text = render_nginx_config(make_settings(), NginxOptions())
+
+    (avatar,) = [b for b in parse_blocks(text) if b.header == "location = /api/auth/me/avatar"]
+    assert "client_max_body_size 5184k;" in avatar.lines  # 5 MiB + the 64 KiB multipart envelope
+    https = servers(text)[1]
+    assert "client_max_body_size 1m;" in https.lines
