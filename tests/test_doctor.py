@@ -26,7 +26,6 @@ import requests
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from authgate import doctor
 from authgate.cli import main
 from authgate.config import Environment, Settings
 from authgate.core.keys import generate_key
@@ -51,7 +50,8 @@ from authgate.doctor import (
     lookalike_origins,
     run_doctor,
 )
-from authgate.doctor_cli import render_findings
+from authgate.doctor import runner as doctor_runner
+from authgate.doctor.reports import render_findings
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import head_revision, upgrade_database
 from tests.conftest import pg_base_url
@@ -222,7 +222,7 @@ def test_a_failing_check_becomes_a_finding(tmp_path: Path, monkeypatch: pytest.M
     def broken(settings: Settings) -> list[Finding]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(doctor, "check_redis", broken)
+    monkeypatch.setattr(doctor_runner, "check_redis", broken)
 
     findings = run_doctor({"AUTHGATE_INSTANCE_PATH": str(tmp_path)})
 

@@ -31,7 +31,7 @@ from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
 from authgate.deploy.commands import nginx_command
 from authgate.deploy.tls import DEFAULT_NAMES, issue_dev_certificate
-from authgate.doctor_cli import doctor
+from authgate.doctor.cli import doctor
 from authgate.errors import (
     AuthError,
     ConfigError,

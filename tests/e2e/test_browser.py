@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -77,6 +78,25 @@ def log_in_on_frontend(page: Page, login: str) -> None:
     page.get_by_label("Email or username").fill(login)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+
+
+def frontend_session(browser: Browser, frontend_url: str, api: str, address: str) -> dict[str, Any]:
+    """Open the example frontend, log in as ``address``, call the API; the session cookie as
+    the browser keeps it (a screenshot is taken of the page)."""
+    context, page = new_page(browser, https_errors=frontend_url.startswith("https:"))
+    page.goto(f"{frontend_url}/?api={api}")
+    expect(page.locator("#status")).to_have_text("Not signed in.")
+
+    log_in_on_frontend(page, address)
+
+    expect(page.locator("#who")).to_have_text(address)
+    page.get_by_role("button", name="Call a protected endpoint").click()
+    expect(page.locator("#result")).to_contain_text("200")
+    expect(page.locator("#result")).to_contain_text(address)
+    screenshot(page, "frontend-" + re.sub(r"\W+", "-", frontend_url.split("//")[1]).strip("-"))
+    session = next(c for c in context.cookies(api) if c["name"] == "authgate_session")
+    context.close()
+    return dict(session)
 
 
 # Same origin: the server's own pages -----------------------------------------------------------
@@ -201,20 +221,10 @@ def test_frontend_on_the_same_site_logs_in_and_calls_the_api(
     _, server, api = same_site
     address = email("samesite")
     register(server, address)
-    context, page = new_page(browser)
-    page.goto(f"http://localhost:{frontend_port}/?api={api}")
-    expect(page.locator("#status")).to_have_text("Not signed in.")
 
-    log_in_on_frontend(page, address)
+    session = frontend_session(browser, f"http://localhost:{frontend_port}", api, address)
 
-    expect(page.locator("#who")).to_have_text(address)
-    page.get_by_role("button", name="Call a protected endpoint").click()
-    expect(page.locator("#result")).to_contain_text("200")
-    expect(page.locator("#result")).to_contain_text(address)
-    screenshot(page, "frontend-same-site")
-    cookies = {c["name"]: c for c in context.cookies(api)}
-    assert cookies["authgate_session"]["sameSite"] == "Lax"
-    context.close()
+    assert session["sameSite"] == "Lax"
 
 
 def test_frontend_on_another_site_works_with_third_party_cookies_blocked(
@@ -226,20 +236,11 @@ def test_frontend_on_another_site_works_with_third_party_cookies_blocked(
         server, api = start_api(group, f"http://127.0.0.1:{frontend_port}")
         address = email("crosssite")
         register(server, address)
-        context, page = new_page(browser)
-        page.goto(f"http://127.0.0.1:{frontend_port}/?api={api}")
-        expect(page.locator("#status")).to_have_text("Not signed in.")
 
-        log_in_on_frontend(page, address)
+        session = frontend_session(browser, f"http://127.0.0.1:{frontend_port}", api, address)
 
-        expect(page.locator("#who")).to_have_text(address)
-        page.get_by_role("button", name="Call a protected endpoint").click()
-        expect(page.locator("#result")).to_contain_text("200")
-        screenshot(page, "frontend-cross-site")
-        session = next(c for c in context.cookies(api) if c["name"] == "authgate_session")
         assert session["sameSite"] == "None" and session["secure"] is True
         assert session.get("partitionKey"), session  # CHIPS: kept per top-level site
-        context.close()
 
 
 def test_an_origin_that_is_not_allowed_is_explained(
@@ -315,17 +316,8 @@ def test_https_frontend_on_another_site_works_with_third_party_cookies_blocked(
             timeout=10,
         )
         assert response.status_code == 201, response.text
-        context, page = new_page(browser, https_errors=True)
-        page.goto(f"{app_origin}/?api={api}")
-        expect(page.locator("#status")).to_have_text("Not signed in.")
 
-        log_in_on_frontend(page, address)
+        session = frontend_session(browser, app_origin, api, address)
 
-        expect(page.locator("#who")).to_have_text(address)
-        page.get_by_role("button", name="Call a protected endpoint").click()
-        expect(page.locator("#result")).to_contain_text("200")
-        screenshot(page, "frontend-https-cross-site")
-        session = next(c for c in context.cookies(api) if c["name"] == "authgate_session")
         assert session["sameSite"] == "None" and session.get("partitionKey"), session
-        context.close()
         assert server.process is not None and server.process.poll() is None

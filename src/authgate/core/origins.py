@@ -253,12 +253,20 @@ def _public_suffix_list() -> PublicSuffixList:
     return PublicSuffixList()
 
 
-def _is_ip_address(host: str) -> bool:
+def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
         return False
     return True
+
+
+def is_local_host(host: str) -> bool:
+    """Hosts browsers treat as potentially trustworthy even over plain http."""
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    return is_ip_address(host) and ipaddress.ip_address(host).is_loopback
 
 
 def site_of(origin: Origin) -> str:
@@ -269,7 +277,7 @@ def site_of(origin: Origin) -> str:
     """
     scheme = origin.scheme.lower()
     host = origin.host.lower()
-    if _is_ip_address(host):
+    if is_ip_address(host):
         return Origin(scheme, host, None).serialize()
     registrable = _public_suffix_list().privatesuffix(host)
     return f"{scheme}://{registrable or host}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +16,16 @@ from typing import Any, TypeVar
 
 import click
 
-from authgate.doctor import (
-    DEFAULT_TIMEOUT_SECONDS,
-    Finding,
-    explain_origin,
-    load_doctor_settings,
-    probe_origin,
-    run_doctor,
-    sort_findings,
-)
+from authgate.doctor.cors_explainer import explain_origin, probe_origin
+from authgate.doctor.findings import Finding, sort_findings
+from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
+from authgate.doctor.reports import _summary, render_findings
+from authgate.doctor.runner import run_doctor
+from authgate.doctor.settings import load_doctor_settings
 
-__all__ = ["doctor", "render_findings"]
+__all__ = ["doctor"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_LABELS = {"error": ("error", "red"), "warning": ("warn", "yellow"), "ok": ("ok", "green")}
-_INDENT = "  "
-_LABEL_WIDTH = 6
-_WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -44,56 +35,6 @@ class _Options:
     as_json: bool
     production: bool
     timeout: float
-
-
-def _summary(findings: Sequence[Finding]) -> dict[str, int]:
-    return {
-        "errors": sum(f.level == "error" for f in findings),
-        "warnings": sum(f.level == "warning" for f in findings),
-        "ok": sum(f.level == "ok" for f in findings),
-    }
-
-
-def _wrap(text: str, first: str, rest: str) -> str:
-    return textwrap.fill(
-        text,
-        width=_WIDTH,
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
-def render_findings(findings: Sequence[Finding], *, color: bool = False) -> str:
-    """The findings as text: grouped, a level per line, the fix indented below, a summary."""
-    lines: list[str] = []
-    group: str | None = None
-    pad = _INDENT + " " * _LABEL_WIDTH
-    for finding in sort_findings(findings):
-        if finding.group != group:
-            group = finding.group
-            if lines:
-                lines.append("")
-            lines.append(click.style(group, bold=True) if color else group)
-        word, colour = _LABELS[finding.level]
-        label = word.ljust(_LABEL_WIDTH)
-        text = _wrap(finding.message, _INDENT + label, pad)
-        if color:
-            text = _INDENT + click.style(label, fg=colour) + text[len(_INDENT + label) :]
-        lines.append(text)
-        if finding.fix:
-            prefix = "" if finding.level == "ok" else "fix: "
-            lines.append(_wrap(prefix + finding.fix, pad, pad + " " * len(prefix)))
-    counts = _summary(findings)
-    if lines:
-        lines.append("")
-    verdict = "problems found" if counts["errors"] else "no errors"
-    lines.append(
-        f"{counts['errors']} error(s), {counts['warnings']} warning(s), {counts['ok']} ok: "
-        f"{verdict}."
-    )
-    return "\n".join(lines)
 
 
 def _report(findings: Sequence[Finding], options: _Options) -> int:

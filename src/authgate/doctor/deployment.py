@@ -1,0 +1,124 @@
+"""``authgate doctor --url``: the running deployment as a browser meets it (group ``url``).
+
+Its certificate (:mod:`.tls`), the plain-http redirect (:mod:`.redirects`), HSTS (:mod:`.hsts`) and
+CORS preflights for each allowed origin (:mod:`.preflights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from authgate.config import Settings
+from authgate.core.origins import Origin, is_local_host
+from authgate.doctor.clock import _utc_now
+from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.hsts import check_hsts
+from authgate.doctor.preflights import check_lookalikes, check_preflight
+from authgate.doctor.probes import (
+    DEFAULT_TIMEOUT_SECONDS,
+    _default_port,
+    _parse_probe_url,
+    _probe_session,
+    _request_error,
+)
+from authgate.doctor.redirects import check_http_redirect
+from authgate.doctor.tls import check_tls_certificate
+
+__all__ = ["check_deployment"]
+
+
+def check_deployment(
+    url: str,
+    settings: Settings | None,
+    *,
+    ca_file: Path | None = None,
+    now: Callable[[], datetime] = _utc_now,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> list[Finding]:
+    """Probe the deployment at ``url``: TLS, redirect, HSTS, and CORS for each allowed origin."""
+    base = _parse_probe_url(url)
+    if isinstance(base, Finding):
+        return [base]
+    findings: list[Finding] = []
+    if base.scheme == "https":
+        tls = check_tls_certificate(
+            base.host, _default_port(base), ca_file=ca_file, now=now(), timeout=timeout
+        )
+        findings += tls
+        if any(f.level == "error" for f in tls):
+            return findings  # a browser gets no further either
+    else:
+        findings.append(_plain_http_finding(base, settings))
+    with _probe_session(ca_file) as session:
+        findings += _probe_http(session, base, settings, timeout)
+    return findings
+
+
+def _probe_http(
+    session: requests.Session, base: Origin, settings: Settings | None, timeout: float
+) -> list[Finding]:
+    base_url = base.serialize()
+    try:
+        health = session.get(base_url + "/healthz", timeout=timeout, allow_redirects=False)
+    except requests.RequestException as e:
+        return [
+            _error(
+                "url.unreachable",
+                f"{base_url} does not answer ({_request_error(e)}).",
+                "Check the address, that the server runs and that the firewall lets you in.",
+            )
+        ]
+    findings = [_health_finding(base_url, health.status_code)]
+    if base.scheme == "https":
+        findings.append(check_hsts(health.headers.get("Strict-Transport-Security")))
+        http_url = Origin("http", base.host, base.port).serialize() + "/"
+        findings.append(check_http_redirect(session, http_url, base, timeout=timeout))
+    if settings is not None:
+        for origin in settings.allowlist:
+            findings.append(check_preflight(session, base_url, str(origin), timeout=timeout))
+            findings += check_lookalikes(
+                session, base_url, origin, settings.allowlist, timeout=timeout
+            )
+    return findings
+
+
+def _health_finding(base_url: str, status: int) -> Finding:
+    if status == 200:
+        return _ok("url.reachable", f"{base_url}/healthz answers 200.")
+    if status == 503:
+        return _error(
+            "url.reachable",
+            f"{base_url}/healthz answers 503: the server runs but cannot use its database.",
+            "Run `authgate doctor` on the server host to check the database.",
+        )
+    return _warning(
+        "url.reachable",
+        f"{base_url}/healthz answers {status}: this may not be authgate, or the proxy does not "
+        "forward every path to it.",
+        "Forward the whole site (or at least /api/, /healthz and /.well-known/) to authgate.",
+    )
+
+
+def _plain_http_finding(base: Origin, settings: Settings | None) -> Finding:
+    if settings is not None and settings.is_production:
+        return _error(
+            "url.tls.not_https",
+            f"{base} is plain http: production must be served over https.",
+            "Probe the https:// address, or put TLS in front of authgate.",
+        )
+    if is_local_host(base.host):
+        return _ok(
+            "url.tls.plain_http_local",
+            f"{base} is plain http on this machine: fine for development (TLS, redirect and "
+            "HSTS are checked for https:// URLs).",
+        )
+    return _warning(
+        "url.tls.not_https",
+        f"{base} is plain http on a host other than localhost: browsers drop its Secure cookies "
+        "and passwords travel unencrypted.",
+        "Serve it over https (nginx + certbot) and probe the https:// address.",
+    )

@@ -1,0 +1,42 @@
+"""``Strict-Transport-Security`` keeps browsers on https (group ``url.hsts``)."""
+
+from __future__ import annotations
+
+from authgate.doctor.findings import Finding, _ok, _warning
+
+__all__ = ["HSTS_MIN_MAX_AGE_SECONDS", "check_hsts"]
+
+HSTS_MIN_MAX_AGE_SECONDS = 180 * 86400
+
+
+def _hsts_max_age(value: str) -> int | None:
+    for directive in value.split(";"):
+        name, _, argument = directive.strip().partition("=")
+        if name.strip().lower() == "max-age":
+            argument = argument.strip().strip('"')
+            return int(argument) if argument.isdigit() else None
+    return None
+
+
+def check_hsts(value: str | None) -> Finding:
+    """The ``Strict-Transport-Security`` header of an https response."""
+    fix = (
+        "Send it from the TLS terminator, e.g. nginx: `add_header Strict-Transport-Security "
+        '"max-age=31536000" always;` (authgate itself does not set it).'
+    )
+    if not value:
+        return _warning(
+            "url.hsts.missing",
+            "No Strict-Transport-Security header: browsers keep trying plain http first, where "
+            "an attacker on the network can intercept the visit.",
+            fix,
+        )
+    max_age = _hsts_max_age(value)
+    if max_age is None or max_age < HSTS_MIN_MAX_AGE_SECONDS:
+        return _warning(
+            "url.hsts.short",
+            f"Strict-Transport-Security is {value!r}: a max-age under "
+            f"{HSTS_MIN_MAX_AGE_SECONDS // 86400} days protects little.",
+            fix,
+        )
+    return _ok("url.hsts.present", f"Strict-Transport-Security: {value}.")

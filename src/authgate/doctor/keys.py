@@ -1,0 +1,143 @@
+"""Signing keys: present, not for development in production, private, rotatable (group
+``secrets``)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from authgate.config import Settings
+from authgate.core.keys import insecure_key_files, load_keyring
+from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.errors import ConfigError
+
+__all__ = ["check_keys"]
+
+
+def _is_writable_directory(directory: Path) -> bool:
+    """Whether this user can create files in ``directory`` (or create it)."""
+    path = directory
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def check_keys(
+    settings: Settings, *, writable: Callable[[Path], bool] = _is_writable_directory
+) -> list[Finding]:
+    """Signing keys: present, not for development in production, private, rotatable."""
+    if settings.is_production and settings.keys_dir is None:
+        return [
+            _error(
+                "secrets.keys_dir_not_set",
+                "AUTHGATE_KEYS_DIR is not set: production needs signing keys in a directory of "
+                "their own (it refuses the instance folder's development keys).",
+                "Create one with `authgate keys rotate --keys-dir /etc/authgate/keys` and set "
+                "AUTHGATE_KEYS_DIR=/etc/authgate/keys.",
+            )
+        ]
+    directory = settings.resolved_keys_dir
+    rotate = f"authgate keys rotate --keys-dir {directory}"
+    try:
+        ring = load_keyring(directory)
+        exposed = insecure_key_files(directory)
+    except (ConfigError, OSError) as e:
+        return [_error("secrets.unreadable_key", str(e), f"Then check with `{rotate}`.")]
+    findings: list[Finding] = []
+    if ring is None:
+        if settings.is_production:
+            findings.append(
+                _error(
+                    "secrets.no_key",
+                    f"No signing key in {directory}: the server refuses to start.",
+                    f"Create one: `{rotate}`.",
+                )
+            )
+        else:
+            findings.append(
+                _ok(
+                    "secrets.no_key",
+                    f"No signing key in {directory} yet: development generates one at the first "
+                    "start (production refuses it).",
+                )
+            )
+    elif settings.is_production and ring.active.dev:
+        findings.append(
+            _error(
+                "secrets.dev_key_in_production",
+                f"The active signing key {ring.active.kid} in {directory} was generated for "
+                "development: production refuses to sign with it.",
+                f"Create a production key: `{rotate}`; remove the dev-*.pem file once the access "
+                "tokens it signed have expired.",
+            )
+        )
+    elif settings.is_production and any(key.dev for key in ring.keys):
+        old = ", ".join(key.kid for key in ring.keys if key.dev)
+        findings.append(
+            _warning(
+                "secrets.old_dev_key",
+                f"Development key(s) {old} in {directory} still verify tokens.",
+                f"Delete their files in {directory} once the tokens they signed have expired "
+                f"(access tokens live {settings.access_token_ttl_seconds} s).",
+            )
+        )
+    if exposed:
+        names = " ".join(str(path) for path in exposed)
+        findings.append(
+            _error(
+                "secrets.key_file_permissions",
+                f"Signing key files readable or writable by other users: {names}. Anyone who "
+                "can read one can forge any user's tokens (production refuses to start).",
+                f"chmod 600 {names}",
+            )
+        )
+    findings += _key_directory_findings(directory, ring is not None, writable)
+    if ring is not None and not any(f.level != "ok" for f in findings):
+        findings.append(_keys_ok(directory, len(ring.keys), ring.active.kid, rotate))
+    return findings
+
+
+def _key_directory_findings(
+    directory: Path, has_keys: bool, writable: Callable[[Path], bool]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    if directory.is_dir() and stat.S_IMODE(directory.stat().st_mode) & 0o077:
+        findings.append(
+            _warning(
+                "secrets.keys_dir_permissions",
+                f"The key directory {directory} is open to other users "
+                f"(mode {stat.S_IMODE(directory.stat().st_mode):o}).",
+                f"chmod 700 {directory}",
+            )
+        )
+    if not writable(directory):
+        findings.append(
+            _warning(
+                "secrets.rotation_impossible",
+                f"{directory} cannot be written (or created) by this user, so "
+                "`authgate keys rotate` cannot add a key here"
+                + ("." if has_keys else ", and no key can be created."),
+                f"Run rotations as the user that owns the key directory (e.g. `sudo -u authgate "
+                f"authgate keys rotate --keys-dir {directory}`), or point AUTHGATE_KEYS_DIR at a "
+                "directory that user can write.",
+            )
+        )
+    return findings
+
+
+def _keys_ok(directory: Path, count: int, active: str, rotate: str) -> Finding:
+    if count == 1:
+        return _ok(
+            "secrets.rotation",
+            f"One signing key ({active}) in {directory}.",
+            f"To rotate: `{rotate}`; the old key keeps verifying until you delete its file.",
+        )
+    return _ok(
+        "secrets.rotation",
+        f"{count} signing keys in {directory}; the newest, {active}, signs.",
+        f"Delete an old key's file once the tokens it signed have expired; rotate with `{rotate}`.",
+    )

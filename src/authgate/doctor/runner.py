@@ -1,0 +1,54 @@
+"""Every check, grouped: the settings, then (with a URL) the running deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+
+from authgate.doctor.clock import _utc_now
+from authgate.doctor.cookies import check_cookies
+from authgate.doctor.database import check_database
+from authgate.doctor.deployment import check_deployment
+from authgate.doctor.findings import Finding, _guarded, sort_findings
+from authgate.doctor.keys import check_keys
+from authgate.doctor.oauth import check_oauth
+from authgate.doctor.origins import check_origins
+from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
+from authgate.doctor.production import check_production_refusals, check_public_url
+from authgate.doctor.redis_checks import check_redis
+from authgate.doctor.settings import load_doctor_settings
+
+__all__ = ["run_doctor"]
+
+
+def run_doctor(
+    environ: Mapping[str, str] | None = None,
+    *,
+    production: bool = False,
+    url: str | None = None,
+    ca_file: Path | None = None,
+    now: Callable[[], datetime] = _utc_now,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> list[Finding]:
+    """Every check, grouped: the settings, then (with ``url``) the running deployment."""
+    settings, findings = load_doctor_settings(environ, production=production)
+    if settings is not None:
+        checks: list[tuple[str, Callable[[], list[Finding]]]] = [
+            ("production", lambda: check_production_refusals(settings)),
+            ("public_url", lambda: check_public_url(settings)),
+            ("secrets", lambda: check_keys(settings)),
+            ("origins", lambda: check_origins(settings)),
+            ("cookies", lambda: check_cookies(settings)),
+            ("oauth", lambda: check_oauth(settings)),
+            ("database", lambda: check_database(settings, now=now)),
+            ("redis", lambda: check_redis(settings)),
+        ]
+        for group, check in checks:
+            findings += _guarded(group, check)
+    if url:
+        findings += _guarded(
+            "url",
+            lambda: check_deployment(url, settings, ca_file=ca_file, now=now, timeout=timeout),
+        )
+    return sort_findings(findings)
