@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from authgate.errors import AuthenticationRequiredError, AuthError
 from authgate.integrations.flask.context import get_extension
@@ -18,6 +18,7 @@ from authgate.schemas import (
     user_to_json,
 )
 from authgate.service import IssuedTokens
+from authgate.store.records import UserRecord
 
 blueprint = Blueprint("authgate_auth", __name__, url_prefix="/api/auth")
 
@@ -120,10 +121,29 @@ def logout_all() -> Response:
     return _cleared_response()
 
 
+# /me is the endpoint clients poll: its body is serialised once per user record (records are
+# immutable and replaced when the user changes), then reused.
+_ME_BODIES_LIMIT = 10_000
+_me_bodies: dict[tuple[int, str], tuple[UserRecord, str]] = {}
+
+
+def _me_body(user: UserRecord) -> str:
+    provider = current_app.json
+    key = (id(provider), user.id)
+    cached = _me_bodies.get(key)
+    if cached is not None and cached[0] is user:
+        return cached[1]
+    if len(_me_bodies) >= _ME_BODIES_LIMIT:
+        _me_bodies.clear()
+    body = provider.dumps({"user": user_to_json(user)}) + "\n"
+    _me_bodies[key] = (user, body)
+    return body
+
+
 @blueprint.get("/me")
 @token_required()
-def me() -> dict[str, object]:
-    return {"user": user_to_json(authenticate_request().user)}
+def me() -> Response:
+    return Response(_me_body(authenticate_request().user), mimetype="application/json")
 
 
 @blueprint.patch("/me")

@@ -49,7 +49,8 @@ def make_cors(settings: Settings) -> Callable[[Response], None]:
 
     def apply_cors(response: Response) -> None:
         _add_vary_origin(response)
-        if "Origin" in request.headers and "Access-Control-Allow-Origin" not in response.headers:
+        origin = request.environ.get("HTTP_ORIGIN")
+        if origin is not None and "Access-Control-Allow-Origin" not in response.headers:
             set_cors_headers(response, options)
 
     return apply_cors

@@ -36,7 +36,7 @@ def current_request_id() -> str:
     """This request's id, chosen on first use."""
     request_id: str | None = g.get("authgate_request_id")
     if request_id is None:
-        incoming = request.headers.get("X-Request-ID")
+        incoming = request.environ.get("HTTP_X_REQUEST_ID")
         request_id = incoming if incoming and _SAFE_ID.match(incoming) else _request_ids.next()
         g.authgate_request_id = request_id
     return request_id

@@ -29,14 +29,16 @@ class Transport:
 
     def credential(self, request: Request) -> tuple[str, Literal["bearer", "cookie"]]:
         """The access token and how it came. A present Authorization header is never skipped."""
-        header = request.headers.get("Authorization")
+        # The hot path: read the WSGI environ directly (EnvironHeaders.get rebuilds the key).
+        environ = request.environ
+        header = environ.get("HTTP_AUTHORIZATION")
         if header is not None:
             scheme, _, token = header.partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token:
                 raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
             return token, "bearer"
-        cookie = self._session_cookie(request)
+        cookie = self._session_cookie(request, environ.get("HTTP_COOKIE"))
         if cookie:
             return cookie, "cookie"
         raise AuthenticationRequiredError()
@@ -57,10 +59,9 @@ class Transport:
         """Browsers send Origin (or at least Referer) with every POST; scripts usually neither."""
         return bool(request.headers.get("Origin") or request.headers.get("Referer"))
 
-    def _session_cookie(self, request: Request) -> str | None:
+    def _session_cookie(self, request: Request, header: str | None) -> str | None:
         """The session cookie's value. Our values are never quoted, so a plain scan of the
         header finds them without parsing every cookie; anything unusual goes to Werkzeug."""
-        header = request.headers.get("Cookie")
         if not header:
             return None
         for part in header.split(";"):
@@ -74,7 +75,7 @@ class Transport:
         return request.cookies.get(self.settings.session_cookie_name)
 
     def has_session_cookie(self, request: Request) -> bool:
-        return bool(self._session_cookie(request))
+        return bool(self._session_cookie(request, request.environ.get("HTTP_COOKIE")))
 
     def refresh_cookie(self, request: Request) -> str | None:
         return request.cookies.get(self.settings.refresh_cookie_name) or None
