@@ -34,8 +34,9 @@ log = logging.getLogger("authgate")
 AVATAR_PATH = "/avatars/"
 # ``secrets.token_urlsafe(24)``: 32 characters of [A-Za-z0-9_-], and the extension we wrote.
 AVATAR_NAME = re.compile(r"[A-Za-z0-9_-]{32}\.(?:jpg|png)")
-# Decoded at most this many pixels (40 MP: 160 MB as RGBA; JPEGs decode scaled down).
-AVATAR_MAX_PIXELS = 40_000_000
+# Decoded at most this many pixels: 16 MP (a 4096 x 4096 photo) is ~64 MB as RGBA, and a
+# 512-pixel avatar gains nothing from more. JPEGs decode scaled down.
+AVATAR_MAX_PIXELS = 16_000_000
 AVATAR_MAX_SIDE = 512
 
 

@@ -51,6 +51,7 @@ PROVIDER_FIELDS = (
     "client_secret",
     "display_name",
     "allow_http",
+    "trust_email",
     "client_id",
     "token_url",
     "api_url",
@@ -86,6 +87,10 @@ class OAuthProviderSettings(BaseModel):
     # Plain-http provider URLs are refused unless named here (a local test provider); never in
     # production.
     allow_http: bool = False
+    # Whether this provider's "email verified" may join an existing account with that verified
+    # email. GitHub and Google: yes. Any other OIDC provider only when configured so: a
+    # misconfigured or federated provider would otherwise be a way into other people's accounts.
+    trust_email: bool | None = None
 
     @field_validator("scopes", mode="before")
     @classmethod
@@ -109,6 +114,8 @@ class OAuthProviderSettings(BaseModel):
             object.__setattr__(self, "issuer", GOOGLE_ISSUER)
         if not self.scopes:
             object.__setattr__(self, "scopes", _DEFAULT_SCOPES[self.kind])
+        if self.trust_email is None:
+            object.__setattr__(self, "trust_email", self.kind != "oidc")
         if self.kind != "github" and "openid" not in self.scopes:
             raise ValueError("the scopes of an OpenID Connect provider must include openid")
         for url in self.urls():

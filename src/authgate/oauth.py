@@ -195,7 +195,8 @@ class OAuthMixin:
         identity = self.store.find_identity(provider, profile.subject)
         if identity is not None:
             user = self.store.get_user(identity.user_id)
-            self.store.record_identity_login(identity.id, email=profile.email, now=self.clock.now())
+            email = _usable_email(profile.email)
+            self.store.record_identity_login(identity.id, email=email, now=self.clock.now())
         else:
             user = self._account_for_new_identity(provider, profile)
         if user is None or not user.is_active:
@@ -209,7 +210,8 @@ class OAuthMixin:
             raise OAuthEmailMissingError()
         existing = self.store.find_user_by_email(email)
         if existing is not None:
-            if not (profile.email_verified and existing.email_verified):
+            trusted = self.settings.oauth_providers[provider].trust_email
+            if not (trusted and profile.email_verified and existing.email_verified):
                 raise OAuthAccountExistsError()
             self.store.link_identity(
                 existing.id,
@@ -224,7 +226,7 @@ class OAuthMixin:
             return self.store.create_user_with_identity(
                 email=email,
                 name=profile.name,
-                avatar_url=profile.avatar_url,
+                avatar_url=self._external_avatar(profile.avatar_url),
                 email_verified=profile.email_verified,
                 roles=("user",),
                 provider=provider,
@@ -234,6 +236,13 @@ class OAuthMixin:
         except UserExistsError:
             # Someone registered this email (or logged in with this identity) meanwhile.
             raise OAuthAccountExistsError() from None
+
+    def _external_avatar(self, url: str | None) -> str | None:
+        """A provider's picture URL, unless it points into our own avatar files (those are
+        written for one user by an upload, and removed when that user replaces theirs)."""
+        if url is None or url.startswith(self.settings.public_url + "/"):
+            return None
+        return url
 
     def _link_identity(self, flow: OAuthFlowRecord, profile: ExternalProfile) -> None:
         """Link to the user who started the flow, if that login session is still alive."""

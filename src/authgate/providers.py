@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError as AuthlibOAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
@@ -116,17 +117,24 @@ class _HttpClient:
         except requests.RequestException as e:
             log.warning("%s token endpoint unreachable: %s", self.info.name, type(e).__name__)
             raise OAuthProviderUnavailableError() from e
-        except ValueError as e:
-            raise OAuthProviderResponseError("The provider's token response is not JSON.") from e
+        except (ValueError, AuthlibBaseError) as e:
+            raise OAuthProviderResponseError("The provider's token response is unusable.") from e
         if not isinstance(token.get("access_token"), str):
             raise OAuthProviderResponseError("The provider's token response has no access token.")
         return dict(token)
 
     def _get_json(
-        self, session: requests.Session, url: str, *, headers: Mapping[str, str] | None = None
+        self, url: str, *, token: str | None = None, headers: Mapping[str, str] | None = None
     ) -> Any:
+        """GET JSON, with the access token as a plain Bearer header: it was issued a moment
+        ago, whatever lifetime the provider gave it."""
+        request_headers = dict(headers or {})
+        if token is not None:
+            request_headers["Authorization"] = f"Bearer {token}"
         try:
-            response = session.get(url, headers=dict(headers or {}), timeout=HTTP_TIMEOUT)
+            response = requests.get(
+                url, headers=request_headers, timeout=HTTP_TIMEOUT, allow_redirects=False
+            )
             response.raise_for_status()
         except requests.HTTPError as e:
             raise _http_error(self.info.name, e) from e
@@ -170,7 +178,7 @@ class OpenIDConnectClient(_HttpClient):
                 return self._metadata
             url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
             try:
-                document = self._get_json(requests.Session(), url)
+                document = self._get_json(url)
                 self._metadata = parse_discovery_document(
                     document, expected_issuer=self.issuer, allow_http=self.settings.allow_http
                 )
@@ -188,7 +196,7 @@ class OpenIDConnectClient(_HttpClient):
             may_refresh = now - self._keys_at >= _JWKS_MIN_REFRESH_SECONDS
             if stale or (refresh and may_refresh):
                 jwks_uri = self._metadata.jwks_uri if self._metadata else ""
-                self._keys = parse_jwks(self._get_json(requests.Session(), jwks_uri))
+                self._keys = parse_jwks(self._get_json(jwks_uri))
                 self._keys_at = now
             return self._keys
 
@@ -214,7 +222,7 @@ class OpenIDConnectClient(_HttpClient):
         token = self._exchange_code(session, metadata.token_endpoint, code=code, flow=flow)
         claims = dict(self._verify(token.get("id_token"), metadata, flow).claims)
         if metadata.userinfo_endpoint:
-            userinfo = self._get_json(session, metadata.userinfo_endpoint)
+            userinfo = self._get_json(metadata.userinfo_endpoint, token=token["access_token"])
             if not isinstance(userinfo, dict) or userinfo.get("sub") != claims["sub"]:
                 # OpenID Connect Core §5.3.2: a mismatched sub must not be used at all.
                 raise OAuthProviderResponseError(
@@ -275,12 +283,15 @@ class GitHubClient(_HttpClient):
 
     def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
         session = self._session(redirect_uri)
-        self._exchange_code(session, self.settings.token_url, code=code, flow=flow)
+        token = self._exchange_code(session, self.settings.token_url, code=code, flow=flow)
+        access_token = token["access_token"]
         api = self.settings.api_url.rstrip("/") + "/"
-        user = self._get_json(session, urljoin(api, "user"), headers=self._API_HEADERS)
+        user = self._get_json(urljoin(api, "user"), token=access_token, headers=self._API_HEADERS)
         if not isinstance(user, dict) or not isinstance(user.get("id"), int):
             raise OAuthProviderResponseError("GitHub's /user response has no user id.")
-        emails = self._get_json(session, urljoin(api, "user/emails"), headers=self._API_HEADERS)
+        emails = self._get_json(
+            urljoin(api, "user/emails"), token=access_token, headers=self._API_HEADERS
+        )
         email, verified = _github_email(emails)
         return ExternalProfile(
             subject=str(user["id"]),  # the numeric id: a login name can be renamed and reused

@@ -202,7 +202,8 @@ def test_proxy_pass_goes_to_gunicorn(
     passes = [
         block for block in parse_blocks(text) if any("proxy_pass" in line for line in block.lines)
     ]
-    assert len(passes) == 2 + len(RATE_LIMITED_PATHS)  # /, the credential paths, the avatar
+    # /, the credential paths, refresh, the OAuth prefix, the avatar
+    assert len(passes) == 4 + len(RATE_LIMITED_PATHS)
     for block in passes:
         assert f"proxy_pass {expected};" in block.lines
     assert "proxy_http_version 1.1;" in https.lines
@@ -227,20 +228,28 @@ def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
     text = render_nginx_config(make_settings(), NginxOptions(login_rate="5r/s", login_burst=3))
 
     assert "limit_req_zone $authgate_limit_key zone=authgate_login:10m rate=5r/s;" in text
+    assert "limit_req_zone $authgate_limit_key zone=authgate_refresh:10m rate=20r/s;" in text
+    assert "limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate=5r/s;" in text
     assert map_entries(text, "$authgate_limit_key") == {
         "OPTIONS": '""',  # preflights are not counted
+        "GET": '""',  # nor reads, such as the account page listing its tokens
+        "HEAD": '""',
         "default": "$binary_remote_addr",
     }
     https = servers(text)[1]
     assert "limit_req_status 429;" in https.lines
     assert "error_page 429 @authgate_429;" in https.lines
-    for path in ("/api/auth/login", "/api/auth/register", "/api/auth/refresh", "/api/tokens"):
+    for path in ("/api/auth/login", "/api/auth/register", "/api/tokens"):
         block = find_block(text, f"location = {path}")
         assert "limit_req zone=authgate_login burst=3 nodelay;" in block.lines
+    refresh = find_block(text, "location = /api/auth/refresh")
+    assert "limit_req zone=authgate_refresh burst=3 nodelay;" in refresh.lines
+    oauth = find_block(text, "location ^~ /api/oauth/")
+    assert "limit_req zone=authgate_oauth burst=3 nodelay;" in oauth.lines
     assert find_block(text, "location /", within=https).lines == (
         "proxy_pass http://127.0.0.1:8086;",
     )
-    assert sum(line.startswith("limit_req zone=") for line in directives(text)) == 4
+    assert sum(line.startswith("limit_req zone=") for line in directives(text)) == 5
     no_burst = render_nginx_config(make_settings(), NginxOptions(login_burst=0))
     assert "limit_req zone=authgate_login;" in find_block(no_burst, "location = /api/tokens").lines
 

@@ -196,6 +196,25 @@ def test_avatar_upload_on_the_account_page(
     context.close()
 
 
+@pytest.mark.parametrize(
+    "next_value", ["/%09/evil.test/x", "//evil.test", "/%0a/evil.test", "https://evil.test/"]
+)
+def test_the_login_page_never_sends_a_user_to_another_origin(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str], next_value: str
+) -> None:
+    """Browsers drop tabs and newlines from URLs: ``/<TAB>/evil.test`` is ``//evil.test``."""
+    _, server, api = same_site
+    address = email("next")
+    register(server, address)
+    context, page = new_page(browser)
+    page.goto(f"{api}/?next={next_value}")
+
+    log_in_on_frontend(page, address)
+
+    expect(page).to_have_url(f"{api}/account")
+    context.close()
+
+
 def test_pages_have_a_strict_content_security_policy(
     browser: Browser, same_site: tuple[ServerGroup, Server, str]
 ) -> None:

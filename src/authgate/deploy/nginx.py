@@ -71,7 +71,13 @@ DEFAULT_LISTEN_ADDRESSES = ("*", "[::]")  # every IPv4 and every IPv6 address
 DEFAULT_HSTS_MAX_AGE = 63072000  # two years, as Mozilla recommends
 # The endpoints that take a password or mint credentials: one request-rate zone per client
 # address, on top of the app's own failed-login throttle (which counts per account and address).
-RATE_LIMITED_PATHS = ("/api/auth/login", "/api/auth/register", "/api/auth/refresh", "/api/tokens")
+# Credential endpoints: guessing passwords, creating accounts and tokens (writes only: reading
+# one's token list is not limited). Refreshing has a zone of its own, four times as generous: a
+# page calls it whenever its short-lived access cookie has expired.
+RATE_LIMITED_PATHS = ("/api/auth/login", "/api/auth/register", "/api/tokens")
+REFRESH_PATH = "/api/auth/refresh"
+# Starting a provider login stores a flow: limited like a login, GETs included.
+OAUTH_PREFIX = "/api/oauth/"
 # Mozilla's "intermediate" configuration (TLS 1.2 ciphers; TLS 1.3 suites are not configurable).
 MOZILLA_INTERMEDIATE_CIPHERS = (
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -232,6 +238,12 @@ def format_nginx_size(size: int) -> str:
     return str(size)
 
 
+def _scaled_rate(rate: str, factor: int) -> str:
+    match = _RATE.fullmatch(rate)
+    assert match is not None  # checked by NginxOptions
+    return f"{int(match[1]) * factor}r/{match[2]}"
+
+
 def _retry_after_seconds(rate: str) -> int:
     match = _RATE.fullmatch(rate)
     assert match is not None  # checked by NginxOptions
@@ -306,14 +318,22 @@ def _header_variable(header: str) -> str:
 def _http_context(settings: Settings, options: NginxOptions) -> list[str]:
     """Zones and maps (nginx's http context, where sites-enabled files are included)."""
     lines = [
-        "# Requests to the credential endpoints, per client address; preflights (OPTIONS) have",
-        "# an empty key and are not counted.",
+        "# Writes to the credential endpoints, per client address; reads and preflights have an",
+        "# empty key and are not counted.",
         *_map(
             "$request_method",
             "$authgate_limit_key",
-            [("OPTIONS", '""'), ("default", "$binary_remote_addr")],
+            [
+                ("OPTIONS", '""'),
+                ("GET", '""'),
+                ("HEAD", '""'),
+                ("default", "$binary_remote_addr"),
+            ],
         ),
         f"limit_req_zone $authgate_limit_key zone=authgate_login:10m rate={options.login_rate};",
+        f"limit_req_zone $authgate_limit_key zone=authgate_refresh:10m "
+        f"rate={_scaled_rate(options.login_rate, 4)};",
+        f"limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate={options.login_rate};",
         "",
         "# Security headers nginx adds only when the app's response has none of its own.",
         *_if_absent(
@@ -483,6 +503,14 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             f"location = {path}",
             [f"limit_req zone=authgate_login{burst};", f"proxy_pass {upstream};"],
         )
+    lines += _block(
+        f"location = {REFRESH_PATH}",
+        [f"limit_req zone=authgate_refresh{burst};", f"proxy_pass {upstream};"],
+    )
+    lines += _block(
+        f"location ^~ {OAUTH_PREFIX}",
+        [f"limit_req zone=authgate_oauth{burst};", f"proxy_pass {upstream};"],
+    )
     avatar_limit = settings.avatar_max_bytes + MULTIPART_OVERHEAD_BYTES
     lines += _block(
         f"location = {AVATAR_UPLOAD_PATH}",

@@ -63,8 +63,11 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   }
 
   async function refreshOnce() {
-    // Concurrent requests that all meet an expired token share one refresh.
-    refreshing ??= send('/api/auth/refresh', { method: 'POST' }).finally(() => { refreshing = null; });
+    // Concurrent requests that all meet an expired token share one refresh, and other tabs
+    // wait for it (Web Locks): two refreshes with the same refresh token would look like a
+    // replay, which revokes the session.
+    refreshing ??= withRefreshLock(() => send('/api/auth/refresh', { method: 'POST' }))
+      .finally(() => { refreshing = null; });
     const response = await refreshing;
     return response.ok;
   }
@@ -164,6 +167,11 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       return url.toString();
     },
   };
+}
+
+function withRefreshLock(task) {
+  const locks = globalThis.navigator?.locks;
+  return locks ? locks.request('authgate-refresh', task) : task();
 }
 
 async function peekCode(response) {

@@ -80,14 +80,18 @@ class JwksKeys:
         now = time.monotonic()
         with self._lock:
             age = now - self._fetched_at
-            if age >= _MAX_AGE_SECONDS or (refresh and age >= self.refetch_seconds):
+            if (
+                not len(self._keys)
+                or age >= _MAX_AGE_SECONDS
+                or (refresh and age >= self.refetch_seconds)
+            ):
+                self._keys = self._fetch()  # keeps the keys in hand (or raises) on failure
                 self._fetched_at = now
-                self._keys = self._fetch()
             return self._keys
 
     def _fetch(self) -> PublicKeySet:
         try:
-            response = requests.get(self.jwks_url, timeout=_TIMEOUT)
+            response = requests.get(self.jwks_url, timeout=_TIMEOUT, allow_redirects=False)
             response.raise_for_status()
             return PublicKeySet.from_jwks(response.json())
         except (requests.RequestException, ValueError) as e:

@@ -89,8 +89,11 @@ export async function requireUser() {
   return user;
 }
 
-/** Where to go after logging in: a same-origin path from ?next=, or /account. */
+/** Where to go after logging in: ?next= if it resolves to this origin, else /account. The
+ * browser's own URL parser decides (it drops tabs and newlines, so string checks are not enough). */
 export function nextPath() {
   const next = new URLSearchParams(location.search).get('next');
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/account';
+  if (!next || !next.startsWith('/')) return '/account';
+  const url = new URL(next, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : '/account';
 }
