@@ -93,6 +93,22 @@ def test_a_server_learns_a_key_rotated_by_another_process(service: AuthService) 
     assert service.authenticate(token, "bearer").claims.key_id == key.kid
 
 
+def test_a_rotated_key_is_published_and_used_at_once_by_every_process(
+    service: AuthService,
+) -> None:
+    """`authgate keys rotate` in another process: this one publishes the new key in its JWKS and
+    signs with it on its next login, without waiting for a token that names it."""
+    service.register(email="r@example.com", password=PASSWORD)
+    service.login("r@example.com", PASSWORD, ClientInfo())  # the reload interval has started
+    key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+
+    published = {k["kid"] for k in service.jwks()["keys"]}
+    fresh = service.login("r@example.com", PASSWORD, ClientInfo())
+
+    assert key.kid in published
+    assert old_kid(fresh.access_token) == key.kid
+
+
 class CountingHasher:
     """Wraps the real hasher and records which verification ran."""
 

@@ -63,4 +63,22 @@ $('#logout').addEventListener('click', async () => {
   await show();
 });
 
+// "Continue with <provider>": works from any site, also with third-party cookies blocked.
+auth.providers().then((providers) => {
+  for (const provider of providers) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = `Continue with ${provider.display_name}`;
+    button.addEventListener('click', () => auth.startProviderLogin(provider.name));
+    $('#providers').append(button);
+  }
+}).catch(() => {});
+
+let failed = null;
+try {
+  await auth.completeProviderLogin();  // back from a provider? collect the login
+} catch (error) {
+  failed = error;
+}
 await show();
+if (failed) problem(failed);

@@ -234,6 +234,15 @@ class OAuthIdentityTakenError(OAuthError):
     default_message = "This provider account is already linked to another user."
 
 
+class OAuthHandoffInvalidError(OAuthError):
+    code = "oauth_handoff_invalid"
+    status = 400
+    default_message = (
+        "This sign-in cannot be completed here: it was already used, took too long, or was "
+        "started by another page. Start again."
+    )
+
+
 class OAuthEmailMissingError(OAuthError):
     code = "oauth_email_missing"
     status = 422

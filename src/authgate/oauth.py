@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -19,9 +20,12 @@ from email_validator import EmailNotValidError, validate_email
 from authgate.core.oauth import (
     ExternalProfile,
     FlowSecrets,
+    add_fragment,
     hash_flow_secret,
+    is_handoff_challenge,
     new_flow_secrets,
     safe_redirect_target,
+    verifier_matches,
 )
 from authgate.core.origins import parse_origin
 from authgate.errors import (
@@ -34,13 +38,20 @@ from authgate.errors import (
     OAuthDeniedError,
     OAuthEmailMissingError,
     OAuthError,
+    OAuthHandoffInvalidError,
     OAuthIdentityTakenError,
     OAuthStateMismatchError,
     OAuthUnknownProviderError,
     UserExistsError,
+    ValidationFailedError,
 )
 from authgate.providers import ProviderClient, ProviderInfo
-from authgate.store.records import IdentityRecord, OAuthFlowRecord, UserRecord
+from authgate.store.records import (
+    IdentityRecord,
+    LoginHandoffRecord,
+    OAuthFlowRecord,
+    UserRecord,
+)
 
 if TYPE_CHECKING:
     from authgate.config import Settings
@@ -53,6 +64,9 @@ log = logging.getLogger("authgate.oauth")
 
 # How long a browser may stay at the provider before the flow is forgotten.
 OAUTH_FLOW_TTL_SECONDS = 600
+# How long a finished login waits for the page on another site to collect it.
+HANDOFF_TTL_SECONDS = 120
+HANDOFF_FRAGMENT = "authgate_handoff"
 CALLBACK_PATH = "/api/oauth/{provider}/callback"
 
 
@@ -122,9 +136,20 @@ class OAuthMixin:
         *,
         next_url: str | None,
         linking: Principal | None = None,
+        handoff_challenge: str | None = None,
     ) -> OAuthStart:
-        """Start a login (or, with ``linking``, link the provider to that user's account)."""
+        """Start a login (or, with ``linking``, link the provider to that user's account).
+
+        With ``handoff_challenge`` the login is handed to the page at ``next`` rather than set
+        as cookies during the redirect: a page on another site gets its cookies only from its
+        own requests (browsers that block third-party cookies partition them by page)."""
         client = self._oauth_client(provider)
+        if handoff_challenge is not None and (
+            linking is not None or not is_handoff_challenge(handoff_challenge)
+        ):
+            raise ValidationFailedError(
+                {"handoff_challenge": "Must be the base64url SHA-256 of a verifier (S256)."}
+            )
         session_id = self._session_id(linking) if linking is not None else None
         flow = new_flow_secrets()
         url = client.authorization_url(redirect_uri=self.oauth_redirect_uri(provider), flow=flow)
@@ -141,6 +166,7 @@ class OAuthMixin:
                 session_id=session_id,
                 created_at=now,
                 expires_at=now + timedelta(seconds=OAUTH_FLOW_TTL_SECONDS),
+                handoff_challenge=handoff_challenge,
             ),
             now=now,
         )
@@ -183,15 +209,18 @@ class OAuthMixin:
             if flow.user_id is not None:
                 self._link_identity(flow, profile)
                 return OAuthOutcome(flow.redirect_to)
-            issued = self._log_in_with(provider, profile, client)
+            generation = self.cache.users.generation
+            user = self._user_for(provider, profile)
+            if flow.handoff_challenge is not None:
+                code = self._hand_off(user, provider, flow.handoff_challenge)
+                return OAuthOutcome(add_fragment(flow.redirect_to, HANDOFF_FRAGMENT, code))
+            issued = self._open_session(user, client, generation=generation)
             return OAuthOutcome(flow.redirect_to, issued=issued)
         except AuthError as e:
             return OAuthOutcome(flow.redirect_to, error=e)
 
-    def _log_in_with(
-        self, provider: str, profile: ExternalProfile, client: ClientInfo
-    ) -> IssuedTokens:
-        generation = self.cache.users.generation
+    def _user_for(self, provider: str, profile: ExternalProfile) -> UserRecord:
+        """The active user this identity logs in as (created or joined on first use)."""
         identity = self.store.find_identity(provider, profile.subject)
         if identity is not None:
             user = self.store.get_user(identity.user_id)
@@ -199,6 +228,33 @@ class OAuthMixin:
             self.store.record_identity_login(identity.id, email=email, now=self.clock.now())
         else:
             user = self._account_for_new_identity(provider, profile)
+        if user is None or not user.is_active:
+            raise AccountDisabledError()
+        return user
+
+    def _hand_off(self, user: UserRecord, provider: str, challenge: str) -> str:
+        code = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        self.store.create_login_handoff(
+            LoginHandoffRecord(
+                code_hash=hash_flow_secret(code),
+                user_id=user.id,
+                challenge=challenge,
+                provider=provider,
+                expires_at=now + timedelta(seconds=HANDOFF_TTL_SECONDS),
+            ),
+            now=now,
+        )
+        return code
+
+    def complete_handoff(self, code: str, verifier: str, client: ClientInfo) -> IssuedTokens:
+        """The page that started a handed-off login collects it: once, within two minutes, and
+        only with the verifier whose challenge started it."""
+        generation = self.cache.users.generation
+        handoff = self.store.consume_login_handoff(hash_flow_secret(code), now=self.clock.now())
+        if handoff is None or not verifier_matches(verifier, handoff.challenge):
+            raise OAuthHandoffInvalidError()
+        user = self.store.get_user(handoff.user_id)
         if user is None or not user.is_active:
             raise AccountDisabledError()
         return self._open_session(user, client, generation=generation)

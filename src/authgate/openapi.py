@@ -17,6 +17,7 @@ from authgate.schemas import (
     ApiTokenCreateInput,
     ApiTokenList,
     ErrorOut,
+    HandoffInput,
     IdentityList,
     LoginInput,
     LoginOut,
@@ -404,8 +405,29 @@ OPERATIONS: tuple[Operation, ...] = (
         "Start logging in with a provider: redirects the browser there",
         302,
         auth=False,
-        errors=(404,),
-        query=(("next", {"type": "string", "description": "Where to land afterwards"}),),
+        errors=(404, 422),
+        query=(
+            ("next", {"type": "string", "description": "Where to land afterwards"}),
+            (
+                "handoff_challenge",
+                {
+                    "type": "string",
+                    "description": "S256 challenge: hand the login to the page at next "
+                    "(a #authgate_handoff code for POST /api/oauth/exchange) instead of cookies",
+                },
+            ),
+        ),
+        tag="oauth",
+    ),
+    Operation(
+        "post",
+        "/api/oauth/exchange",
+        "Collect a handed-off provider login (code + verifier): sets the session cookies",
+        200,
+        HandoffInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 403, 422),
         tag="oauth",
     ),
     Operation(
@@ -476,6 +498,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     ProviderList,
     OAuthLinkOut,
     IdentityList,
+    HandoffInput,
 )
 
 

@@ -117,6 +117,11 @@ class ApiTokenCreateInput(Input):
     expires_in_days: int | None = Field(default=None, ge=1)
 
 
+class HandoffInput(Input):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    code_verifier: Annotated[str, StringConstraints(min_length=43, max_length=128)]
+
+
 # Responses -------------------------------------------------------------------------------------
 
 

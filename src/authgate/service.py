@@ -530,6 +530,9 @@ class AuthService(OAuthMixin, TenancyMixin, AvatarMixin):
     # Operations ------------------------------------------------------------------------------
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """Every worker publishes a key the moment ``keys rotate`` wrote it (one ``stat``), not
+        only the worker that happened to sign with it first."""
+        self.keys.refresh_if_changed()
         return self.keys.ring.jwks()
 
     def is_healthy(self) -> bool:

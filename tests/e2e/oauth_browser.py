@@ -50,10 +50,13 @@ class Browser:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
 
-    def start_login(self, provider: str, next_url: str | None = None) -> str:
+    def start_login(
+        self, provider: str, next_url: str | None = None, *, handoff_challenge: str | None = None
+    ) -> str:
         """Open the login link; the provider URL it redirects to."""
         path = f"/api/oauth/{provider}/login"
-        response = self.get(path, params={"next": next_url} if next_url else None)
+        params = {"next": next_url, "handoff_challenge": handoff_challenge}
+        response = self.get(path, params={k: v for k, v in params.items() if v})
         assert response.status_code == 302, response.text
         assert FLOW_COOKIE in self.cookies
         return response.headers["Location"]

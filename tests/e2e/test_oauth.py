@@ -4,10 +4,14 @@ speaking GitHub's wire format. The tests play the browser, redirect by redirect.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -81,6 +85,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
             oauth_corp_client_secret=CLIENT_SECRET,
             oauth_corp_display_name="Corp SSO",
             oauth_corp_allow_http="true",
+            oauth_corp_trust_email="true",  # its email_verified may join existing accounts
             oauth_github_client_id=GITHUB_ID,
             oauth_github_client_secret=GITHUB_SECRET,
             oauth_github_authorization_url=github.authorize_url,
@@ -553,3 +558,74 @@ def test_password_login_does_not_work_for_a_provider_only_account(
 
     assert response.status_code == 401
     assert error_code(response) == "invalid_credentials"
+
+
+# Handing a login to a page on another site -----------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def handed_off_login(deployment: OAuthDeployment, browser: Browser, challenge: str) -> str:
+    """A provider login started by a page on another site; the handoff code it came back with."""
+    authorization_url = browser.start_login(
+        "corp", f"{FRONTEND}/app?x=1#old", handoff_challenge=challenge
+    )
+    callback_url = deployment.op.complete_login(
+        browser.provider_http, authorization_url, account=account("handoff")
+    )
+    response = browser.finish(callback_url)
+    location = response.headers["Location"]
+    assert location.startswith(f"{FRONTEND}/app?x=1#authgate_handoff="), location
+    assert "?error" not in location and "&error" not in location
+    assert SESSION_COOKIE not in set_cookies(response)  # nothing set during the redirect
+    return location.split("#authgate_handoff=", 1)[1]
+
+
+def exchange(
+    deployment: OAuthDeployment, code: str, verifier: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = deployment.server.post(
+        "/api/oauth/exchange", json={"code": code, "code_verifier": verifier}, headers=BROWSER
+    )
+    cookies = {name: c.value for name, c in set_cookies(response).items()}
+    return response.status_code, response.json(), cookies
+
+
+def test_a_login_handed_to_another_page_is_collected_once_with_its_verifier(
+    deployment: OAuthDeployment,
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = handed_off_login(deployment, deployment.browser(), challenge)
+    other_verifier, _ = pkce_pair()
+
+    wrong_status, wrong, _ = exchange(deployment, code, other_verifier)
+    assert wrong_status == 400 and wrong["error"]["code"] == "oauth_handoff_invalid"
+    # A wrong verifier spends the code: a stolen code is worth one guess.
+    status, _, _ = exchange(deployment, code, verifier)
+    assert status == 400
+
+    verifier, challenge = pkce_pair()
+    code = handed_off_login(deployment, deployment.browser(), challenge)
+    status, body, cookies = exchange(deployment, code, verifier)
+    assert status == 200, body
+    assert body["user"]["email"].startswith("handoff-")
+    assert "refresh_token" not in body  # a browser: the refresh token stays in its cookie
+    me = deployment.server.get(
+        "/api/auth/me", headers={"Cookie": f"{SESSION_COOKIE}={cookies[SESSION_COOKIE]}"}
+    )
+    assert me.json()["user"]["email"] == body["user"]["email"]
+    replay_status, _, _ = exchange(deployment, code, verifier)
+    assert replay_status == 400
+
+
+def test_a_handoff_challenge_must_be_s256(deployment: OAuthDeployment) -> None:
+    response = deployment.browser().get(
+        "/api/oauth/corp/login", params={"handoff_challenge": "plain-text"}
+    )
+
+    assert response.status_code == 422
+    assert error_code(response) == "validation_failed"

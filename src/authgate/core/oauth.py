@@ -5,8 +5,10 @@ documents and keys and pass them in.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,12 +29,15 @@ __all__ = [
     "ProviderKey",
     "ProviderMetadata",
     "UnknownIdTokenKeyError",
+    "add_fragment",
     "add_query_parameter",
     "hash_flow_secret",
+    "is_handoff_challenge",
     "new_flow_secrets",
     "parse_discovery_document",
     "parse_jwks",
     "safe_redirect_target",
+    "verifier_matches",
     "verify_id_token",
 ]
 
@@ -68,6 +73,29 @@ def new_flow_secrets() -> FlowSecrets:
         code_verifier=secrets.token_urlsafe(48),  # 64 characters: RFC 7636 allows 43-128
         binding=secrets.token_urlsafe(32),
     )
+
+
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def is_handoff_challenge(value: str) -> bool:
+    """A PKCE-style S256 challenge: base64url of a SHA-256 digest, without padding."""
+    return bool(_CHALLENGE.fullmatch(value))
+
+
+def verifier_matches(verifier: str, challenge: str) -> bool:
+    """Whether ``challenge`` is the S256 challenge of ``verifier`` (RFC 7636 §4.6)."""
+    if not 43 <= len(verifier) <= 128 or not verifier.isascii():
+        return False
+    digest = hashlib.sha256(verifier.encode()).digest()
+    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return hmac.compare_digest(computed, challenge)
+
+
+def add_fragment(url: str, name: str, value: str) -> str:
+    """``url`` with its fragment replaced by ``name=value``: never sent to any server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(fragment=urlencode([(name, value)])))
 
 
 def hash_flow_secret(value: str) -> str:

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from authgate.store.records import (
     ApiTokenRecord,
     IdentityRecord,
+    LoginHandoffRecord,
     MemberRecord,
     OAuthFlowRecord,
     RefreshOutcome,
@@ -209,6 +210,14 @@ class IdentityStore(Protocol):
     def consume_oauth_flow(self, state_hash: str, *, now: datetime) -> OAuthFlowRecord | None:
         """Delete and return the flow: None when unknown, already consumed or expired."""
         ...
+
+    def create_login_handoff(self, handoff: LoginHandoffRecord, *, now: datetime) -> None:
+        """Store a finished login for the page that asked for it (and forget expired ones)."""
+        ...
+
+    def consume_login_handoff(
+        self, code_hash: str, *, now: datetime
+    ) -> LoginHandoffRecord | None: ...
 
     def find_identity(self, provider: str, subject: str) -> IdentityRecord | None: ...
 

@@ -143,6 +143,21 @@ class OAuthFlowRecord:
     session_id: str | None
     created_at: datetime
     expires_at: datetime
+    # Set when the login must be handed to a page on another site (see LoginHandoffRecord).
+    handoff_challenge: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginHandoffRecord:
+    """A finished provider login waiting for the page that asked for it: that page proves it
+    is the one that started the login (PKCE-style: SHA-256 of its verifier is ``challenge``)
+    and gets the session cookies set by its own request, in its own cookie partition."""
+
+    code_hash: str
+    user_id: str
+    challenge: str = field(repr=False)
+    provider: str
+    expires_at: datetime
 
 
 class RevocationKind(StrEnum):

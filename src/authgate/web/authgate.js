@@ -160,13 +160,63 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     async logout() { await json('/api/auth/logout', { method: 'POST' }); },
     async logoutAll() { await json('/api/auth/logout-all', { method: 'POST' }); },
     providers() { return json('/api/oauth/providers'); },
-    /** The URL of a "Continue with <provider>" link; `next` is where to land afterwards. */
+    /** The URL of a "Continue with <provider>" link for a page on the server's own site; the
+     * session cookies are set during the redirect. `next` is where to land afterwards. */
     providerLoginUrl(name, next = globalThis.location?.href) {
       const url = new URL(`${base}/api/oauth/${encodeURIComponent(name)}/login`);
       if (next) url.searchParams.set('next', next);
       return url.toString();
     },
+    /** Log in with a provider from a page on any site: the browser goes to the provider and
+     * comes back to `next` (this page by default), where `completeProviderLogin()` collects the
+     * login with a secret only this tab holds. Works with third-party cookies blocked. */
+    async startProviderLogin(name, next = globalThis.location?.href) {
+      const verifier = randomVerifier();
+      globalThis.sessionStorage.setItem(VERIFIER_KEY, verifier);
+      const url = new URL(`${base}/api/oauth/${encodeURIComponent(name)}/login`);
+      url.searchParams.set('next', next.split('#')[0]);
+      url.searchParams.set('handoff_challenge', await s256(verifier));
+      globalThis.location.assign(url.toString());
+    },
+    /** On the page a provider login came back to: the user (or null when this page is not the
+     * end of a provider login). A failed login throws, with the provider error explained. */
+    async completeProviderLogin() {
+      const here = new URL(globalThis.location.href);
+      const code = new URLSearchParams(here.hash.slice(1)).get(HANDOFF_FRAGMENT);
+      const failure = here.searchParams.get('error');
+      if (!code && !(failure && globalThis.sessionStorage.getItem(VERIFIER_KEY))) return null;
+      const verifier = globalThis.sessionStorage.getItem(VERIFIER_KEY);
+      globalThis.sessionStorage.removeItem(VERIFIER_KEY);
+      here.hash = '';
+      here.searchParams.delete('error');
+      globalThis.history.replaceState(null, '', here.toString());  // the code leaves the URL
+      if (!code) {
+        throw new AuthgateError('http', OAUTH_ERRORS[failure] ?? `Sign-in failed (${failure}).`,
+          { code: failure });
+      }
+      const data = await json('/api/oauth/exchange', {
+        method: 'POST', body: { code, code_verifier: verifier ?? '' },
+      });
+      await checkCookieArrives();
+      return data.user;
+    },
   };
+}
+
+const VERIFIER_KEY = 'authgate.handoff_verifier';
+const HANDOFF_FRAGMENT = 'authgate_handoff';
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function randomVerifier() {
+  return base64url(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+}
+
+async function s256(verifier) {
+  return base64url(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
 }
 
 function withRefreshLock(task) {
@@ -203,6 +253,7 @@ export const OAUTH_ERRORS = {
   oauth_account_exists: 'An account with this email already exists. Log in with your password, then link the provider from your account page.',
   oauth_identity_taken: 'That provider account is already linked to another user.',
   oauth_email_missing: 'The provider did not share an email address.',
+  oauth_handoff_invalid: 'That sign-in could not be completed on this page (already used or too slow). Please try again.',
   account_disabled: 'This account is disabled.',
   authentication_required: 'Please log in again, then link the provider.',
 };

@@ -23,7 +23,7 @@ from authgate.store.records import UserRecord
 blueprint = Blueprint("authgate_auth", __name__, url_prefix="/api/auth")
 
 
-def _guard_browser() -> bool:
+def guard_browser() -> bool:
     """Login CSRF: a browser request must come from an allowed origin. True for browsers."""
     transport = get_extension().transport
     if transport.is_browser_request(request):
@@ -32,7 +32,7 @@ def _guard_browser() -> bool:
     return False
 
 
-def _session_response(
+def session_response(
     issued: IssuedTokens, *, include_refresh_token: bool, include_access_token: bool = True
 ) -> Response:
     body: dict[str, object] = {"user": user_to_json(issued.user)}
@@ -55,7 +55,7 @@ def _cleared_response() -> Response:
 
 @blueprint.post("/register")
 def register() -> tuple[dict[str, object], int]:
-    _guard_browser()
+    guard_browser()
     data = read_json(RegisterInput)
     user = get_extension().service.register(
         email=data.email, password=data.password, name=data.name, username=data.username
@@ -65,10 +65,10 @@ def register() -> tuple[dict[str, object], int]:
 
 @blueprint.post("/login")
 def login() -> Response:
-    is_browser = _guard_browser()
+    is_browser = guard_browser()
     data = read_json(LoginInput)
     issued = get_extension().service.login(data.login, data.password, client_info())
-    return _session_response(issued, include_refresh_token=not is_browser)
+    return session_response(issued, include_refresh_token=not is_browser)
 
 
 @blueprint.post("/refresh")
@@ -85,7 +85,7 @@ def refresh() -> Response:
     by_body = data.refresh_token is not None
     # A cookie refresh hands the new access token to the cookie only: script on the page
     # (an XSS included) cannot turn the HttpOnly session into a bearer token.
-    return _session_response(issued, include_refresh_token=by_body, include_access_token=by_body)
+    return session_response(issued, include_refresh_token=by_body, include_access_token=by_body)
 
 
 @blueprint.post("/logout")

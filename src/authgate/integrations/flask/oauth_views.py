@@ -13,11 +13,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.oauth import add_query_parameter
 from authgate.errors import AuthError, OAuthError
+from authgate.integrations.flask.auth_views import guard_browser, session_response
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
-from authgate.integrations.flask.requests import client_info
+from authgate.integrations.flask.requests import client_info, read_json
 from authgate.oauth import OAuthStart
-from authgate.schemas import identity_to_json
+from authgate.schemas import HandoffInput, identity_to_json
 
 log = logging.getLogger("authgate.oauth")
 
@@ -51,7 +52,9 @@ def login(provider: str) -> BaseResponse:
     service = get_extension().service
     next_url = request.args.get("next")
     try:
-        start = service.begin_oauth(provider, next_url=next_url)
+        start = service.begin_oauth(
+            provider, next_url=next_url, handoff_challenge=request.args.get("handoff_challenge")
+        )
     except OAuthError as error:
         if error.status == 404:
             raise
@@ -76,6 +79,16 @@ def callback(provider: str) -> BaseResponse:
     if outcome.issued is not None:
         ext.transport.set_session_cookies(response, outcome.issued)
     return response
+
+
+@blueprint.post("/api/oauth/exchange")
+def exchange() -> Response:
+    """A page on another site collects the login it started (see ``begin_oauth``): the session
+    cookies are set by this, its own request, so they land in its cookie partition."""
+    is_browser = guard_browser()
+    data = read_json(HandoffInput)
+    issued = get_extension().service.complete_handoff(data.code, data.code_verifier, client_info())
+    return session_response(issued, include_refresh_token=not is_browser)
 
 
 @blueprint.post("/api/oauth/<provider>/link")

@@ -14,8 +14,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from authgate.errors import OAuthIdentityTakenError, UserExistsError
-from authgate.store.records import IdentityRecord, OAuthFlowRecord, UserRecord, UserStatus
-from authgate.store.sqlalchemy.models import IdentityRow, OAuthFlowRow, UserRow, user_record
+from authgate.store.records import (
+    IdentityRecord,
+    LoginHandoffRecord,
+    OAuthFlowRecord,
+    UserRecord,
+    UserStatus,
+)
+from authgate.store.sqlalchemy.models import (
+    IdentityRow,
+    LoginHandoffRow,
+    OAuthFlowRow,
+    UserRow,
+    user_record,
+)
 from authgate.store.sqlalchemy.tenants import add_personal_tenant
 
 UnlinkOutcome = Literal["unlinked", "not_found", "last_login_method"]
@@ -45,6 +57,7 @@ def _flow_record(row: OAuthFlowRow) -> OAuthFlowRecord:
         session_id=row.session_id,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        handoff_challenge=row.handoff_challenge,
     )
 
 
@@ -91,6 +104,32 @@ class IdentityStoreMixin:
             if deleted.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             return _flow_record(row) if row.expires_at > now else None
+
+    def create_login_handoff(self: _SqlBase, handoff: LoginHandoffRecord, *, now: datetime) -> None:
+        with self._transaction() as db:
+            db.execute(delete(LoginHandoffRow).where(LoginHandoffRow.expires_at < now))
+            db.add(LoginHandoffRow(**{f: getattr(handoff, f) for f in handoff.__slots__}))
+
+    def consume_login_handoff(
+        self: _SqlBase, code_hash: str, *, now: datetime
+    ) -> LoginHandoffRecord | None:
+        """Take the handoff out: usable once, before it expires."""
+        with self._transaction() as db:
+            row = db.get(LoginHandoffRow, code_hash)
+            if row is None:
+                return None
+            deleted = db.execute(
+                delete(LoginHandoffRow).where(LoginHandoffRow.code_hash == code_hash)
+            )
+            if deleted.rowcount != 1 or row.expires_at <= now:  # type: ignore[attr-defined]
+                return None
+            return LoginHandoffRecord(
+                code_hash=row.code_hash,
+                user_id=row.user_id,
+                challenge=row.challenge,
+                provider=row.provider,
+                expires_at=row.expires_at,
+            )
 
     # Identities ------------------------------------------------------------------------------
 

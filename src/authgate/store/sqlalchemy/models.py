@@ -189,6 +189,19 @@ class OAuthFlowRow(Base):
     session_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    handoff_challenge: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginHandoffRow(Base):
+    __tablename__ = "authgate_login_handoffs"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE")
+    )
+    challenge: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 def user_record(row: UserRow | Row[Any]) -> UserRecord:
