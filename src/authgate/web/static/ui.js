@@ -83,7 +83,12 @@ export function when(iso) {
 export async function requireUser() {
   const user = await auth.me();
   if (!user) {
-    location.assign('/?next=' + encodeURIComponent(location.pathname));
+    // A provider login that failed comes back here with ?error=: the login page explains it.
+    const login = new URL('/', location.origin);
+    login.searchParams.set('next', location.pathname);
+    const error = new URLSearchParams(location.search).get('error');
+    if (error) login.searchParams.set('error', error);
+    location.assign(login.toString());
     return new Promise(() => {});
   }
   return user;
