@@ -9,10 +9,12 @@ Only 127.0.0.1 is ever contacted: the HTTP sessions ignore proxy variables and c
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.cookiejar
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -242,6 +244,31 @@ class Server:
             f"{STARTUP_TIMEOUT_SECONDS:.0f} s ({last_error}):\n{self.log()}"
         )
 
+    def wait_ready_over_tls(self) -> None:
+        """Wait until ``/healthz`` answers over TLS, whatever the certificate."""
+        assert self.process is not None
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=1, context=context
+            )
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"gunicorn with TLS did not answer /healthz:\n{self.log()}")
+
     def stop(self) -> None:
         self.http.close()
         process = self.process
@@ -302,6 +329,42 @@ class ServerGroup:
         for server in servers:
             server.wait_ready()
         return servers
+
+    def start_tls(
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        port: int | None = None,
+        host: str = "localhost",
+        workers: int = 1,
+        **extra: str,
+    ) -> Server:
+        """One more server of the group serving https itself (gunicorn's TLS with ``cert`` and
+        ``key``) at ``https://<host>:<port>``, its public URL."""
+        port = port or free_port()
+        env = server_env(
+            instance_path=self.instance_path,
+            database_url=self.database.url,
+            port=port,
+            extra={
+                "AUTHGATE_PUBLIC_URL": f"https://{host}:{port}",
+                **{f"AUTHGATE_{k.upper()}": v for k, v in extra.items()},
+            },
+        )
+        if not self.servers:
+            build_service(authgate_settings(env)).close()  # migrate, make the keys
+        server = Server(
+            port=port,
+            env=env,
+            workers=workers,
+            log_path=self.log_dir / f"gunicorn-tls-{port}.log",
+            gunicorn_args=["--certfile", str(cert), "--keyfile", str(key)],
+        )
+        self.servers.append(server)
+        server.launch()
+        server.wait_ready_over_tls()
+        return server
 
     def cli(self, *args: str, stdin: str = "") -> str:
         """Run the ``authgate`` command line with the servers' settings; its stdout."""

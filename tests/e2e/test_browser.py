@@ -5,7 +5,6 @@ and an origin that is not allowed. Each server is the real one under gunicorn.""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,16 +16,13 @@ import requests
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from authgate.deploy.tls import DevCertificate, issue_dev_certificate
-from authgate.integrations.flask.extension import build_service
+from authgate.deploy.tls import issue_dev_certificate
 from tests.e2e.browser import EXAMPLE_FRONTEND, chromium, new_page, screenshot, static_site
 from tests.e2e.conftest import (
     PASSWORD,
     Server,
     ServerGroup,
-    authgate_settings,
     free_port,
-    server_env,
     server_group,
 )
 
@@ -280,38 +276,6 @@ def test_an_origin_that_is_not_allowed_is_explained(
         context.close()
 
 
-def start_https_api(group: ServerGroup, port: int, tls: DevCertificate, origins: str) -> Server:
-    """The API under gunicorn's own TLS on https://api.test:<port>."""
-    env = server_env(
-        instance_path=group.instance_path,
-        database_url=group.database.url,
-        port=port,
-        extra={"AUTHGATE_PUBLIC_URL": f"https://api.test:{port}", "AUTHGATE_ORIGINS": origins},
-    )
-    build_service(authgate_settings(env)).close()  # migrate and make the keys first
-    server = Server(
-        port=port,
-        env=env,
-        workers=2,
-        log_path=group.log_dir / f"gunicorn-https-{port}.log",
-        gunicorn_args=["--certfile", str(tls.cert_path), "--keyfile", str(tls.key_path)],
-    )
-    group.servers.append(server)
-    server.launch()
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            health = requests.get(
-                f"https://127.0.0.1:{port}/healthz", verify=str(tls.ca_path), timeout=1
-            )
-            if health.status_code == 200:
-                return server
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn with TLS did not start:\n{server.log()}")
-        time.sleep(0.1)
-
-
 def test_https_frontend_on_another_site_works_with_third_party_cookies_blocked(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
@@ -326,7 +290,14 @@ def test_https_frontend_on_another_site_works_with_third_party_cookies_blocked(
         server_group("sqlite", tmp_path_factory) as group,
         static_site(EXAMPLE_FRONTEND, app_port, tls=(tls.cert_path, tls.key_path)),
     ):
-        server = start_https_api(group, api_port, tls, app_origin)
+        server = group.start_tls(
+            tls.cert_path,
+            tls.key_path,
+            port=api_port,
+            host="api.test",
+            workers=2,
+            origins=app_origin,
+        )
         address = email("https")
         response = requests.post(
             f"https://127.0.0.1:{api_port}/api/auth/register",

@@ -8,12 +8,9 @@ any origin reflected) comes from small fake servers.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import os
-import ssl
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,11 +29,8 @@ from authgate.deploy.tls import ensure_dev_ca, issue_dev_certificate
 from authgate.doctor import Finding, check_deployment, check_tls_certificate
 from tests.e2e.conftest import (
     FRONTEND,
-    STARTUP_TIMEOUT_SECONDS,
     Server,
     ServerGroup,
-    free_port,
-    server_env,
     server_group,
 )
 from tests.test_doctor import fake_server
@@ -128,52 +122,9 @@ def plain(group: ServerGroup) -> Server:
     return server
 
 
-def wait_for_tls(server: Server) -> None:
-    """Wait until ``/healthz`` answers over TLS, whatever the certificate."""
-    assert server.process is not None
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{server.log()}")
-        connection = http.client.HTTPSConnection(
-            "127.0.0.1", server.port, timeout=1, context=context
-        )
-        try:
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.05)
-    server.stop()
-    pytest.fail(f"gunicorn with TLS did not answer /healthz:\n{server.log()}")
-
-
 def start_tls(group: ServerGroup, certificate: Certificate) -> Server:
     """One more server of the group, serving https with ``certificate`` (gunicorn's TLS)."""
-    port = free_port()
-    env = server_env(
-        instance_path=group.instance_path,
-        database_url=group.database.url,
-        port=port,
-        extra={"AUTHGATE_PUBLIC_URL": f"https://localhost:{port}"},
-    )
-    server = Server(
-        port=port,
-        env=env,
-        workers=1,
-        log_path=group.log_dir / f"gunicorn-tls-{port}.log",
-        gunicorn_args=["--certfile", str(certificate.cert), "--keyfile", str(certificate.key)],
-    )
-    group.servers.append(server)
-    server.launch()
-    wait_for_tls(server)
-    return server
+    return group.start_tls(certificate.cert, certificate.key)
 
 
 @pytest.fixture(scope="module")
