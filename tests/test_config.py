@@ -206,15 +206,6 @@ def test_oidc_provider_without_issuer_is_refused() -> None:
     assert "issuer" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "bug: errors from OAuthProviderSettings._complete (a model validator) have the location "
-        "('oauth_providers', name), so _variable_name in src/authgate/config.py reports "
-        "AUTHGATE_OAUTH_CORP_SSO instead of the variable to fix (..._ISSUER, ..._SCOPES)"
-    ),
-)
 @pytest.mark.parametrize(
     ("extra", "variable"),
     [

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -77,8 +78,9 @@ class OAuthProviderSettings(BaseModel):
     kind: Literal["github", "google", "oidc"]
     client_id: str = Field(min_length=1, max_length=255)
     client_secret: SecretStr
-    issuer: str | None = None
-    scopes: tuple[str, ...] = ()
+    # Checked (and completed from the kind) even when not given, so that an error names them.
+    issuer: str | None = Field(default=None, validate_default=True)
+    scopes: tuple[str, ...] = Field(default=(), validate_default=True)
     display_name: str = Field(default="", max_length=60)
     # GitHub Enterprise Server (or a test double) lives elsewhere than github.com.
     authorization_url: str = "https://github.com/login/oauth/authorize"
@@ -99,6 +101,27 @@ class OAuthProviderSettings(BaseModel):
             return tuple(value.replace(",", " ").split())
         return value
 
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_of_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "google" and not value:
+            return GOOGLE_ISSUER
+        if kind == "oidc" and not value:
+            raise ValueError("an oidc provider needs its issuer URL")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_of_kind(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        kind = info.data.get("kind")
+        if kind not in _DEFAULT_SCOPES:
+            return value  # the kind itself is invalid: that is the error to report
+        scopes = value or _DEFAULT_SCOPES[kind]
+        if kind != "github" and "openid" not in scopes:
+            raise ValueError("the scopes of an OpenID Connect provider must include openid")
+        return scopes
+
     @field_validator("client_secret")
     @classmethod
     def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
@@ -108,16 +131,8 @@ class OAuthProviderSettings(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> OAuthProviderSettings:
-        if self.kind == "oidc" and not self.issuer:
-            raise ValueError("an oidc provider needs its issuer URL")
-        if self.kind == "google" and not self.issuer:
-            object.__setattr__(self, "issuer", GOOGLE_ISSUER)
-        if not self.scopes:
-            object.__setattr__(self, "scopes", _DEFAULT_SCOPES[self.kind])
         if self.trust_email is None:
             object.__setattr__(self, "trust_email", self.kind != "oidc")
-        if self.kind != "github" and "openid" not in self.scopes:
-            raise ValueError("the scopes of an OpenID Connect provider must include openid")
         for url in self.urls():
             parts = urlsplit(url)
             if parts.scheme not in ("https", "http") or not parts.hostname:
