@@ -4,17 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+# The execution option that makes a transaction a writer's; see ``writer_engine``.
+_WRITE_OPTION = "authgate_write"
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """``engine`` for read-modify-write transactions.
+
+    On SQLite such a transaction begins with ``BEGIN IMMEDIATE``: it takes the database's write
+    lock before its first read, so what it reads cannot change before it writes (the SQLite
+    counterpart of PostgreSQL's row locks, which ``SELECT ... FOR UPDATE`` takes and SQLite
+    ignores). Two owners demoting each other at once would otherwise both read "two owners" and
+    leave none. Other backends ignore the option.
+    """
+    return engine.execution_options(**{_WRITE_OPTION: True})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling begins a transaction only before a write statement,
+    # so reads before it see no snapshot and take no lock; authgate begins every transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    writes = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def create_database_engine(url: str) -> Engine:
@@ -29,6 +52,7 @@ def create_database_engine(url: str) -> Engine:
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

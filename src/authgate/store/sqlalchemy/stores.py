@@ -36,6 +36,7 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.engines import writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.models import (
     ApiTokenRow,
@@ -94,13 +95,15 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writer = writer_engine(engine)  # every transaction that writes
+        self._writes = sessionmaker(self._writer, expire_on_commit=False)
         # A forked child (gunicorn --preload) must not reuse the parent's connections.
         store = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _dispose_after_fork(store))
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._writes.begin() as session:
             yield session
 
     def _reader(self) -> Session:
@@ -306,7 +309,7 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
             user_agent=user_agent[:512] if user_agent else None,
             ip=ip,
         )
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             if password_hash is None:
                 conn.execute(_RECORD_LOGIN, {"uid": user_id, "now": now})
             else:
