@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from authgate.core.oauth import ExternalProfile, FlowSecrets
+from authgate.errors import LastLoginMethodError
 from authgate.integrations.flask.extension import build_service
+from authgate.oauth import OAuthOutcome
 from authgate.providers import ProviderInfo
 from authgate.service import AuthService, ClientInfo
 from authgate.store.records import UserRecord
@@ -56,12 +58,16 @@ def oauth_service(
     service.close()
 
 
-def log_in(service: AuthService, provider: str) -> tuple[UserRecord | None, str | None]:
+def finish(service: AuthService, provider: str) -> OAuthOutcome:
     start = service.begin_oauth(provider, next_url=None)
     state = parse_qs(urlsplit(start.authorization_url).query)["state"][0]
-    outcome = service.finish_oauth(
+    return service.finish_oauth(
         provider, binding=start.binding, state=state, code="c", error=None, client=ClientInfo()
     )
+
+
+def log_in(service: AuthService, provider: str) -> tuple[UserRecord | None, str | None]:
+    outcome = finish(service, provider)
     if outcome.issued is None:
         assert outcome.error is not None
         return None, outcome.error.code
@@ -154,3 +160,28 @@ def test_an_absurd_email_at_a_later_login_is_not_stored(
     assert again.id == first.id
     (identity,) = service.store.list_identities(first.id)
     assert identity.email is None
+
+
+def test_an_identity_of_a_provider_no_longer_configured_is_no_way_to_log_in(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """Ada has a corp and a trusted identity; trusted is then removed from the configuration.
+    Unlinking corp would leave her with no way to log in: refused."""
+    service, providers = oauth_service
+    for name in ("corp", "trusted"):
+        providers[name].profile = ExternalProfile(f"{name}-ada", "ada@example.com", True, "A", None)
+    outcome = finish(service, "corp")
+    assert outcome.issued is not None
+    service.oauth_clients = {"corp": providers["corp"]}  # type: ignore[dict-item]
+    principal = service.authenticate(outcome.issued.access_token, "cookie")
+    ada = outcome.issued.user
+    service.store.link_identity(
+        ada.id, provider="trusted", subject="trusted-ada", email=None, now=service.clock.now()
+    )
+    corp, trusted = service.list_identities(principal)
+
+    with pytest.raises(LastLoginMethodError):
+        service.unlink_identity(principal, corp.id)
+    service.unlink_identity(principal, trusted.id)  # the removed provider's identity may go
+
+    assert [i.provider for i in service.list_identities(principal)] == ["corp"]

@@ -331,7 +331,9 @@ class OAuthMixin:
 
     def unlink_identity(self, principal: Principal, identity_id: str) -> None:
         self._session_id(principal)
-        outcome = self.store.unlink_identity(principal.user.id, identity_id)
+        outcome = self.store.unlink_identity(
+            principal.user.id, identity_id, login_providers=tuple(self.oauth_clients)
+        )
         if outcome == "not_found":
             raise NotFoundError("No such identity.")
         if outcome == "last_login_method":

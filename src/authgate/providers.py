@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urljoin
 
 import requests
@@ -40,12 +40,25 @@ from authgate.errors import (
 
 log = logging.getLogger("authgate.oauth")
 
-# (connect, read) seconds for every call to a provider: a hung provider must not hold a worker.
-HTTP_TIMEOUT = (5.0, 10.0)
+# Seconds to wait for a provider to answer (``oauth_http_timeout_seconds``); connecting takes at
+# most 5 of them. A hung provider must not hold a worker.
+DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
+_MAX_CONNECT_SECONDS = 5.0
 _MAX_RESPONSE_BYTES = 1024 * 1024
 _METADATA_TTL_SECONDS = 3600.0
 # A token naming an unknown key makes us fetch the JWKS again, but not more often than this.
 _JWKS_MIN_REFRESH_SECONDS = 30.0
+# After a failed fetch of a discovery document or JWKS, logins use the copy in hand (or fail at
+# once, without one) for this long instead of each waiting for a provider that is down.
+_FAILED_FETCH_BACKOFF_SECONDS = 5.0
+# Recognised by Google as its issuer: the preset accepts both spellings (Google documents both).
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
+HttpGet = Callable[..., requests.Response]
+"""``requests.get``, or a test's stand-in: called as ``get(url, headers=, timeout=,
+allow_redirects=False)``."""
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,35 +80,58 @@ class ProviderClient(Protocol):
 
 
 def build_provider_clients(
-    providers: Mapping[str, OAuthProviderSettings], clock: Clock
+    providers: Mapping[str, OAuthProviderSettings],
+    clock: Clock,
+    *,
+    timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
 ) -> dict[str, ProviderClient]:
     clients: dict[str, ProviderClient] = {}
     for name, settings in providers.items():
         info = ProviderInfo(name, settings.label(name))
         if settings.kind == "github":
-            clients[name] = GitHubClient(info, settings)
+            clients[name] = GitHubClient(info, settings, timeout_seconds=timeout_seconds)
         else:
-            clients[name] = OpenIDConnectClient(info, settings, clock)
+            clients[name] = OpenIDConnectClient(
+                info, settings, clock, timeout_seconds=timeout_seconds
+            )
     return clients
+
+
+def _raise_for_unavailable(response: requests.Response) -> requests.Response:
+    """A token endpoint that is overloaded (5xx, 429) is unavailable, whatever its body says."""
+    if response.status_code >= 500 or response.status_code == 429:
+        response.raise_for_status()
+    return response
 
 
 class _HttpClient:
     """What both kinds share: an Authlib session per flow, JSON calls with limits."""
 
-    def __init__(self, info: ProviderInfo, settings: OAuthProviderSettings):
+    def __init__(
+        self,
+        info: ProviderInfo,
+        settings: OAuthProviderSettings,
+        *,
+        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        http_get: HttpGet | None = None,
+    ):
         self.info = info
         self.settings = settings
+        self.timeout = (min(_MAX_CONNECT_SECONDS, timeout_seconds), timeout_seconds)
+        self._http_get: HttpGet = http_get or requests.get
 
     def _session(self, redirect_uri: str) -> OAuth2Session:
-        return OAuth2Session(
+        session = OAuth2Session(
             client_id=self.settings.client_id,
             client_secret=self.settings.client_secret.get_secret_value(),
             token_endpoint_auth_method=self._token_auth_method(),
             scope=" ".join(self.settings.scopes),
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
-            default_timeout=HTTP_TIMEOUT,
+            default_timeout=self.timeout,
         )
+        session.register_compliance_hook("access_token_response", _raise_for_unavailable)
+        return session
 
     def _token_auth_method(self) -> str:
         return "client_secret_basic"
@@ -132,8 +168,8 @@ class _HttpClient:
         if token is not None:
             request_headers["Authorization"] = f"Bearer {token}"
         try:
-            response = requests.get(
-                url, headers=request_headers, timeout=HTTP_TIMEOUT, allow_redirects=False
+            response = self._http_get(
+                url, headers=request_headers, timeout=self.timeout, allow_redirects=False
             )
             response.raise_for_status()
         except requests.HTTPError as e:
@@ -157,48 +193,156 @@ def _http_error(name: str, error: requests.HTTPError) -> OAuthError:
     return OAuthProviderResponseError()
 
 
+class _SingleFlight(Generic[_T]):
+    """A document fetched from a provider and kept for ``ttl`` seconds.
+
+    No lock is held while fetching: one fetch is in flight at a time, and the logins that need
+    the document meanwhile use the copy in hand, or (without one, or when ``refresh`` asks for
+    a newer one) wait for that fetch, as long as a fetch may take. A failed fetch is not
+    repeated for ``_FAILED_FETCH_BACKOFF_SECONDS``: the copy in hand is used, or the failure
+    raised again at once. A forced ``refresh`` happens at most every ``min_refresh`` seconds."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], _T],
+        *,
+        name: str,
+        clock: Clock,
+        ttl: float,
+        wait_seconds: float,
+        min_refresh: float = 0.0,
+    ):
+        self._fetch = fetch
+        self._name = name
+        self._clock = clock
+        self._ttl = ttl
+        self._wait_seconds = wait_seconds
+        self._min_refresh = min_refresh
+        self._lock = threading.Lock()
+        self._value: _T | None = None
+        self._fetched_at = 0.0
+        self._refreshed_at: float | None = None  # the last forced refresh
+        self._failed_at: float | None = None
+        self._failure: OAuthError | None = None
+        self._in_flight: threading.Event | None = None
+
+    def get(self, *, refresh: bool = False) -> _T:
+        now = self._clock.timestamp()
+        with self._lock:
+            value = self._value
+            fresh = value is not None and now - self._fetched_at < self._ttl
+            if refresh and not (
+                self._refreshed_at is None or now - self._refreshed_at >= self._min_refresh
+            ):
+                refresh = False  # refreshed a moment ago: the copy in hand is the newest
+            if value is not None and fresh and not refresh:
+                return value
+            if self._failed_at is not None and now - self._failed_at < (
+                _FAILED_FETCH_BACKOFF_SECONDS
+            ):
+                if value is not None:
+                    return value
+                raise self._failure or OAuthProviderUnavailableError()
+            if refresh:
+                self._refreshed_at = now
+            in_flight = self._in_flight
+            if in_flight is None:
+                self._in_flight = threading.Event()
+        if in_flight is not None:
+            return self._wait_for(in_flight, value, refresh=refresh)
+        return self._lead(value)
+
+    def _wait_for(self, in_flight: threading.Event, value: _T | None, *, refresh: bool) -> _T:
+        if value is not None and not refresh:
+            return value  # a stale copy now beats waiting for the fetch
+        in_flight.wait(self._wait_seconds)
+        with self._lock:
+            if self._value is not None:
+                return self._value
+            raise self._failure or OAuthProviderUnavailableError()
+
+    def _lead(self, stale: _T | None) -> _T:
+        try:
+            fetched = self._fetch()
+        except OAuthError as e:
+            with self._lock:
+                self._failed_at = self._clock.timestamp()
+                self._failure = e
+                self._finish_flight()
+            if stale is None:
+                raise
+            log.warning("%s: kept the cached copy after a failed fetch (%s)", self._name, e.code)
+            return stale
+        except BaseException:
+            with self._lock:
+                self._finish_flight()
+            raise
+        with self._lock:
+            self._value = fetched
+            self._fetched_at = self._clock.timestamp()
+            self._failed_at = self._failure = None
+            self._finish_flight()
+        return fetched
+
+    def _finish_flight(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.set()
+            self._in_flight = None
+
+
 class OpenIDConnectClient(_HttpClient):
     """Any OpenID Provider known by its issuer (Google is one with a preset issuer)."""
 
-    def __init__(self, info: ProviderInfo, settings: OAuthProviderSettings, clock: Clock):
-        super().__init__(info, settings)
+    def __init__(
+        self,
+        info: ProviderInfo,
+        settings: OAuthProviderSettings,
+        clock: Clock,
+        *,
+        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        http_get: HttpGet | None = None,
+    ):
+        super().__init__(info, settings, timeout_seconds=timeout_seconds, http_get=http_get)
         self.issuer = settings.issuer or ""
         self._clock = clock
-        self._lock = threading.Lock()
-        self._metadata: ProviderMetadata | None = None
-        self._metadata_at = 0.0
-        self._keys: dict[str, ProviderKey] = {}
-        self._keys_at = -_JWKS_MIN_REFRESH_SECONDS
+        # The ID token's iss may take either spelling for Google (and only for Google).
+        self._accepted_issuers: tuple[str, ...] = (
+            GOOGLE_ISSUERS
+            if settings.kind == "google" and self.issuer == GOOGLE_ISSUERS[0]
+            else (self.issuer,)
+        )
+        wait_seconds = sum(self.timeout)
+        self._metadata = _SingleFlight(
+            self._fetch_metadata,
+            name=info.name,
+            clock=clock,
+            ttl=_METADATA_TTL_SECONDS,
+            wait_seconds=wait_seconds,
+        )
+        self._keys = _SingleFlight(
+            self._fetch_keys,
+            name=info.name,
+            clock=clock,
+            ttl=_METADATA_TTL_SECONDS,
+            wait_seconds=wait_seconds,
+            min_refresh=_JWKS_MIN_REFRESH_SECONDS,
+        )
 
     def metadata(self) -> ProviderMetadata:
         """The discovery document, fetched once an hour; a stale copy outlives an outage."""
-        now = self._clock.timestamp()
-        with self._lock:
-            if self._metadata is not None and now - self._metadata_at < _METADATA_TTL_SECONDS:
-                return self._metadata
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            try:
-                document = self._get_json(url)
-                self._metadata = parse_discovery_document(
-                    document, expected_issuer=self.issuer, allow_http=self.settings.allow_http
-                )
-                self._metadata_at = now
-            except OAuthError:
-                if self._metadata is None:
-                    raise
-                log.warning("%s: kept the cached discovery document", self.info.name)
-            return self._metadata
+        return self._metadata.get()
+
+    def _fetch_metadata(self) -> ProviderMetadata:
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        return parse_discovery_document(
+            self._get_json(url), expected_issuer=self.issuer, allow_http=self.settings.allow_http
+        )
+
+    def _fetch_keys(self) -> dict[str, ProviderKey]:
+        return parse_jwks(self._get_json(self.metadata().jwks_uri))
 
     def _signing_keys(self, *, refresh: bool) -> dict[str, ProviderKey]:
-        now = self._clock.timestamp()
-        with self._lock:
-            stale = now - self._keys_at >= _METADATA_TTL_SECONDS
-            may_refresh = now - self._keys_at >= _JWKS_MIN_REFRESH_SECONDS
-            if stale or (refresh and may_refresh):
-                jwks_uri = self._metadata.jwks_uri if self._metadata else ""
-                self._keys = parse_jwks(self._get_json(jwks_uri))
-                self._keys_at = now
-            return self._keys
+        return self._keys.get(refresh=refresh)
 
     def _token_auth_method(self) -> str:
         methods = self.metadata().token_auth_methods
@@ -237,7 +381,7 @@ class OpenIDConnectClient(_HttpClient):
                 id_token,
                 keys=keys,
                 algorithms=metadata.id_token_algorithms,
-                issuer=metadata.issuer,
+                issuer=self._accepted_issuers,
                 client_id=self.settings.client_id,
                 nonce=flow.nonce,
                 now=self._clock.timestamp(),

@@ -195,7 +195,11 @@ class AuthService(OAuthMixin, TenancyMixin, AvatarMixin):
             else "memory://",
         )
         self.oauth_clients = (
-            build_provider_clients(settings.oauth_providers, clock)
+            build_provider_clients(
+                settings.oauth_providers,
+                clock,
+                timeout_seconds=settings.oauth_http_timeout_seconds,
+            )
             if oauth_clients is None
             else oauth_clients
         )

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import itertools
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from tests.e2e.oauth_browser import (
     query_of,
 )
 from tests.e2e.peers.github_fake import GitHubFake
+from tests.e2e.peers.hanging import HangingServer
 from tests.e2e.peers.oidc_provider import OidcProvider
 
 CLIENT_ID = "authgate-e2e"
@@ -41,6 +43,8 @@ CLIENT_SECRET = "e2e-client-secret-0123456789"
 GITHUB_ID = "Iv1.e2eclient"
 GITHUB_SECRET = "github-e2e-secret"
 _github_ids = itertools.count(1000)
+# Every call to a provider may take this long here (AUTHGATE_OAUTH_HTTP_TIMEOUT_SECONDS).
+HTTP_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -48,6 +52,7 @@ class OAuthDeployment:
     server: Server
     op: OidcProvider
     github: GitHubFake
+    hanging: HangingServer
     browsers: list[Browser] = field(default_factory=list)
 
     @property
@@ -75,6 +80,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
             ]
         ) as op,
         GitHubFake() as github,
+        HangingServer() as hanging,
         server_group("sqlite", tmp_path_factory) as group,
     ):
         github.add_client(GITHUB_ID, GITHUB_SECRET, f"{public_url}/api/oauth/github/callback")
@@ -97,8 +103,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
             oauth_down_client_id="x",
             oauth_down_client_secret="y",
             oauth_down_allow_http="true",
+            # A provider that hangs: it accepts connections and never answers.
+            oauth_hang_issuer=hanging.url,
+            oauth_hang_client_id="x",
+            oauth_hang_client_secret="y",
+            oauth_hang_allow_http="true",
+            oauth_http_timeout_seconds=str(HTTP_TIMEOUT_SECONDS),
         )
-        deployment = OAuthDeployment(server, op, github)
+        deployment = OAuthDeployment(server, op, github, hanging)
         try:
             yield deployment
         finally:
@@ -129,6 +141,7 @@ def test_providers_are_listed_for_login_buttons(deployment: OAuthDeployment) -> 
         {"name": "corp", "display_name": "Corp SSO"},
         {"name": "github", "display_name": "GitHub"},
         {"name": "down", "display_name": "Down"},
+        {"name": "hang", "display_name": "Hang"},
     ]
 
 
@@ -173,6 +186,60 @@ def test_unreachable_provider_redirects_with_a_clear_error(deployment: OAuthDepl
     assert response.headers["Location"] == (
         f"{deployment.public_url}/account?error=oauth_provider_unavailable"
     )
+
+
+def test_a_hanging_provider_times_out_at_login_as_configured(deployment: OAuthDeployment) -> None:
+    started = time.monotonic()
+
+    response = deployment.browser().get("/api/oauth/hang/login", params={"next": "/account"})
+
+    elapsed = time.monotonic() - started
+    assert response.headers["Location"] == (
+        f"{deployment.public_url}/account?error=oauth_provider_unavailable"
+    )
+    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 3, elapsed
+    assert deployment.hanging.accepted >= 1
+    assert "OAuth with hang failed: oauth_provider_unavailable" in deployment.server.log()
+
+
+def provider_fails_at_callback(
+    deployment: OAuthDeployment, endpoint: str, fault: str
+) -> tuple[str, float, Browser]:
+    """A login through the OP whose ``endpoint`` fails once (``fault``) during the callback:
+    the callback's redirect and how long it took."""
+    browser = deployment.browser()
+    authorization_url = browser.start_login("corp", "/account")
+    callback_url = deployment.op.complete_login(
+        browser.provider_http, authorization_url, account=account(f"{endpoint}-{fault}")
+    )
+    deployment.op.fault(endpoint, fault)
+    started = time.monotonic()
+    response = browser.finish(callback_url)
+    return response.headers["Location"], time.monotonic() - started, browser
+
+
+@pytest.mark.parametrize("endpoint", ["token", "userinfo"])
+def test_a_provider_hanging_at_the_callback_times_out_as_configured(
+    deployment: OAuthDeployment, endpoint: str
+) -> None:
+    location, elapsed, browser = provider_fails_at_callback(deployment, endpoint, "hang")
+
+    assert location == f"{deployment.public_url}/account?error=oauth_provider_unavailable"
+    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 3, elapsed
+    assert SESSION_COOKIE not in browser.cookies
+
+
+@pytest.mark.parametrize("fault", ["503", "429"])
+def test_a_token_endpoint_answering_5xx_or_429_is_unavailable(
+    deployment: OAuthDeployment, fault: str
+) -> None:
+    location, _, browser = provider_fails_at_callback(deployment, "token", fault)
+
+    assert location == f"{deployment.public_url}/account?error=oauth_provider_unavailable"
+    assert SESSION_COOKIE not in browser.cookies
+    log = deployment.server.log()
+    assert f"corp answered HTTP {fault} at {deployment.op.token_endpoint}" in log
+    assert "OAuth with corp failed: oauth_provider_unavailable" in log
 
 
 # The happy path --------------------------------------------------------------------------------
@@ -324,6 +391,7 @@ BAD_ID_TOKENS = [
     "multiple_aud_without_azp",
     "wrong_azp",
     "expired",
+    "expired_exp_only",  # iat recent: the exp check alone refuses it
     "issued_in_future",
     "wrong_nonce",
     "missing_nonce",
@@ -349,6 +417,47 @@ def test_a_bad_id_token_logs_nobody_in(deployment: OAuthDeployment, mode: str) -
     assert redirected_error(response.headers["Location"]) == "oauth_invalid_id_token"
     assert SESSION_COOKIE not in browser.cookies
     register(deployment.server, email)  # 201: no account was created for this email
+
+
+def test_login_goes_on_after_the_provider_rotates_its_signing_key(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A provider of its own (its key rotation is for good) and one worker (whose JWKS cache
+    this is): the first login caches the JWKS; after the rotation the id_token names a kid not
+    in it, so the JWKS is fetched again, and the login succeeds."""
+    port = free_port()
+    public_url = f"http://localhost:{port}"
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": [f"{public_url}/api/oauth/corp/callback"],
+    }
+    with (
+        OidcProvider(clients=[client]) as op,
+        server_group("sqlite", tmp_path_factory) as group,
+    ):
+        (server,) = group.start(
+            port=port,
+            workers=1,
+            oauth_corp_issuer=op.issuer,
+            oauth_corp_client_id=CLIENT_ID,
+            oauth_corp_client_secret=CLIENT_SECRET,
+            oauth_corp_allow_http="true",
+        )
+        email = account("rotation")
+        first, second = Browser(server), Browser(server)
+        try:
+            assert redirected_error(first.login_with(op, email).headers["Location"]) is None
+            new_kid = op.rotate_signing_key()
+            assert op.jwks()["keys"][0]["kid"] == new_kid
+
+            response = second.login_with(op, email)
+
+            assert redirected_error(response.headers["Location"]) is None, server.log()
+            assert second.me().json()["user"]["id"] == first.me().json()["user"]["id"]
+        finally:
+            first.close()
+            second.close()
 
 
 def test_userinfo_about_someone_else_is_refused(deployment: OAuthDeployment) -> None:
@@ -382,6 +491,24 @@ def test_unverified_provider_email_never_joins_an_existing_account(
     owner = deployment.browser()
     owner.password_login(email)
     assert owner.get("/api/auth/identities").json()["identities"] == []
+
+
+def test_unverified_provider_email_never_joins_a_verified_account(
+    deployment: OAuthDeployment,
+) -> None:
+    """The existing account's email is verified (it came from GitHub, which verified it); the
+    OP's id_token says email_verified false for the same address: refused, nothing linked."""
+    email = account("unverified-nina")  # the OP says: email_verified false
+    github_user(deployment, email)
+    owner = deployment.browser()
+    assert redirected_error(github_login(deployment, owner)) is None
+    assert owner.me().json()["user"]["email_verified"] is True
+
+    response = deployment.browser().login_with(deployment.op, email)
+
+    assert redirected_error(response.headers["Location"]) == "oauth_account_exists"
+    identities = owner.get("/api/auth/identities").json()["identities"]
+    assert [i["provider"] for i in identities] == ["github"]
 
 
 def test_verified_provider_email_does_not_join_an_unverified_account(
@@ -464,6 +591,24 @@ def test_github_unverified_primary_email_does_not_join_an_existing_account(
     location = github_login(deployment, deployment.browser())
 
     assert redirected_error(location) == "oauth_account_exists"
+
+
+def test_github_unverified_primary_email_does_not_join_a_verified_account(
+    deployment: OAuthDeployment,
+) -> None:
+    email = account("olga")
+    owner = deployment.browser()
+    owner.login_with(deployment.op, email)  # the OP verified this email
+    assert owner.me().json()["user"]["email_verified"] is True
+    github_user(deployment, email, verified=False)
+    intruder = deployment.browser()
+
+    location = github_login(deployment, intruder)
+
+    assert redirected_error(location) == "oauth_account_exists"
+    assert SESSION_COOKIE not in intruder.cookies
+    identities = owner.get("/api/auth/identities").json()["identities"]
+    assert [i["provider"] for i in identities] == ["corp"]
 
 
 def test_github_denied_consent(deployment: OAuthDeployment) -> None:

@@ -21,6 +21,9 @@ NOW = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
 FLOW_TTL = timedelta(minutes=10)
 
 
+LOGIN_PROVIDERS = ("github", "google", "corp_sso")
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlAlchemyStore]:
     engine = create_database_engine(database_url)
@@ -308,7 +311,10 @@ def test_the_only_login_method_cannot_be_unlinked(store: SqlAlchemyStore) -> Non
     user = _oauth_user(store)
     identity = store.find_identity("github", "gh-1")
     assert identity is not None
-    assert store.unlink_identity(user.id, identity.id) == "last_login_method"
+    assert (
+        store.unlink_identity(user.id, identity.id, login_providers=LOGIN_PROVIDERS)
+        == "last_login_method"
+    )
     assert store.find_identity("github", "gh-1") == identity
 
 
@@ -318,18 +324,23 @@ def test_with_two_identities_one_can_be_unlinked(store: SqlAlchemyStore) -> None
     first = store.find_identity("github", "gh-1")
     assert first is not None
 
-    assert store.unlink_identity(user.id, first.id) == "unlinked"
+    assert store.unlink_identity(user.id, first.id, login_providers=LOGIN_PROVIDERS) == "unlinked"
     assert store.find_identity("github", "gh-1") is None
-    assert store.unlink_identity(user.id, second.id) == "last_login_method"
+    assert (
+        store.unlink_identity(user.id, second.id, login_providers=LOGIN_PROVIDERS)
+        == "last_login_method"
+    )
     assert store.list_identities(user.id) == [second]
 
 
 def test_a_user_with_a_password_can_unlink_their_only_identity(store: SqlAlchemyStore) -> None:
     bob = _password_user(store)
     identity = store.link_identity(bob.id, provider="github", subject="gh-b", email=None, now=NOW)
-    assert store.unlink_identity(bob.id, identity.id) == "unlinked"
+    assert store.unlink_identity(bob.id, identity.id, login_providers=LOGIN_PROVIDERS) == "unlinked"
     assert store.list_identities(bob.id) == []
-    assert store.unlink_identity(bob.id, identity.id) == "not_found"
+    assert (
+        store.unlink_identity(bob.id, identity.id, login_providers=LOGIN_PROVIDERS) == "not_found"
+    )
 
 
 def test_unlinking_another_users_identity_is_not_found(store: SqlAlchemyStore) -> None:
@@ -337,9 +348,18 @@ def test_unlinking_another_users_identity_is_not_found(store: SqlAlchemyStore) -
     bob = _password_user(store, "bob@example.com")
     ada_identity = store.find_identity("github", "gh-ada")
     assert ada_identity is not None
-    assert store.unlink_identity(bob.id, ada_identity.id) == "not_found"
-    assert store.unlink_identity("no-such-user", ada_identity.id) == "not_found"
-    assert store.unlink_identity(ada.id, "no-such-identity") == "not_found"
+    assert (
+        store.unlink_identity(bob.id, ada_identity.id, login_providers=LOGIN_PROVIDERS)
+        == "not_found"
+    )
+    assert (
+        store.unlink_identity("no-such-user", ada_identity.id, login_providers=LOGIN_PROVIDERS)
+        == "not_found"
+    )
+    assert (
+        store.unlink_identity(ada.id, "no-such-identity", login_providers=LOGIN_PROVIDERS)
+        == "not_found"
+    )
     assert store.find_identity("github", "gh-ada") == ada_identity
 
 
@@ -379,7 +399,9 @@ def test_concurrent_unlinks_leave_one_login_method(store: SqlAlchemyStore) -> No
             b_done.wait(timeout=1.5)
 
     def unlink(name: str, identity_id: str) -> None:
-        outcomes[name] = store.unlink_identity(user.id, identity_id)
+        outcomes[name] = store.unlink_identity(
+            user.id, identity_id, login_providers=LOGIN_PROVIDERS
+        )
         if name == "b":
             b_done.set()
 
@@ -397,3 +419,33 @@ def test_concurrent_unlinks_leave_one_login_method(store: SqlAlchemyStore) -> No
 
     assert sorted(outcomes.values()) == ["last_login_method", "unlinked"]
     assert len(store.list_identities(user.id)) == 1
+
+
+def test_an_identity_of_a_provider_no_longer_configured_does_not_count(
+    store: SqlAlchemyStore,
+) -> None:
+    """``old_sso`` was removed from the configuration: its identity logs nobody in, so the
+    github identity is the user's last way to log in."""
+    user = _oauth_user(store, subject="gh-1")
+    store.link_identity(user.id, provider="old_sso", subject="o-1", email=None, now=NOW)
+    github = store.find_identity("github", "gh-1")
+    assert github is not None
+
+    assert store.unlink_identity(user.id, github.id, login_providers=("github",)) == (
+        "last_login_method"
+    )
+    assert store.find_identity("github", "gh-1") == github
+    # Configured again, it counts.
+    assert store.unlink_identity(user.id, github.id, login_providers=("github", "old_sso")) == (
+        "unlinked"
+    )
+
+
+def test_an_identity_of_a_removed_provider_can_be_unlinked_while_another_remains(
+    store: SqlAlchemyStore,
+) -> None:
+    user = _oauth_user(store, subject="gh-1")
+    old = store.link_identity(user.id, provider="old_sso", subject="o-1", email=None, now=NOW)
+
+    assert store.unlink_identity(user.id, old.id, login_providers=("github",)) == "unlinked"
+    assert [i.provider for i in store.list_identities(user.id)] == ["github"]

@@ -257,7 +257,7 @@ def verify_id_token(
     *,
     keys: Mapping[str, ProviderKey],
     algorithms: frozenset[str],
-    issuer: str,
+    issuer: str | tuple[str, ...],
     client_id: str,
     nonce: str,
     now: float,
@@ -265,7 +265,8 @@ def verify_id_token(
 ) -> IdTokenClaims:
     """Verify an ID token from the token endpoint (OpenID Connect Core §3.1.3.7): signature by a
     key of the provider's JWKS with an asymmetric algorithm it advertises, ``iss``, ``aud``,
-    ``azp``, ``exp``, ``iat`` and ``nonce``. Raises ``OAuthInvalidIdTokenError`` saying which."""
+    ``azp``, ``exp``, ``iat`` and ``nonce``. Raises ``OAuthInvalidIdTokenError`` saying which.
+    ``issuer`` may name several spellings of one issuer (Google's has two); each exactly."""
     if not isinstance(token, str) or not token or len(token) > _MAX_ID_TOKEN_CHARS:
         raise OAuthInvalidIdTokenError("The provider returned no usable ID token.")
     try:

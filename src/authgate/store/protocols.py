@@ -6,7 +6,7 @@ log in the same transaction, so the log can never miss a change that was committ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -252,10 +252,12 @@ class IdentityStore(Protocol):
     def list_identities(self, user_id: str) -> list[IdentityRecord]: ...
 
     def unlink_identity(
-        self, user_id: str, identity_id: str
+        self, user_id: str, identity_id: str, *, login_providers: Collection[str]
     ) -> Literal["unlinked", "not_found", "last_login_method"]:
         """Refused (``last_login_method``) when the user has no password and no other
-        identity, checked in the same transaction as the delete."""
+        identity of a provider in ``login_providers`` (those configured: an identity of a
+        provider no longer configured logs nobody in), checked in the same transaction as the
+        delete."""
         ...
 
 

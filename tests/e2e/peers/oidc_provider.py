@@ -13,7 +13,8 @@ for its discovery document. The OP:
   ``preferred_username``) in the id_token as well as in the userinfo response;
 - accepts any account id at its login page: ``sub`` is the id, ``email`` the id if it has an ``@``
   (else ``<id>@example.test``), ``email_verified`` false only for ids starting ``unverified``;
-- can be told to misbehave once (``tamper``) for the negative tests.
+- can be told to misbehave once (``tamper``, ``fault``) for the negative tests, and to rotate
+  its signing key (``rotate_signing_key``).
 
 ``complete_login`` plays the browser through the OP's login and consent pages.
 """
@@ -46,6 +47,7 @@ TOKEN_TAMPER_MODES = (
     "multiple_aud_without_azp",  # aud = [client_id, "other"], no azp
     "wrong_azp",  # azp = "other"
     "expired",  # exp = now - 3600, iat = now - 7200
+    "expired_exp_only",  # exp = now - 120, iat = now - 300 (recent enough): only exp is wrong
     "issued_in_future",  # iat = now + 3600, exp = now + 7200
     "wrong_nonce",  # nonce = "not-the-nonce"
     "missing_nonce",  # no nonce claim
@@ -60,6 +62,13 @@ USERINFO_TAMPER_MODES = (
     "userinfo_sub_mismatch",
 )  # the next userinfo response has sub "someone-else"
 TAMPER_MODES = TOKEN_TAMPER_MODES + USERINFO_TAMPER_MODES
+
+FAULT_ENDPOINTS = ("discovery", "jwks", "token", "userinfo")
+FAULTS = (
+    "hang",  # the request is accepted and never answered (until the client gives up)
+    "503",  # an HTML error page, as from a proxy in front of a provider that is down
+    "429",  # JSON {"error": "slow_down"} with Retry-After: 30
+)
 
 
 class OidcProviderError(RuntimeError):
@@ -195,7 +204,7 @@ class OidcProvider:
         return str(self.discovery["jwks_uri"])
 
     def jwks(self) -> dict[str, Any]:
-        """The OP's public JWK set (one RS256 key)."""
+        """The OP's public JWK set (one RS256 key; after rotations, the newest first)."""
         response = self._http.get(self.jwks_uri)
         response.raise_for_status()
         keys: dict[str, Any] = response.json()
@@ -218,6 +227,24 @@ class OidcProvider:
         response = self._http.post(self.issuer + "/__test/tamper", json={"mode": mode})
         if response.status_code != 200 or response.json() != {"mode": mode}:
             raise OidcProviderError(f"tamper {mode!r}: {response.status_code} {response.text}")
+
+    def fault(self, endpoint: str, fault: str) -> None:
+        """Make the next request to ``endpoint`` fail with ``fault`` (one of ``FAULTS``), once;
+        ``"none"`` disarms."""
+        if endpoint not in FAULT_ENDPOINTS or (fault != "none" and fault not in FAULTS):
+            raise ValueError(f"unknown fault {endpoint!r} {fault!r}")
+        response = self._http.post(
+            self.issuer + "/__test/fault", json={"endpoint": endpoint, "fault": fault}
+        )
+        if response.status_code != 200:
+            raise OidcProviderError(f"fault {endpoint} {fault}: {response.text}")
+
+    def rotate_signing_key(self) -> str:
+        """A new signing key (its kid is returned) signs every later id_token; the JWKS lists
+        it first and keeps the old ones."""
+        response = self._http.post(self.issuer + "/__test/rotate-key")
+        response.raise_for_status()
+        return str(response.json()["kid"])
 
     def armed_tamper_mode(self) -> str:
         """The mode armed and not yet applied, or ``"none"``."""

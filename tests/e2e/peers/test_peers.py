@@ -322,6 +322,10 @@ RESIGNED: dict[str, Any] = {
     "multiple_aud_without_azp": lambda c: c["aud"] == [CLIENT_ID, "other"] and "azp" not in c,
     "wrong_azp": lambda c: c["azp"] == "other" and c["aud"] == CLIENT_ID,
     "expired": lambda c: c["exp"] < c["now"] - 3000 and c["iat"] < c["now"] - 7000,
+    "expired_exp_only": lambda c: (
+        c["now"] - 140 <= c["exp"] <= c["now"] - 110
+        and c["now"] - 320 <= c["iat"] <= c["now"] - 290
+    ),
     "issued_in_future": lambda c: c["iat"] > c["now"] + 3000 and c["exp"] > c["now"] + 7000,
     "wrong_nonce": lambda c: c["nonce"] == "not-the-nonce",
     "missing_nonce": lambda c: "nonce" not in c,
@@ -332,6 +336,7 @@ CHANGED_CLAIMS = {
     "multiple_aud_without_azp": {"aud", "azp"},
     "wrong_azp": {"azp"},
     "expired": {"exp", "iat"},
+    "expired_exp_only": {"exp", "iat"},
     "issued_in_future": {"exp", "iat"},
     "wrong_nonce": {"nonce"},
     "missing_nonce": {"nonce"},
@@ -436,6 +441,77 @@ def test_tampering_is_one_shot_and_survives_failed_requests(
     assert op.armed_tamper_mode() == "wrong_aud"
     assert unverified_claims(Flow(op, redirect_uri).tokens()["id_token"])["aud"] == "someone-else"
     assert verified_claims(op, Flow(op, redirect_uri).tokens()["id_token"])["aud"] == CLIENT_ID
+
+
+@pytest.fixture
+def lone_op(redirect_uri: str) -> Iterator[OidcProvider]:
+    """An OP of its own, for tests that change it for good (a rotated key)."""
+    clients = [
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [redirect_uri]}
+    ]
+    with OidcProvider(clients=clients) as provider:
+        yield provider
+
+
+def test_a_rotated_key_signs_later_tokens_and_is_listed_first(
+    lone_op: OidcProvider, redirect_uri: str
+) -> None:
+    (old,) = lone_op.jwks()["keys"]
+
+    kid = lone_op.rotate_signing_key()
+
+    assert kid != old["kid"]
+    assert [k["kid"] for k in lone_op.jwks()["keys"]] == [kid, old["kid"]]
+    id_token = Flow(lone_op, redirect_uri).tokens()["id_token"]
+    assert jwt.get_unverified_header(id_token)["kid"] == kid
+    assert verified_claims(lone_op, id_token)["sub"] == "alice@example.test"
+    # A tampered token after the rotation is signed with the new key too.
+    lone_op.tamper("wrong_nonce")
+    tampered = Flow(lone_op, redirect_uri).tokens()["id_token"]
+    assert jwt.get_unverified_header(tampered)["kid"] == kid
+    assert verified_claims(lone_op, tampered)["nonce"] == "not-the-nonce"
+
+
+@pytest.mark.parametrize("endpoint", ["discovery", "jwks", "userinfo"])
+def test_a_hanging_endpoint_never_answers_once(op: OidcProvider, endpoint: str) -> None:
+    url = {
+        "discovery": op.issuer + "/.well-known/openid-configuration",
+        "jwks": op.jwks_uri,
+        "userinfo": op.userinfo_endpoint,
+    }[endpoint]
+    op.fault(endpoint, "hang")
+    with new_client() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.get(url, timeout=0.5)
+        assert http.get(url).status_code in (200, 401)  # one-shot: answered again
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "type_"), [("503", 503, "text/html"), ("429", 429, "application/json")]
+)
+def test_a_failing_token_endpoint_once(
+    op: OidcProvider, redirect_uri: str, fault: str, status: int, type_: str
+) -> None:
+    flow = Flow(op, redirect_uri)
+    with new_client() as browser:
+        code = flow.code(browser)
+    op.fault("token", fault)
+
+    failed = flow.exchange(code)
+
+    assert failed.status_code == status
+    assert failed.headers["content-type"].startswith(type_)
+    if fault == "429":
+        assert failed.json()["error"] == "slow_down" and failed.headers["retry-after"] == "30"
+    assert flow.exchange(code).status_code == 200  # the code was never spent
+
+
+def test_faults_reject_unknown_names(op: OidcProvider) -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        op.fault("token", "explode")
+    with new_client() as http:
+        response = http.post(op.issuer + "/__test/fault", json={"endpoint": "x", "fault": "hang"})
+    assert response.status_code == 400
 
 
 def test_tamper_rejects_unknown_modes_and_can_disarm(op: OidcProvider) -> None:

@@ -23,6 +23,15 @@
 //                                  {"mode": "none"} disarms. See TAMPER_MODES below.
 //   GET  /__test/public-key.pem    the signing key's public half as PEM (SPKI), the exact bytes
 //                                  used as the HMAC secret by "hs256_with_public_key"
+//   POST /__test/rotate-key        the OP rotates its signing key: a new RS256 key with a new
+//                                  kid signs every later id_token, and /jwks lists it first
+//                                  (the old key stays listed). Answers {"kid": "<new kid>"}.
+//   POST /__test/fault             JSON {"endpoint": "discovery"|"jwks"|"token"|"userinfo",
+//                                  "fault": "hang"|"503"|"429"} arms a one-shot failure of the
+//                                  next request to that endpoint: "hang" accepts it and never
+//                                  answers (until the client gives up), "503" answers an HTML
+//                                  error page, "429" a JSON {"error": "slow_down"} with
+//                                  Retry-After. {"endpoint": ..., "fault": "none"} disarms.
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 
@@ -75,6 +84,8 @@ const kid = await jose.calculateJwkThumbprint(privateJwk);
 Object.assign(privateJwk, { kid, alg: 'RS256', use: 'sig' });
 const publicKeyPem = crypto.createPublicKey(await jose.exportSPKI(publicKey))
   .export({ type: 'spki', format: 'pem' });
+// What signs id_tokens now: the provider's own key until /__test/rotate-key, then the newest.
+let signing = { privateKey, kid, rotated: [] };
 
 // Accounts: any id typed at the login page exists.
 function accountClaims(id) {
@@ -143,6 +154,7 @@ const TOKEN_MODES = new Set([
   'multiple_aud_without_azp',
   'wrong_azp',
   'expired',
+  'expired_exp_only',
   'issued_in_future',
   'wrong_nonce',
   'missing_nonce',
@@ -170,6 +182,8 @@ async function tamperIdToken(idToken, mode) {
     }
     case 'wrong_azp': claims.azp = 'other'; break;
     case 'expired': claims.exp = now - 3600; claims.iat = now - 7200; break;
+    // Past exp (beyond a minute of leeway), but an iat recent enough: only exp is wrong.
+    case 'expired_exp_only': claims.exp = now - 120; claims.iat = now - 300; break;
     case 'issued_in_future': claims.iat = now + 3600; claims.exp = now + 7200; break;
     case 'wrong_nonce': claims.nonce = 'not-the-nonce'; break;
     case 'missing_nonce': delete claims.nonce; break;
@@ -189,11 +203,33 @@ async function tamperIdToken(idToken, mode) {
     }
     default: throw new Error(`unknown tamper mode ${mode}`);
   }
-  // Only the claim is wrong: same header (alg, kid), signed with the OP's real key.
+  // Only the claim is wrong: same header (alg, kid), signed with the OP's real (current) key.
   return new jose.CompactSign(Buffer.from(JSON.stringify(claims)))
     .setProtectedHeader(header)
-    .sign(privateKey);
+    .sign(signing.privateKey);
 }
+
+// Key rotation and faults -------------------------------------------------------------------------
+
+async function rotateKey() {
+  const pair = await jose.generateKeyPair('RS256', { extractable: true });
+  const jwk = await jose.exportJWK(pair.publicKey);
+  const newKid = `rotated-${await jose.calculateJwkThumbprint(jwk)}`;
+  Object.assign(jwk, { kid: newKid, alg: 'RS256', use: 'sig' });
+  signing = { privateKey: pair.privateKey, kid: newKid, rotated: [jwk, ...signing.rotated] };
+  return newKid;
+}
+
+async function resignWithCurrentKey(idToken) {
+  const header = jose.decodeProtectedHeader(idToken);
+  return new jose.CompactSign(Buffer.from(JSON.stringify(jose.decodeJwt(idToken))))
+    .setProtectedHeader({ ...header, kid: signing.kid })
+    .sign(signing.privateKey);
+}
+
+const FAULT_ENDPOINTS = new Set(['discovery', 'jwks', 'token', 'userinfo']);
+const FAULTS = new Set(['hang', '503', '429']);
+const faults = new Map(); // endpoint -> fault, one-shot
 
 async function readJson(req) {
   const chunks = [];
@@ -203,6 +239,31 @@ async function readJson(req) {
 
 const tokenPath = new URL(provider.urlFor('token')).pathname;
 const userinfoPath = new URL(provider.urlFor('userinfo')).pathname;
+const jwksPath = new URL(provider.urlFor('jwks')).pathname;
+const endpointPaths = {
+  discovery: '/.well-known/openid-configuration',
+  jwks: jwksPath,
+  token: tokenPath,
+  userinfo: userinfoPath,
+};
+
+async function applyFault(ctx, endpoint) {
+  const fault = faults.get(endpoint);
+  faults.delete(endpoint);
+  log(`fault applied to ${endpoint}: ${fault}`);
+  if (fault === 'hang') {
+    ctx.respond = false; // accept the request, never answer: wait for the client to give up
+    await new Promise((resolve) => ctx.req.socket.once('close', resolve));
+  } else if (fault === '503') {
+    ctx.status = 503;
+    ctx.type = 'html';
+    ctx.body = '<html><body>503 Service Unavailable</body></html>';
+  } else {
+    ctx.status = 429;
+    ctx.set('Retry-After', '30');
+    ctx.body = { error: 'slow_down', error_description: 'too many requests' };
+  }
+}
 
 provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/health' && ctx.method === 'GET') {
@@ -214,6 +275,37 @@ provider.use(async (ctx, next) => {
     ctx.type = 'application/x-pem-file';
     ctx.body = publicKeyPem;
     return;
+  }
+  if (ctx.path === '/__test/rotate-key' && ctx.method === 'POST') {
+    const newKid = await rotateKey();
+    log(`signing key rotated: kid ${newKid}`);
+    ctx.body = { kid: newKid };
+    return;
+  }
+  if (ctx.path === '/__test/fault' && ctx.method === 'POST') {
+    let endpoint;
+    let fault;
+    try {
+      ({ endpoint, fault } = await readJson(ctx.req));
+    } catch {
+      endpoint = undefined;
+    }
+    if (!FAULT_ENDPOINTS.has(endpoint) || (fault !== 'none' && !FAULTS.has(fault))) {
+      ctx.status = 400;
+      ctx.body = { error: `unknown endpoint or fault ${JSON.stringify({ endpoint, fault })}` };
+      return;
+    }
+    if (fault === 'none') faults.delete(endpoint);
+    else faults.set(endpoint, fault);
+    log(`fault armed: ${endpoint} ${fault}`);
+    ctx.body = { endpoint, fault };
+    return;
+  }
+  for (const [endpoint, path] of Object.entries(endpointPaths)) {
+    if (ctx.path === path && faults.has(endpoint)) {
+      await applyFault(ctx, endpoint);
+      return;
+    }
   }
   if (ctx.path === '/__test/tamper') {
     if (ctx.method === 'GET') {
@@ -246,6 +338,12 @@ provider.use(async (ctx, next) => {
   await next();
 
   if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
+  if (ctx.path === jwksPath && signing.rotated.length > 0) {
+    ctx.body = { keys: [...signing.rotated, ...ctx.body.keys] };
+  }
+  if (ctx.path === tokenPath && signing.kid !== kid && typeof ctx.body.id_token === 'string') {
+    ctx.body = { ...ctx.body, id_token: await resignWithCurrentKey(ctx.body.id_token) };
+  }
   if (ctx.path === tokenPath && TOKEN_MODES.has(armed) && typeof ctx.body.id_token === 'string') {
     const mode = armed;
     armed = 'none';

@@ -16,6 +16,7 @@ from authgate.errors import AuthError, OAuthError
 from authgate.integrations.flask.auth_views import guard_browser, session_response
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.requests import client_info, read_json
 from authgate.oauth import OAuthStart
 from authgate.schemas import HandoffInput, identity_to_json
@@ -25,9 +26,17 @@ log = logging.getLogger("authgate.oauth")
 blueprint = Blueprint("authgate_oauth", __name__)
 
 
+def _log_name(provider: str) -> str:
+    """A provider name fit for a log line: a configured one as it is, anything else from the
+    URL quoted and cut short (it may hold a line break to forge log lines)."""
+    if provider in get_extension().service.oauth_clients:
+        return provider
+    return repr(provider[:64])
+
+
 def _redirect(location: str, *, error: AuthError | None = None, provider: str) -> BaseResponse:
     if error is not None:
-        log.warning("OAuth with %s failed: %s (%s)", provider, error.code, error.message)
+        log.warning("OAuth with %s failed: %s (%s)", _log_name(provider), error.code, error.message)
         location = add_query_parameter(location, "error", error.code)
     response = redirect(location, code=302)
     response.headers["Cache-Control"] = "no-store"
@@ -47,6 +56,18 @@ def providers() -> Response:
     return jsonify([{"name": i.name, "display_name": i.display_name} for i in infos])
 
 
+def _unexpected(provider: str, step: str, redirect_to: str) -> BaseResponse:
+    """A browser navigated here: something we did not expect (a database error, a library
+    bug) is logged with the request id and sends it back with ``oauth_failed``, not a 500."""
+    log.exception(
+        "OAuth %s with %s failed unexpectedly [request %s]",
+        step,
+        _log_name(provider),
+        current_request_id(),
+    )
+    return _redirect(redirect_to, error=OAuthError(), provider=provider)
+
+
 @blueprint.get("/api/oauth/<provider>/login")
 def login(provider: str) -> BaseResponse:
     service = get_extension().service
@@ -59,6 +80,10 @@ def login(provider: str) -> BaseResponse:
         if error.status == 404:
             raise
         return _redirect(service.redirect_target(next_url), error=error, provider=provider)
+    except AuthError:
+        raise  # validation_failed: a bad request by the page, answered as JSON
+    except Exception:
+        return _unexpected(provider, "login", service.redirect_target(next_url))
     return _flow_response(redirect(start.authorization_url, code=302), start)
 
 
@@ -66,14 +91,19 @@ def login(provider: str) -> BaseResponse:
 def callback(provider: str) -> BaseResponse:
     ext = get_extension()
     args = request.args
-    outcome = ext.service.finish_oauth(
-        provider,
-        binding=ext.transport.oauth_flow_cookie(request),
-        state=args.get("state"),
-        code=args.get("code"),
-        error=args.get("error"),
-        client=client_info(),
-    )
+    try:
+        outcome = ext.service.finish_oauth(
+            provider,
+            binding=ext.transport.oauth_flow_cookie(request),
+            state=args.get("state"),
+            code=args.get("code"),
+            error=args.get("error"),
+            client=client_info(),
+        )
+    except Exception:
+        response = _unexpected(provider, "callback", ext.service.redirect_target(None))
+        ext.transport.clear_oauth_flow_cookie(response)
+        return response
     response = _redirect(outcome.redirect_to, error=outcome.error, provider=provider)
     ext.transport.clear_oauth_flow_cookie(response)
     if outcome.issued is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Literal, Protocol
@@ -223,13 +223,20 @@ class IdentityStoreMixin:
             ).all()
             return [_identity_record(r) for r in rows]
 
-    def unlink_identity(self: _SqlBase, user_id: str, identity_id: str) -> UnlinkOutcome:
+    def unlink_identity(
+        self: _SqlBase, user_id: str, identity_id: str, *, login_providers: Collection[str]
+    ) -> UnlinkOutcome:
         """Remove one of the user's identities unless it is their last way to log in (no
-        password, no other identity); decided under a lock on the user's row."""
+        password, no other identity of a provider in ``login_providers``, the ones configured);
+        decided under a lock on the user's row."""
         others = aliased(IdentityRow)
         still_can_log_in = or_(
             exists().where(UserRow.id == user_id, UserRow.password_hash.is_not(None)),
-            exists().where(others.user_id == user_id, others.id != identity_id),
+            exists().where(
+                others.user_id == user_id,
+                others.id != identity_id,
+                others.provider.in_(tuple(login_providers)),
+            ),
         )
         with self._transaction() as db:
             # PostgreSQL: unlinks of one user queue on the user's row. SQLite: the conditional

@@ -1,0 +1,135 @@
+"""The browser-navigation views of "Log in with ...": whatever goes wrong, the browser is sent
+back with ``?error=<code>`` and the reason is logged — never a 500 page, never a forged log line.
+(The protocol runs end to end against a real OpenID Provider in tests/e2e/test_oauth.py.)"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from authgate.core.oauth import ExternalProfile, FlowSecrets
+from authgate.integrations.flask.extension import build_service
+from authgate.service import AuthService
+from tests.conftest import FRONTEND, PUBLIC_URL, StepClock, make_app, make_settings
+from tests.test_oauth_service import PROVIDERS, ScriptedProvider
+
+FLOW_COOKIE = "authgate_oauth_flow"
+
+
+class BrokenProvider(ScriptedProvider):
+    """A provider client with a bug (or a library raising what nobody expected)."""
+
+    def __init__(self, name: str, *, at: str) -> None:
+        super().__init__(name)
+        self.at = at
+
+    def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
+        if self.at == "login":
+            raise RuntimeError("secret internal detail")
+        return super().authorization_url(redirect_uri=redirect_uri, flow=flow)
+
+    def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
+        raise KeyError("secret internal detail")
+
+
+@pytest.fixture
+def oauth_app(tmp_path: Path, clock: StepClock) -> Iterator[tuple[AuthService, FlaskClient]]:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", oauth_providers=PROVIDERS)
+    service = build_service(settings, clock=clock)
+    service.oauth_clients = {  # type: ignore[assignment]
+        "corp": ScriptedProvider("corp"),
+        "trusted": BrokenProvider("trusted", at="callback"),
+    }
+    yield service, make_app(service).test_client()
+    service.close()
+
+
+def start(client: FlaskClient, provider: str, next_url: str | None = None) -> str:
+    """``/login`` as a browser; the state sent to the provider (the flow cookie is kept)."""
+    params = {"next": next_url} if next_url else {}
+    response = client.get(f"/api/oauth/{provider}/login", query_string=params)
+    assert response.status_code == 302, response.data
+    return parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+
+
+def oauth_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "authgate.oauth"]
+
+
+def test_an_unexpected_error_at_the_callback_redirects_with_oauth_failed_and_is_logged(
+    oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client = oauth_app
+    state = start(client, "trusted", f"{FRONTEND}/welcome")
+    caplog.set_level(logging.WARNING, logger="authgate.oauth")
+
+    response = client.get("/api/oauth/trusted/callback", query_string={"state": state, "code": "c"})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{PUBLIC_URL}/?error=oauth_failed"
+    assert b"secret" not in response.data
+    assert response.headers["Cache-Control"] == "no-store"
+    assert f"{FLOW_COOKIE}=;" in response.headers["Set-Cookie"]  # the flow cookie is cleared
+    request_id = response.headers["X-Request-ID"]
+    (failure,) = [r for r in oauth_records(caplog) if r.levelno == logging.ERROR]
+    assert failure.getMessage() == (
+        f"OAuth callback with trusted failed unexpectedly [request {request_id}]"
+    )
+    assert failure.exc_info is not None and failure.exc_info[0] is KeyError
+
+
+def test_an_unexpected_error_at_login_redirects_to_next_with_oauth_failed(
+    oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    service, client = oauth_app
+    service.oauth_clients["trusted"] = BrokenProvider("trusted", at="login")
+    caplog.set_level(logging.WARNING, logger="authgate.oauth")
+
+    response = client.get("/api/oauth/trusted/login", query_string={"next": "/account"})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{PUBLIC_URL}/account?error=oauth_failed"
+    assert FLOW_COOKIE not in response.headers.get("Set-Cookie", "")
+    messages = [r.getMessage() for r in oauth_records(caplog)]
+    assert messages[0].startswith("OAuth login with trusted failed unexpectedly [request ")
+    assert messages[1] == (
+        "OAuth with trusted failed: oauth_failed (Logging in with the provider failed.)"
+    )
+
+
+def test_a_failed_callback_is_logged_at_warning_with_its_code(
+    oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client = oauth_app
+    start(client, "corp")
+    caplog.set_level(logging.INFO, logger="authgate.oauth")
+
+    response = client.get("/api/oauth/corp/callback", query_string={"state": "forged"})
+
+    assert response.headers["Location"] == f"{PUBLIC_URL}/?error=oauth_state_mismatch"
+    (record,) = oauth_records(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("OAuth with corp failed: oauth_state_mismatch (")
+
+
+def test_an_unknown_provider_in_the_path_cannot_forge_a_log_line(
+    oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client = oauth_app
+    caplog.set_level(logging.INFO, logger="authgate.oauth")
+
+    response = client.get(
+        "/api/oauth/corp%0aINFO forged line/callback", query_string={"state": "x"}
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{PUBLIC_URL}/?error=oauth_state_mismatch"
+    (record,) = oauth_records(caplog)
+    message = record.getMessage()
+    assert "\n" not in message
+    assert message.startswith("OAuth with 'corp\\nINFO forged line' failed: oauth_state_mismatch")

@@ -1,0 +1,431 @@
+"""The provider clients' caches of discovery documents and JWKS, and their behaviour when a
+provider is slow, down or rotating its keys — with a fake HTTP layer and an injected clock (the
+protocol itself is tested end to end against a real OpenID Provider in tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from authgate.config import OAuthProviderSettings
+from authgate.core.clocks import FrozenClock
+from authgate.core.oauth import FlowSecrets
+from authgate.errors import (
+    OAuthInvalidIdTokenError,
+    OAuthProviderResponseError,
+    OAuthProviderUnavailableError,
+)
+from authgate.providers import OpenIDConnectClient, ProviderInfo
+
+ISSUER = "https://idp.example"
+DISCOVERY_URL = ISSUER + "/.well-known/openid-configuration"
+JWKS_URL = ISSUER + "/jwks"
+FLOW = FlowSecrets(state="s", nonce="n-1", code_verifier="v" * 43, binding="b")
+
+
+def discovery(issuer: str = ISSUER, **overrides: Any) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": ISSUER + "/authorize",
+        "token_endpoint": ISSUER + "/token",
+        "jwks_uri": JWKS_URL,
+        "id_token_signing_alg_values_supported": ["RS256"],
+        **overrides,
+    }
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks(*keys: tuple[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    out = []
+    for kid, key in keys:
+        jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+        out.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+    return {"keys": out}
+
+
+def response(status: int, body: object) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r._content = json.dumps(body).encode()
+    r.headers["Content-Type"] = "application/json"
+    r.url = "https://idp.example/x"
+    r.request = requests.Request("GET", r.url).prepare()
+    return r
+
+
+class FakeHttp:
+    """Answers GETs from ``routes`` (a body, a ``requests.Response``, an exception, or a
+    callable giving one of those), and counts the calls per URL."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+        self.calls: dict[str, int] = {}
+        self.timeouts: list[object] = []
+
+    def __call__(self, url: str, **kwargs: Any) -> requests.Response:
+        self.calls[url] = self.calls.get(url, 0) + 1
+        self.timeouts.append(kwargs.get("timeout"))
+        answer = self.routes[url]
+        if callable(answer) and not isinstance(answer, requests.Response):
+            answer = answer()
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, requests.Response):
+            return answer
+        return response(200, answer)
+
+
+def make_client(
+    http: FakeHttp, clock: FrozenClock, *, kind: str = "oidc", issuer: str = ISSUER, **extra: Any
+) -> OpenIDConnectClient:
+    settings = OAuthProviderSettings(
+        kind=kind,  # type: ignore[arg-type]
+        client_id="client-1",
+        client_secret="secret",  # type: ignore[arg-type]
+        issuer=issuer,
+    )
+    return OpenIDConnectClient(
+        ProviderInfo("corp", "Corp"), settings, clock, http_get=http, **extra
+    )
+
+
+def id_token(
+    key: rsa.RSAPrivateKey, kid: str, clock: FrozenClock, *, iss: str = ISSUER, **claims: Any
+) -> str:
+    now = int(clock.timestamp())
+    payload = {
+        "iss": iss,
+        "sub": "user-1",
+        "aud": "client-1",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": FLOW.nonce,
+        **claims,
+    }
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+# The timeout -------------------------------------------------------------------------------
+
+
+def test_every_call_has_the_configured_timeout(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock, timeout_seconds=1.5)
+
+    client.metadata()
+
+    assert http.timeouts == [(1.5, 1.5)]
+    assert make_client(http, clock, timeout_seconds=30).timeout == (5.0, 30)
+
+
+# The discovery cache ----------------------------------------------------------------------
+
+
+def test_the_discovery_document_is_kept_for_an_hour(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock)
+
+    first = client.metadata()
+    clock.advance(3599)
+    assert client.metadata() is first
+    assert http.calls[DISCOVERY_URL] == 1
+
+    http.routes[DISCOVERY_URL] = discovery(token_endpoint=ISSUER + "/token2")
+    clock.advance(2)
+    assert client.metadata().token_endpoint == ISSUER + "/token2"
+    assert http.calls[DISCOVERY_URL] == 2
+
+
+def test_a_stale_discovery_document_outlives_an_outage(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock)
+    first = client.metadata()
+    http.routes[DISCOVERY_URL] = requests.ConnectionError("refused")
+    clock.advance(3601)
+
+    assert client.metadata() is first
+    assert http.calls[DISCOVERY_URL] == 2
+
+
+def test_without_a_copy_an_unreachable_provider_is_unavailable(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: requests.ReadTimeout("slow")})
+
+    with pytest.raises(OAuthProviderUnavailableError):
+        make_client(http, clock).metadata()
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_provider_answering_5xx_or_429_is_unavailable(clock: FrozenClock, status: int) -> None:
+    http = FakeHttp({DISCOVERY_URL: response(status, {"error": "busy"})})
+
+    with pytest.raises(OAuthProviderUnavailableError):
+        make_client(http, clock).metadata()
+
+
+def test_a_discovery_document_for_another_issuer_is_refused_at_fetch_time(
+    clock: FrozenClock,
+) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery(issuer="https://evil.example")})
+
+    with pytest.raises(OAuthProviderResponseError, match="another issuer"):
+        make_client(http, clock).metadata()
+
+
+def test_a_later_document_for_another_issuer_keeps_the_good_copy(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock)
+    first = client.metadata()
+    http.routes[DISCOVERY_URL] = discovery(
+        issuer="https://evil.example", token_endpoint="https://evil.example/token"
+    )
+    clock.advance(3601)
+
+    assert client.metadata() is first
+    assert client.metadata().token_endpoint == ISSUER + "/token"
+
+
+# Backing off after a failure --------------------------------------------------------------
+
+
+def test_after_a_failed_fetch_logins_fail_fast_for_a_few_seconds(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: requests.ConnectTimeout("down")})
+    client = make_client(http, clock)
+    with pytest.raises(OAuthProviderUnavailableError):
+        client.metadata()
+
+    clock.advance(4)
+    with pytest.raises(OAuthProviderUnavailableError):
+        client.metadata()
+    assert http.calls[DISCOVERY_URL] == 1  # no second wait for a provider that is down
+
+    http.routes[DISCOVERY_URL] = discovery()
+    clock.advance(2)
+    assert client.metadata().issuer == ISSUER
+    assert http.calls[DISCOVERY_URL] == 2
+
+
+def test_after_a_failed_refetch_the_stale_copy_serves_without_asking_again(
+    clock: FrozenClock,
+) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock)
+    first = client.metadata()
+    http.routes[DISCOVERY_URL] = requests.ConnectionError("down")
+    clock.advance(3601)
+    assert client.metadata() is first
+
+    clock.advance(3)
+    assert client.metadata() is first
+    assert http.calls[DISCOVERY_URL] == 2
+    clock.advance(3)
+    assert client.metadata() is first
+    assert http.calls[DISCOVERY_URL] == 3
+
+
+# One fetch at a time, without holding a lock across it ------------------------------------
+
+
+class Gate:
+    """A fetch that blocks until released: the provider hanging."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> object:
+        self.entered.set()
+        assert self.release.wait(10)
+        return self.answer
+
+
+def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = target()
+        except Exception as e:  # the test looks at it
+            result["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_while_one_refetch_hangs_the_others_use_the_stale_copy_at_once(
+    clock: FrozenClock,
+) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery()})
+    client = make_client(http, clock)
+    first = client.metadata()
+    gate = Gate(discovery(token_endpoint=ISSUER + "/new"))
+    http.routes[DISCOVERY_URL] = gate
+    clock.advance(3601)
+    leader, led = in_thread(client.metadata)
+    assert gate.entered.wait(10)
+
+    started = time.monotonic()
+    others = [client.metadata() for _ in range(5)]
+
+    assert time.monotonic() - started < 0.5  # nobody queued behind the hung fetch
+    assert all(m is first for m in others)
+    gate.release.set()
+    leader.join(10)
+    assert led["value"].token_endpoint == ISSUER + "/new"
+    assert http.calls[DISCOVERY_URL] == 2
+    assert client.metadata().token_endpoint == ISSUER + "/new"
+
+
+def test_without_a_copy_the_others_wait_for_the_one_fetch(clock: FrozenClock) -> None:
+    gate = Gate(discovery())
+    http = FakeHttp({DISCOVERY_URL: gate})
+    client = make_client(http, clock)
+    leader, led = in_thread(client.metadata)
+    assert gate.entered.wait(10)
+    follower, followed = in_thread(client.metadata)
+
+    gate.release.set()
+    leader.join(10)
+    follower.join(10)
+
+    assert led["value"] is followed["value"]
+    assert http.calls[DISCOVERY_URL] == 1
+
+
+def test_a_follower_waits_no_longer_than_a_fetch_may_take(clock: FrozenClock) -> None:
+    gate = Gate(discovery())
+    http = FakeHttp({DISCOVERY_URL: gate})
+    client = make_client(http, clock, timeout_seconds=0.1)  # a fetch takes at most 0.2 s
+    leader, _ = in_thread(client.metadata)
+    assert gate.entered.wait(10)
+
+    started = time.monotonic()
+    with pytest.raises(OAuthProviderUnavailableError):
+        client.metadata()
+
+    assert 0.15 < time.monotonic() - started < 2
+    gate.release.set()
+    leader.join(10)
+
+
+def test_a_follower_of_a_failed_fetch_gets_its_error(clock: FrozenClock) -> None:
+    gate = Gate(requests.ConnectionError("down"))
+    http = FakeHttp({DISCOVERY_URL: gate})
+    client = make_client(http, clock)
+    leader, led = in_thread(client.metadata)
+    assert gate.entered.wait(10)
+    follower, followed = in_thread(client.metadata)
+
+    gate.release.set()
+    leader.join(10)
+    follower.join(10)
+
+    assert isinstance(led["error"], OAuthProviderUnavailableError)
+    assert isinstance(followed["error"], OAuthProviderUnavailableError)
+    assert http.calls[DISCOVERY_URL] == 1
+
+
+# JWKS: refreshed on an unknown kid, at most every 30 s ------------------------------------
+
+
+def verify(client: OpenIDConnectClient, token: str) -> Any:
+    return client._verify(token, client.metadata(), FLOW)
+
+
+def test_an_unknown_kid_fetches_the_jwks_again_and_verifies(clock: FrozenClock) -> None:
+    old, new = rsa_key(), rsa_key()
+    http = FakeHttp({DISCOVERY_URL: discovery(), JWKS_URL: jwks(("k1", old))})
+    client = make_client(http, clock)
+    assert verify(client, id_token(old, "k1", clock)).subject == "user-1"
+    http.routes[JWKS_URL] = jwks(("k2", new), ("k1", old))  # the provider rotated
+
+    assert verify(client, id_token(new, "k2", clock)).subject == "user-1"
+    assert http.calls[JWKS_URL] == 2
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_every_30_seconds(clock: FrozenClock) -> None:
+    key = rsa_key()
+    http = FakeHttp({DISCOVERY_URL: discovery(), JWKS_URL: jwks(("k1", key))})
+    client = make_client(http, clock)
+    forged = rsa_key()
+    verify(client, id_token(key, "k1", clock))
+    assert http.calls[JWKS_URL] == 1
+
+    for kid in ("x1", "x2", "x3"):
+        with pytest.raises(OAuthInvalidIdTokenError, match="does not list"):
+            verify(client, id_token(forged, kid, clock))
+        clock.advance(10)
+    assert http.calls[JWKS_URL] == 2  # the first unknown kid; then at most every 30 s
+
+    clock.advance(1)  # 31 s after that refetch
+    with pytest.raises(OAuthInvalidIdTokenError):
+        verify(client, id_token(forged, "x4", clock))
+    assert http.calls[JWKS_URL] == 3
+
+
+# Google's two spellings of its issuer -----------------------------------------------------
+
+GOOGLE = "https://accounts.google.com"
+
+
+@pytest.mark.parametrize("iss", [GOOGLE, "accounts.google.com"])
+def test_the_google_preset_accepts_both_spellings_of_its_issuer(
+    clock: FrozenClock, iss: str
+) -> None:
+    key = rsa_key()
+    jwks_url = "https://www.googleapis.com/oauth2/v3/certs"
+    http = FakeHttp(
+        {
+            GOOGLE + "/.well-known/openid-configuration": discovery(GOOGLE, jwks_uri=jwks_url),
+            jwks_url: jwks(("g1", key)),
+        }
+    )
+    client = make_client(http, clock, kind="google", issuer=GOOGLE)
+
+    assert verify(client, id_token(key, "g1", clock, iss=iss)).subject == "user-1"
+
+
+def test_a_generic_provider_accepts_only_its_exact_issuer(clock: FrozenClock) -> None:
+    key = rsa_key()
+    http = FakeHttp({DISCOVERY_URL: discovery(), JWKS_URL: jwks(("k1", key))})
+    client = make_client(http, clock)
+
+    with pytest.raises(OAuthInvalidIdTokenError, match="another issuer"):
+        verify(client, id_token(key, "k1", clock, iss="idp.example"))
+
+
+def test_google_short_issuer_is_not_accepted_for_an_oidc_provider_at_google(
+    clock: FrozenClock,
+) -> None:
+    """Only the google preset has two issuers: a generic provider configured with Google's
+    issuer compares exactly."""
+    key = rsa_key()
+    jwks_url = "https://www.googleapis.com/oauth2/v3/certs"
+    http = FakeHttp(
+        {
+            GOOGLE + "/.well-known/openid-configuration": discovery(GOOGLE, jwks_uri=jwks_url),
+            jwks_url: jwks(("g1", key)),
+        }
+    )
+    client = make_client(http, clock, kind="oidc", issuer=GOOGLE)
+
+    with pytest.raises(OAuthInvalidIdTokenError, match="another issuer"):
+        verify(client, id_token(key, "g1", clock, iss="accounts.google.com"))
