@@ -417,6 +417,21 @@ def test_account_buttons_are_busy_while_working_and_show_what_failed(
     context.close()
 
 
+def test_the_account_page_says_so_when_the_server_cannot_tell_who_is_logged_in(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str]
+) -> None:
+    _, _, api = same_site
+    context, page = new_page(browser)
+    failure = {"error": {"code": "internal_error", "message": "Something went wrong (id x1)."}}
+    page.route(f"{api}/api/auth/me", lambda route: route.fulfill(status=500, json=failure))
+
+    page.goto(f"{api}/account")
+
+    expect(page.locator("#page-error")).to_have_text("Something went wrong (id x1).")
+    expect(page).to_have_url(f"{api}/account")
+    context.close()
+
+
 def test_changing_the_password_retires_the_old_one(
     browser: Browser, same_site: tuple[ServerGroup, Server, str]
 ) -> None:

@@ -142,9 +142,16 @@ export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
-/** The signed-in user, or a redirect to the login page. */
+/** The signed-in user, or a redirect to the login page; if the server cannot say, the page
+ * shows why and goes no further. */
 export async function requireUser() {
-  const user = await auth.me();
+  let user;
+  try {
+    user = await auth.me();
+  } catch (error) {
+    complain(error);
+    return new Promise(() => {});
+  }
   if (!user) {
     // A provider login that failed comes back here with ?error=: the login page explains it.
     const login = new URL('/', location.origin);
