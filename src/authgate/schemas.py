@@ -356,17 +356,62 @@ _FIELD_MESSAGES = {
     "missing": "This field is required.",
     "extra_forbidden": "Unknown field.",
     "string_type": "Must be a string.",
+    "list_type": "Must be a list.",
+    "int_type": "Must be a whole number.",
+    "int_parsing": "Must be a whole number.",
+    "int_from_float": "Must be a whole number.",
+    "bool_type": "Must be true or false.",
+    "bool_parsing": "Must be true or false.",
+}
+
+# Messages with the limits of the failed constraint (pydantic's ``ctx``).
+_LIMIT_MESSAGES = {
+    "string_too_long": "Use at most {max_length} characters.",
+    "too_long": "Give at most {max_length} items.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "greater_than": "Must be more than {gt}.",
+    "less_than_equal": "Must be at most {le}.",
+    "less_than": "Must be less than {lt}.",
+    "literal_error": "Must be {expected}.",
+}
+
+_INVALID_EMAIL = "Enter a valid email address. "
+
+# Words for one field where the generic message would be vague.
+_NAMED_FIELD_MESSAGES = {
+    ("scopes", "too_short"): "Choose at least one scope.",
+    ("username", "string_pattern_mismatch"): (
+        "Use 3 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    ),
 }
 
 
 def _field_message(error: Any) -> str:
+    """Plain words for one pydantic error: never pydantic's own "List should have at least 1
+    item after validation, not 0"."""
     kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    named = _NAMED_FIELD_MESSAGES.get((str(error["loc"][0]) if error["loc"] else "", kind))
+    if named is not None and len(error["loc"]) == 1:
+        return named
     if kind in _FIELD_MESSAGES:
         return _FIELD_MESSAGES[kind]
-    if kind == "string_pattern_mismatch" and error["loc"][:1] == ("username",):
-        return "Use 3 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    if kind in _LIMIT_MESSAGES:
+        try:
+            return _LIMIT_MESSAGES[kind].format(**ctx)
+        except KeyError:
+            pass
+    if kind == "string_too_short":
+        minimum = ctx.get("min_length", 1)
+        if minimum == 1:
+            return "This field cannot be empty."
+        return f"Use at least {minimum} characters."
+    if kind == "too_short":
+        minimum = ctx.get("min_length", 1)
+        return "Give at least one item." if minimum == 1 else f"Give at least {minimum} items."
     message = str(error.get("msg", "Invalid value."))
-    return re.sub(r"^Value error, ", "", message)
+    message = re.sub(r"^Value error, ", "", message)
+    return re.sub(r"^value is not a valid email address: ", _INVALID_EMAIL, message)
 
 
 def has_control_characters(value: object) -> bool:

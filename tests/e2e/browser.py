@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -44,8 +44,50 @@ def chromium(
             browser.close()
 
 
-def new_page(browser: Browser, *, https_errors: bool = False) -> tuple[BrowserContext, Page]:
+# What went wrong on any page of the test running now: uncaught errors and unhandled
+# rejections ("pageerror"), and Content-Security-Policy violations — reported by the browser
+# as `securitypolicyviolation` events (turned into console errors below) and console errors.
+PAGE_PROBLEMS: list[str] = []
+
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || 'inline'}`
+    + ` at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+
+
+def _watch(page: Page) -> None:
+    def on_console(message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type == "error" and (
+            text.startswith("CSP violation") or "Content Security Policy" in text
+        ):
+            PAGE_PROBLEMS.append(f"{page.url}: {text}")
+
+    page.on("pageerror", lambda error: PAGE_PROBLEMS.append(f"{page.url}: uncaught {error}"))
+    page.on("console", on_console)
+
+
+@contextmanager
+def no_page_problems() -> Iterator[list[str]]:
+    """Fail unless the pages opened inside had no uncaught error and no CSP violation."""
+    PAGE_PROBLEMS.clear()
+    yield PAGE_PROBLEMS
+    problems, PAGE_PROBLEMS[:] = list(PAGE_PROBLEMS), []
+    assert problems == [], "\n".join(problems)
+
+
+def new_page(
+    browser: Browser, *, https_errors: bool = False, init_script: str | None = None
+) -> tuple[BrowserContext, Page]:
+    """A fresh context (profile) and a page in it; every page of the context is watched for
+    ``PAGE_PROBLEMS``. ``init_script`` runs before any page script (e.g. to remove an API)."""
     context = browser.new_context(ignore_https_errors=https_errors)
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+    if init_script:
+        context.add_init_script(init_script)
+    context.on("page", _watch)
     page = context.new_page()
     page.set_default_timeout(15_000)
     return context, page

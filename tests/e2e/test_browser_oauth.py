@@ -14,7 +14,14 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.browser import EXAMPLE_FRONTEND, chromium, new_page, screenshot, static_site
+from tests.e2e.browser import (
+    EXAMPLE_FRONTEND,
+    chromium,
+    new_page,
+    no_page_problems,
+    screenshot,
+    static_site,
+)
 from tests.e2e.conftest import PASSWORD, Server, free_port, server_group
 from tests.e2e.peers.oidc_provider import OidcProvider
 from tests.e2e.test_oauth import CLIENT_ID, CLIENT_SECRET
@@ -35,6 +42,13 @@ class Deployment:
     op: OidcProvider
     api: str  # http://localhost:<port>, authgate's public URL
     frontend: str  # http://127.0.0.1:<port>: another site, allowed in AUTHGATE_ORIGINS
+
+
+@pytest.fixture(autouse=True)
+def page_problems() -> Iterator[list[str]]:
+    """Every test here fails on an uncaught error or a CSP violation on any of its pages."""
+    with no_page_problems() as problems:
+        yield problems
 
 
 @pytest.fixture(scope="module")

@@ -35,45 +35,58 @@ def diagnose_request(
     cookie_policy: CookiePolicy,
     cookie_name: str,
 ) -> dict[str, Any]:
-    """The report: what arrived, what is configured, and ``problems`` with their fixes."""
+    """The report: what arrived, what is configured, and ``problems`` with their fixes.
+
+    ``findings`` holds the same explanations with the ``kind`` of failure each one explains
+    (``origin``, ``cookie`` or ``scheme``), so that a client can show the one that matches what
+    went wrong instead of whichever comes first; ``problems`` is their messages in order."""
     own = parse_origin(public_url)
     origin = _parse(request.origin)
     allowed = origin is not None and (origin == own or origin in allowlist)
-    problems: list[str] = []
+    findings: list[dict[str, str]] = []
+
+    def found(kind: str, message: str) -> None:
+        findings.append({"kind": kind, "message": message})
+
     if request.origin is None:
         pass  # same-origin GET, curl, a server: nothing to say about CORS
     elif origin is None:
-        problems.append(
+        found(
+            "origin",
             f"The Origin header {request.origin[:80]!r} is not an origin (a sandboxed iframe or a "
-            "file:// page sends 'null'); serve the page from http(s)://host[:port]."
+            "file:// page sends 'null'); serve the page from http(s)://host[:port].",
         )
     elif not allowed:
-        problems.append(
+        found(
+            "origin",
             f"Origin {origin.serialize()} is not allowed: add it to AUTHGATE_ORIGINS (exactly: "
             "scheme, host and port) and restart the server. Until then the browser hides every "
-            "response from this page ('Failed to fetch')."
+            "response from this page ('Failed to fetch').",
         )
     cross_site = origin is not None and origin != own and not is_same_site(origin, own)
     if allowed and not request.session_cookie:
         if cross_site:
-            problems.append(
+            found(
+                "cookie",
                 f"No session cookie arrived. {origin.serialize() if origin else ''} and "
                 f"{own.serialize()} are different sites, so the cookie is a third-party cookie: "
                 "authgate sets it SameSite=None; Secure; Partitioned, which browsers that block "
                 "third-party cookies accept only from a fetch with credentials: 'include' after "
-                "logging in from this same page. Or serve the API on the frontend's site."
+                "logging in from this same page. Or serve the API on the frontend's site.",
             )
         else:
-            problems.append(
+            found(
+                "cookie",
                 "No session cookie arrived: not logged in yet, or the request was made without "
-                "credentials: 'include'."
+                "credentials: 'include'.",
             )
     expected_scheme = own.scheme
     if request.scheme != expected_scheme:
-        problems.append(
+        found(
+            "scheme",
             f"The server sees {request.scheme}:// but its public URL is {public_url}: behind a "
             "reverse proxy, set AUTHGATE_TRUSTED_PROXIES to the number of proxies so that "
-            "X-Forwarded-Proto/-For/-Host are trusted."
+            "X-Forwarded-Proto/-For/-Host are trusted.",
         )
     return {
         "origin": request.origin,
@@ -91,7 +104,8 @@ def diagnose_request(
         "host": request.host,
         "client_ip": request.client_ip,
         "public_url": public_url,
-        "problems": problems,
+        "problems": [finding["message"] for finding in findings],
+        "findings": findings,
     }
 
 

@@ -48,8 +48,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     const headers = new Headers(options.headers || {});
     headers.set(CSRF_HEADER, 'fetch');
     let body = options.body;
-    if (body !== undefined && body !== null && !(body instanceof FormData)
-        && !(body instanceof Blob) && typeof body !== 'string') {
+    if (body !== undefined && body !== null && !isBodyInit(body)) {
       headers.set('Content-Type', 'application/json');
       body = JSON.stringify(body);
     }
@@ -102,12 +101,15 @@ export function createClient({ baseUrl, local, deployed } = {}) {
         `or it answers without CORS headers (a proxy in front of it?). (${error?.message ?? error})`);
     }
     if (diagnosis.origin_allowed === false) {
-      return new AuthgateError('origin',
-        `This page's origin (${diagnosis.origin}) is not allowed by the server at ${base}: ` +
-        `add it to AUTHGATE_ORIGINS there (scheme, host and port exactly) and restart it.`,
+      // The server's own words: they also cover an `Origin: null` page, which no allowlist fixes.
+      const explanation = finding(diagnosis, 'origin') ??
+        `Origin ${diagnosis.origin} is not allowed: add it to AUTHGATE_ORIGINS (scheme, host and ` +
+        `port exactly) and restart the server.`;
+      return new AuthgateError('origin', `The server at ${base} refuses this page. ${explanation}`,
         { diagnosis });
     }
-    const problem = (diagnosis.problems || [])[0];
+    // A missing cookie does not make fetch() reject: only what can (a scheme the proxy hides).
+    const problem = finding(diagnosis, 'scheme');
     return new AuthgateError('unreachable',
       `The request to ${base} failed although the server answers and allows this origin` +
       (problem ? `: ${problem}` : ` (a CORS preflight refused? a blocked header?).`), { diagnosis });
@@ -124,11 +126,16 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     return withCookies.json();
   }
 
+  /** After a login: a `cookie` error when /me says 401 and the server saw no session cookie;
+   * any other failure is what it is (an `http` error). */
   async function checkCookieArrives() {
     const response = await send('/api/auth/me');
     if (response.ok) return;
+    const data = await response.clone().json().catch(() => null);
+    if (response.status !== 401) throw httpError(response, data);
     const diagnosis = await diagnose().catch(() => null);
-    const problem = diagnosis?.problems?.[0] ??
+    if (diagnosis?.session_cookie_received) throw httpError(response, data);
+    const problem = finding(diagnosis, 'cookie') ??
       'The browser did not send the session cookie back (third-party cookies blocked?).';
     throw new AuthgateError('cookie', `Logged in, but the session cookie does not come back: ${problem}`,
       { status: response.status, diagnosis });
@@ -217,6 +224,18 @@ function randomVerifier() {
 
 async function s256(verifier) {
   return base64url(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+}
+
+/** What the server's diagnosis says about one `kind` of failure (origin, cookie, scheme). */
+function finding(diagnosis, kind) {
+  return (diagnosis?.findings ?? []).find((item) => item.kind === kind)?.message ?? null;
+}
+
+/** A body fetch() takes as it is; anything else (a plain object, an array) is sent as JSON. */
+function isBodyInit(body) {
+  return typeof body === 'string' || body instanceof FormData || body instanceof Blob
+    || body instanceof URLSearchParams || body instanceof ArrayBuffer || ArrayBuffer.isView(body)
+    || (typeof ReadableStream !== 'undefined' && body instanceof ReadableStream);
 }
 
 function withRefreshLock(task) {

@@ -63,3 +63,26 @@ def test_a_scheme_that_differs_from_the_public_url_is_explained(client: FlaskCli
     assert body["scheme"] == "https"
     assert body["origin"] is None and body["origin_allowed"] is None
     assert any("AUTHGATE_TRUSTED_PROXIES" in p for p in body["problems"])
+
+
+def test_a_null_origin_is_told_to_serve_the_page_from_a_real_origin(client: FlaskClient) -> None:
+    """A sandboxed iframe or a file:// page sends ``Origin: null``: no allowlist entry can fix
+    that, so the answer must not say "add it to AUTHGATE_ORIGINS"."""
+    body = client.get(DIAGNOSE, headers={"Origin": "null"}).get_json()
+
+    assert body["origin_allowed"] is False
+    (finding,) = body["findings"]
+    assert finding["kind"] == "origin"
+    assert finding["message"].startswith("The Origin header 'null' is not an origin")
+    assert "serve the page from http(s)://host[:port]" in finding["message"]
+    assert "AUTHGATE_ORIGINS" not in finding["message"]
+    assert body["problems"] == [finding["message"]]
+
+
+def test_findings_name_the_kind_of_each_problem_in_order(client: FlaskClient) -> None:
+    body = client.get(
+        DIAGNOSE, headers={"Origin": FRONTEND}, base_url="https://localhost"
+    ).get_json()
+
+    assert [f["kind"] for f in body["findings"]] == ["cookie", "scheme"]
+    assert body["problems"] == [f["message"] for f in body["findings"]]

@@ -1,12 +1,9 @@
 import { OAUTH_ERRORS } from '/authgate.js';
-import { $, auth, button, onSubmit, requireUser, row, when } from './ui.js';
+import {
+  $, auth, button, complain, copyText, onSubmit, requireUser, row, say, when, withBusy,
+} from './ui.js';
 
-const notice = $('#notice');
 let user = await requireUser();
-
-function say(message) {
-  notice.textContent = message;
-}
 
 function showUser() {
   $('#whoami').textContent = user.name || user.email;
@@ -59,10 +56,10 @@ onSubmit($('#password-form'), async (data) => {
   await loadSessions();
 });
 
-$('#logout').addEventListener('click', async () => {
+$('#logout').addEventListener('click', (event) => withBusy(event.currentTarget, async () => {
   await auth.logout().catch(() => {});
   location.assign('/');
-});
+}));
 
 // Sessions --------------------------------------------------------------------------------------
 
@@ -79,10 +76,10 @@ async function loadSessions() {
   }));
 }
 
-$('#logout-all').addEventListener('click', async () => {
+$('#logout-all').addEventListener('click', (event) => withBusy(event.currentTarget, async () => {
   await auth.logoutAll();
   location.assign('/');
-});
+}));
 
 // API tokens ------------------------------------------------------------------------------------
 
@@ -135,8 +132,9 @@ onSubmit($('#token-form'), async (data) => {
 });
 
 $('#copy-token').addEventListener('click', async () => {
-  await navigator.clipboard.writeText($('#new-token-value').textContent);
-  say('Token copied to the clipboard.');
+  const copied = await copyText($('#new-token-value'));
+  say(copied ? 'Token copied to the clipboard.'
+    : 'The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.');
 });
 
 // Linked accounts -------------------------------------------------------------------------------
@@ -156,7 +154,7 @@ async function loadIdentities() {
         await auth.json(`/api/auth/identities/${encodeURIComponent(identity.id)}`, { method: 'DELETE' });
         say('Unlinked.');
       } catch (error) {
-        say(error.message);
+        complain(error);
       }
       await loadIdentities();
     }, { ariaLabel: `Unlink ${names[identity.provider] ?? identity.provider}` }),
@@ -199,4 +197,5 @@ const error = new URLSearchParams(location.search).get('error');
 if (error) say(OAUTH_ERRORS[error] ?? `Linking failed (${error}).`);
 
 showUser();
-await Promise.all([loadSessions(), loadTokenForm(), loadTokens(), loadIdentities(), loadTenants()]);
+await Promise.all([loadSessions(), loadTokenForm(), loadTokens(), loadIdentities(), loadTenants()])
+  .catch(complain);

@@ -1,16 +1,17 @@
-import { $, auth, button, onSubmit, requireUser, row } from './ui.js';
+import { $, auth, button, complain, onSubmit, requireUser, row, say, withBusy } from './ui.js';
 
 const me = await requireUser();
-const notice = $('#notice');
 const PER_PAGE = 50;
 let page = 1;
+let pages = 1;
 let query = '';
 
 if (!me.roles.includes('admin')) {
-  notice.textContent = 'Only administrators can manage users.';
+  say('Only administrators can manage users.');
   $('#search-form').hidden = true;
+  $('#paging').hidden = true;
 } else {
-  await load();
+  await load().catch(complain);
 }
 
 async function load() {
@@ -18,8 +19,12 @@ async function load() {
   if (query) params.set('q', query);
   const data = await auth.json(`/api/users?${params}`);
   $('#users').replaceChildren(...data.users.map(userRow));
-  const pages = Math.max(1, Math.ceil(data.total / PER_PAGE));
+  pages = Math.max(1, Math.ceil(data.total / PER_PAGE));
   $('#page-label').textContent = `Page ${page} of ${pages} (${data.total} users)`;
+  showPaging();
+}
+
+function showPaging() {
   $('#previous').disabled = page <= 1;
   $('#next').disabled = page >= pages;
 }
@@ -44,9 +49,9 @@ function userRow(user) {
 async function update(user, body) {
   try {
     await auth.json(`/api/users/${encodeURIComponent(user.id)}`, { method: 'PATCH', body });
-    notice.textContent = `Updated ${user.email}.`;
+    say(`Updated ${user.email}.`);
   } catch (error) {
-    notice.textContent = error.message;
+    complain(error);
   }
   await load();
 }
@@ -56,5 +61,21 @@ onSubmit($('#search-form'), async (data) => {
   page = 1;
   await load();
 });
-$('#previous').addEventListener('click', () => { page -= 1; load(); });
-$('#next').addEventListener('click', () => { page += 1; load(); });
+for (const [id, step] of [['#previous', -1], ['#next', 1]]) {
+  $(id).addEventListener('click', async (event) => {
+    await withBusy(event.currentTarget, () => goTo(page + step));
+    showPaging();  // withBusy re-enabled the button: on the last page "Next" stays disabled
+  });
+}
+
+/** Show page `number`; on failure stay on the page shown. */
+async function goTo(number) {
+  const shown = page;
+  page = number;
+  try {
+    await load();
+  } catch (error) {
+    page = shown;
+    throw error;
+  }
+}

@@ -32,4 +32,5 @@ auth.providers().then((providers) => {
   }
 }).catch(() => {});
 
-auth.me().then((user) => { if (user) location.assign(nextPath()); }).catch(() => {});
+// Already logged in: go on — unless the page was opened to explain a failed provider login.
+if (!error) auth.me().then((user) => { if (user) location.assign(nextPath()); }).catch(() => {});

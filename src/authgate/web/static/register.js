@@ -10,6 +10,16 @@ onSubmit($('#register-form'), async (data) => {
     if (error.code === 'user_exists') error.fields = { email: error.message };
     throw error;
   }
-  await auth.login(fields.email, fields.password);
+  try {
+    await auth.login(fields.email, fields.password);
+  } catch (error) {
+    // The account exists now: a second "Create account" would only say so. Send them to log in.
+    $('#register-form').hidden = true;
+    const done = $('#registered');
+    $('#registered-reason').textContent = error.message;
+    done.hidden = false;
+    done.focus();
+    return;
+  }
   location.assign('/account');
 });

@@ -9,25 +9,41 @@ export function $(selector, root = document) {
   return element;
 }
 
-/** Show `error` on `form`: each field message under its input (aria-describedby, aria-invalid),
- * anything else in the form's alert; focus the first invalid field or the alert. */
+/** Show `error` on `form`: each field message under its input or group of inputs (tied with
+ * aria-describedby, marked aria-invalid), anything else in the form's alert; focus the first
+ * invalid field (a group's first input) or the alert. */
 export function showError(form, error) {
   clearErrors(form);
   const alert = form.querySelector('[role=alert]');
   let first = null;
   for (const [name, message] of Object.entries(error?.fields ?? {})) {
-    const input = form.elements.namedItem(name);
+    const inputs = fieldInputs(form, name);
     const slot = form.querySelector(`#${CSS.escape(name)}-error`) ?? form.querySelector(`[data-error-for="${name}"]`);
-    if (input && slot) {
+    if (inputs.length && slot) {
       slot.textContent = message;
-      input.setAttribute('aria-invalid', 'true');
-      first ??= input;
+      if (!slot.id) slot.id = `${form.id || 'form'}-${name}-error`;
+      for (const input of inputs) input.setAttribute('aria-invalid', 'true');
+      // A group (checkboxes of one name) is described as a whole, on its fieldset.
+      describe(inputs.length > 1 ? inputs[0].closest('fieldset') ?? inputs[0] : inputs[0], slot.id);
+      first ??= inputs[0];
     } else if (alert) {
       alert.textContent += `${name}: ${message} `;
     }
   }
   if (!first && alert) alert.textContent = error?.message ?? String(error);
   (first ?? alert)?.focus?.();
+}
+
+/** The inputs named `name`: one element, or every member of a group (a RadioNodeList). */
+function fieldInputs(form, name) {
+  const item = form.elements.namedItem(name);
+  if (!item) return [];
+  return item instanceof RadioNodeList ? [...item] : [item];
+}
+
+function describe(element, id) {
+  const ids = (element.getAttribute('aria-describedby') ?? '').split(/\s+/).filter(Boolean);
+  if (!ids.includes(id)) element.setAttribute('aria-describedby', [...ids, id].join(' '));
 }
 
 export function clearErrors(form) {
@@ -54,6 +70,38 @@ export function onSubmit(form, action) {
   });
 }
 
+/** Messages of the page as a whole: `say` in the notice (role=status), `complain` in the
+ * page's error area (role=alert) — each clears the other. */
+export function say(message) {
+  const notice = document.querySelector('#notice');
+  const problem = document.querySelector('#page-error');
+  if (problem) problem.textContent = '';
+  if (notice) notice.textContent = message;
+}
+
+export function complain(error) {
+  const notice = document.querySelector('#notice');
+  const problem = document.querySelector('#page-error') ?? notice;
+  if (notice && notice !== problem) notice.textContent = '';
+  if (problem) problem.textContent = error?.message ?? String(error);
+}
+
+/** Run `action` for `button`: disabled (and aria-busy) while it works, so a double click does
+ * not do it twice; a failure is shown with `complain` rather than lost. */
+export async function withBusy(button, action) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    await action();
+  } catch (error) {
+    complain(error);
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
+
 /** A table row from cells (strings or nodes). */
 export function row(...cells) {
   const tr = document.createElement('tr');
@@ -71,17 +119,39 @@ export function button(label, onClick, { className = 'secondary', ariaLabel } = 
   element.className = className;
   element.textContent = label;
   if (ariaLabel) element.setAttribute('aria-label', ariaLabel);
-  element.addEventListener('click', onClick);
+  element.addEventListener('click', () => withBusy(element, onClick));
   return element;
+}
+
+/** Copy `element`'s text; where the Clipboard API is missing (plain http on a host that is not
+ * localhost) or refused, select the text for the user to copy. True when it was copied. */
+export async function copyText(element) {
+  try {
+    await navigator.clipboard.writeText(element.textContent);
+    return true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return false;
+  }
 }
 
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
-/** The signed-in user, or a redirect to the login page. */
+/** The signed-in user, or a redirect to the login page; if the server cannot say, the page
+ * shows why and goes no further. */
 export async function requireUser() {
-  const user = await auth.me();
+  let user;
+  try {
+    user = await auth.me();
+  } catch (error) {
+    complain(error);
+    return new Promise(() => {});
+  }
   if (!user) {
     // A provider login that failed comes back here with ?error=: the login page explains it.
     const login = new URL('/', location.origin);

@@ -1,0 +1,241 @@
+"""``authgate.js`` under Node.js with a scripted ``fetch``: which explanation the client picks
+from the server's diagnosis, when a failed login check is a cookie problem, how bodies are sent,
+and the base-URL rule. (The same client in a real browser against the real server:
+tests/e2e/test_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from authgate.core.diagnostics import RequestView, diagnose_request
+from authgate.core.origins import CookiePolicy, OriginAllowlist
+
+CLIENT = Path(__file__).resolve().parents[2] / "src" / "authgate" / "web" / "authgate.js"
+
+# A fake fetch: `routes` maps "METHOD /path" to a response ({status, body}) or to "reject"
+# (what fetch does on a CORS refusal or a dead server); every call is recorded in `calls`.
+HARNESS = """
+import * as client from './authgate.mjs';
+const routes = ROUTES;
+const calls = [];
+globalThis.fetch = async (url, options = {}) => {
+  const path = new URL(url).pathname;
+  const key = `${options.method ?? 'GET'} ${path}`;
+  const body = options.body;
+  calls.push({ key, credentials: options.credentials ?? null,
+    contentType: new Headers(options.headers ?? {}).get('Content-Type'),
+    bodyType: body === undefined ? null : Object.prototype.toString.call(body),
+    body: typeof body === 'string' ? body : null });
+  const answer = routes[key] ?? routes[`${key} ${options.credentials}`];
+  if (answer === undefined || answer === 'reject') throw new TypeError('Failed to fetch');
+  return new Response(JSON.stringify(answer.body ?? {}), {
+    status: answer.status ?? 200, headers: { 'Content-Type': 'application/json' } });
+};
+const auth = client.createClient({ baseUrl: 'http://localhost:8086/' });
+let result, error = null;
+try {
+  result = await (async () => { SCRIPT })();
+} catch (e) {
+  error = { kind: e.kind ?? null, status: e.status ?? null, code: e.code ?? null,
+            message: e.message };
+}
+console.log(JSON.stringify({ result: result ?? null, error, calls }));
+"""
+
+
+def run_client(tmp_path: Path, script: str, routes: dict[str, Any]) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "node is not on PATH (scripts/bootstrap installs it for the OIDC peer)"
+    shutil.copy(CLIENT, tmp_path / "authgate.mjs")
+    program = HARNESS.replace("ROUTES", json.dumps(routes)).replace("SCRIPT", script)
+    (tmp_path / "run.mjs").write_text(program)
+    done = subprocess.run(
+        [node, "run.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    output: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return output
+
+
+def diagnosis(origin: str | None, *, allowlist: str = "http://localhost:4100", **seen: Any) -> Any:
+    """What the real server's diagnosis says of a request from ``origin``."""
+    view = RequestView(
+        origin=origin,
+        session_cookie=seen.get("session_cookie", False),
+        refresh_cookie=False,
+        scheme=seen.get("scheme", "http"),
+        host="localhost:8086",
+        client_ip="127.0.0.1",
+    )
+    return diagnose_request(
+        view,
+        public_url="http://localhost:8086",
+        allowlist=OriginAllowlist([allowlist]),
+        cookie_policy=CookiePolicy("Lax", secure=True, partitioned=False, cross_site_origins=()),
+        cookie_name="authgate_session",
+    )
+
+
+def test_a_null_origin_gets_the_servers_explanation_not_add_it_to_the_allowlist(
+    tmp_path: Path,
+) -> None:
+    report = diagnosis("null")
+    out = run_client(
+        tmp_path,
+        "return auth.me();",
+        {"GET /api/auth/me": "reject", "GET /api/auth/diagnose": {"body": report}},
+    )
+
+    assert out["error"]["kind"] == "origin"
+    assert "'null' is not an origin" in out["error"]["message"]
+    assert "serve the page from http(s)://host[:port]" in out["error"]["message"]
+    assert "AUTHGATE_ORIGINS" not in out["error"]["message"]
+
+
+def test_an_origin_not_allowed_says_add_it_to_authgate_origins(tmp_path: Path) -> None:
+    report = diagnosis("http://localhost:5999")
+    out = run_client(
+        tmp_path,
+        "return auth.me();",
+        {"GET /api/auth/me": "reject", "GET /api/auth/diagnose": {"body": report}},
+    )
+
+    assert out["error"]["kind"] == "origin"
+    assert "Origin http://localhost:5999 is not allowed" in out["error"]["message"]
+    assert "AUTHGATE_ORIGINS" in out["error"]["message"]
+    diagnose_calls = [c for c in out["calls"] if c["key"] == "GET /api/auth/diagnose"]
+    assert [c["credentials"] for c in diagnose_calls] == ["omit"]  # no second, credentialed one
+
+
+def test_a_failed_request_from_an_allowed_origin_names_the_relevant_problem_not_the_first(
+    tmp_path: Path,
+) -> None:
+    """Without a cookie and with a scheme mismatch, problems[0] is the cookie, which cannot
+    make fetch() reject; the scheme explanation is the one that matches."""
+    report = diagnosis("http://localhost:4100", scheme="https")
+    assert [f["kind"] for f in report["findings"]] == ["cookie", "scheme"]
+    out = run_client(
+        tmp_path,
+        "return auth.me();",
+        {"GET /api/auth/me": "reject", "GET /api/auth/diagnose": {"body": report}},
+    )
+
+    assert out["error"]["kind"] == "unreachable"
+    assert "AUTHGATE_TRUSTED_PROXIES" in out["error"]["message"]
+    assert "No session cookie arrived" not in out["error"]["message"]
+
+
+def test_a_dead_server_is_unreachable(tmp_path: Path) -> None:
+    out = run_client(tmp_path, "return auth.me();", {})
+
+    assert out["error"]["kind"] == "unreachable"
+    assert out["error"]["message"].startswith(
+        "Cannot reach the authentication server at http://localhost:8086: it may be down"
+    )
+
+
+LOGIN = {"POST /api/auth/login": {"body": {"user": {"email": "ada@example.com"}}}}
+
+
+def test_login_whose_cookie_does_not_come_back_is_a_cookie_error_with_the_cookie_finding(
+    tmp_path: Path,
+) -> None:
+    report = diagnosis("http://localhost:4100", scheme="https")  # [cookie, scheme]
+    out = run_client(
+        tmp_path,
+        "return auth.login('ada@example.com', 'pw');",
+        {
+            **LOGIN,
+            "GET /api/auth/me": {"status": 401, "body": {"error": {"code": "x", "message": "m"}}},
+            "GET /api/auth/diagnose": {"body": report},
+        },
+    )
+
+    assert out["error"]["kind"] == "cookie"
+    assert out["error"]["status"] == 401
+    assert "No session cookie arrived" in out["error"]["message"]
+    assert "AUTHGATE_TRUSTED_PROXIES" not in out["error"]["message"]
+
+
+def test_login_followed_by_a_server_error_is_that_error_not_a_cookie_problem(
+    tmp_path: Path,
+) -> None:
+    failure = {"status": 503, "body": {"error": {"code": "unavailable", "message": "Try later."}}}
+    out = run_client(
+        tmp_path,
+        "return auth.login('ada@example.com', 'pw');",
+        {**LOGIN, "GET /api/auth/me": failure, "GET /api/auth/diagnose": {"body": {}}},
+    )
+
+    assert out["error"] == {
+        "kind": "http",
+        "status": 503,
+        "code": "unavailable",
+        "message": "Try later.",
+    }
+    assert "GET /api/auth/diagnose" not in [c["key"] for c in out["calls"]]
+
+
+def test_a_401_although_the_cookie_arrived_is_not_called_a_cookie_problem(
+    tmp_path: Path,
+) -> None:
+    refused = {"status": 401, "body": {"error": {"code": "account_disabled", "message": "Off."}}}
+    report = diagnosis("http://localhost:4100", session_cookie=True)
+    out = run_client(
+        tmp_path,
+        "return auth.login('ada@example.com', 'pw');",
+        {**LOGIN, "GET /api/auth/me": refused, "GET /api/auth/diagnose": {"body": report}},
+    )
+
+    assert out["error"]["kind"] == "http"
+    assert out["error"]["code"] == "account_disabled"
+
+
+def test_bodies_fetch_understands_pass_through_and_objects_become_json(tmp_path: Path) -> None:
+    ok: dict[str, Any] = {"body": {}}
+    out = run_client(
+        tmp_path,
+        """
+        await auth.fetch('/form', { method: 'POST', body: new URLSearchParams({ a: '1' }) });
+        await auth.fetch('/bytes', { method: 'POST', body: new Uint8Array([1, 2]).buffer });
+        await auth.fetch('/view', { method: 'POST', body: new Uint8Array([1, 2]) });
+        await auth.fetch('/blob', { method: 'POST', body: new Blob(['x']) });
+        await auth.fetch('/text', { method: 'POST', body: 'plain' });
+        await auth.fetch('/object', { method: 'POST', body: { a: 1 } });
+        """,
+        {f"POST /{name}": ok for name in ("form", "bytes", "view", "blob", "text", "object")},
+    )
+
+    sent = {c["key"]: (c["bodyType"], c["contentType"], c["body"]) for c in out["calls"]}
+    assert sent == {
+        "POST /form": ("[object URLSearchParams]", None, None),
+        "POST /bytes": ("[object ArrayBuffer]", None, None),
+        "POST /view": ("[object Uint8Array]", None, None),
+        "POST /blob": ("[object Blob]", None, None),
+        "POST /text": ("[object String]", None, "plain"),
+        "POST /object": ("[object String]", "application/json", '{"a":1}'),
+    }
+
+
+def test_choose_base_url_by_the_pages_hostname(tmp_path: Path) -> None:
+    out = run_client(
+        tmp_path,
+        """
+        const urls = { local: 'http://localhost:8086/', deployed: 'https://auth.example.com//' };
+        return ['localhost', '127.0.0.1', '[::1]', 'app.example.com', 'localhost.evil.test']
+          .map((host) => client.chooseBaseUrl(urls, host));
+        """,
+        {},
+    )
+
+    assert out["result"] == [
+        "http://localhost:8086",
+        "http://localhost:8086",
+        "http://localhost:8086",
+        "https://auth.example.com",
+        "https://auth.example.com",
+    ]
