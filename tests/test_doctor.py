@@ -51,6 +51,7 @@ from authgate.doctor import (
     run_doctor,
 )
 from authgate.doctor import runner as doctor_runner
+from authgate.doctor.redirects import default_http_url
 from authgate.doctor.reports import render_findings
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import head_revision, upgrade_database
@@ -775,20 +776,21 @@ Responder = Callable[[str, str, Mapping[str, str]], tuple[int, list[tuple[str, s
 
 
 @contextmanager
-def fake_server(respond: Responder) -> Iterator[str]:
+def fake_server(respond: Responder, *, body: bytes | None = None) -> Iterator[str]:
     """A tiny HTTP server on 127.0.0.1 answering every request with ``respond(method, path,
-    headers) -> (status, headers)``; headers may repeat. Yields its base URL."""
+    headers) -> (status, headers)``; headers may repeat. The body is ``body`` when given, else
+    a JSON status for a 200 and nothing otherwise. Yields its base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             status, headers = respond(self.command, self.path, dict(self.headers.items()))
-            body = b'{"status": "ok"}' if status == 200 else b""
+            content = body if body is not None else b'{"status": "ok"}' if status == 200 else b""
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(content)
 
         do_GET = do_OPTIONS = do_POST = _answer
 
@@ -809,9 +811,12 @@ def fake_server(respond: Responder) -> Iterator[str]:
 HTTPS_ORIGIN = parse_origin("https://127.0.0.1:8443")
 
 
-def redirect_finding(status: int, location: str | None) -> Finding:
+def redirect_finding(status: int, location: str | None, body: bytes | None = None) -> Finding:
     headers = [("Location", location)] if location else []
-    with fake_server(lambda method, path, h: (status, headers)) as base, requests.Session() as s:
+    with (
+        fake_server(lambda method, path, h: (status, headers), body=body) as base,
+        requests.Session() as s,
+    ):
         return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2)
 
 
@@ -847,6 +852,54 @@ def test_nothing_on_plain_http_is_a_missing_redirect() -> None:
 
     assert (finding.level, finding.check) == ("warning", "url.redirect.missing")
     assert "Connection refused" in finding.message
+    assert "no redirect for users typing http://" in finding.message
+    assert "--http-url" in finding.fix
+
+
+# nginx's answer to plain http on its TLS port (a 400, not a site served over http).
+NGINX_400 = (
+    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    b"\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
+    b"request was sent to HTTPS port</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"
+)
+
+
+def test_plain_http_refused_by_a_tls_port_is_not_serving_http() -> None:
+    finding = redirect_finding(400, None, body=NGINX_400)
+
+    assert (finding.level, finding.check) == ("ok", "url.redirect.tls_port")
+    assert "--http-url" in finding.fix
+
+
+@pytest.mark.parametrize("status", [400, 404, 502])
+def test_an_error_over_plain_http_is_a_missing_redirect_not_http_served(status: int) -> None:
+    finding = redirect_finding(status, None, body=b"nope")
+
+    assert (finding.level, finding.check) == ("warning", "url.redirect.not_redirected")
+    assert f"answers {status}" in finding.message
+
+
+def test_the_redirect_is_probed_on_port_80_by_default() -> None:
+    assert default_http_url(parse_origin("https://auth.example.com:8443")) == (
+        "http://auth.example.com/"
+    )
+    assert default_http_url(parse_origin("https://[::1]:8443")) == "http://[::1]/"
+
+
+def test_a_port_serving_plain_http_fails_the_tls_handshake() -> None:
+    with fake_server(lambda method, path, h: (200, [])) as base:
+        findings = check_deployment(base.replace("http://", "https://"), None, timeout=2)
+
+    (finding,) = findings  # a browser gets no further
+    assert (finding.check, finding.level) == ("url.tls.handshake_failed", "error")
+    assert "No TLS handshake with 127.0.0.1:" in finding.message
+
+
+def test_a_bad_http_url_is_reported() -> None:
+    (finding,) = check_deployment("https://127.0.0.1:8443", None, http_url="https://x.test/")
+
+    assert (finding.check, finding.level) == ("url.invalid", "error")
+    assert "--http-url" in finding.message
 
 
 @pytest.mark.parametrize(

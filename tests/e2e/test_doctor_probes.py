@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     FRONTEND,
     Server,
     ServerGroup,
+    free_port,
     server_group,
 )
 from tests.test_doctor import fake_server
@@ -160,9 +161,14 @@ def test_https_with_a_valid_certificate_passes_and_the_missing_redirect_and_hsts
     valid: tuple[Server, Certificate],
 ) -> None:
     server, certificate = valid
+    http_url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
 
     result = doctor(
-        ["--json", "--url", https_url(server), "--ca-file", str(certificate.ca)],
+        [
+            "--json",
+            *("--url", https_url(server), "--ca-file", str(certificate.ca)),
+            *("--http-url", http_url),
+        ],
         authgate_env(server),
     )
 
@@ -174,7 +180,7 @@ def test_https_with_a_valid_certificate_passes_and_the_missing_redirect_and_hsts
     assert only(findings, "url.hsts.missing").level == "warning"
     redirect = only(findings, "url.redirect.missing")
     assert redirect.level == "warning"
-    assert f"http://127.0.0.1:{server.port}/" in redirect.message
+    assert f"Nothing answers plain http at {http_url}" in redirect.message
     assert only(findings, "url.cors.preflight").level == "ok"
     assert only(findings, "url.cors.lookalikes_refused").level == "ok"
 

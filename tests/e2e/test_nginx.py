@@ -1,10 +1,11 @@
 """authgate behind the real nginx, over TLS, exactly as `authgate nginx` configures it.
 
-One gunicorn server (``AUTHGATE_TRUSTED_PROXIES=1``, public URL ``https://localhost:<port>``) sits
-behind two nginx instances whose configurations the ``authgate nginx`` command printed: one that
-leaves CORS to the app (the default) and one that answers it itself (``--cors-at-proxy``). They
-listen on loopback high ports with a certificate for ``localhost`` and ``127.0.0.1`` from
-``issue_dev_certificate``; clients verify it against the development CA.
+Two nginx instances whose configurations the ``authgate nginx`` command printed: one that leaves
+CORS to the app (the default) and one that answers it itself (``--cors-at-proxy``), each in front
+of its own gunicorn server (``AUTHGATE_TRUSTED_PROXIES=1``, public URL
+``https://localhost:<that nginx's port>``), as a real deployment is. They listen on loopback high
+ports with a certificate for ``localhost`` and ``127.0.0.1`` from ``issue_dev_certificate``;
+clients verify it against the development CA.
 
 nginx reaches gunicorn from 127.0.0.1; clients connect from other loopback addresses (127.0.0.2,
 ...), so the address the app reports can only come from ``X-Forwarded-For``. Each test that
@@ -13,7 +14,9 @@ spends the login rate limit uses an address of its own, because nginx counts per
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import ssl
 import uuid
@@ -68,11 +71,14 @@ class Proxy:
 
 @dataclass
 class Deployment:
-    group: ServerGroup
-    server: Server
+    group: ServerGroup  # of the default mode's server
+    groups: dict[str, ServerGroup]  # by mode
+    server: Server  # behind the default mode's nginx
+    servers: dict[str, Server]  # by mode: each nginx has its own server (and public URL)
     tls_args: tuple[str, ...]  # --cert and --key
     proxies: dict[str, Proxy]  # by mode
     ca: ssl.SSLContext
+    ca_path: Path
     webroot: Path
     public_url: str
 
@@ -102,44 +108,56 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     webroot = directory / "webroot"
     (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
     ports = {mode: (free_port(), free_port()) for mode in MODES}
-    public_url = f"https://localhost:{ports['app'][1]}"
-    with server_group("sqlite", tmp_path_factory) as group:
-        (server,) = group.start(
-            workers=2,
-            public_url=public_url,
-            trusted_proxies="1",
-            max_body_bytes=str(MAX_BODY_BYTES),
-        )
-        tls_args = ("--cert", str(cert.cert_path), "--key", str(cert.key_path))
+    tls_args = ("--cert", str(cert.cert_path), "--key", str(cert.key_path))
+    with contextlib.ExitStack() as stack:
+        groups: dict[str, ServerGroup] = {}
+        servers: dict[str, Server] = {}
         proxies: dict[str, Proxy] = {}
-        try:
-            for mode, (http_port, https_port) in ports.items():
-                config = generate_config(
-                    group,
-                    *tls_args,
-                    "--http-port",
-                    str(http_port),
-                    "--https-port",
-                    str(https_port),
-                    "--listen-address",
-                    "127.0.0.1",
-                    "--webroot",
-                    str(webroot),
-                    "--upstream",
-                    f"127.0.0.1:{server.port}",
-                    "--login-rate",
-                    LOGIN_RATE,
-                    "--login-burst",
-                    str(LOGIN_BURST),
-                    *(["--cors-at-proxy"] if mode == "proxy" else []),
-                )
-                nginx = Nginx(directory / mode, config, ports=(http_port, https_port))
-                proxies[mode] = Proxy(nginx.start(), http_port, https_port)
-            ca = ssl.create_default_context(cafile=str(cert.ca_path))
-            yield Deployment(group, server, tls_args, proxies, ca, webroot, public_url)
-        finally:
-            for proxy in proxies.values():
-                proxy.nginx.stop()
+        for mode, (http_port, https_port) in ports.items():
+            # One server per nginx, so that each proxy is at its server's public URL.
+            group = stack.enter_context(server_group("sqlite", tmp_path_factory))
+            (server,) = group.start(
+                workers=2 if mode == "app" else 1,
+                public_url=f"https://localhost:{https_port}",
+                trusted_proxies="1",
+                max_body_bytes=str(MAX_BODY_BYTES),
+            )
+            config = generate_config(
+                group,
+                *tls_args,
+                "--http-port",
+                str(http_port),
+                "--https-port",
+                str(https_port),
+                "--listen-address",
+                "127.0.0.1",
+                "--webroot",
+                str(webroot),
+                "--upstream",
+                f"127.0.0.1:{server.port}",
+                "--login-rate",
+                LOGIN_RATE,
+                "--login-burst",
+                str(LOGIN_BURST),
+                *(["--cors-at-proxy"] if mode == "proxy" else []),
+            )
+            nginx = Nginx(directory / mode, config, ports=(http_port, https_port))
+            stack.callback(nginx.stop)
+            groups[mode], servers[mode] = group, server
+            proxies[mode] = Proxy(nginx.start(), http_port, https_port)
+        ca = ssl.create_default_context(cafile=str(cert.ca_path))
+        yield Deployment(
+            groups["app"],
+            groups,
+            servers["app"],
+            servers,
+            tls_args,
+            proxies,
+            ca,
+            cert.ca_path,
+            webroot,
+            proxies["app"].base_url,
+        )
 
 
 # Helpers ---------------------------------------------------------------------------------------
@@ -183,9 +201,11 @@ def browser_login(client: httpx.Client, email: str) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def email(deployment: Deployment) -> str:
-    """A user, registered directly at gunicorn (registration through nginx is rate-limited)."""
+    """A user of every mode's server, registered directly at gunicorn (registration through
+    nginx is rate-limited)."""
     address = unique_email("nginx")
-    register(deployment.server, address)
+    for server in deployment.servers.values():
+        register(server, address)
     return address
 
 
@@ -517,6 +537,54 @@ def test_preflights_do_not_spend_the_login_rate(deployment: Deployment, mode: st
 
     assert statuses == {204 if mode == "proxy" else 200}
     assert login.status_code == 401, login.text  # the app's answer, not nginx's 429
+
+
+# authgate doctor -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_doctor_passes_the_generated_nginx(deployment: Deployment, mode: str) -> None:
+    """On a non-443 port too: the redirect is probed on nginx's http port (--http-url)."""
+    proxy = deployment.proxies[mode]
+    output = deployment.groups[mode].cli(
+        "doctor",
+        "--json",
+        *("--url", proxy.base_url, "--ca-file", str(deployment.ca_path)),
+        *("--http-url", f"http://localhost:{proxy.http_port}/"),
+    )
+
+    document = json.loads(output)
+    findings = document["findings"]
+    assert [f for f in findings if f["level"] == "error"] == []
+    assert document["ok"] is True
+    url = {f["check"]: f["level"] for f in findings if f["group"].startswith("url")}
+    assert [check for check, level in url.items() if level != "ok"] == [], findings
+    for check in (
+        "url.tls.valid",
+        "url.reachable",
+        "url.hsts.present",
+        "url.redirect.permanent",
+        "url.cors.preflight",
+        "url.cors.lookalikes_refused",
+    ):
+        assert url.get(check) == "ok", (check, findings)
+
+
+def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(
+    deployment: Deployment,
+) -> None:
+    """Plain http sent to the TLS port gets nginx's 400: not a site served over http."""
+    proxy = deployment.proxies["app"]
+    output = deployment.group.cli(
+        "doctor",
+        "--json",
+        *("--url", proxy.base_url, "--ca-file", str(deployment.ca_path)),
+        *("--http-url", f"http://localhost:{proxy.https_port}/"),
+    )
+
+    findings = {f["check"]: f["level"] for f in json.loads(output)["findings"]}
+    assert findings["url.redirect.tls_port"] == "ok"
+    assert "url.redirect.serves_http" not in findings
 
 
 # Upstream down ---------------------------------------------------------------------------------
