@@ -229,7 +229,13 @@ def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
 
     assert "limit_req_zone $authgate_limit_key zone=authgate_login:10m rate=5r/s;" in text
     assert "limit_req_zone $authgate_limit_key zone=authgate_refresh:10m rate=20r/s;" in text
-    assert "limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate=5r/s;" in text
+    assert "limit_req_zone $authgate_oauth_limit_key zone=authgate_oauth:10m rate=5r/s;" in text
+    assert map_entries(text, "$authgate_oauth_limit_key") == {
+        '"~^OPTIONS:"': '""',  # preflights are not counted
+        '"GET:/api/oauth/providers"': '""',  # nor the list every login page load reads
+        '"HEAD:/api/oauth/providers"': '""',
+        "default": "$binary_remote_addr",  # starting a provider login is (GET included)
+    }
     assert map_entries(text, "$authgate_limit_key") == {
         "OPTIONS": '""',  # preflights are not counted
         "GET": '""',  # nor reads, such as the account page listing its tokens
@@ -313,7 +319,11 @@ def test_cors_is_left_to_the_app_by_default() -> None:
 
     assert "Access-Control" not in text
     assert "$http_origin" not in text
-    assert [line for line in directives(text) if "OPTIONS" in line] == ['OPTIONS "";']
+    # OPTIONS appears only as "not rate-limited"; nothing answers it but the app.
+    assert [line for line in directives(text) if "OPTIONS" in line] == [
+        'OPTIONS "";',
+        '"~^OPTIONS:" "";',
+    ]
     assert "return 204" not in text
 
 

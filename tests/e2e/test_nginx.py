@@ -539,6 +539,38 @@ def test_preflights_do_not_spend_the_login_rate(deployment: Deployment, mode: st
     assert login.status_code == 401, login.text  # the app's answer, not nginx's 429
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_provider_list_and_oauth_preflights_are_not_rate_limited(
+    deployment: Deployment, mode: str
+) -> None:
+    """The login and account pages read /api/oauth/providers on every load."""
+    address = "127.0.0.7" if mode == "app" else "127.0.0.8"
+    preflight = {**PREFLIGHT, "Access-Control-Request-Method": "GET"}
+    with deployment.client(mode=mode, local_address=address) as client:
+        providers = [client.get("/api/oauth/providers") for _ in range(30)]
+        preflights = [
+            client.options("/api/oauth/example/login", headers=preflight) for _ in range(30)
+        ]
+
+    assert {r.status_code for r in providers} == {200}, [r.text for r in providers[-1:]]
+    assert {r.status_code for r in preflights} == {204 if mode == "proxy" else 200}
+    assert cors_headers(preflights[-1])["access-control-allow-origin"] == [FRONTEND]
+
+
+def test_a_burst_of_provider_logins_gets_429_from_nginx(deployment: Deployment) -> None:
+    with deployment.client(local_address="127.0.0.9") as client:
+        statuses = [client.get("/api/oauth/example/login").status_code for _ in range(30)]
+        refused = client.get("/api/oauth/example/login")
+
+    # The app answers 404 (no such provider) until nginx's limit refuses the rest.
+    assert statuses[: LOGIN_BURST + 1] == [404] * (LOGIN_BURST + 1), statuses
+    assert set(statuses) == {404, 429}, statuses
+    assert statuses.count(429) >= 15, statuses
+    assert refused.status_code == 429
+    assert json_error(refused) == "rate_limited"
+    assert "x-request-id" not in refused.headers  # nginx's answer
+
+
 # authgate doctor -------------------------------------------------------------------------------
 
 

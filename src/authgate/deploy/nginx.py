@@ -76,8 +76,10 @@ DEFAULT_HSTS_MAX_AGE = 63072000  # two years, as Mozilla recommends
 # page calls it whenever its short-lived access cookie has expired.
 RATE_LIMITED_PATHS = ("/api/auth/login", "/api/auth/register", "/api/tokens")
 REFRESH_PATH = "/api/auth/refresh"
-# Starting a provider login stores a flow: limited like a login, GETs included.
+# Starting a provider login stores a flow: limited like a login, GETs included, except the list
+# of providers (read by the login and account pages on every load) and preflights.
 OAUTH_PREFIX = "/api/oauth/"
+OAUTH_PROVIDERS_PATH = "/api/oauth/providers"
 # Mozilla's "intermediate" configuration (TLS 1.2 ciphers; TLS 1.3 suites are not configurable).
 MOZILLA_INTERMEDIATE_CIPHERS = (
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -333,7 +335,20 @@ def _http_context(settings: Settings, options: NginxOptions) -> list[str]:
         f"limit_req_zone $authgate_limit_key zone=authgate_login:10m rate={options.login_rate};",
         f"limit_req_zone $authgate_limit_key zone=authgate_refresh:10m "
         f"rate={_scaled_rate(options.login_rate, 4)};",
-        f"limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate={options.login_rate};",
+        "# Everything under /api/oauth/ (GET /api/oauth/<p>/login stores a flow), per client",
+        "# address, except the provider list the pages read on every load, and preflights.",
+        *_map(
+            '"$request_method:$uri"',
+            "$authgate_oauth_limit_key",
+            [
+                ('"~^OPTIONS:"', '""'),
+                (f'"GET:{OAUTH_PROVIDERS_PATH}"', '""'),
+                (f'"HEAD:{OAUTH_PROVIDERS_PATH}"', '""'),
+                ("default", "$binary_remote_addr"),
+            ],
+        ),
+        f"limit_req_zone $authgate_oauth_limit_key zone=authgate_oauth:10m "
+        f"rate={options.login_rate};",
         "",
         "# Security headers nginx adds only when the app's response has none of its own.",
         *_if_absent(
