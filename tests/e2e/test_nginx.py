@@ -571,6 +571,33 @@ def test_a_burst_of_provider_logins_gets_429_from_nginx(deployment: Deployment) 
     assert "x-request-id" not in refused.headers  # nginx's answer
 
 
+# First start ----------------------------------------------------------------------------------
+
+
+def test_the_acme_bootstrap_serves_certbots_challenges_before_any_certificate(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    http_port = free_port()
+    config = generate_config(
+        deployment.group,
+        "--acme-bootstrap",
+        *("--http-port", str(http_port), "--listen-address", "127.0.0.1"),
+        *("--webroot", str(deployment.webroot)),
+    )
+    token = uuid.uuid4().hex
+    (deployment.webroot / ".well-known" / "acme-challenge" / token).write_text(token + ".key")
+    nginx = Nginx(tmp_path / "nginx", config, ports=(http_port,))
+    assert nginx.check().returncode == 0
+    with nginx, httpx.Client(trust_env=False, timeout=10) as client:
+        challenge = client.get(f"http://localhost:{http_port}/.well-known/acme-challenge/{token}")
+        site = client.get(f"http://localhost:{http_port}/api/auth/me")
+
+    assert challenge.status_code == 200
+    assert challenge.text == token + ".key"
+    assert site.status_code == 503
+    assert json_error(site) == "service_unavailable"
+
+
 # authgate doctor -------------------------------------------------------------------------------
 
 
