@@ -222,8 +222,8 @@ def test_client_max_body_size_is_the_apps_limit_exactly(max_body_bytes: int, exp
 
     assert f"client_max_body_size {expected};" in servers(text)[1].lines
     assert format_nginx_size(max_body_bytes) == expected
-    (body,) = re.findall(r"return 413 '(.*)\\n';", text)
-    assert str(max_body_bytes) in json.loads(body)["error"]["message"]
+    (body,) = find_block(text, "location @authgate_413").lines[1:]
+    assert str(max_body_bytes) in body
 
 
 def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
@@ -701,5 +701,19 @@ def test_avatar_uploads_get_the_apps_larger_limit_and_nothing_else_does() -> Non
 
     (avatar,) = [b for b in parse_blocks(text) if b.header == "location = /api/auth/me/avatar"]
     assert "client_max_body_size 5184k;" in avatar.lines  # 5 MiB + the 64 KiB multipart envelope
+    # Its own 413 body, with its own limit; the other error pages repeated (an error_page in a
+    # location replaces every inherited one).
+    assert [line for line in avatar.lines if line.startswith("error_page")] == [
+        "error_page 413 @authgate_avatar_413;",
+        "error_page 429 @authgate_429;",
+        "error_page 502 503 504 =503 @authgate_unavailable;",
+    ]
+    (body,) = re.findall(
+        r"return 413 '(.*)\\n';", "\n".join(find_block(text, "location @authgate_avatar_413").lines)
+    )
+    error = json.loads(body)["error"]
+    assert error["code"] == "payload_too_large"
+    assert "at most 5 MB" in error["message"] and "5308416 bytes" in error["message"]
+    assert "65536" not in error["message"] and "1048576" not in error["message"]
     https = servers(text)[1]
     assert "client_max_body_size 1m;" in https.lines

@@ -501,6 +501,35 @@ def test_an_avatar_larger_than_the_json_limit_passes_nginx(
     assert response.json()["user"]["avatar_url"].startswith(deployment.public_url + "/avatars/")
 
 
+AVATAR_LIMIT = 5 * 1024 * 1024 + 64 * 1024  # AUTHGATE_AVATAR_MAX_BYTES + the multipart envelope
+
+
+def test_an_avatar_over_its_limit_is_refused_by_nginx_and_the_app_alike(
+    deployment: Deployment, email: str
+) -> None:
+    picture = os.urandom(AVATAR_LIMIT + 1024)  # over the limit: its content does not matter
+    with deployment.client(local_address="127.0.0.10") as client:
+        cookie, _ = session_cookie(browser_login(client, email))
+        through_nginx = client.post(
+            "/api/auth/me/avatar",
+            files={"avatar": ("me.png", picture, "image/png")},
+            headers={**BROWSER, "Cookie": cookie},
+        )
+    direct = deployment.server.post(
+        "/api/auth/me/avatar",
+        files={"avatar": ("me.png", picture, "image/png")},
+        headers={**BROWSER, "Cookie": cookie},
+    )
+
+    assert through_nginx.status_code == direct.status_code == 413, direct.text
+    assert "x-request-id" not in through_nginx.headers  # nginx's answer
+    assert json_error(through_nginx) == direct.json()["error"]["code"] == "payload_too_large"
+    message = through_nginx.json()["error"]["message"]
+    assert "at most 5 MB" in message and str(AVATAR_LIMIT) in message
+    assert str(MAX_BODY_BYTES) not in message  # not the JSON endpoints' limit
+    assert through_nginx.headers.get_list("strict-transport-security") == [HSTS]
+
+
 # Rate limit ------------------------------------------------------------------------------------
 
 

@@ -538,6 +538,11 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             f"# Avatars: AUTHGATE_AVATAR_MAX_BYTES ({settings.avatar_max_bytes}) plus the",
             "# multipart envelope, the same limit the app applies to this path.",
             f"client_max_body_size {format_nginx_size(avatar_limit)};",
+            "# Its own 413 body, naming this limit. An error_page here replaces all the",
+            "# server's, so the others are repeated.",
+            "error_page 413 @authgate_avatar_413;",
+            "error_page 429 @authgate_429;",
+            "error_page 502 503 504 =503 @authgate_unavailable;",
             f"proxy_pass {upstream};",
         ],
     )
@@ -547,6 +552,12 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             PayloadTooLargeError.code,
             f"The request body is larger than the limit of {settings.max_body_bytes} bytes.",
         ),
+        (
+            "avatar_413",
+            PayloadTooLargeError.code,
+            f"The image must be at most {settings.avatar_max_bytes / (1024 * 1024):g} MB "
+            f"(the upload is larger than the limit of {avatar_limit} bytes).",
+        ),
         ("429", RateLimitedError.code, "Too many requests; wait a little and try again."),
         (
             "unavailable",
@@ -555,7 +566,7 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
         ),
     ]
     for name, code, message in errors:
-        status = "503" if name == "unavailable" else name
+        status = {"unavailable": "503", "avatar_413": "413"}.get(name, name)
         lines += _block(
             f"location @authgate_{name}",
             ["default_type application/json;", f"return {status} {_json_error(code, message)};"],
