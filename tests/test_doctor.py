@@ -41,6 +41,7 @@ from authgate.doctor import (
     check_keys,
     check_oauth,
     check_origins,
+    check_preflight,
     check_production_refusals,
     check_public_url,
     check_redis,
@@ -48,6 +49,7 @@ from authgate.doctor import (
     explain_origin,
     load_doctor_settings,
     lookalike_origins,
+    probe_origin,
     run_doctor,
 )
 from authgate.doctor import runner as doctor_runner
@@ -1049,3 +1051,99 @@ def test_cors_http_origin_not_allowed_in_production_says_so(tmp_path: Path) -> N
     )
 
     assert "Production refuses http origins" in finding.fix
+
+
+# CORS probes of a misconfigured deployment ---------------------------------------------------
+
+FRONTEND_ORIGIN = "http://localhost:4100"
+
+
+def cors_answer(status: int, allow_origin: list[str], allow_credentials: list[str]) -> Responder:
+    """A server answering preflights from :data:`FRONTEND_ORIGIN` with these values (the
+    look-alikes get nothing), and 200 to anything else."""
+
+    def respond(
+        method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]]]:
+        if method == "OPTIONS" and headers.get("Origin") == FRONTEND_ORIGIN:
+            return status, [
+                *(("Access-Control-Allow-Origin", value) for value in allow_origin),
+                *(("Access-Control-Allow-Credentials", value) for value in allow_credentials),
+            ]
+        return (204 if method == "OPTIONS" else 200), []
+
+    return respond
+
+
+def probe_cors(tmp_path: Path, respond: Responder) -> list[Finding]:
+    settings = Settings(instance_path=tmp_path, origins=(FRONTEND_ORIGIN,))
+    with fake_server(respond) as base:
+        return check_deployment(base, settings, timeout=2)
+
+
+def test_a_wildcard_allow_origin_is_an_error(tmp_path: Path) -> None:
+    # nginx `add_header Access-Control-Allow-Origin *` with authgate's headers hidden
+    findings = probe_cors(tmp_path, cors_answer(204, ["*"], ["true"]))
+
+    finding = only(findings, "url.cors.wrong_allow_origin")
+    assert finding.level == "error"
+    assert "Access-Control-Allow-Origin is '*', not http://localhost:4100" in finding.message
+    assert "url.cors.preflight" not in checks(findings)
+
+
+def test_a_preflight_without_credentials_is_an_error(tmp_path: Path) -> None:
+    findings = probe_cors(tmp_path, cors_answer(204, [FRONTEND_ORIGIN], []))
+
+    finding = only(findings, "url.cors.no_credentials")
+    assert finding.level == "error"
+    assert "Access-Control-Allow-Credentials: true is missing" in finding.message
+
+
+def test_repeated_credentials_headers_are_an_error(tmp_path: Path) -> None:
+    findings = probe_cors(tmp_path, cors_answer(204, [FRONTEND_ORIGIN], ["true", "true"]))
+
+    assert only(findings, "url.cors.no_credentials").level == "error"
+
+
+def test_a_preflight_404_through_a_proxy_is_an_error(tmp_path: Path) -> None:
+    # A proxy adding CORS headers (`always`) to a 404 from a location that does not forward
+    # OPTIONS: the headers are right, the status is not.
+    findings = probe_cors(tmp_path, cors_answer(404, [FRONTEND_ORIGIN], ["true"]))
+
+    finding = only(findings, "url.cors.preflight_status")
+    assert finding.level == "error"
+    assert "answered HTTP 404" in finding.message
+    assert "OPTIONS" in finding.fix
+
+
+def test_a_preflight_without_an_answer_is_an_error() -> None:
+    with requests.Session() as session:
+        finding = check_preflight(
+            session, f"http://127.0.0.1:{free_port()}", FRONTEND_ORIGIN, timeout=2
+        )
+
+    assert (finding.check, finding.level) == ("url.cors.unreachable", "error")
+    assert f"The preflight from {FRONTEND_ORIGIN} got no answer" in finding.message
+    assert "Connection refused" in finding.message
+
+
+def test_doctor_cors_url_says_when_the_server_allows_what_the_settings_do_not(
+    tmp_path: Path,
+) -> None:
+    def reflect(
+        method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]]]:
+        origin = headers.get("Origin", "")
+        return 204, [
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Credentials", "true"),
+        ]
+
+    settings = Settings(instance_path=tmp_path, origins=(FRONTEND_ORIGIN,))
+    with fake_server(reflect) as base:
+        findings = probe_origin(base, "https://other.test", settings, timeout=2)
+
+    finding = only(findings, "cors.server_disagrees")
+    assert finding.level == "warning"
+    assert "it allows this origin although your settings do not" in finding.message
+    assert "Restart authgate with the current settings" in finding.fix

@@ -209,6 +209,22 @@ def test_an_expired_certificate_is_an_error(
     assert "(2 day(s) ago)" in findings[0].message
 
 
+def test_a_certificate_not_valid_yet_is_an_error(
+    group: ServerGroup, plain: Server, tls_dir: Path
+) -> None:
+    now = datetime.now(UTC)
+    certificate = issue_certificate(
+        tls_dir, "future", not_before=now + timedelta(days=3), not_after=now + timedelta(days=90)
+    )
+    server = start_tls(group, certificate)
+
+    findings = check_deployment(https_url(server), None, ca_file=certificate.ca, timeout=5)
+
+    assert levels(findings) == {"url.tls.not_yet_valid": "error"}  # browsers stop there
+    assert "is not valid yet" in findings[0].message
+    assert "clock" in findings[0].fix
+
+
 def test_a_certificate_expiring_soon_is_a_warning(
     group: ServerGroup, plain: Server, tls_dir: Path
 ) -> None:
