@@ -1147,3 +1147,82 @@ def test_doctor_cors_url_says_when_the_server_allows_what_the_settings_do_not(
     assert finding.level == "warning"
     assert "it allows this origin although your settings do not" in finding.message
     assert "Restart authgate with the current settings" in finding.fix
+
+
+# What the server sees through its proxy --------------------------------------------------------
+
+
+def answer_json(
+    method: str, path: str, headers: Mapping[str, str]
+) -> tuple[int, list[tuple[str, str]]]:
+    return 200, [("Content-Type", "application/json")]
+
+
+def server_findings(tmp_path: Path, report: dict[str, Any], public_url: str) -> list[Finding]:
+    """check_deployment against a server whose every answer (/api/auth/diagnose included) is
+    ``report``."""
+    settings = Settings(instance_path=tmp_path, public_url=public_url)
+    body = json.dumps(report).encode()
+    with fake_server(answer_json, body=body) as base:
+        return check_deployment(base, settings, timeout=2)
+
+
+def report_of(base_port_url: str, **values: Any) -> dict[str, Any]:
+    return {"scheme": "https", "host": "", "public_url": base_port_url, "problems": [], **values}
+
+
+def test_the_servers_own_problems_are_reported(tmp_path: Path) -> None:
+    # What authgate behind a proxy with AUTHGATE_TRUSTED_PROXIES=0 says about itself.
+    public = "https://auth.example.com"
+    problem = (
+        f"The server sees http:// but its public URL is {public}: behind a reverse proxy, set "
+        "AUTHGATE_TRUSTED_PROXIES to the number of proxies so that X-Forwarded-Proto/-For/-Host "
+        "are trusted."
+    )
+    report = report_of(public, scheme="http", host="auth.example.com", problems=[problem])
+
+    findings = server_findings(tmp_path, report, public)
+
+    finding = only(findings, "url.server.problem")
+    assert finding.level == "warning"
+    assert finding.message == f"The server says: {problem}"
+    assert "AUTHGATE_TRUSTED_PROXIES" in finding.fix
+    assert "url.server.view" not in checks(findings)
+
+
+def test_a_server_seeing_another_host_is_reported(tmp_path: Path) -> None:
+    public = "https://auth.example.com"
+    report = report_of(public, host="127.0.0.1:8086")  # the proxy's own Host, not the public one
+
+    finding = only(server_findings(tmp_path, report, public), "url.server.wrong_host")
+
+    assert finding.level == "warning"
+    assert "'127.0.0.1:8086', not 'auth.example.com'" in finding.message
+
+
+def test_a_server_running_with_another_public_url_is_reported(tmp_path: Path) -> None:
+    report = report_of("https://old.example.com", host="old.example.com")
+
+    findings = server_findings(tmp_path, report, "https://auth.example.com")
+
+    finding = only(findings, "url.server.other_settings")
+    assert finding.level == "warning"
+    assert "https://old.example.com" in finding.message
+
+
+def test_a_url_other_than_the_public_url_is_pointed_out(tmp_path: Path) -> None:
+    findings = server_findings(tmp_path, report_of(PUBLIC), PUBLIC)
+
+    finding = only(findings, "url.public_url.differs")
+    assert finding.level == "warning"
+    assert f"is not AUTHGATE_PUBLIC_URL ({PUBLIC})" in finding.message
+    assert f"--url {PUBLIC}" in finding.fix
+
+
+def test_a_server_without_a_diagnose_report_is_pointed_out(tmp_path: Path) -> None:
+    with fake_server(lambda method, path, h: (200, [])) as base:
+        findings = check_deployment(base, Settings(instance_path=tmp_path), timeout=2)
+
+    finding = only(findings, "url.server.no_report")
+    assert finding.level == "warning"
+    assert "/api/auth/diagnose gave no report" in finding.message

@@ -30,6 +30,7 @@ import pytest
 from PIL import Image
 
 from authgate.deploy.tls import issue_dev_certificate
+from authgate.doctor import check_deployment
 from authgate.integrations.flask.web_views import PAGE_CSP
 from tests.e2e.conftest import (
     BROWSER,
@@ -37,6 +38,7 @@ from tests.e2e.conftest import (
     PASSWORD,
     Server,
     ServerGroup,
+    authgate_settings,
     free_port,
     register,
     server_group,
@@ -654,8 +656,30 @@ def test_doctor_passes_the_generated_nginx(deployment: Deployment, mode: str) ->
         "url.redirect.permanent",
         "url.cors.preflight",
         "url.cors.lookalikes_refused",
+        "url.public_url.matches",
+        "url.server.view",  # the app sees https and the public host through nginx
     ):
         assert url.get(check) == "ok", (check, findings)
+
+
+def test_doctor_reports_what_the_app_sees_without_its_proxy(deployment: Deployment) -> None:
+    """Straight to gunicorn (as if the proxy did not set X-Forwarded-*): the app sees http, and
+    the doctor says so, from the app's own report."""
+    server = deployment.server
+    settings = authgate_settings(server.env)
+
+    findings = check_deployment(f"http://localhost:{server.port}", settings, timeout=5)
+
+    by_check = {f.check: f for f in findings}
+    assert by_check["url.public_url.differs"].level == "warning"
+    assert deployment.public_url in by_check["url.public_url.differs"].message
+    (problem,) = [f for f in findings if f.check == "url.server.problem"]
+    assert problem.level == "warning"
+    assert f"The server sees http:// but its public URL is {deployment.public_url}" in (
+        problem.message
+    )
+    assert "AUTHGATE_TRUSTED_PROXIES" in problem.fix
+    assert "url.server.view" not in by_check
 
 
 def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(

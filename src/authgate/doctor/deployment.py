@@ -1,7 +1,8 @@
 """``authgate doctor --url``: the running deployment as a browser meets it (group ``url``).
 
 Its certificate (:mod:`.tls`), the plain-http redirect (:mod:`.redirects`), HSTS (:mod:`.hsts`) and
-CORS preflights for each allowed origin (:mod:`.preflights`).
+CORS preflights for each allowed origin (:mod:`.preflights`), and what the server itself sees
+through the proxy (:mod:`.server_reports`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from authgate.doctor.probes import (
     _request_error,
 )
 from authgate.doctor.redirects import check_http_redirect, default_http_url
+from authgate.doctor.server_reports import check_public_url_probed, check_server_report
 from authgate.doctor.tls import check_tls_certificate
 
 __all__ = ["check_deployment"]
@@ -99,6 +101,9 @@ def _probe_http(
         findings.append(
             check_http_redirect(session, http_url or default_http_url(base), base, timeout=timeout)
         )
+    if settings is not None:
+        findings.append(check_public_url_probed(base, settings))
+    findings += check_server_report(session, base_url, settings, timeout=timeout)
     if settings is not None:
         for origin in settings.allowlist:
             findings.append(check_preflight(session, base_url, str(origin), timeout=timeout))
