@@ -41,6 +41,7 @@ from authgate.doctor import (
     check_keys,
     check_oauth,
     check_origins,
+    check_preflight,
     check_production_refusals,
     check_public_url,
     check_redis,
@@ -48,9 +49,11 @@ from authgate.doctor import (
     explain_origin,
     load_doctor_settings,
     lookalike_origins,
+    probe_origin,
     run_doctor,
 )
 from authgate.doctor import runner as doctor_runner
+from authgate.doctor.redirects import default_http_url
 from authgate.doctor.reports import render_findings
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import head_revision, upgrade_database
@@ -775,20 +778,21 @@ Responder = Callable[[str, str, Mapping[str, str]], tuple[int, list[tuple[str, s
 
 
 @contextmanager
-def fake_server(respond: Responder) -> Iterator[str]:
+def fake_server(respond: Responder, *, body: bytes | None = None) -> Iterator[str]:
     """A tiny HTTP server on 127.0.0.1 answering every request with ``respond(method, path,
-    headers) -> (status, headers)``; headers may repeat. Yields its base URL."""
+    headers) -> (status, headers)``; headers may repeat. The body is ``body`` when given, else
+    a JSON status for a 200 and nothing otherwise. Yields its base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             status, headers = respond(self.command, self.path, dict(self.headers.items()))
-            body = b'{"status": "ok"}' if status == 200 else b""
+            content = body if body is not None else b'{"status": "ok"}' if status == 200 else b""
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(content)
 
         do_GET = do_OPTIONS = do_POST = _answer
 
@@ -809,9 +813,12 @@ def fake_server(respond: Responder) -> Iterator[str]:
 HTTPS_ORIGIN = parse_origin("https://127.0.0.1:8443")
 
 
-def redirect_finding(status: int, location: str | None) -> Finding:
+def redirect_finding(status: int, location: str | None, body: bytes | None = None) -> Finding:
     headers = [("Location", location)] if location else []
-    with fake_server(lambda method, path, h: (status, headers)) as base, requests.Session() as s:
+    with (
+        fake_server(lambda method, path, h: (status, headers), body=body) as base,
+        requests.Session() as s,
+    ):
         return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2)
 
 
@@ -847,6 +854,54 @@ def test_nothing_on_plain_http_is_a_missing_redirect() -> None:
 
     assert (finding.level, finding.check) == ("warning", "url.redirect.missing")
     assert "Connection refused" in finding.message
+    assert "no redirect for users typing http://" in finding.message
+    assert "--http-url" in finding.fix
+
+
+# nginx's answer to plain http on its TLS port (a 400, not a site served over http).
+NGINX_400 = (
+    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    b"\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
+    b"request was sent to HTTPS port</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"
+)
+
+
+def test_plain_http_refused_by_a_tls_port_is_not_serving_http() -> None:
+    finding = redirect_finding(400, None, body=NGINX_400)
+
+    assert (finding.level, finding.check) == ("ok", "url.redirect.tls_port")
+    assert "--http-url" in finding.fix
+
+
+@pytest.mark.parametrize("status", [400, 404, 502])
+def test_an_error_over_plain_http_is_a_missing_redirect_not_http_served(status: int) -> None:
+    finding = redirect_finding(status, None, body=b"nope")
+
+    assert (finding.level, finding.check) == ("warning", "url.redirect.not_redirected")
+    assert f"answers {status}" in finding.message
+
+
+def test_the_redirect_is_probed_on_port_80_by_default() -> None:
+    assert default_http_url(parse_origin("https://auth.example.com:8443")) == (
+        "http://auth.example.com/"
+    )
+    assert default_http_url(parse_origin("https://[::1]:8443")) == "http://[::1]/"
+
+
+def test_a_port_serving_plain_http_fails_the_tls_handshake() -> None:
+    with fake_server(lambda method, path, h: (200, [])) as base:
+        findings = check_deployment(base.replace("http://", "https://"), None, timeout=2)
+
+    (finding,) = findings  # a browser gets no further
+    assert (finding.check, finding.level) == ("url.tls.handshake_failed", "error")
+    assert "No TLS handshake with 127.0.0.1:" in finding.message
+
+
+def test_a_bad_http_url_is_reported() -> None:
+    (finding,) = check_deployment("https://127.0.0.1:8443", None, http_url="https://x.test/")
+
+    assert (finding.check, finding.level) == ("url.invalid", "error")
+    assert "--http-url" in finding.message
 
 
 @pytest.mark.parametrize(
@@ -996,3 +1051,178 @@ def test_cors_http_origin_not_allowed_in_production_says_so(tmp_path: Path) -> N
     )
 
     assert "Production refuses http origins" in finding.fix
+
+
+# CORS probes of a misconfigured deployment ---------------------------------------------------
+
+FRONTEND_ORIGIN = "http://localhost:4100"
+
+
+def cors_answer(status: int, allow_origin: list[str], allow_credentials: list[str]) -> Responder:
+    """A server answering preflights from :data:`FRONTEND_ORIGIN` with these values (the
+    look-alikes get nothing), and 200 to anything else."""
+
+    def respond(
+        method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]]]:
+        if method == "OPTIONS" and headers.get("Origin") == FRONTEND_ORIGIN:
+            return status, [
+                *(("Access-Control-Allow-Origin", value) for value in allow_origin),
+                *(("Access-Control-Allow-Credentials", value) for value in allow_credentials),
+            ]
+        return (204 if method == "OPTIONS" else 200), []
+
+    return respond
+
+
+def probe_cors(tmp_path: Path, respond: Responder) -> list[Finding]:
+    settings = Settings(instance_path=tmp_path, origins=(FRONTEND_ORIGIN,))
+    with fake_server(respond) as base:
+        return check_deployment(base, settings, timeout=2)
+
+
+def test_a_wildcard_allow_origin_is_an_error(tmp_path: Path) -> None:
+    # nginx `add_header Access-Control-Allow-Origin *` with authgate's headers hidden
+    findings = probe_cors(tmp_path, cors_answer(204, ["*"], ["true"]))
+
+    finding = only(findings, "url.cors.wrong_allow_origin")
+    assert finding.level == "error"
+    assert "Access-Control-Allow-Origin is '*', not http://localhost:4100" in finding.message
+    assert "url.cors.preflight" not in checks(findings)
+
+
+def test_a_preflight_without_credentials_is_an_error(tmp_path: Path) -> None:
+    findings = probe_cors(tmp_path, cors_answer(204, [FRONTEND_ORIGIN], []))
+
+    finding = only(findings, "url.cors.no_credentials")
+    assert finding.level == "error"
+    assert "Access-Control-Allow-Credentials: true is missing" in finding.message
+
+
+def test_repeated_credentials_headers_are_an_error(tmp_path: Path) -> None:
+    findings = probe_cors(tmp_path, cors_answer(204, [FRONTEND_ORIGIN], ["true", "true"]))
+
+    assert only(findings, "url.cors.no_credentials").level == "error"
+
+
+def test_a_preflight_404_through_a_proxy_is_an_error(tmp_path: Path) -> None:
+    # A proxy adding CORS headers (`always`) to a 404 from a location that does not forward
+    # OPTIONS: the headers are right, the status is not.
+    findings = probe_cors(tmp_path, cors_answer(404, [FRONTEND_ORIGIN], ["true"]))
+
+    finding = only(findings, "url.cors.preflight_status")
+    assert finding.level == "error"
+    assert "answered HTTP 404" in finding.message
+    assert "OPTIONS" in finding.fix
+
+
+def test_a_preflight_without_an_answer_is_an_error() -> None:
+    with requests.Session() as session:
+        finding = check_preflight(
+            session, f"http://127.0.0.1:{free_port()}", FRONTEND_ORIGIN, timeout=2
+        )
+
+    assert (finding.check, finding.level) == ("url.cors.unreachable", "error")
+    assert f"The preflight from {FRONTEND_ORIGIN} got no answer" in finding.message
+    assert "Connection refused" in finding.message
+
+
+def test_doctor_cors_url_says_when_the_server_allows_what_the_settings_do_not(
+    tmp_path: Path,
+) -> None:
+    def reflect(
+        method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]]]:
+        origin = headers.get("Origin", "")
+        return 204, [
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Credentials", "true"),
+        ]
+
+    settings = Settings(instance_path=tmp_path, origins=(FRONTEND_ORIGIN,))
+    with fake_server(reflect) as base:
+        findings = probe_origin(base, "https://other.test", settings, timeout=2)
+
+    finding = only(findings, "cors.server_disagrees")
+    assert finding.level == "warning"
+    assert "it allows this origin although your settings do not" in finding.message
+    assert "Restart authgate with the current settings" in finding.fix
+
+
+# What the server sees through its proxy --------------------------------------------------------
+
+
+def answer_json(
+    method: str, path: str, headers: Mapping[str, str]
+) -> tuple[int, list[tuple[str, str]]]:
+    return 200, [("Content-Type", "application/json")]
+
+
+def server_findings(tmp_path: Path, report: dict[str, Any], public_url: str) -> list[Finding]:
+    """check_deployment against a server whose every answer (/api/auth/diagnose included) is
+    ``report``."""
+    settings = Settings(instance_path=tmp_path, public_url=public_url)
+    body = json.dumps(report).encode()
+    with fake_server(answer_json, body=body) as base:
+        return check_deployment(base, settings, timeout=2)
+
+
+def report_of(base_port_url: str, **values: Any) -> dict[str, Any]:
+    return {"scheme": "https", "host": "", "public_url": base_port_url, "problems": [], **values}
+
+
+def test_the_servers_own_problems_are_reported(tmp_path: Path) -> None:
+    # What authgate behind a proxy with AUTHGATE_TRUSTED_PROXIES=0 says about itself.
+    public = "https://auth.example.com"
+    problem = (
+        f"The server sees http:// but its public URL is {public}: behind a reverse proxy, set "
+        "AUTHGATE_TRUSTED_PROXIES to the number of proxies so that X-Forwarded-Proto/-For/-Host "
+        "are trusted."
+    )
+    report = report_of(public, scheme="http", host="auth.example.com", problems=[problem])
+
+    findings = server_findings(tmp_path, report, public)
+
+    finding = only(findings, "url.server.problem")
+    assert finding.level == "warning"
+    assert finding.message == f"The server says: {problem}"
+    assert "AUTHGATE_TRUSTED_PROXIES" in finding.fix
+    assert "url.server.view" not in checks(findings)
+
+
+def test_a_server_seeing_another_host_is_reported(tmp_path: Path) -> None:
+    public = "https://auth.example.com"
+    report = report_of(public, host="127.0.0.1:8086")  # the proxy's own Host, not the public one
+
+    finding = only(server_findings(tmp_path, report, public), "url.server.wrong_host")
+
+    assert finding.level == "warning"
+    assert "'127.0.0.1:8086', not 'auth.example.com'" in finding.message
+
+
+def test_a_server_running_with_another_public_url_is_reported(tmp_path: Path) -> None:
+    report = report_of("https://old.example.com", host="old.example.com")
+
+    findings = server_findings(tmp_path, report, "https://auth.example.com")
+
+    finding = only(findings, "url.server.other_settings")
+    assert finding.level == "warning"
+    assert "https://old.example.com" in finding.message
+
+
+def test_a_url_other_than_the_public_url_is_pointed_out(tmp_path: Path) -> None:
+    findings = server_findings(tmp_path, report_of(PUBLIC), PUBLIC)
+
+    finding = only(findings, "url.public_url.differs")
+    assert finding.level == "warning"
+    assert f"is not AUTHGATE_PUBLIC_URL ({PUBLIC})" in finding.message
+    assert f"--url {PUBLIC}" in finding.fix
+
+
+def test_a_server_without_a_diagnose_report_is_pointed_out(tmp_path: Path) -> None:
+    with fake_server(lambda method, path, h: (200, [])) as base:
+        findings = check_deployment(base, Settings(instance_path=tmp_path), timeout=2)
+
+    finding = only(findings, "url.server.no_report")
+    assert finding.level == "warning"
+    assert "/api/auth/diagnose gave no report" in finding.message

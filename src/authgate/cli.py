@@ -30,7 +30,7 @@ from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
 from authgate.deploy.commands import nginx_command
-from authgate.deploy.tls import DEFAULT_NAMES, issue_dev_certificate
+from authgate.deploy.tls import dev_certificate_names, issue_dev_certificate
 from authgate.doctor.cli import doctor
 from authgate.errors import (
     AuthError,
@@ -660,9 +660,9 @@ def tls() -> None:
     help="Where the CA and certificates live [default: <instance>/tls].",
 )
 def tls_dev(names: tuple[str, ...], directory: Path | None) -> None:
-    """Make a local CA (once) and a certificate for NAMES (default: localhost 127.0.0.1 ::1)."""
+    """Make a local CA (once) and a certificate for localhost 127.0.0.1 ::1 and NAMES."""
     directory = directory or _load().instance_path / "tls"
-    cert = issue_dev_certificate(directory, names or DEFAULT_NAMES, now=datetime.now(UTC))
+    cert = issue_dev_certificate(directory, dev_certificate_names(names), now=datetime.now(UTC))
     click.echo(f"certificate  {cert.cert_path}   (for {', '.join(cert.names)})")
     click.echo(f"private key  {cert.key_path}   (mode 0600)")
     click.echo(f"CA           {cert.ca_path}")

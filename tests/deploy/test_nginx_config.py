@@ -4,6 +4,7 @@ in front of the real server)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from authgate.cli import main
 from authgate.config import Settings, load_settings
 from authgate.deploy.nginx import (
+    CERTBOT_LIVE_DIR,
     MOZILLA_INTERMEDIATE_CIPHERS,
     RATE_LIMITED_PATHS,
     NginxOptions,
@@ -220,8 +222,8 @@ def test_client_max_body_size_is_the_apps_limit_exactly(max_body_bytes: int, exp
 
     assert f"client_max_body_size {expected};" in servers(text)[1].lines
     assert format_nginx_size(max_body_bytes) == expected
-    (body,) = re.findall(r"return 413 '(.*)\\n';", text)
-    assert str(max_body_bytes) in json.loads(body)["error"]["message"]
+    (body,) = find_block(text, "location @authgate_413").lines[1:]
+    assert str(max_body_bytes) in body
 
 
 def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
@@ -229,7 +231,13 @@ def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
 
     assert "limit_req_zone $authgate_limit_key zone=authgate_login:10m rate=5r/s;" in text
     assert "limit_req_zone $authgate_limit_key zone=authgate_refresh:10m rate=20r/s;" in text
-    assert "limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate=5r/s;" in text
+    assert "limit_req_zone $authgate_oauth_limit_key zone=authgate_oauth:10m rate=5r/s;" in text
+    assert map_entries(text, "$authgate_oauth_limit_key") == {
+        '"~^OPTIONS:"': '""',  # preflights are not counted
+        '"GET:/api/oauth/providers"': '""',  # nor the list every login page load reads
+        '"HEAD:/api/oauth/providers"': '""',
+        "default": "$binary_remote_addr",  # starting a provider login is (GET included)
+    }
     assert map_entries(text, "$authgate_limit_key") == {
         "OPTIONS": '""',  # preflights are not counted
         "GET": '""',  # nor reads, such as the account page listing its tokens
@@ -313,7 +321,11 @@ def test_cors_is_left_to_the_app_by_default() -> None:
 
     assert "Access-Control" not in text
     assert "$http_origin" not in text
-    assert [line for line in directives(text) if "OPTIONS" in line] == ['OPTIONS "";']
+    # OPTIONS appears only as "not rate-limited"; nothing answers it but the app.
+    assert [line for line in directives(text) if "OPTIONS" in line] == [
+        'OPTIONS "";',
+        '"~^OPTIONS:" "";',
+    ]
     assert "return 204" not in text
 
 
@@ -523,43 +535,110 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> DevCertificate:
     return issue_dev_certificate(directory, ["auth.example.com"], now=datetime.now(UTC))
 
 
-VARIANTS: dict[str, tuple[dict[str, str], dict[str, object]]] = {
-    "app-cors": ({}, {}),
-    "proxy-cors": ({}, {"cors_at_proxy": True}),
-    "proxy-cors-no-origins": ({"origins": ""}, {"cors_at_proxy": True}),
-    "app-cors-no-origins": ({"origins": ""}, {}),
-    "certbot-paths": ({}, {"certbot": True}),
-    "high-ports-loopback": (
-        {"public_url": "https://localhost:18443"},
-        {"http_port": 18080, "https_port": 18443, "listen_addresses": ("127.0.0.1", "[::1]")},
-    ),
-    "rates": ({}, {"login_rate": "5r/s", "login_burst": 0, "hsts_max_age": 0}),
-    "slow-rate": ({}, {"login_rate": "1r/m", "login_burst": 100}),
-    "body-bytes": ({"max_body_bytes": "1500"}, {"cors_at_proxy": True}),
-    "unix-upstream": ({}, {"upstream": "unix:/run/authgate/gunicorn.sock"}),
-    "ipv6-upstream-and-webroot": ({"host": "::"}, {"webroot": "/srv/acme-challenges"}),
-    "ip-public-url": ({"public_url": "https://127.0.0.1:8443", "origins": ""}, {}),
+# Every option of the generator (settings it reads, and NginxOptions) with the values worth
+# telling apart; None means "the default".
+DIMENSIONS: dict[str, list[object]] = {
+    "public_url": [
+        PUBLIC,
+        "https://localhost:18443",
+        "https://127.0.0.1:8443",
+        "https://[::1]:8443",
+    ],
+    "origins": [None, ""],
+    "max_body_bytes": [None, "1500", "2097152"],
+    "avatar_max_bytes": [None, "1000000"],
+    "host": [None, "::", "0.0.0.0"],
+    "ports": [(80, 443), (18080, 18443)],
+    "listen_addresses": [None, ("127.0.0.1", "[::1]"), ("127.0.0.1",)],
+    "certificate": ["certbot", "given"],
+    "webroot": [None, "/srv/acme-challenges"],
+    "upstream": [None, "127.0.0.1:9000", "[::1]:9000", "unix:/run/authgate/gunicorn.sock"],
+    "cors_at_proxy": [False, True],
+    "login_rate": ["30r/m", "5r/s", "1r/m"],
+    "login_burst": [10, 0, 100],
+    "hsts_max_age": [63072000, 0],
+    "acme_bootstrap": [False, True],
 }
+SETTINGS_DIMENSIONS = ("public_url", "origins", "max_body_bytes", "avatar_max_bytes", "host")
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+def pairwise(dimensions: dict[str, list[object]]) -> list[dict[str, object]]:
+    """Rows in which every pair of values of any two dimensions occurs at least once (greedy:
+    each row starts from a pair not covered yet, so every row covers something new)."""
+    names = list(dimensions)
+    uncovered = {
+        ((a, va), (b, vb))
+        for a, b in itertools.combinations(names, 2)
+        for va, vb in itertools.product(range(len(dimensions[a])), range(len(dimensions[b])))
+    }
+    rows: list[dict[str, int]] = []
+    while uncovered:
+        (a, va), (b, vb) = min(uncovered, key=lambda pair: (names.index(pair[0][0]), pair))
+        row = {a: va, b: vb}
+        for name in names:
+            if name in row:
+                continue
+            row[name] = max(
+                range(len(dimensions[name])),
+                key=lambda v: sum(
+                    tuple(sorted(((name, v), (other, ov)), key=lambda p: names.index(p[0])))
+                    in uncovered
+                    for other, ov in row.items()
+                ),
+            )
+        for x, y in itertools.combinations(names, 2):
+            uncovered.discard(((x, row[x]), (y, row[y])))
+        rows.append(row)
+    return [{name: dimensions[name][index] for name, index in row.items()} for row in rows]
+
+
+MATRIX = pairwise(DIMENSIONS)
+
+
+def test_the_matrix_covers_every_pair_of_option_values() -> None:
+    for a, b in itertools.combinations(DIMENSIONS, 2):
+        pairs = {(repr(row[a]), repr(row[b])) for row in MATRIX}
+        for va, vb in itertools.product(DIMENSIONS[a], DIMENSIONS[b]):
+            assert (repr(va), repr(vb)) in pairs, (a, va, b, vb)
+    assert len(MATRIX) < 40  # pairwise, not the full product
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=[f"row{i}" for i in range(len(MATRIX))])
 def test_nginx_accepts_the_configuration(
-    variant: str, certificate: DevCertificate, tmp_path: Path
+    row: dict[str, object], certificate: DevCertificate, tmp_path: Path
 ) -> None:
-    settings_values, variant_options = VARIANTS[variant]
-    certbot = bool(variant_options.get("certbot"))
-    option_values = {k: v for k, v in variant_options.items() if k != "certbot"}
+    settings_values = {
+        name: str(row[name]) for name in SETTINGS_DIMENSIONS if row[name] is not None
+    }
+    if row["origins"] == "":
+        settings_values["origins"] = ""
+    http_port, https_port = row["ports"]  # type: ignore[misc]
+    option_values: dict[str, object] = {
+        "http_port": http_port,
+        "https_port": https_port,
+        "cors_at_proxy": row["cors_at_proxy"],
+        "login_rate": row["login_rate"],
+        "login_burst": row["login_burst"],
+        "hsts_max_age": row["hsts_max_age"],
+        "acme_bootstrap": row["acme_bootstrap"],
+    }
+    for name in ("listen_addresses", "webroot", "upstream"):
+        if row[name] is not None:
+            option_values[name] = row[name]
+    certbot = row["certificate"] == "certbot" or bool(row["acme_bootstrap"])
     if not certbot:
         option_values["cert_path"] = str(certificate.cert_path)
         option_values["key_path"] = str(certificate.key_path)
     settings = make_settings(**settings_values)
     text = render_nginx_config(settings, NginxOptions(**option_values))  # type: ignore[arg-type]
-    if certbot:
+    if row["acme_bootstrap"]:
+        assert "ssl_certificate" not in text
+    elif certbot:
         # nginx -t reads the certificate: put ours where certbot's would be.
-        live = "/etc/letsencrypt/live/auth.example.com"
-        assert f"ssl_certificate {live}/fullchain.pem;" in text
-        text = text.replace(f"{live}/fullchain.pem", str(certificate.cert_path))
-        text = text.replace(f"{live}/privkey.pem", str(certificate.key_path))
+        live = re.escape(CERTBOT_LIVE_DIR) + r"/[^/;]+/"
+        assert re.search(f"ssl_certificate {live}fullchain.pem;", text)
+        text = re.sub(live + "fullchain.pem", str(certificate.cert_path), text)
+        text = re.sub(live + "privkey.pem", str(certificate.key_path), text)
 
     checked = Nginx(tmp_path / "nginx", text).check()
 
@@ -575,10 +654,66 @@ def test_nginx_accepts_the_configuration(
     assert problems == [], f"{output}\n{text}"
 
 
+# The first start: no certificate yet -----------------------------------------------------------
+
+
+def test_the_acme_bootstrap_serves_only_the_challenges_over_plain_http() -> None:
+    text = render_nginx_config(
+        make_settings(), NginxOptions(acme_bootstrap=True, webroot="/srv/acme", http_port=8080)
+    )
+
+    (server,) = [b for b in parse_blocks(text) if b.header == "server"]
+    assert server.lines == (
+        "listen *:8080;",
+        "listen [::]:8080;",
+        "server_name auth.example.com;",
+        "server_tokens off;",
+    )
+    challenge = find_block(text, "location ^~ /.well-known/acme-challenge/")
+    assert "root /srv/acme;" in challenge.lines
+    (body,) = re.findall(r"return 503 '(.*)\\n';", text)
+    assert json.loads(body)["error"]["code"] == "service_unavailable"
+    assert "certbot certonly --webroot -w /srv/acme -d auth.example.com" in text
+    configured = "\n".join(directives(text))
+    for absent in ("ssl", "443", "letsencrypt", "proxy_pass", "limit_req"):
+        assert absent not in configured
+    assert nginx_config_warnings(make_settings(), NginxOptions(acme_bootstrap=True)) == []
+
+
+def test_the_acme_bootstrap_takes_no_certificate() -> None:
+    with pytest.raises(ValueError, match="takes no certificate"):
+        NginxOptions(acme_bootstrap=True, cert_path="/a.pem", key_path="/a-key.pem")
+
+
+def test_the_command_prints_the_acme_bootstrap(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        main, ["nginx", "--acme-bootstrap"], env=cli_env, catch_exceptions=False
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == render_nginx_config(
+        load_settings(environ=cli_env), NginxOptions(acme_bootstrap=True)
+    )
+
+
 def test_avatar_uploads_get_the_apps_larger_limit_and_nothing_else_does() -> None:
     text = render_nginx_config(make_settings(), NginxOptions())
 
     (avatar,) = [b for b in parse_blocks(text) if b.header == "location = /api/auth/me/avatar"]
     assert "client_max_body_size 5184k;" in avatar.lines  # 5 MiB + the 64 KiB multipart envelope
+    # Its own 413 body, with its own limit; the other error pages repeated (an error_page in a
+    # location replaces every inherited one).
+    assert [line for line in avatar.lines if line.startswith("error_page")] == [
+        "error_page 413 @authgate_avatar_413;",
+        "error_page 429 @authgate_429;",
+        "error_page 502 503 504 =503 @authgate_unavailable;",
+    ]
+    (body,) = re.findall(
+        r"return 413 '(.*)\\n';", "\n".join(find_block(text, "location @authgate_avatar_413").lines)
+    )
+    error = json.loads(body)["error"]
+    assert error["code"] == "payload_too_large"
+    assert "at most 5 MB" in error["message"] and "5308416 bytes" in error["message"]
+    assert "65536" not in error["message"] and "1048576" not in error["message"]
     https = servers(text)[1]
     assert "client_max_body_size 1m;" in https.lines

@@ -12,7 +12,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authgate.cli import main
-from authgate.deploy.tls import CA_CERT_FILE, CA_KEY_FILE, issue_dev_certificate
+from authgate.deploy.tls import (
+    CA_CERT_FILE,
+    CA_KEY_FILE,
+    dev_certificate_names,
+    issue_dev_certificate,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -85,3 +90,33 @@ def test_the_command_writes_into_the_instance_folder_and_says_how_to_trust(
         x509.SubjectAlternativeName
     )
     assert names.value.get_values_for_type(x509.DNSName) == ["localhost"]
+
+
+def test_names_given_are_added_to_localhost_once_each() -> None:
+    assert dev_certificate_names() == ("localhost", "127.0.0.1", "::1")
+    assert dev_certificate_names(["api.test", "LOCALHOST", "0:0::1", "api.test", "10.0.0.5"]) == (
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "api.test",
+        "10.0.0.5",
+    )
+
+
+def test_the_command_adds_the_names_given_to_localhost(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["tls", "dev", "myapp.test", "localhost", "192.168.1.20"],
+        env={"AUTHGATE_INSTANCE_PATH": str(tmp_path)},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "(for localhost, 127.0.0.1, ::1, myapp.test, 192.168.1.20)" in result.output
+    leaf = chain(tmp_path / "tls" / "localhost.pem")[0]
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost", "myapp.test"]
+    assert names.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+        ipaddress.ip_address("192.168.1.20"),
+    ]

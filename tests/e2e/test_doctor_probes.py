@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     FRONTEND,
     Server,
     ServerGroup,
+    free_port,
     server_group,
 )
 from tests.test_doctor import fake_server
@@ -160,9 +161,14 @@ def test_https_with_a_valid_certificate_passes_and_the_missing_redirect_and_hsts
     valid: tuple[Server, Certificate],
 ) -> None:
     server, certificate = valid
+    http_url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
 
     result = doctor(
-        ["--json", "--url", https_url(server), "--ca-file", str(certificate.ca)],
+        [
+            "--json",
+            *("--url", https_url(server), "--ca-file", str(certificate.ca)),
+            *("--http-url", http_url),
+        ],
         authgate_env(server),
     )
 
@@ -174,7 +180,7 @@ def test_https_with_a_valid_certificate_passes_and_the_missing_redirect_and_hsts
     assert only(findings, "url.hsts.missing").level == "warning"
     redirect = only(findings, "url.redirect.missing")
     assert redirect.level == "warning"
-    assert f"http://127.0.0.1:{server.port}/" in redirect.message
+    assert f"Nothing answers plain http at {http_url}" in redirect.message
     assert only(findings, "url.cors.preflight").level == "ok"
     assert only(findings, "url.cors.lookalikes_refused").level == "ok"
 
@@ -201,6 +207,22 @@ def test_an_expired_certificate_is_an_error(
 
     assert levels(findings) == {"url.tls.expired": "error"}  # nothing further: browsers stop
     assert "(2 day(s) ago)" in findings[0].message
+
+
+def test_a_certificate_not_valid_yet_is_an_error(
+    group: ServerGroup, plain: Server, tls_dir: Path
+) -> None:
+    now = datetime.now(UTC)
+    certificate = issue_certificate(
+        tls_dir, "future", not_before=now + timedelta(days=3), not_after=now + timedelta(days=90)
+    )
+    server = start_tls(group, certificate)
+
+    findings = check_deployment(https_url(server), None, ca_file=certificate.ca, timeout=5)
+
+    assert levels(findings) == {"url.tls.not_yet_valid": "error"}  # browsers stop there
+    assert "is not valid yet" in findings[0].message
+    assert "clock" in findings[0].fix
 
 
 def test_a_certificate_expiring_soon_is_a_warning(

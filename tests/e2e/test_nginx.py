@@ -1,10 +1,11 @@
 """authgate behind the real nginx, over TLS, exactly as `authgate nginx` configures it.
 
-One gunicorn server (``AUTHGATE_TRUSTED_PROXIES=1``, public URL ``https://localhost:<port>``) sits
-behind two nginx instances whose configurations the ``authgate nginx`` command printed: one that
-leaves CORS to the app (the default) and one that answers it itself (``--cors-at-proxy``). They
-listen on loopback high ports with a certificate for ``localhost`` and ``127.0.0.1`` from
-``issue_dev_certificate``; clients verify it against the development CA.
+Two nginx instances whose configurations the ``authgate nginx`` command printed: one that leaves
+CORS to the app (the default) and one that answers it itself (``--cors-at-proxy``), each in front
+of its own gunicorn server (``AUTHGATE_TRUSTED_PROXIES=1``, public URL
+``https://localhost:<that nginx's port>``), as a real deployment is. They listen on loopback high
+ports with a certificate for ``localhost`` and ``127.0.0.1`` from ``issue_dev_certificate``;
+clients verify it against the development CA.
 
 nginx reaches gunicorn from 127.0.0.1; clients connect from other loopback addresses (127.0.0.2,
 ...), so the address the app reports can only come from ``X-Forwarded-For``. Each test that
@@ -13,7 +14,9 @@ spends the login rate limit uses an address of its own, because nginx counts per
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import ssl
 import uuid
@@ -27,6 +30,7 @@ import pytest
 from PIL import Image
 
 from authgate.deploy.tls import issue_dev_certificate
+from authgate.doctor import check_deployment
 from authgate.integrations.flask.web_views import PAGE_CSP
 from tests.e2e.conftest import (
     BROWSER,
@@ -34,6 +38,7 @@ from tests.e2e.conftest import (
     PASSWORD,
     Server,
     ServerGroup,
+    authgate_settings,
     free_port,
     register,
     server_group,
@@ -68,11 +73,14 @@ class Proxy:
 
 @dataclass
 class Deployment:
-    group: ServerGroup
-    server: Server
+    group: ServerGroup  # of the default mode's server
+    groups: dict[str, ServerGroup]  # by mode
+    server: Server  # behind the default mode's nginx
+    servers: dict[str, Server]  # by mode: each nginx has its own server (and public URL)
     tls_args: tuple[str, ...]  # --cert and --key
     proxies: dict[str, Proxy]  # by mode
     ca: ssl.SSLContext
+    ca_path: Path
     webroot: Path
     public_url: str
 
@@ -102,44 +110,56 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     webroot = directory / "webroot"
     (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
     ports = {mode: (free_port(), free_port()) for mode in MODES}
-    public_url = f"https://localhost:{ports['app'][1]}"
-    with server_group("sqlite", tmp_path_factory) as group:
-        (server,) = group.start(
-            workers=2,
-            public_url=public_url,
-            trusted_proxies="1",
-            max_body_bytes=str(MAX_BODY_BYTES),
-        )
-        tls_args = ("--cert", str(cert.cert_path), "--key", str(cert.key_path))
+    tls_args = ("--cert", str(cert.cert_path), "--key", str(cert.key_path))
+    with contextlib.ExitStack() as stack:
+        groups: dict[str, ServerGroup] = {}
+        servers: dict[str, Server] = {}
         proxies: dict[str, Proxy] = {}
-        try:
-            for mode, (http_port, https_port) in ports.items():
-                config = generate_config(
-                    group,
-                    *tls_args,
-                    "--http-port",
-                    str(http_port),
-                    "--https-port",
-                    str(https_port),
-                    "--listen-address",
-                    "127.0.0.1",
-                    "--webroot",
-                    str(webroot),
-                    "--upstream",
-                    f"127.0.0.1:{server.port}",
-                    "--login-rate",
-                    LOGIN_RATE,
-                    "--login-burst",
-                    str(LOGIN_BURST),
-                    *(["--cors-at-proxy"] if mode == "proxy" else []),
-                )
-                nginx = Nginx(directory / mode, config, ports=(http_port, https_port))
-                proxies[mode] = Proxy(nginx.start(), http_port, https_port)
-            ca = ssl.create_default_context(cafile=str(cert.ca_path))
-            yield Deployment(group, server, tls_args, proxies, ca, webroot, public_url)
-        finally:
-            for proxy in proxies.values():
-                proxy.nginx.stop()
+        for mode, (http_port, https_port) in ports.items():
+            # One server per nginx, so that each proxy is at its server's public URL.
+            group = stack.enter_context(server_group("sqlite", tmp_path_factory))
+            (server,) = group.start(
+                workers=2 if mode == "app" else 1,
+                public_url=f"https://localhost:{https_port}",
+                trusted_proxies="1",
+                max_body_bytes=str(MAX_BODY_BYTES),
+            )
+            config = generate_config(
+                group,
+                *tls_args,
+                "--http-port",
+                str(http_port),
+                "--https-port",
+                str(https_port),
+                "--listen-address",
+                "127.0.0.1",
+                "--webroot",
+                str(webroot),
+                "--upstream",
+                f"127.0.0.1:{server.port}",
+                "--login-rate",
+                LOGIN_RATE,
+                "--login-burst",
+                str(LOGIN_BURST),
+                *(["--cors-at-proxy"] if mode == "proxy" else []),
+            )
+            nginx = Nginx(directory / mode, config, ports=(http_port, https_port))
+            stack.callback(nginx.stop)
+            groups[mode], servers[mode] = group, server
+            proxies[mode] = Proxy(nginx.start(), http_port, https_port)
+        ca = ssl.create_default_context(cafile=str(cert.ca_path))
+        yield Deployment(
+            groups["app"],
+            groups,
+            servers["app"],
+            servers,
+            tls_args,
+            proxies,
+            ca,
+            cert.ca_path,
+            webroot,
+            proxies["app"].base_url,
+        )
 
 
 # Helpers ---------------------------------------------------------------------------------------
@@ -183,9 +203,11 @@ def browser_login(client: httpx.Client, email: str) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def email(deployment: Deployment) -> str:
-    """A user, registered directly at gunicorn (registration through nginx is rate-limited)."""
+    """A user of every mode's server, registered directly at gunicorn (registration through
+    nginx is rate-limited)."""
     address = unique_email("nginx")
-    register(deployment.server, address)
+    for server in deployment.servers.values():
+        register(server, address)
     return address
 
 
@@ -481,6 +503,35 @@ def test_an_avatar_larger_than_the_json_limit_passes_nginx(
     assert response.json()["user"]["avatar_url"].startswith(deployment.public_url + "/avatars/")
 
 
+AVATAR_LIMIT = 5 * 1024 * 1024 + 64 * 1024  # AUTHGATE_AVATAR_MAX_BYTES + the multipart envelope
+
+
+def test_an_avatar_over_its_limit_is_refused_by_nginx_and_the_app_alike(
+    deployment: Deployment, email: str
+) -> None:
+    picture = os.urandom(AVATAR_LIMIT + 1024)  # over the limit: its content does not matter
+    with deployment.client(local_address="127.0.0.10") as client:
+        cookie, _ = session_cookie(browser_login(client, email))
+        through_nginx = client.post(
+            "/api/auth/me/avatar",
+            files={"avatar": ("me.png", picture, "image/png")},
+            headers={**BROWSER, "Cookie": cookie},
+        )
+    direct = deployment.server.post(
+        "/api/auth/me/avatar",
+        files={"avatar": ("me.png", picture, "image/png")},
+        headers={**BROWSER, "Cookie": cookie},
+    )
+
+    assert through_nginx.status_code == direct.status_code == 413, direct.text
+    assert "x-request-id" not in through_nginx.headers  # nginx's answer
+    assert json_error(through_nginx) == direct.json()["error"]["code"] == "payload_too_large"
+    message = through_nginx.json()["error"]["message"]
+    assert "at most 5 MB" in message and str(AVATAR_LIMIT) in message
+    assert str(MAX_BODY_BYTES) not in message  # not the JSON endpoints' limit
+    assert through_nginx.headers.get_list("strict-transport-security") == [HSTS]
+
+
 # Rate limit ------------------------------------------------------------------------------------
 
 
@@ -517,6 +568,135 @@ def test_preflights_do_not_spend_the_login_rate(deployment: Deployment, mode: st
 
     assert statuses == {204 if mode == "proxy" else 200}
     assert login.status_code == 401, login.text  # the app's answer, not nginx's 429
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_provider_list_and_oauth_preflights_are_not_rate_limited(
+    deployment: Deployment, mode: str
+) -> None:
+    """The login and account pages read /api/oauth/providers on every load."""
+    address = "127.0.0.7" if mode == "app" else "127.0.0.8"
+    preflight = {**PREFLIGHT, "Access-Control-Request-Method": "GET"}
+    with deployment.client(mode=mode, local_address=address) as client:
+        providers = [client.get("/api/oauth/providers") for _ in range(30)]
+        preflights = [
+            client.options("/api/oauth/example/login", headers=preflight) for _ in range(30)
+        ]
+
+    assert {r.status_code for r in providers} == {200}, [r.text for r in providers[-1:]]
+    assert {r.status_code for r in preflights} == {204 if mode == "proxy" else 200}
+    assert cors_headers(preflights[-1])["access-control-allow-origin"] == [FRONTEND]
+
+
+def test_a_burst_of_provider_logins_gets_429_from_nginx(deployment: Deployment) -> None:
+    with deployment.client(local_address="127.0.0.9") as client:
+        statuses = [client.get("/api/oauth/example/login").status_code for _ in range(30)]
+        refused = client.get("/api/oauth/example/login")
+
+    # The app answers 404 (no such provider) until nginx's limit refuses the rest.
+    assert statuses[: LOGIN_BURST + 1] == [404] * (LOGIN_BURST + 1), statuses
+    assert set(statuses) == {404, 429}, statuses
+    assert statuses.count(429) >= 15, statuses
+    assert refused.status_code == 429
+    assert json_error(refused) == "rate_limited"
+    assert "x-request-id" not in refused.headers  # nginx's answer
+
+
+# First start ----------------------------------------------------------------------------------
+
+
+def test_the_acme_bootstrap_serves_certbots_challenges_before_any_certificate(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    http_port = free_port()
+    config = generate_config(
+        deployment.group,
+        "--acme-bootstrap",
+        *("--http-port", str(http_port), "--listen-address", "127.0.0.1"),
+        *("--webroot", str(deployment.webroot)),
+    )
+    token = uuid.uuid4().hex
+    (deployment.webroot / ".well-known" / "acme-challenge" / token).write_text(token + ".key")
+    nginx = Nginx(tmp_path / "nginx", config, ports=(http_port,))
+    assert nginx.check().returncode == 0
+    with nginx, httpx.Client(trust_env=False, timeout=10) as client:
+        challenge = client.get(f"http://localhost:{http_port}/.well-known/acme-challenge/{token}")
+        site = client.get(f"http://localhost:{http_port}/api/auth/me")
+
+    assert challenge.status_code == 200
+    assert challenge.text == token + ".key"
+    assert site.status_code == 503
+    assert json_error(site) == "service_unavailable"
+
+
+# authgate doctor -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_doctor_passes_the_generated_nginx(deployment: Deployment, mode: str) -> None:
+    """On a non-443 port too: the redirect is probed on nginx's http port (--http-url)."""
+    proxy = deployment.proxies[mode]
+    output = deployment.groups[mode].cli(
+        "doctor",
+        "--json",
+        *("--url", proxy.base_url, "--ca-file", str(deployment.ca_path)),
+        *("--http-url", f"http://localhost:{proxy.http_port}/"),
+    )
+
+    document = json.loads(output)
+    findings = document["findings"]
+    assert [f for f in findings if f["level"] == "error"] == []
+    assert document["ok"] is True
+    url = {f["check"]: f["level"] for f in findings if f["group"].startswith("url")}
+    assert [check for check, level in url.items() if level != "ok"] == [], findings
+    for check in (
+        "url.tls.valid",
+        "url.reachable",
+        "url.hsts.present",
+        "url.redirect.permanent",
+        "url.cors.preflight",
+        "url.cors.lookalikes_refused",
+        "url.public_url.matches",
+        "url.server.view",  # the app sees https and the public host through nginx
+    ):
+        assert url.get(check) == "ok", (check, findings)
+
+
+def test_doctor_reports_what_the_app_sees_without_its_proxy(deployment: Deployment) -> None:
+    """Straight to gunicorn (as if the proxy did not set X-Forwarded-*): the app sees http, and
+    the doctor says so, from the app's own report."""
+    server = deployment.server
+    settings = authgate_settings(server.env)
+
+    findings = check_deployment(f"http://localhost:{server.port}", settings, timeout=5)
+
+    by_check = {f.check: f for f in findings}
+    assert by_check["url.public_url.differs"].level == "warning"
+    assert deployment.public_url in by_check["url.public_url.differs"].message
+    (problem,) = [f for f in findings if f.check == "url.server.problem"]
+    assert problem.level == "warning"
+    assert f"The server sees http:// but its public URL is {deployment.public_url}" in (
+        problem.message
+    )
+    assert "AUTHGATE_TRUSTED_PROXIES" in problem.fix
+    assert "url.server.view" not in by_check
+
+
+def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(
+    deployment: Deployment,
+) -> None:
+    """Plain http sent to the TLS port gets nginx's 400: not a site served over http."""
+    proxy = deployment.proxies["app"]
+    output = deployment.group.cli(
+        "doctor",
+        "--json",
+        *("--url", proxy.base_url, "--ca-file", str(deployment.ca_path)),
+        *("--http-url", f"http://localhost:{proxy.https_port}/"),
+    )
+
+    findings = {f["check"]: f["level"] for f in json.loads(output)["findings"]}
+    assert findings["url.redirect.tls_port"] == "ok"
+    assert "url.redirect.serves_http" not in findings
 
 
 # Upstream down ---------------------------------------------------------------------------------

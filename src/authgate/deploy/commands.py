@@ -113,6 +113,13 @@ def _write_atomically(path: Path, text: str) -> None:
     show_default=True,
     help="Strict-Transport-Security max-age in seconds (0 tells browsers to forget it).",
 )
+@click.option(
+    "--acme-bootstrap",
+    is_flag=True,
+    help="First start: print a plain-http-only configuration that serves certbot's challenges "
+    "from --webroot, so `certbot certonly --webroot` can get the first certificate (the full "
+    "configuration needs it). Then regenerate without this flag.",
+)
 def nginx_command(
     output: Path | None,
     http_port: int,
@@ -126,6 +133,7 @@ def nginx_command(
     login_rate: str,
     login_burst: int,
     hsts_max_age: int,
+    acme_bootstrap: bool,
 ) -> None:
     """Print the nginx configuration for authgate: TLS, http->https, proxy to gunicorn.
 
@@ -133,6 +141,8 @@ def nginx_command(
     AUTHGATE_MAX_BODY_BYTES, AUTHGATE_HOST/PORT), for example:
 
     authgate nginx -o /etc/nginx/sites-available/authgate
+
+    Before the first certificate exists: authgate nginx --acme-bootstrap (see docs/deploy.md).
     """
     try:
         settings = load_settings()
@@ -151,6 +161,7 @@ def nginx_command(
             login_rate=login_rate,
             login_burst=login_burst,
             hsts_max_age=hsts_max_age,
+            acme_bootstrap=acme_bootstrap,
         )
     except ValueError as e:
         raise click.UsageError(str(e)) from None

@@ -76,8 +76,10 @@ DEFAULT_HSTS_MAX_AGE = 63072000  # two years, as Mozilla recommends
 # page calls it whenever its short-lived access cookie has expired.
 RATE_LIMITED_PATHS = ("/api/auth/login", "/api/auth/register", "/api/tokens")
 REFRESH_PATH = "/api/auth/refresh"
-# Starting a provider login stores a flow: limited like a login, GETs included.
+# Starting a provider login stores a flow: limited like a login, GETs included, except the list
+# of providers (read by the login and account pages on every load) and preflights.
 OAUTH_PREFIX = "/api/oauth/"
+OAUTH_PROVIDERS_PATH = "/api/oauth/providers"
 # Mozilla's "intermediate" configuration (TLS 1.2 ciphers; TLS 1.3 suites are not configurable).
 MOZILLA_INTERMEDIATE_CIPHERS = (
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -132,6 +134,7 @@ class NginxOptions:
     login_rate: str = DEFAULT_LOGIN_RATE
     login_burst: int = DEFAULT_LOGIN_BURST
     hsts_max_age: int = DEFAULT_HSTS_MAX_AGE
+    acme_bootstrap: bool = False
 
     def __post_init__(self) -> None:
         for name, port in (("http port", self.http_port), ("https port", self.https_port)):
@@ -143,6 +146,10 @@ class NginxOptions:
             raise ValueError("At least one listen address is needed.")
         for address in self.listen_addresses:
             _check_listen_address(address)
+        if self.acme_bootstrap and self.cert_path is not None:
+            raise ValueError(
+                "The ACME bootstrap serves plain http only: it takes no certificate or key."
+            )
         if (self.cert_path is None) != (self.key_path is None):
             raise ValueError("Give both the certificate and its key, or neither (certbot's).")
         for what, path in (
@@ -333,7 +340,20 @@ def _http_context(settings: Settings, options: NginxOptions) -> list[str]:
         f"limit_req_zone $authgate_limit_key zone=authgate_login:10m rate={options.login_rate};",
         f"limit_req_zone $authgate_limit_key zone=authgate_refresh:10m "
         f"rate={_scaled_rate(options.login_rate, 4)};",
-        f"limit_req_zone $binary_remote_addr zone=authgate_oauth:10m rate={options.login_rate};",
+        "# Everything under /api/oauth/ (GET /api/oauth/<p>/login stores a flow), per client",
+        "# address, except the provider list the pages read on every load, and preflights.",
+        *_map(
+            '"$request_method:$uri"',
+            "$authgate_oauth_limit_key",
+            [
+                ('"~^OPTIONS:"', '""'),
+                (f'"GET:{OAUTH_PROVIDERS_PATH}"', '""'),
+                (f'"HEAD:{OAUTH_PROVIDERS_PATH}"', '""'),
+                ("default", "$binary_remote_addr"),
+            ],
+        ),
+        f"limit_req_zone $authgate_oauth_limit_key zone=authgate_oauth:10m "
+        f"rate={options.login_rate};",
         "",
         "# Security headers nginx adds only when the app's response has none of its own.",
         *_if_absent(
@@ -518,6 +538,11 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             f"# Avatars: AUTHGATE_AVATAR_MAX_BYTES ({settings.avatar_max_bytes}) plus the",
             "# multipart envelope, the same limit the app applies to this path.",
             f"client_max_body_size {format_nginx_size(avatar_limit)};",
+            "# Its own 413 body, naming this limit. An error_page here replaces all the",
+            "# server's, so the others are repeated.",
+            "error_page 413 @authgate_avatar_413;",
+            "error_page 429 @authgate_429;",
+            "error_page 502 503 504 =503 @authgate_unavailable;",
             f"proxy_pass {upstream};",
         ],
     )
@@ -527,6 +552,12 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             PayloadTooLargeError.code,
             f"The request body is larger than the limit of {settings.max_body_bytes} bytes.",
         ),
+        (
+            "avatar_413",
+            PayloadTooLargeError.code,
+            f"The image must be at most {settings.avatar_max_bytes / (1024 * 1024):g} MB "
+            f"(the upload is larger than the limit of {avatar_limit} bytes).",
+        ),
         ("429", RateLimitedError.code, "Too many requests; wait a little and try again."),
         (
             "unavailable",
@@ -535,7 +566,7 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
         ),
     ]
     for name, code, message in errors:
-        status = "503" if name == "unavailable" else name
+        status = {"unavailable": "503", "avatar_413": "413"}.get(name, name)
         lines += _block(
             f"location @authgate_{name}",
             ["default_type application/json;", f"return {status} {_json_error(code, message)};"],
@@ -563,11 +594,50 @@ def _http_server(settings: Settings, options: NginxOptions, public: _Public) -> 
     )
 
 
+def _acme_bootstrap_config(options: NginxOptions, public: _Public) -> str:
+    webroot = check_config_path(options.webroot, "webroot")
+    setting_up = _json_error(
+        ServiceUnavailableError.code,
+        "The site is being set up (waiting for its first TLS certificate); try again shortly.",
+    )
+    lines = [
+        "# authgate, first start: generated by `authgate nginx --acme-bootstrap`.",
+        "# Plain http only, to get the first certificate with",
+        f"#   certbot certonly --webroot -w {webroot} -d {public.host}",
+        "# then replace this file with the output of `authgate nginx` and reload nginx.",
+        "",
+        *_block(
+            "server",
+            [
+                *_listen(options, options.http_port),
+                f"server_name {public.host};",
+                "server_tokens off;",
+                "",
+                *_block(
+                    "location ^~ /.well-known/acme-challenge/",
+                    [f"root {webroot};", "default_type text/plain;", "try_files $uri =404;"],
+                ),
+                *_block(
+                    "location /",
+                    ["default_type application/json;", f"return 503 {setting_up};"],
+                ),
+            ],
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render_nginx_config(settings: Settings, options: NginxOptions | None = None) -> str:
     """The nginx configuration (for ``/etc/nginx/sites-available/``, inside nginx's ``http``
-    block) that serves authgate on https in front of gunicorn."""
+    block) that serves authgate on https in front of gunicorn.
+
+    With ``acme_bootstrap``, the configuration for the first start instead: plain http only,
+    serving certbot's challenges from the webroot (the https server needs the certificate that
+    certbot has not issued yet, and ``nginx -t`` refuses a missing certificate file)."""
     options = options or NginxOptions()
     public = _public(settings)
+    if options.acme_bootstrap:
+        return _acme_bootstrap_config(options, public)
     cors = "nginx (--cors-at-proxy)" if options.cors_at_proxy else "the app"
     lines = [
         "# authgate behind nginx: generated by `authgate nginx` from the authgate settings.",
@@ -587,6 +657,8 @@ def render_nginx_config(settings: Settings, options: NginxOptions | None = None)
 def nginx_config_warnings(settings: Settings, options: NginxOptions | None = None) -> list[str]:
     """What in the settings does not fit behind this proxy, each with the fix."""
     options = options or NginxOptions()
+    if options.acme_bootstrap:
+        return []
     warnings: list[str] = []
     origin = parse_origin(settings.public_url)
     if origin.scheme != "https":

@@ -19,7 +19,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["DEFAULT_NAMES", "DevCertificate", "ensure_dev_ca", "issue_dev_certificate"]
+__all__ = [
+    "DEFAULT_NAMES",
+    "DevCertificate",
+    "dev_certificate_names",
+    "ensure_dev_ca",
+    "issue_dev_certificate",
+]
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 CA_CERT_FILE = "authgate-dev-ca.pem"
@@ -102,6 +108,26 @@ def ensure_dev_ca(
     _write(key_path, _private_pem(key), private=True)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return cert, key
+
+
+def _name_key(name: str) -> str:
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name.lower().rstrip(".")
+
+
+def dev_certificate_names(extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """:data:`DEFAULT_NAMES` (``localhost`` first, so the files stay ``localhost.pem``) plus
+    ``extra``, each name once (``LOCALHOST`` and ``0:0::1`` are the defaults already)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for name in (*DEFAULT_NAMES, *extra):
+        key = _name_key(name)
+        if key not in seen:
+            seen.add(key)
+            names.append(name)
+    return tuple(names)
 
 
 def _subject_alternative_names(names: Sequence[str]) -> list[x509.GeneralName]:

@@ -13,7 +13,8 @@ is everything before the last dot. ``docs/doctor.md`` lists them all.
 One module per group of checks: :mod:`.settings`, :mod:`.production`, :mod:`.keys`,
 :mod:`.origins`, :mod:`.cookies`, :mod:`.oauth`, :mod:`.database`, :mod:`.clock`,
 :mod:`.redis_checks`; with a URL :mod:`.deployment` (through :mod:`.probes`), :mod:`.tls`,
-:mod:`.redirects`, :mod:`.hsts` and :mod:`.preflights`; ``doctor cors`` is :mod:`.cors_explainer`.
+:mod:`.redirects`, :mod:`.hsts`, :mod:`.preflights` and :mod:`.server_reports`; ``doctor cors``
+is :mod:`.cors_explainer`.
 :mod:`.runner` runs them all, :mod:`.reports` prints them, :mod:`.cli` is the command line.
 """
 

@@ -97,6 +97,12 @@ def _common_options(function: F) -> F:
     is_flag=True,
     help="Check as `authgate serve --production` runs (same as AUTHGATE_ENV=production).",
 )
+@click.option(
+    "--http-url",
+    metavar="URL",
+    help="Probe the http->https redirect at this plain-http address "
+    "[default: port 80 of --url's host, http://<host>/].",
+)
 @click.pass_context
 def doctor(
     ctx: click.Context,
@@ -105,6 +111,7 @@ def doctor(
     as_json: bool,
     timeout: float,
     production: bool,
+    http_url: str | None,
 ) -> None:
     """Check the settings (and, with --url, a running deployment); report each problem with
     its fix. Exit code 1 if any finding is an error."""
@@ -113,7 +120,12 @@ def doctor(
     if ctx.invoked_subcommand is not None:
         return
     findings = run_doctor(
-        os.environ, production=production, url=url, ca_file=ca_file, timeout=timeout
+        os.environ,
+        production=production,
+        url=url,
+        ca_file=ca_file,
+        timeout=timeout,
+        http_url=http_url,
     )
     ctx.exit(_report(findings, options))
 

@@ -1,7 +1,8 @@
 """``authgate doctor --url``: the running deployment as a browser meets it (group ``url``).
 
 Its certificate (:mod:`.tls`), the plain-http redirect (:mod:`.redirects`), HSTS (:mod:`.hsts`) and
-CORS preflights for each allowed origin (:mod:`.preflights`).
+CORS preflights for each allowed origin (:mod:`.preflights`), and what the server itself sees
+through the proxy (:mod:`.server_reports`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import requests
 
 from authgate.config import Settings
-from authgate.core.origins import Origin, is_local_host
+from authgate.core.origins import Origin, is_local_host, origin_of_url
 from authgate.doctor.clock import _utc_now
 from authgate.doctor.findings import Finding, _error, _ok, _warning
 from authgate.doctor.hsts import check_hsts
@@ -25,7 +26,8 @@ from authgate.doctor.probes import (
     _probe_session,
     _request_error,
 )
-from authgate.doctor.redirects import check_http_redirect
+from authgate.doctor.redirects import check_http_redirect, default_http_url
+from authgate.doctor.server_reports import check_public_url_probed, check_server_report
 from authgate.doctor.tls import check_tls_certificate
 
 __all__ = ["check_deployment"]
@@ -38,11 +40,23 @@ def check_deployment(
     ca_file: Path | None = None,
     now: Callable[[], datetime] = _utc_now,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    http_url: str | None = None,
 ) -> list[Finding]:
-    """Probe the deployment at ``url``: TLS, redirect, HSTS, and CORS for each allowed origin."""
+    """Probe the deployment at ``url``: TLS, redirect, HSTS, and CORS for each allowed origin.
+
+    The redirect is probed at ``http_url``, by default port 80 of ``url``'s host."""
     base = _parse_probe_url(url)
     if isinstance(base, Finding):
         return [base]
+    if http_url is not None and not _is_http_url(http_url):
+        return [
+            _error(
+                "url.invalid",
+                f"--http-url {http_url!r} is not an absolute http:// URL.",
+                "Give the plain-http address that should redirect, e.g. "
+                "--http-url http://auth.example.com:8080/.",
+            )
+        ]
     findings: list[Finding] = []
     if base.scheme == "https":
         tls = check_tls_certificate(
@@ -54,12 +68,21 @@ def check_deployment(
     else:
         findings.append(_plain_http_finding(base, settings))
     with _probe_session(ca_file) as session:
-        findings += _probe_http(session, base, settings, timeout)
+        findings += _probe_http(session, base, settings, timeout, http_url)
     return findings
 
 
+def _is_http_url(url: str) -> bool:
+    origin = origin_of_url(url)
+    return origin is not None and origin.scheme == "http"
+
+
 def _probe_http(
-    session: requests.Session, base: Origin, settings: Settings | None, timeout: float
+    session: requests.Session,
+    base: Origin,
+    settings: Settings | None,
+    timeout: float,
+    http_url: str | None,
 ) -> list[Finding]:
     base_url = base.serialize()
     try:
@@ -75,8 +98,12 @@ def _probe_http(
     findings = [_health_finding(base_url, health.status_code)]
     if base.scheme == "https":
         findings.append(check_hsts(health.headers.get("Strict-Transport-Security")))
-        http_url = Origin("http", base.host, base.port).serialize() + "/"
-        findings.append(check_http_redirect(session, http_url, base, timeout=timeout))
+        findings.append(
+            check_http_redirect(session, http_url or default_http_url(base), base, timeout=timeout)
+        )
+    if settings is not None:
+        findings.append(check_public_url_probed(base, settings))
+    findings += check_server_report(session, base_url, settings, timeout=timeout)
     if settings is not None:
         for origin in settings.allowlist:
             findings.append(check_preflight(session, base_url, str(origin), timeout=timeout))

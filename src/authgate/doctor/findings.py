@@ -29,6 +29,8 @@ GROUP_ORDER = (
     "redis",
     "url.tls",
     "url",
+    "url.public_url",
+    "url.server",
     "url.redirect",
     "url.hsts",
     "url.cors",

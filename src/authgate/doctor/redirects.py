@@ -1,4 +1,10 @@
-"""Plain http must redirect permanently to https (group ``url.redirect``)."""
+"""Plain http must redirect permanently to https (group ``url.redirect``).
+
+The redirect is probed where browsers send ``http://`` addresses: port 80 of the host (or the
+address given with ``--http-url``). nginx answers plain http sent to its TLS port with a 400
+("The plain HTTP request was sent to HTTPS port"): that port does not serve http, so it is no
+finding against the deployment.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,21 @@ from authgate.core.origins import Origin, origin_of_url
 from authgate.doctor.findings import Finding, _error, _ok, _warning
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, _request_error
 
-__all__ = ["check_http_redirect"]
+__all__ = ["NGINX_PLAIN_HTTP_TO_TLS_PORT", "check_http_redirect", "default_http_url"]
+
+# What nginx answers (with a 400) to a plain-http request on a port it serves TLS on.
+NGINX_PLAIN_HTTP_TO_TLS_PORT = "The plain HTTP request was sent to HTTPS port"
 
 _FIX_REDIRECT = (
     "Redirect plain http to https at the proxy, e.g. nginx: "
     "`server { listen 80; return 301 https://$host$request_uri; }`."
 )
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def default_http_url(https_origin: Origin) -> str:
+    """Where a browser goes for ``http://<host>``: port 80 of the https origin's host."""
+    return Origin("http", https_origin.host, None).serialize() + "/"
 
 
 def check_http_redirect(
@@ -29,33 +44,50 @@ def check_http_redirect(
     except requests.RequestException as e:
         return _warning(
             "url.redirect.missing",
-            f"Nothing answers plain http at {http_url} ({_request_error(e)}): someone typing the "
-            "address without https:// gets an error instead of the site.",
-            _FIX_REDIRECT,
+            f"Nothing answers plain http at {http_url} ({_request_error(e)}): no redirect for "
+            "users typing http:// (they get an error instead of the site).",
+            _FIX_REDIRECT + " If the redirect is on another port, name it with --http-url.",
         )
     status = response.status_code
     location = response.headers.get("Location", "")
     target = origin_of_url(location)
     if status in (301, 308) and target == https_origin:
         return _ok("url.redirect.permanent", f"{http_url} redirects ({status}) to {location}.")
-    if status in (301, 302, 303, 307, 308):
-        if target is not None and target.scheme == "https" and target.host == https_origin.host:
-            return _warning(
-                "url.redirect.temporary"
-                if status in (302, 303, 307)
-                else "url.redirect.wrong_target",
-                f"{http_url} redirects with {status} to {location}; expected a permanent "
-                f"redirect (301 or 308) to {https_origin}.",
-                _FIX_REDIRECT,
-            )
-        return _warning(
-            "url.redirect.wrong_target",
-            f"{http_url} redirects ({status}) to {location or 'nowhere'}, not to {https_origin}.",
+    if status in _REDIRECTS:
+        return _redirect_finding(http_url, https_origin, status, location, target)
+    if status == 400 and NGINX_PLAIN_HTTP_TO_TLS_PORT in response.text:
+        return _ok(
+            "url.redirect.tls_port",
+            f"{http_url} is a TLS port: it refuses plain http (400) rather than serving it.",
+            "Name the port that redirects to https with --http-url to check the redirect.",
+        )
+    if 200 <= status < 300:
+        return _error(
+            "url.redirect.serves_http",
+            f"{http_url} answers {status} over plain http instead of redirecting to https: "
+            "passwords and tokens sent there travel unencrypted.",
             _FIX_REDIRECT,
         )
-    return _error(
-        "url.redirect.serves_http",
-        f"{http_url} answers {status} over plain http instead of redirecting to https: "
-        "passwords and tokens sent there travel unencrypted.",
+    return _warning(
+        "url.redirect.not_redirected",
+        f"{http_url} answers {status} over plain http instead of redirecting to https: users "
+        "typing http:// get an error instead of the site.",
+        _FIX_REDIRECT,
+    )
+
+
+def _redirect_finding(
+    http_url: str, https_origin: Origin, status: int, location: str, target: Origin | None
+) -> Finding:
+    if target is not None and target.scheme == "https" and target.host == https_origin.host:
+        return _warning(
+            "url.redirect.temporary" if status in (302, 303, 307) else "url.redirect.wrong_target",
+            f"{http_url} redirects with {status} to {location}; expected a permanent "
+            f"redirect (301 or 308) to {https_origin}.",
+            _FIX_REDIRECT,
+        )
+    return _warning(
+        "url.redirect.wrong_target",
+        f"{http_url} redirects ({status}) to {location or 'nowhere'}, not to {https_origin}.",
         _FIX_REDIRECT,
     )

@@ -30,6 +30,7 @@ def run_doctor(
     ca_file: Path | None = None,
     now: Callable[[], datetime] = _utc_now,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    http_url: str | None = None,
 ) -> list[Finding]:
     """Every check, grouped: the settings, then (with ``url``) the running deployment."""
     settings, findings = load_doctor_settings(environ, production=production)
@@ -49,6 +50,8 @@ def run_doctor(
     if url:
         findings += _guarded(
             "url",
-            lambda: check_deployment(url, settings, ca_file=ca_file, now=now, timeout=timeout),
+            lambda: check_deployment(
+                url, settings, ca_file=ca_file, now=now, timeout=timeout, http_url=http_url
+            ),
         )
     return sort_findings(findings)
