@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from authgate.errors import AuthError, UserExistsError
 from authgate.service import AuthService
@@ -52,39 +57,91 @@ def test_concurrent_refresh_with_one_token_rotates_once(service: AuthService) ->
 
 
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(service: AuthService) -> None:
-    """Both read "two owners" and would each leave none: one must win, the other get 409 (on
-    SQLite too, where row locks do not exist: a write transaction starts with the write lock)."""
+    """Each of a tenant's two owners demotes themself at once, and each alone would be allowed.
+    A pauses right after counting the owners; B runs meanwhile. Exactly one may succeed: on
+    PostgreSQL B waits for A's row lock, on SQLite for A's write lock (a write transaction
+    takes it before its first read), so A's pause times out and A goes on first."""
     from authgate.errors import ConflictError
     from authgate.store.records import TenantRole
 
     store, now = service.store, service.clock.now()
-    outcomes: list[str] = []
-    for round_ in range(10):
-        users = [
-            store.create_user(
-                email=f"owner{round_}-{i}@example.com",
-                username=None,
-                name=None,
-                password_hash="x",
-                roles=["user"],
-                now=now,
-            )
-            for i in range(2)
-        ]
-        tenant = store.create_tenant(name=f"t{round_}", owner_id=users[0].id, now=now)
-        store.add_member(tenant.id, users[1].id, TenantRole.OWNER, now=now)
+    users = [
+        store.create_user(
+            email=f"owner{i}@example.com",
+            username=None,
+            name=None,
+            password_hash="x",
+            roles=["user"],
+            now=now,
+        )
+        for i in range(2)
+    ]
+    tenant = store.create_tenant(name="team", owner_id=users[0].id, now=now)
+    store.add_member(tenant.id, users[1].id, TenantRole.OWNER, now=now)
 
-        def demote(user_id: str, tenant_id: str = tenant.id) -> str:
-            try:
-                store.set_member_role(tenant_id, user_id, TenantRole.MEMBER, now=now)
-            except ConflictError:
-                return "refused"
-            return "demoted"
+    a_counted, b_done = threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pair = list(pool.map(demote, [u.id for u in users]))
-        assert sorted(pair) == ["demoted", "refused"], pair
-        owners = [m for m in store.list_members(tenant.id) if m.role is TenantRole.OWNER]
-        assert len(owners) == 1
-        outcomes += pair
-    assert outcomes.count("demoted") == 10
+    def pause_a(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counts = "count(" in statement.lower() and "authgate_memberships" in statement
+        if threading.current_thread().name == "demote-a" and counts and not a_counted.is_set():
+            a_counted.set()
+            b_done.wait(timeout=1.5)
+
+    def demote(name: str, user_id: str) -> None:
+        try:
+            store.set_member_role(tenant.id, user_id, TenantRole.MEMBER, now=now)
+            outcomes[name] = "demoted"
+        except ConflictError:
+            outcomes[name] = "refused"
+        finally:
+            if name == "b":
+                b_done.set()
+
+    engine = store.engine  # type: ignore[attr-defined]
+    event.listen(engine, "after_cursor_execute", pause_a)
+    try:
+        a = threading.Thread(target=demote, args=("a", users[0].id), name="demote-a")
+        a.start()
+        assert a_counted.wait(timeout=10)
+        b = threading.Thread(target=demote, args=("b", users[1].id), name="demote-b")
+        b.start()
+        a.join(timeout=40)
+        b.join(timeout=40)
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_a)
+
+    assert outcomes == {"a": "demoted", "b": "refused"}
+    owners = [m for m in store.list_members(tenant.id) if m.role is TenantRole.OWNER]
+    assert [m.user_id for m in owners] == [users[1].id]
+
+
+def test_two_migrations_of_one_fresh_sqlite_file_at_once_both_succeed(tmp_path: Path) -> None:
+    """`authgate db upgrade` beside a server starting on the same file: the second waits for the
+    first's transaction, then finds the schema current (instead of failing half-way)."""
+    from authgate.store.sqlalchemy.engines import create_database_engine
+    from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    engines = [create_database_engine(url) for _ in range(2)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def migrate(engine: Any) -> None:
+        start.wait()
+        try:
+            upgrade_database(engine)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert all(is_up_to_date(engine) for engine in engines)
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from authgate.store.sqlalchemy.engines import writer_engine
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "authgate_alembic_version"
 
@@ -22,7 +24,9 @@ def _alembic_config() -> Config:
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     config = _alembic_config()
-    with engine.begin() as connection:
+    # A writer's transaction: on SQLite a second migrator (`authgate db upgrade` beside a server
+    # starting on the same file) waits for the first, then finds the schema current.
+    with writer_engine(engine).begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
