@@ -813,13 +813,15 @@ def fake_server(respond: Responder, *, body: bytes | None = None) -> Iterator[st
 HTTPS_ORIGIN = parse_origin("https://127.0.0.1:8443")
 
 
-def redirect_finding(status: int, location: str | None, body: bytes | None = None) -> Finding:
+def redirect_finding(
+    status: int, location: str | None, body: bytes | None = None, *, named: bool = False
+) -> Finding:
     headers = [("Location", location)] if location else []
     with (
         fake_server(lambda method, path, h: (status, headers), body=body) as base,
         requests.Session() as s,
     ):
-        return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2)
+        return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2, named=named)
 
 
 def test_a_permanent_redirect_to_https_is_ok() -> None:
@@ -866,11 +868,20 @@ NGINX_400 = (
 )
 
 
-def test_plain_http_refused_by_a_tls_port_is_not_serving_http() -> None:
-    finding = redirect_finding(400, None, body=NGINX_400)
+def test_plain_http_refused_by_a_tls_port_named_with_http_url_is_not_serving_http() -> None:
+    finding = redirect_finding(400, None, body=NGINX_400, named=True)
 
     assert (finding.level, finding.check) == ("ok", "url.redirect.tls_port")
     assert "--http-url" in finding.fix
+
+
+def test_a_tls_port_on_the_default_port_80_is_a_missing_redirect() -> None:
+    """`listen 80 ssl;` by mistake: whoever types http:// gets nginx's 400."""
+    finding = redirect_finding(400, None, body=NGINX_400)
+
+    assert (finding.level, finding.check) == ("warning", "url.redirect.not_redirected")
+    assert "speaks TLS: it answers plain http with a 400" in finding.message
+    assert "`listen 80;`, not `listen 80 ssl;`" in finding.fix
 
 
 @pytest.mark.parametrize("status", [400, 404, 502])

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 from PIL import Image
 
+from authgate.core.origins import parse_origin
 from authgate.deploy.tls import issue_dev_certificate
-from authgate.doctor import check_deployment
+from authgate.doctor import check_deployment, check_http_redirect
 from authgate.integrations.flask.web_views import PAGE_CSP
 from tests.e2e.conftest import (
     BROWSER,
@@ -697,6 +699,22 @@ def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(
     findings = {f["check"]: f["level"] for f in json.loads(output)["findings"]}
     assert findings["url.redirect.tls_port"] == "ok"
     assert "url.redirect.serves_http" not in findings
+
+
+def test_doctor_warns_when_the_default_http_port_speaks_tls(deployment: Deployment) -> None:
+    """`listen 80 ssl;` by mistake: the port browsers go to for http:// answers nginx's 400.
+    Probed as the default port (not named with --http-url), that is a missing redirect."""
+    proxy = deployment.proxies["app"]
+    with requests.Session() as session:
+        finding = check_http_redirect(
+            session,
+            f"http://localhost:{proxy.https_port}/",
+            parse_origin(proxy.base_url),
+            timeout=5,
+        )
+
+    assert (finding.check, finding.level) == ("url.redirect.not_redirected", "warning")
+    assert f"http://localhost:{proxy.https_port}/ speaks TLS" in finding.message
 
 
 # Upstream down ---------------------------------------------------------------------------------

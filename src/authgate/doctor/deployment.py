@@ -99,7 +99,13 @@ def _probe_http(
     if base.scheme == "https":
         findings.append(check_hsts(health.headers.get("Strict-Transport-Security")))
         findings.append(
-            check_http_redirect(session, http_url or default_http_url(base), base, timeout=timeout)
+            check_http_redirect(
+                session,
+                http_url or default_http_url(base),
+                base,
+                timeout=timeout,
+                named=http_url is not None,
+            )
         )
     if settings is not None:
         findings.append(check_public_url_probed(base, settings))
