@@ -285,8 +285,7 @@ def _public(settings: Settings) -> _Public:
     host = f"[{origin.host}]" if ":" in origin.host else origin.host
     if not (_HOST_NAME.fullmatch(origin.host) or ":" in origin.host):
         raise ConfigError(f"AUTHGATE_PUBLIC_URL's host {origin.host!r} cannot be a server_name.")
-    netloc = settings.public_url.split("://", 1)[1]
-    return _Public(host=host, netloc=netloc)
+    return _Public(host=host, netloc=origin.netloc)
 
 
 def _https_redirect_target(settings: Settings, options: NginxOptions, public: _Public) -> str:
