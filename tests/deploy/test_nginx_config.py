@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from authgate.avatars import describe_avatar_limit
 from authgate.cli import main
 from authgate.config import Settings, load_settings
 from authgate.deploy.nginx import (
@@ -701,19 +702,22 @@ def test_avatar_uploads_get_the_apps_larger_limit_and_nothing_else_does() -> Non
 
     (avatar,) = [b for b in parse_blocks(text) if b.header == "location = /api/auth/me/avatar"]
     assert "client_max_body_size 5184k;" in avatar.lines  # 5 MiB + the 64 KiB multipart envelope
-    # Its own 413 body, with its own limit; the other error pages repeated (an error_page in a
-    # location replaces every inherited one).
+    # Its own 413 body, with its own limit; the upstream's error page repeated (an error_page
+    # in a location replaces every inherited one). No limit_req here, so no 429 of nginx's.
     assert [line for line in avatar.lines if line.startswith("error_page")] == [
         "error_page 413 @authgate_avatar_413;",
-        "error_page 429 @authgate_429;",
         "error_page 502 503 504 =503 @authgate_unavailable;",
     ]
+    assert not [line for line in avatar.lines if line.startswith("limit_req")]
     (body,) = re.findall(
         r"return 413 '(.*)\\n';", "\n".join(find_block(text, "location @authgate_avatar_413").lines)
     )
     error = json.loads(body)["error"]
     assert error["code"] == "payload_too_large"
-    assert "at most 5 MB" in error["message"] and "5308416 bytes" in error["message"]
+    assert error["message"] == (
+        "The image must be at most 5 MB. The upload is larger than the limit of 5308416 bytes."
+    )
+    assert error["message"].startswith(describe_avatar_limit(5 * 1024 * 1024))  # the app's
     assert "65536" not in error["message"] and "1048576" not in error["message"]
     https = servers(text)[1]
     assert "client_max_body_size 1m;" in https.lines

@@ -738,7 +738,13 @@ def test_an_app_that_does_not_answer_is_a_json_503(deployment: Deployment, tmp_p
         transport = httpx.HTTPTransport(verify=deployment.ca)
         with httpx.Client(transport=transport, trust_env=False, timeout=10) as client:
             response = client.get(f"https://localhost:{https_port}/api/auth/me")
+            # The avatar location has error pages of its own: the upstream's is among them.
+            avatar = client.post(
+                f"https://localhost:{https_port}/api/auth/me/avatar",
+                files={"avatar": ("me.png", b"x", "image/png")},
+            )
 
-    assert response.status_code == 503
-    assert json_error(response) == "service_unavailable"
-    assert response.headers.get_list("strict-transport-security") == [HSTS]
+    for answer in (response, avatar):
+        assert answer.status_code == 503
+        assert json_error(answer) == "service_unavailable"
+        assert answer.headers.get_list("strict-transport-security") == [HSTS]
