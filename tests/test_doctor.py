@@ -55,6 +55,7 @@ from authgate.doctor import (
 from authgate.doctor import runner as doctor_runner
 from authgate.doctor.redirects import default_http_url
 from authgate.doctor.reports import render_findings
+from authgate.doctor.server_reports import check_server_report
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import head_revision, upgrade_database
 from tests.conftest import pg_base_url
@@ -813,13 +814,15 @@ def fake_server(respond: Responder, *, body: bytes | None = None) -> Iterator[st
 HTTPS_ORIGIN = parse_origin("https://127.0.0.1:8443")
 
 
-def redirect_finding(status: int, location: str | None, body: bytes | None = None) -> Finding:
+def redirect_finding(
+    status: int, location: str | None, body: bytes | None = None, *, named: bool = False
+) -> Finding:
     headers = [("Location", location)] if location else []
     with (
         fake_server(lambda method, path, h: (status, headers), body=body) as base,
         requests.Session() as s,
     ):
-        return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2)
+        return check_http_redirect(s, base + "/", HTTPS_ORIGIN, timeout=2, named=named)
 
 
 def test_a_permanent_redirect_to_https_is_ok() -> None:
@@ -866,11 +869,20 @@ NGINX_400 = (
 )
 
 
-def test_plain_http_refused_by_a_tls_port_is_not_serving_http() -> None:
-    finding = redirect_finding(400, None, body=NGINX_400)
+def test_plain_http_refused_by_a_tls_port_named_with_http_url_is_not_serving_http() -> None:
+    finding = redirect_finding(400, None, body=NGINX_400, named=True)
 
     assert (finding.level, finding.check) == ("ok", "url.redirect.tls_port")
     assert "--http-url" in finding.fix
+
+
+def test_a_tls_port_on_the_default_port_80_is_a_missing_redirect() -> None:
+    """`listen 80 ssl;` by mistake: whoever types http:// gets nginx's 400."""
+    finding = redirect_finding(400, None, body=NGINX_400)
+
+    assert (finding.level, finding.check) == ("warning", "url.redirect.not_redirected")
+    assert "speaks TLS: it answers plain http with a 400" in finding.message
+    assert "`listen 80;`, not `listen 80 ssl;`" in finding.fix
 
 
 @pytest.mark.parametrize("status", [400, 404, 502])
@@ -1158,46 +1170,145 @@ def answer_json(
     return 200, [("Content-Type", "application/json")]
 
 
-def server_findings(tmp_path: Path, report: dict[str, Any], public_url: str) -> list[Finding]:
-    """check_deployment against a server whose every answer (/api/auth/diagnose included) is
-    ``report``."""
+def server_findings(
+    tmp_path: Path, report: dict[str, Any], public_url: str, *, public_url_probed: bool = True
+) -> list[Finding]:
+    """check_server_report against a server whose every answer (/api/auth/diagnose included) is
+    ``report``, with settings whose public URL is ``public_url``."""
     settings = Settings(instance_path=tmp_path, public_url=public_url)
     body = json.dumps(report).encode()
-    with fake_server(answer_json, body=body) as base:
+    with fake_server(answer_json, body=body) as base, requests.Session() as session:
+        return check_server_report(
+            session, base, settings, timeout=2, public_url_probed=public_url_probed
+        )
+
+
+def deployment_findings(tmp_path: Path, report: dict[str, Any], public_url: str) -> list[Finding]:
+    """check_deployment of that server (at http://127.0.0.1:<port>, not ``public_url``)."""
+    settings = Settings(instance_path=tmp_path, public_url=public_url)
+    with fake_server(answer_json, body=json.dumps(report).encode()) as base:
         return check_deployment(base, settings, timeout=2)
 
 
 def report_of(base_port_url: str, **values: Any) -> dict[str, Any]:
-    return {"scheme": "https", "host": "", "public_url": base_port_url, "problems": [], **values}
+    return {"scheme": "https", "host": "", "public_url": base_port_url, "findings": [], **values}
+
+
+# What authgate behind a proxy with AUTHGATE_TRUSTED_PROXIES=0 says about itself.
+SCHEME_PROBLEM = (
+    f"The server sees http:// but its public URL is {PUBLIC}: behind a reverse proxy, set "
+    "AUTHGATE_TRUSTED_PROXIES to the number of proxies so that X-Forwarded-Proto/-For/-Host "
+    "are trusted."
+)
+COOKIE_PROBLEM = (
+    "No session cookie arrived: not logged in yet, or the request was made without "
+    "credentials: 'include'."
+)
 
 
 def test_the_servers_own_problems_are_reported(tmp_path: Path) -> None:
-    # What authgate behind a proxy with AUTHGATE_TRUSTED_PROXIES=0 says about itself.
-    public = "https://auth.example.com"
-    problem = (
-        f"The server sees http:// but its public URL is {public}: behind a reverse proxy, set "
-        "AUTHGATE_TRUSTED_PROXIES to the number of proxies so that X-Forwarded-Proto/-For/-Host "
-        "are trusted."
+    report = report_of(
+        PUBLIC,
+        scheme="http",
+        host="auth.example.com",
+        findings=[{"kind": "scheme", "message": SCHEME_PROBLEM}],
     )
-    report = report_of(public, scheme="http", host="auth.example.com", problems=[problem])
 
-    findings = server_findings(tmp_path, report, public)
+    findings = server_findings(tmp_path, report, PUBLIC)
 
     finding = only(findings, "url.server.problem")
     assert finding.level == "warning"
-    assert finding.message == f"The server says: {problem}"
-    assert "AUTHGATE_TRUSTED_PROXIES" in finding.fix
+    assert finding.message == f"The server says: {SCHEME_PROBLEM}"
+    assert finding.fix.startswith("Set AUTHGATE_TRUSTED_PROXIES to the number of proxies")
     assert "url.server.view" not in checks(findings)
 
 
-def test_a_server_seeing_another_host_is_reported(tmp_path: Path) -> None:
-    public = "https://auth.example.com"
-    report = report_of(public, host="127.0.0.1:8086")  # the proxy's own Host, not the public one
+@pytest.mark.parametrize(
+    ("kind", "fix"),
+    [
+        ("origin", "Send the requests from a page on an origin in AUTHGATE_ORIGINS"),
+        ("cookie", "Log in first and send requests with credentials: 'include'"),
+    ],
+)
+def test_each_server_problem_gets_the_fix_of_its_kind(tmp_path: Path, kind: str, fix: str) -> None:
+    report = report_of(
+        PUBLIC, host="auth.example.com", findings=[{"kind": kind, "message": "what it says"}]
+    )
 
-    finding = only(server_findings(tmp_path, report, public), "url.server.wrong_host")
+    finding = only(server_findings(tmp_path, report, PUBLIC), "url.server.problem")
+
+    assert finding.message == "The server says: what it says"
+    assert finding.fix.startswith(fix)
+    assert "AUTHGATE_TRUSTED_PROXIES" not in finding.fix
+
+
+def test_a_server_problem_of_an_unknown_kind_gets_no_borrowed_fix(tmp_path: Path) -> None:
+    report = report_of(
+        PUBLIC, host="auth.example.com", findings=[{"kind": "later", "message": "news"}]
+    )
+
+    finding = only(server_findings(tmp_path, report, PUBLIC), "url.server.problem")
+
+    assert (finding.message, finding.fix) == ("The server says: news", "")
+
+
+def test_a_server_seeing_another_host_is_reported(tmp_path: Path) -> None:
+    report = report_of(PUBLIC, host="127.0.0.1:8086")  # the proxy's own Host, not the public one
+
+    finding = only(server_findings(tmp_path, report, PUBLIC), "url.server.wrong_host")
 
     assert finding.level == "warning"
     assert "'127.0.0.1:8086', not 'auth.example.com'" in finding.message
+
+
+def test_the_public_host_with_its_port_is_the_right_host(tmp_path: Path) -> None:
+    public = "https://[::1]:8443"
+
+    findings = server_findings(tmp_path, report_of(public, host="[::1]:8443"), public)
+
+    assert only(findings, "url.server.view").level == "ok"
+
+
+def test_what_the_server_sees_is_not_judged_off_the_public_url(tmp_path: Path) -> None:
+    """Probing gunicorn directly: it sees http and its own address, rightly; the cookie problem
+    does not depend on the address and is still reported."""
+    report = report_of(
+        PUBLIC,
+        scheme="http",
+        host="localhost:8086",
+        findings=[
+            {"kind": "cookie", "message": COOKIE_PROBLEM},
+            {"kind": "scheme", "message": SCHEME_PROBLEM},
+        ],
+    )
+
+    findings = server_findings(tmp_path, report, PUBLIC, public_url_probed=False)
+
+    assert [(f.check, f.level) for f in findings] == [
+        ("url.server.problem", "warning"),
+        ("url.server.not_judged", "ok"),
+    ]
+    assert findings[0].message == f"The server says: {COOKIE_PROBLEM}"
+    assert "sees http://localhost:8086: not judged, as --url is not the public URL" in (
+        findings[1].message
+    )
+
+
+def test_a_url_other_than_the_public_url_skips_the_servers_host_and_scheme(
+    tmp_path: Path,
+) -> None:
+    """One cause, one finding: --url is not the public URL (url.public_url.differs), not also a
+    proxy to trust and a proxy passing the wrong host."""
+    report = report_of(
+        PUBLIC,
+        scheme="http",
+        host="127.0.0.1:8086",
+        findings=[{"kind": "scheme", "message": SCHEME_PROBLEM}],
+    )
+    findings = deployment_findings(tmp_path, report, PUBLIC)
+
+    server = [(f.check, f.level) for f in findings if f.group in ("url.public_url", "url.server")]
+    assert server == [("url.public_url.differs", "warning"), ("url.server.not_judged", "ok")]
 
 
 def test_a_server_running_with_another_public_url_is_reported(tmp_path: Path) -> None:
@@ -1211,7 +1322,7 @@ def test_a_server_running_with_another_public_url_is_reported(tmp_path: Path) ->
 
 
 def test_a_url_other_than_the_public_url_is_pointed_out(tmp_path: Path) -> None:
-    findings = server_findings(tmp_path, report_of(PUBLIC), PUBLIC)
+    findings = deployment_findings(tmp_path, report_of(PUBLIC), PUBLIC)
 
     finding = only(findings, "url.public_url.differs")
     assert finding.level == "warning"

@@ -40,6 +40,11 @@ AVATAR_MAX_PIXELS = 16_000_000
 AVATAR_MAX_SIDE = 512
 
 
+def describe_avatar_limit(max_bytes: int) -> str:
+    """What an upload over ``AUTHGATE_AVATAR_MAX_BYTES`` is told (by the app and by nginx)."""
+    return f"The image must be at most {max_bytes / (1024 * 1024):g} MB."
+
+
 class AvatarFiles:
     """The avatar images in one directory: written atomically, named at random."""
 

@@ -53,6 +53,7 @@ def test_parse_origin_accepts_and_canonicalises(text: str, expected: Origin) -> 
 def test_serialize_is_canonical(origin: Origin, text: str) -> None:
     assert origin.serialize() == text
     assert str(origin) == text
+    assert origin.netloc == text.split("://", 1)[1]  # the Host header browsers send
 
 
 @pytest.mark.parametrize(

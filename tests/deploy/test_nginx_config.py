@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from authgate.avatars import describe_avatar_limit
 from authgate.cli import main
 from authgate.config import Settings, load_settings
 from authgate.deploy.nginx import (
@@ -536,7 +538,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> DevCertificate:
 
 
 # Every option of the generator (settings it reads, and NginxOptions) with the values worth
-# telling apart; None means "the default".
+# telling apart; None means "the default". Not acme_bootstrap: that configuration ignores most
+# options, so its rows would count pairs as covered that no full configuration was checked with
+# (it has a test of its own below).
 DIMENSIONS: dict[str, list[object]] = {
     "public_url": [
         PUBLIC,
@@ -557,7 +561,6 @@ DIMENSIONS: dict[str, list[object]] = {
     "login_rate": ["30r/m", "5r/s", "1r/m"],
     "login_burst": [10, 0, 100],
     "hsts_max_age": [63072000, 0],
-    "acme_bootstrap": [False, True],
 }
 SETTINGS_DIMENSIONS = ("public_url", "origins", "max_body_bytes", "avatar_max_bytes", "host")
 
@@ -620,26 +623,29 @@ def test_nginx_accepts_the_configuration(
         "login_rate": row["login_rate"],
         "login_burst": row["login_burst"],
         "hsts_max_age": row["hsts_max_age"],
-        "acme_bootstrap": row["acme_bootstrap"],
     }
     for name in ("listen_addresses", "webroot", "upstream"):
         if row[name] is not None:
             option_values[name] = row[name]
-    certbot = row["certificate"] == "certbot" or bool(row["acme_bootstrap"])
+    certbot = row["certificate"] == "certbot"
     if not certbot:
         option_values["cert_path"] = str(certificate.cert_path)
         option_values["key_path"] = str(certificate.key_path)
     settings = make_settings(**settings_values)
     text = render_nginx_config(settings, NginxOptions(**option_values))  # type: ignore[arg-type]
-    if row["acme_bootstrap"]:
-        assert "ssl_certificate" not in text
-    elif certbot:
+    assert "proxy_pass" in text and "ssl_certificate" in text  # the full configuration
+    if certbot:
         # nginx -t reads the certificate: put ours where certbot's would be.
         live = re.escape(CERTBOT_LIVE_DIR) + r"/[^/;]+/"
         assert re.search(f"ssl_certificate {live}fullchain.pem;", text)
         text = re.sub(live + "fullchain.pem", str(certificate.cert_path), text)
         text = re.sub(live + "privkey.pem", str(certificate.key_path), text)
 
+    assert_nginx_accepts(text, tmp_path)
+
+
+def assert_nginx_accepts(text: str, tmp_path: Path) -> None:
+    """``nginx -t`` accepts ``text`` without a warning."""
     checked = Nginx(tmp_path / "nginx", text).check()
 
     output = checked.stdout + checked.stderr
@@ -680,6 +686,28 @@ def test_the_acme_bootstrap_serves_only_the_challenges_over_plain_http() -> None
     assert nginx_config_warnings(make_settings(), NginxOptions(acme_bootstrap=True)) == []
 
 
+@pytest.mark.parametrize(
+    ("public_url", "options"),
+    [
+        (PUBLIC, {}),
+        ("https://localhost:18443", {"http_port": 18080, "webroot": "/srv/acme-challenges"}),
+        ("https://127.0.0.1:8443", {"listen_addresses": ("127.0.0.1", "[::1]")}),
+        ("https://[::1]:8443", {"http_port": 18080, "listen_addresses": ("127.0.0.1",)}),
+    ],
+)
+def test_nginx_accepts_the_acme_bootstrap(
+    public_url: str, options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each option the bootstrap reads: the public host, the http port, where it listens, the
+    webroot (no certificate: nginx -t would refuse a missing file)."""
+    text = render_nginx_config(
+        make_settings(public_url=public_url), NginxOptions(acme_bootstrap=True, **options)
+    )
+    assert "ssl_certificate" not in text
+
+    assert_nginx_accepts(text, tmp_path)
+
+
 def test_the_acme_bootstrap_takes_no_certificate() -> None:
     with pytest.raises(ValueError, match="takes no certificate"):
         NginxOptions(acme_bootstrap=True, cert_path="/a.pem", key_path="/a-key.pem")
@@ -701,19 +729,22 @@ def test_avatar_uploads_get_the_apps_larger_limit_and_nothing_else_does() -> Non
 
     (avatar,) = [b for b in parse_blocks(text) if b.header == "location = /api/auth/me/avatar"]
     assert "client_max_body_size 5184k;" in avatar.lines  # 5 MiB + the 64 KiB multipart envelope
-    # Its own 413 body, with its own limit; the other error pages repeated (an error_page in a
-    # location replaces every inherited one).
+    # Its own 413 body, with its own limit; the upstream's error page repeated (an error_page
+    # in a location replaces every inherited one). No limit_req here, so no 429 of nginx's.
     assert [line for line in avatar.lines if line.startswith("error_page")] == [
         "error_page 413 @authgate_avatar_413;",
-        "error_page 429 @authgate_429;",
         "error_page 502 503 504 =503 @authgate_unavailable;",
     ]
+    assert not [line for line in avatar.lines if line.startswith("limit_req")]
     (body,) = re.findall(
         r"return 413 '(.*)\\n';", "\n".join(find_block(text, "location @authgate_avatar_413").lines)
     )
     error = json.loads(body)["error"]
     assert error["code"] == "payload_too_large"
-    assert "at most 5 MB" in error["message"] and "5308416 bytes" in error["message"]
+    assert error["message"] == (
+        "The image must be at most 5 MB. The upload is larger than the limit of 5308416 bytes."
+    )
+    assert error["message"].startswith(describe_avatar_limit(5 * 1024 * 1024))  # the app's
     assert "65536" not in error["message"] and "1048576" not in error["message"]
     https = servers(text)[1]
     assert "client_max_body_size 1m;" in https.lines

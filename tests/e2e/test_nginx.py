@@ -27,10 +27,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 from PIL import Image
 
+from authgate.core.origins import parse_origin
 from authgate.deploy.tls import issue_dev_certificate
-from authgate.doctor import check_deployment
+from authgate.doctor import check_deployment, check_http_redirect
 from authgate.integrations.flask.web_views import PAGE_CSP
 from tests.e2e.conftest import (
     BROWSER,
@@ -662,24 +664,24 @@ def test_doctor_passes_the_generated_nginx(deployment: Deployment, mode: str) ->
         assert url.get(check) == "ok", (check, findings)
 
 
-def test_doctor_reports_what_the_app_sees_without_its_proxy(deployment: Deployment) -> None:
-    """Straight to gunicorn (as if the proxy did not set X-Forwarded-*): the app sees http, and
-    the doctor says so, from the app's own report."""
+def test_doctor_off_the_public_url_does_not_blame_the_proxy(deployment: Deployment) -> None:
+    """Straight to gunicorn (AUTHGATE_TRUSTED_PROXIES=1, no proxy in between): the app sees http
+    and its own address, rightly. One cause, one finding: --url is not the public URL; no
+    "set AUTHGATE_TRUSTED_PROXIES" (it is set) and no proxy passing the wrong host."""
     server = deployment.server
     settings = authgate_settings(server.env)
+    assert settings.trusted_proxies == 1
 
     findings = check_deployment(f"http://localhost:{server.port}", settings, timeout=5)
 
     by_check = {f.check: f for f in findings}
     assert by_check["url.public_url.differs"].level == "warning"
     assert deployment.public_url in by_check["url.public_url.differs"].message
-    (problem,) = [f for f in findings if f.check == "url.server.problem"]
-    assert problem.level == "warning"
-    assert f"The server sees http:// but its public URL is {deployment.public_url}" in (
-        problem.message
+    server_checks = [(f.check, f.level) for f in findings if f.group == "url.server"]
+    assert server_checks == [("url.server.not_judged", "ok")]
+    assert f"the server sees http://localhost:{server.port}: not judged" in (
+        by_check["url.server.not_judged"].message
     )
-    assert "AUTHGATE_TRUSTED_PROXIES" in problem.fix
-    assert "url.server.view" not in by_check
 
 
 def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(
@@ -697,6 +699,22 @@ def test_doctor_on_nginxs_tls_port_does_not_mistake_its_400_for_http(
     findings = {f["check"]: f["level"] for f in json.loads(output)["findings"]}
     assert findings["url.redirect.tls_port"] == "ok"
     assert "url.redirect.serves_http" not in findings
+
+
+def test_doctor_warns_when_the_default_http_port_speaks_tls(deployment: Deployment) -> None:
+    """`listen 80 ssl;` by mistake: the port browsers go to for http:// answers nginx's 400.
+    Probed as the default port (not named with --http-url), that is a missing redirect."""
+    proxy = deployment.proxies["app"]
+    with requests.Session() as session:
+        finding = check_http_redirect(
+            session,
+            f"http://localhost:{proxy.https_port}/",
+            parse_origin(proxy.base_url),
+            timeout=5,
+        )
+
+    assert (finding.check, finding.level) == ("url.redirect.not_redirected", "warning")
+    assert f"http://localhost:{proxy.https_port}/ speaks TLS" in finding.message
 
 
 # Upstream down ---------------------------------------------------------------------------------
@@ -720,7 +738,13 @@ def test_an_app_that_does_not_answer_is_a_json_503(deployment: Deployment, tmp_p
         transport = httpx.HTTPTransport(verify=deployment.ca)
         with httpx.Client(transport=transport, trust_env=False, timeout=10) as client:
             response = client.get(f"https://localhost:{https_port}/api/auth/me")
+            # The avatar location has error pages of its own: the upstream's is among them.
+            avatar = client.post(
+                f"https://localhost:{https_port}/api/auth/me/avatar",
+                files={"avatar": ("me.png", b"x", "image/png")},
+            )
 
-    assert response.status_code == 503
-    assert json_error(response) == "service_unavailable"
-    assert response.headers.get_list("strict-transport-security") == [HSTS]
+    for answer in (response, avatar):
+        assert answer.status_code == 503
+        assert json_error(answer) == "service_unavailable"
+        assert answer.headers.get_list("strict-transport-security") == [HSTS]

@@ -61,13 +61,18 @@ class Origin(NamedTuple):
 
     def serialize(self) -> str:
         """The canonical text form, ``scheme://host[:port]``, as browsers send it in ``Origin``."""
-        scheme = self.scheme.lower()
+        return f"{self.scheme.lower()}://{self.netloc}"
+
+    @property
+    def netloc(self) -> str:
+        """``host[:port]`` of the canonical form (IPv6 in brackets, no default port): the
+        ``Host`` header browsers send to this origin."""
         host = self.host.lower()
         if ":" in host:
             host = f"[{host}]"
-        if self.port is None or self.port == DEFAULT_PORTS.get(scheme):
-            return f"{scheme}://{host}"
-        return f"{scheme}://{host}:{self.port}"
+        if self.port is None or self.port == DEFAULT_PORTS.get(self.scheme.lower()):
+            return host
+        return f"{host}:{self.port}"
 
     def __str__(self) -> str:
         return self.serialize()

@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from authgate.avatars import describe_avatar_limit
 from authgate.config import Settings
 from authgate.core.origins import DEFAULT_PORTS, parse_origin
 from authgate.errors import (
@@ -285,8 +286,7 @@ def _public(settings: Settings) -> _Public:
     host = f"[{origin.host}]" if ":" in origin.host else origin.host
     if not (_HOST_NAME.fullmatch(origin.host) or ":" in origin.host):
         raise ConfigError(f"AUTHGATE_PUBLIC_URL's host {origin.host!r} cannot be a server_name.")
-    netloc = settings.public_url.split("://", 1)[1]
-    return _Public(host=host, netloc=netloc)
+    return _Public(host=host, netloc=origin.netloc)
 
 
 def _https_redirect_target(settings: Settings, options: NginxOptions, public: _Public) -> str:
@@ -539,9 +539,8 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             "# multipart envelope, the same limit the app applies to this path.",
             f"client_max_body_size {format_nginx_size(avatar_limit)};",
             "# Its own 413 body, naming this limit. An error_page here replaces all the",
-            "# server's, so the others are repeated.",
+            "# server's, so the upstream's is repeated (no limit_req here: no 429).",
             "error_page 413 @authgate_avatar_413;",
-            "error_page 429 @authgate_429;",
             "error_page 502 503 504 =503 @authgate_unavailable;",
             f"proxy_pass {upstream};",
         ],
@@ -549,29 +548,39 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
     errors = [
         (
             "413",
+            "413",
             PayloadTooLargeError.code,
             f"The request body is larger than the limit of {settings.max_body_bytes} bytes.",
         ),
         (
             "avatar_413",
+            "413",
             PayloadTooLargeError.code,
-            f"The image must be at most {settings.avatar_max_bytes / (1024 * 1024):g} MB "
-            f"(the upload is larger than the limit of {avatar_limit} bytes).",
+            f"{describe_avatar_limit(settings.avatar_max_bytes)} The upload is larger than "
+            f"the limit of {avatar_limit} bytes.",
         ),
-        ("429", RateLimitedError.code, "Too many requests; wait a little and try again."),
+        ("429", "429", RateLimitedError.code, "Too many requests; wait a little and try again."),
         (
             "unavailable",
+            "503",
             ServiceUnavailableError.code,
             "The authentication service is not answering; try again shortly.",
         ),
     ]
-    for name, code, message in errors:
-        status = {"unavailable": "503", "avatar_413": "413"}.get(name, name)
+    for name, status, code, message in errors:
         lines += _block(
             f"location @authgate_{name}",
             ["default_type application/json;", f"return {status} {_json_error(code, message)};"],
         )
     return _block("server", lines)
+
+
+def _acme_location(webroot: str) -> list[str]:
+    """certbot's HTTP-01 challenges, served as files from its ``--webroot``."""
+    return _block(
+        "location ^~ /.well-known/acme-challenge/",
+        [f"root {webroot};", "default_type text/plain;", "try_files $uri =404;"],
+    )
 
 
 def _http_server(settings: Settings, options: NginxOptions, public: _Public) -> list[str]:
@@ -585,10 +594,7 @@ def _http_server(settings: Settings, options: NginxOptions, public: _Public) -> 
             "server_tokens off;",
             "",
             "# certbot --webroot -w " + webroot + " answers its challenges from here.",
-            *_block(
-                "location ^~ /.well-known/acme-challenge/",
-                [f"root {webroot};", "default_type text/plain;", "try_files $uri =404;"],
-            ),
+            *_acme_location(webroot),
             *_block("location /", [f"return 301 {target}$request_uri;"]),
         ],
     )
@@ -613,10 +619,7 @@ def _acme_bootstrap_config(options: NginxOptions, public: _Public) -> str:
                 f"server_name {public.host};",
                 "server_tokens off;",
                 "",
-                *_block(
-                    "location ^~ /.well-known/acme-challenge/",
-                    [f"root {webroot};", "default_type text/plain;", "try_files $uri =404;"],
-                ),
+                *_acme_location(webroot),
                 *_block(
                     "location /",
                     ["default_type application/json;", f"return 503 {setting_up};"],

@@ -99,11 +99,22 @@ def _probe_http(
     if base.scheme == "https":
         findings.append(check_hsts(health.headers.get("Strict-Transport-Security")))
         findings.append(
-            check_http_redirect(session, http_url or default_http_url(base), base, timeout=timeout)
+            check_http_redirect(
+                session,
+                http_url or default_http_url(base),
+                base,
+                timeout=timeout,
+                named=http_url is not None,
+            )
         )
+    public_url_probed = True
     if settings is not None:
-        findings.append(check_public_url_probed(base, settings))
-    findings += check_server_report(session, base_url, settings, timeout=timeout)
+        probed = check_public_url_probed(base, settings)
+        public_url_probed = probed.level == "ok"
+        findings.append(probed)
+    findings += check_server_report(
+        session, base_url, settings, timeout=timeout, public_url_probed=public_url_probed
+    )
     if settings is not None:
         for origin in settings.allowlist:
             findings.append(check_preflight(session, base_url, str(origin), timeout=timeout))

@@ -2,8 +2,10 @@
 
 The redirect is probed where browsers send ``http://`` addresses: port 80 of the host (or the
 address given with ``--http-url``). nginx answers plain http sent to its TLS port with a 400
-("The plain HTTP request was sent to HTTPS port"): that port does not serve http, so it is no
-finding against the deployment.
+("The plain HTTP request was sent to HTTPS port"). On a port named with ``--http-url`` that is a
+TLS port probed on purpose, which serves nothing over http: no finding against the deployment.
+On the default port 80 it is a mistake (``listen 80 ssl;``): whoever types ``http://`` gets the
+400 instead of the site.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ def check_http_redirect(
     https_origin: Origin,
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    named: bool = False,
 ) -> Finding:
-    """``http_url`` should answer 301/308 to ``https_origin``."""
+    """``http_url`` should answer 301/308 to ``https_origin``.
+
+    ``named``: the user gave ``http_url`` (``--http-url``); otherwise it is port 80, where
+    browsers go for ``http://``, and a TLS port there is a missing redirect."""
     try:
         response = session.get(http_url, timeout=timeout, allow_redirects=False)
     except requests.RequestException as e:
@@ -56,11 +62,7 @@ def check_http_redirect(
     if status in _REDIRECTS:
         return _redirect_finding(http_url, https_origin, status, location, target)
     if status == 400 and NGINX_PLAIN_HTTP_TO_TLS_PORT in response.text:
-        return _ok(
-            "url.redirect.tls_port",
-            f"{http_url} is a TLS port: it refuses plain http (400) rather than serving it.",
-            "Name the port that redirects to https with --http-url to check the redirect.",
-        )
+        return _tls_port_finding(http_url, named=named)
     if 200 <= status < 300:
         return _error(
             "url.redirect.serves_http",
@@ -73,6 +75,21 @@ def check_http_redirect(
         f"{http_url} answers {status} over plain http instead of redirecting to https: users "
         "typing http:// get an error instead of the site.",
         _FIX_REDIRECT,
+    )
+
+
+def _tls_port_finding(http_url: str, *, named: bool) -> Finding:
+    if named:
+        return _ok(
+            "url.redirect.tls_port",
+            f"{http_url} is a TLS port: it refuses plain http (400) rather than serving it.",
+            "Name the port that redirects to https with --http-url to check the redirect.",
+        )
+    return _warning(
+        "url.redirect.not_redirected",
+        f"{http_url} speaks TLS: it answers plain http with a 400 ({NGINX_PLAIN_HTTP_TO_TLS_PORT}) "
+        "instead of redirecting to https: users typing http:// get an error instead of the site.",
+        _FIX_REDIRECT + " Port 80 listens without `ssl` (`listen 80;`, not `listen 80 ssl;`).",
     )
 
 

@@ -3,7 +3,9 @@
 
 Behind a proxy the app must see the scheme and host browsers use; when it does not (no or too few
 ``AUTHGATE_TRUSTED_PROXIES``, a proxy that does not set ``X-Forwarded-*``), its cookies lose
-``Secure``, its redirects go to http, and every client seems to come from the proxy.
+``Secure``, its redirects go to http, and every client seems to come from the proxy. That is
+judged only when ``--url`` is the public URL: probed elsewhere (gunicorn directly, another
+proxy), the server rightly sees another scheme and host, and ``url.public_url.differs`` says so.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ _FIX_PROXIES = (
     "Set AUTHGATE_TRUSTED_PROXIES to the number of proxies in front of authgate (1 behind one "
     "nginx), and let the proxy set X-Forwarded-For/-Proto/-Host (`authgate nginx` does)."
 )
+# The fix of each kind of problem the server reports (its diagnose ``findings``).
+_FIXES = {
+    "scheme": _FIX_PROXIES,
+    "origin": (
+        "Send the requests from a page on an origin in AUTHGATE_ORIGINS (exactly: scheme, host "
+        "and port); `authgate doctor cors --origin ORIGIN` explains one origin."
+    ),
+    "cookie": (
+        "Log in first and send requests with credentials: 'include'; `authgate doctor cors "
+        "--origin ORIGIN` explains the cookies of a frontend on another site."
+    ),
+}
+# Problems about the scheme and host of the probe itself: judged only through the public URL.
+_VIEW_KINDS = frozenset({"scheme"})
 
 
 def check_public_url_probed(base: Origin, settings: Settings) -> Finding:
@@ -44,38 +60,45 @@ def check_server_report(
     settings: Settings | None,
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    public_url_probed: bool = True,
 ) -> list[Finding]:
-    """The server's own view of a request sent through ``base_url``: its ``problems``, and the
-    scheme, host and public URL it works with."""
+    """The server's own view of a request sent through ``base_url``: its problems, and the
+    scheme, host and public URL it works with.
+
+    ``public_url_probed`` is False when ``base_url`` is not the public URL: the scheme and host
+    the server sees are then not judged (they are not what browsers' requests look like)."""
     try:
         response = session.get(base_url + DIAGNOSE_PATH, timeout=timeout, allow_redirects=False)
         report = response.json()
-        problems = [str(problem) for problem in report["problems"]]
+        problems = [(str(f["kind"]), str(f["message"])) for f in report["findings"]]
         scheme, host, public_url = str(report["scheme"]), str(report["host"]), report["public_url"]
     except requests.RequestException as e:
         return [_no_report(base_url, _request_error(e))]
     except (ValueError, KeyError, TypeError):
         return [_no_report(base_url, "no diagnose report in the answer")]
     findings = [
-        _warning("url.server.problem", f"The server says: {problem}", _FIX_PROXIES)
-        for problem in problems
+        _warning("url.server.problem", f"The server says: {message}", _FIXES.get(kind, ""))
+        for kind, message in problems
+        if public_url_probed or kind not in _VIEW_KINDS
     ]
     public = origin_of_url(str(public_url))
-    if settings is not None and public != parse_origin(settings.public_url):
+    other_settings = _other_settings(str(public_url), public, settings)
+    if other_settings is not None:
+        findings.append(other_settings)
+    if not public_url_probed:
         findings.append(
-            _warning(
-                "url.server.other_settings",
-                f"The server runs with public URL {public_url}, your settings say "
-                f"{settings.public_url}: it runs with other settings.",
-                "Restart authgate with the current settings (check the environment it really "
-                "runs with).",
+            _ok(
+                "url.server.not_judged",
+                f"Through {base_url} the server sees {scheme}://{host}: not judged, as --url is "
+                "not the public URL (browsers' requests arrive through the public URL).",
+                "Probe the public URL to check what the server sees behind its proxy.",
             )
         )
-    elif public is not None and host != _netloc(public):
+    elif other_settings is None and public is not None and host != public.netloc:
         findings.append(
             _warning(
                 "url.server.wrong_host",
-                f"The server sees the host {host!r}, not {_netloc(public)!r} of its public URL: "
+                f"The server sees the host {host!r}, not {public.netloc!r} of its public URL: "
                 "the proxy does not pass the public host, or the app does not trust it.",
                 _FIX_PROXIES,
             )
@@ -91,8 +114,17 @@ def check_server_report(
     return findings
 
 
-def _netloc(origin: Origin) -> str:
-    return origin.serialize().split("://", 1)[1]
+def _other_settings(
+    public_url: str, public: Origin | None, settings: Settings | None
+) -> Finding | None:
+    if settings is None or public == parse_origin(settings.public_url):
+        return None
+    return _warning(
+        "url.server.other_settings",
+        f"The server runs with public URL {public_url}, your settings say "
+        f"{settings.public_url}: it runs with other settings.",
+        "Restart authgate with the current settings (check the environment it really runs with).",
+    )
 
 
 def _no_report(base_url: str, why: str) -> Finding:

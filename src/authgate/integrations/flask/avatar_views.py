@@ -12,6 +12,7 @@ from flask import Blueprint, Response, request, send_from_directory
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from authgate.avatars import describe_avatar_limit
 from authgate.errors import NotFoundError, PayloadTooLargeError, ValidationFailedError
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
@@ -31,7 +32,7 @@ _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"The image must be at most {max_bytes / (1024 * 1024):g} MB.")
+    return PayloadTooLargeError(describe_avatar_limit(max_bytes))
 
 
 @contextmanager
