@@ -16,7 +16,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from authgate.config import OAuthProviderSettings
+from authgate.config import OAuthProviderSettings, Settings
 from authgate.core.clocks import FrozenClock
 from authgate.core.oauth import FlowSecrets
 from authgate.errors import (
@@ -87,8 +87,17 @@ class FakeHttp:
         return response(200, answer)
 
 
+# AUTHGATE_OAUTH_HTTP_TIMEOUT_SECONDS by default.
+DEFAULT_TIMEOUT_SECONDS = Settings.model_fields["oauth_http_timeout_seconds"].default
+
+
 def make_client(
-    http: FakeHttp, clock: FrozenClock, *, kind: str = "oidc", issuer: str = ISSUER, **extra: Any
+    http: FakeHttp,
+    clock: FrozenClock,
+    *,
+    kind: str = "oidc",
+    issuer: str = ISSUER,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> OpenIDConnectClient:
     settings = OAuthProviderSettings(
         kind=kind,  # type: ignore[arg-type]
@@ -97,7 +106,11 @@ def make_client(
         issuer=issuer,
     )
     return OpenIDConnectClient(
-        ProviderInfo("corp", "Corp"), settings, clock, http_get=http, **extra
+        ProviderInfo("corp", "Corp"),
+        settings,
+        clock,
+        timeout_seconds=timeout_seconds,
+        http_get=http,
     )
 
 

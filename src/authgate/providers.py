@@ -20,7 +20,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError as AuthlibOAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from authgate.config import OAuthProviderSettings
+from authgate.config import GOOGLE_ISSUER, OAuthProviderSettings
 from authgate.core.clocks import Clock
 from authgate.core.oauth import (
     ExternalProfile,
@@ -40,9 +40,9 @@ from authgate.errors import (
 
 log = logging.getLogger("authgate.oauth")
 
-# Seconds to wait for a provider to answer (``oauth_http_timeout_seconds``); connecting takes at
-# most 5 of them. A hung provider must not hold a worker.
-DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
+# A call to a provider gets ``oauth_http_timeout_seconds`` as its connect timeout (at most 5 s)
+# and as its read timeout, which bounds each wait for data (requests' timeouts), not the whole
+# call. A hung provider must not hold a worker.
 _MAX_CONNECT_SECONDS = 5.0
 _MAX_RESPONSE_BYTES = 1024 * 1024
 _METADATA_TTL_SECONDS = 3600.0
@@ -52,7 +52,7 @@ _JWKS_MIN_REFRESH_SECONDS = 30.0
 # once, without one) for this long instead of each waiting for a provider that is down.
 _FAILED_FETCH_BACKOFF_SECONDS = 5.0
 # Recognised by Google as its issuer: the preset accepts both spellings (Google documents both).
-GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+GOOGLE_ISSUERS = (GOOGLE_ISSUER, GOOGLE_ISSUER.removeprefix("https://"))
 
 HttpGet = Callable[..., requests.Response]
 """``requests.get``, or a test's stand-in: called as ``get(url, headers=, timeout=,
@@ -83,7 +83,7 @@ def build_provider_clients(
     providers: Mapping[str, OAuthProviderSettings],
     clock: Clock,
     *,
-    timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+    timeout_seconds: float,
 ) -> dict[str, ProviderClient]:
     clients: dict[str, ProviderClient] = {}
     for name, settings in providers.items():
@@ -112,7 +112,7 @@ class _HttpClient:
         info: ProviderInfo,
         settings: OAuthProviderSettings,
         *,
-        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        timeout_seconds: float,
         http_get: HttpGet | None = None,
     ):
         self.info = info
@@ -299,7 +299,7 @@ class OpenIDConnectClient(_HttpClient):
         settings: OAuthProviderSettings,
         clock: Clock,
         *,
-        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        timeout_seconds: float,
         http_get: HttpGet | None = None,
     ):
         super().__init__(info, settings, timeout_seconds=timeout_seconds, http_get=http_get)
@@ -308,7 +308,7 @@ class OpenIDConnectClient(_HttpClient):
         # The ID token's iss may take either spelling for Google (and only for Google).
         self._accepted_issuers: tuple[str, ...] = (
             GOOGLE_ISSUERS
-            if settings.kind == "google" and self.issuer == GOOGLE_ISSUERS[0]
+            if settings.kind == "google" and self.issuer == GOOGLE_ISSUER
             else (self.issuer,)
         )
         wait_seconds = sum(self.timeout)
