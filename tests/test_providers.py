@@ -295,10 +295,10 @@ def test_while_one_refetch_hangs_the_others_use_the_stale_copy_at_once(
     leader, led = in_thread(client.metadata)
     assert gate.entered.wait(10)
 
-    started = time.monotonic()
+    # Had they queued behind the hung fetch, this would block until the gate gave up (10 s),
+    # and the leader would then have no new document.
     others = [client.metadata() for _ in range(5)]
 
-    assert time.monotonic() - started < 0.5  # nobody queued behind the hung fetch
     assert all(m is first for m in others)
     gate.release.set()
     leader.join(10)
