@@ -425,6 +425,33 @@ def test_a_follower_that_gives_up_does_not_get_an_older_fetchs_error(clock: Froz
     assert led["value"].issuer == ISSUER
 
 
+def test_a_follower_of_the_jwks_waits_for_both_calls_of_its_fetch(clock: FrozenClock) -> None:
+    """Fetching the JWKS may first fetch the discovery document: two calls, each of which may
+    take its connect and read timeouts."""
+    key = rsa_key()
+    entered = threading.Event()
+
+    def slow(body: object) -> Callable[[], object]:
+        def answer() -> object:
+            entered.set()
+            time.sleep(0.7)  # within one call's timeouts (0.5 s to connect, 0.5 s to read)
+            return body
+
+        return answer
+
+    http = FakeHttp({DISCOVERY_URL: slow(discovery()), JWKS_URL: slow(jwks(("k1", key)))})
+    client = make_client(http, clock, timeout_seconds=0.5)
+    leader, led = in_thread(lambda: client._signing_keys(refresh=False))
+    assert entered.wait(10)
+
+    keys = client._signing_keys(refresh=False)  # waits: there is no copy yet
+
+    assert list(keys) == ["k1"]
+    leader.join(10)
+    assert led["value"] is keys
+    assert http.calls == {DISCOVERY_URL: 1, JWKS_URL: 1}
+
+
 # JWKS: refreshed on an unknown kid, at most every 30 s ------------------------------------
 
 

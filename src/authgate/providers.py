@@ -386,20 +386,22 @@ class OpenIDConnectClient(_HttpClient):
             if settings.kind == "google" and self.issuer == GOOGLE_ISSUER
             else (self.issuer,)
         )
-        wait_seconds = sum(self.timeout)
+        # What one call may take by its timeouts; followers wait as long as their fetch's calls
+        # may take: the JWKS fetch may first fetch (or wait for) the discovery document.
+        call_seconds = sum(self.timeout)
         self._metadata = _SingleFlight(
             self._fetch_metadata,
             name=info.name,
             clock=clock,
             ttl=_METADATA_TTL_SECONDS,
-            wait_seconds=wait_seconds,
+            wait_seconds=call_seconds,
         )
         self._keys = _SingleFlight(
             self._fetch_keys,
             name=info.name,
             clock=clock,
             ttl=_METADATA_TTL_SECONDS,
-            wait_seconds=wait_seconds,
+            wait_seconds=2 * call_seconds,
             min_refresh=_JWKS_MIN_REFRESH_SECONDS,
         )
 
