@@ -5,8 +5,10 @@ protocol itself is tested end to end against a real OpenID Provider in tests/e2e
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from authgate.config import OAuthProviderSettings
+from authgate import providers
+from authgate.config import OAuthProviderSettings, Settings
 from authgate.core.clocks import FrozenClock
 from authgate.core.oauth import FlowSecrets
 from authgate.errors import (
@@ -87,8 +90,17 @@ class FakeHttp:
         return response(200, answer)
 
 
+# AUTHGATE_OAUTH_HTTP_TIMEOUT_SECONDS by default.
+DEFAULT_TIMEOUT_SECONDS = Settings.model_fields["oauth_http_timeout_seconds"].default
+
+
 def make_client(
-    http: FakeHttp, clock: FrozenClock, *, kind: str = "oidc", issuer: str = ISSUER, **extra: Any
+    http: FakeHttp,
+    clock: FrozenClock,
+    *,
+    kind: str = "oidc",
+    issuer: str = ISSUER,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> OpenIDConnectClient:
     settings = OAuthProviderSettings(
         kind=kind,  # type: ignore[arg-type]
@@ -97,7 +109,11 @@ def make_client(
         issuer=issuer,
     )
     return OpenIDConnectClient(
-        ProviderInfo("corp", "Corp"), settings, clock, http_get=http, **extra
+        ProviderInfo("corp", "Corp"),
+        settings,
+        clock,
+        timeout_seconds=timeout_seconds,
+        http_get=http,
     )
 
 
@@ -239,6 +255,31 @@ def test_after_a_failed_refetch_the_stale_copy_serves_without_asking_again(
     assert http.calls[DISCOVERY_URL] == 3
 
 
+def test_each_login_in_the_backoff_gets_its_own_copy_of_the_error(clock: FrozenClock) -> None:
+    """One exception object raised by many requests would collect all their frames."""
+    http = FakeHttp({DISCOVERY_URL: discovery(issuer="https://evil.example")})
+    client = make_client(http, clock)
+    with pytest.raises(OAuthProviderResponseError) as fetched:
+        client.metadata()
+
+    errors = []
+    for _ in range(3):
+        with pytest.raises(OAuthProviderResponseError) as raised:
+            client.metadata()
+        errors.append(raised.value)
+
+    assert http.calls[DISCOVERY_URL] == 1
+    assert len({id(e) for e in [fetched.value, *errors]}) == 4
+    for error in errors:
+        assert type(error) is OAuthProviderResponseError
+        assert error.code == "oauth_provider_error"
+        assert error.message == fetched.value.message
+        assert "another issuer" in error.message
+        assert error.__cause__ is None and error.__suppress_context__
+    depths = {len(traceback.extract_tb(e.__traceback__)) for e in errors}
+    assert len(depths) == 1  # no error carries the frames of the logins before it
+
+
 # One fetch at a time, without holding a lock across it ------------------------------------
 
 
@@ -270,6 +311,24 @@ def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, An
     return thread, result
 
 
+def waits_for_a_fetch(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is blocked in a ``threading`` wait called by the provider clients
+    (a follower waiting for the fetch in flight), not merely running or in a test's gate."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None and frame.f_code.co_filename != threading.__file__:
+        frame = frame.f_back
+    while frame is not None and frame.f_code.co_filename == threading.__file__:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename == providers.__file__
+
+
+def wait_until_waiting_for_a_fetch(thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 10
+    while not waits_for_a_fetch(thread):
+        assert thread.is_alive() and time.monotonic() < deadline, "it never waited for the fetch"
+        time.sleep(0.005)
+
+
 def test_while_one_refetch_hangs_the_others_use_the_stale_copy_at_once(
     clock: FrozenClock,
 ) -> None:
@@ -282,10 +341,10 @@ def test_while_one_refetch_hangs_the_others_use_the_stale_copy_at_once(
     leader, led = in_thread(client.metadata)
     assert gate.entered.wait(10)
 
-    started = time.monotonic()
+    # Had they queued behind the hung fetch, this would block until the gate gave up (10 s),
+    # and the leader would then have no new document.
     others = [client.metadata() for _ in range(5)]
 
-    assert time.monotonic() - started < 0.5  # nobody queued behind the hung fetch
     assert all(m is first for m in others)
     gate.release.set()
     leader.join(10)
@@ -333,14 +392,64 @@ def test_a_follower_of_a_failed_fetch_gets_its_error(clock: FrozenClock) -> None
     leader, led = in_thread(client.metadata)
     assert gate.entered.wait(10)
     follower, followed = in_thread(client.metadata)
+    wait_until_waiting_for_a_fetch(follower)
 
     gate.release.set()
     leader.join(10)
     follower.join(10)
 
     assert isinstance(led["error"], OAuthProviderUnavailableError)
-    assert isinstance(followed["error"], OAuthProviderUnavailableError)
+    assert type(followed["error"]) is OAuthProviderUnavailableError
+    assert followed["error"] is not led["error"]  # its own, without the leader's frames
+    assert followed["error"].__cause__ is None
     assert http.calls[DISCOVERY_URL] == 1
+
+
+def test_a_follower_that_gives_up_does_not_get_an_older_fetchs_error(clock: FrozenClock) -> None:
+    http = FakeHttp({DISCOVERY_URL: discovery(issuer="https://evil.example")})
+    client = make_client(http, clock, timeout_seconds=0.1)
+    with pytest.raises(OAuthProviderResponseError, match="another issuer"):
+        client.metadata()
+    clock.advance(6)  # past the backoff: the next login fetches again, and that fetch hangs
+    gate = Gate(discovery())
+    http.routes[DISCOVERY_URL] = gate
+    leader, led = in_thread(client.metadata)
+    assert gate.entered.wait(10)
+
+    with pytest.raises(OAuthProviderUnavailableError) as raised:
+        client.metadata()
+
+    assert type(raised.value) is OAuthProviderUnavailableError
+    gate.release.set()
+    leader.join(10)
+    assert led["value"].issuer == ISSUER
+
+
+def test_a_follower_of_the_jwks_waits_for_both_calls_of_its_fetch(clock: FrozenClock) -> None:
+    """Fetching the JWKS may first fetch the discovery document: two calls, each of which may
+    take its connect and read timeouts."""
+    key = rsa_key()
+    entered = threading.Event()
+
+    def slow(body: object) -> Callable[[], object]:
+        def answer() -> object:
+            entered.set()
+            time.sleep(0.7)  # within one call's timeouts (0.5 s to connect, 0.5 s to read)
+            return body
+
+        return answer
+
+    http = FakeHttp({DISCOVERY_URL: slow(discovery()), JWKS_URL: slow(jwks(("k1", key)))})
+    client = make_client(http, clock, timeout_seconds=0.5)
+    leader, led = in_thread(lambda: client._signing_keys(refresh=False))
+    assert entered.wait(10)
+
+    keys = client._signing_keys(refresh=False)  # waits: there is no copy yet
+
+    assert list(keys) == ["k1"]
+    leader.join(10)
+    assert led["value"] is keys
+    assert http.calls == {DISCOVERY_URL: 1, JWKS_URL: 1}
 
 
 # JWKS: refreshed on an unknown kid, at most every 30 s ------------------------------------
@@ -378,6 +487,37 @@ def test_unknown_kids_refetch_the_jwks_at_most_every_30_seconds(clock: FrozenClo
     clock.advance(1)  # 31 s after that refetch
     with pytest.raises(OAuthInvalidIdTokenError):
         verify(client, id_token(forged, "x4", clock))
+    assert http.calls[JWKS_URL] == 3
+
+
+def test_an_unknown_kid_arriving_during_the_hourly_refetch_fetches_after_it(
+    clock: FrozenClock,
+) -> None:
+    """The hourly refetch started before the provider rotated its keys: a token signed with the
+    new key waits for it, then fetches again (that older fetch is no forced refresh)."""
+    old, new = rsa_key(), rsa_key()
+    http = FakeHttp({DISCOVERY_URL: discovery(), JWKS_URL: jwks(("k1", old))})
+    client = make_client(http, clock)
+    verify(client, id_token(old, "k1", clock))
+    clock.advance(3601)
+    gate = Gate(jwks(("k1", old)))  # what the provider sent before it rotated
+    http.routes[JWKS_URL] = gate
+    hourly, refetched = in_thread(lambda: client._signing_keys(refresh=False))
+    assert gate.entered.wait(10)
+    http.routes[JWKS_URL] = jwks(("k2", new), ("k1", old))  # the provider rotates
+    login, logged = in_thread(lambda: verify(client, id_token(new, "k2", clock)))
+    wait_until_waiting_for_a_fetch(login)
+
+    gate.release.set()
+    hourly.join(10)
+    login.join(10)
+
+    assert list(refetched["value"]) == ["k1"]
+    assert "error" not in logged, logged
+    assert logged["value"].subject == "user-1"
+    assert http.calls[JWKS_URL] == 3
+    clock.advance(1)
+    assert verify(client, id_token(new, "k2", clock)).subject == "user-1"
     assert http.calls[JWKS_URL] == 3
 
 

@@ -188,7 +188,7 @@ class Settings(BaseModel):
     oauth_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
     # Where a browser lands after an OAuth login (or its error) when no valid ``next`` was given.
     oauth_default_redirect: str = "/"
-    # How long a call to a provider may take (connecting: at most 5 s of it).
+    # The timeouts of each call to a provider: to connect (at most 5 s) and per read.
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("origins", "api_token_scopes", mode="before")

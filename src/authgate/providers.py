@@ -20,7 +20,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError as AuthlibOAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from authgate.config import OAuthProviderSettings
+from authgate.config import GOOGLE_ISSUER, OAuthProviderSettings
 from authgate.core.clocks import Clock
 from authgate.core.oauth import (
     ExternalProfile,
@@ -40,9 +40,9 @@ from authgate.errors import (
 
 log = logging.getLogger("authgate.oauth")
 
-# Seconds to wait for a provider to answer (``oauth_http_timeout_seconds``); connecting takes at
-# most 5 of them. A hung provider must not hold a worker.
-DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
+# A call to a provider gets ``oauth_http_timeout_seconds`` as its connect timeout (at most 5 s)
+# and as its read timeout, which bounds each wait for data (requests' timeouts), not the whole
+# call. A hung provider must not hold a worker.
 _MAX_CONNECT_SECONDS = 5.0
 _MAX_RESPONSE_BYTES = 1024 * 1024
 _METADATA_TTL_SECONDS = 3600.0
@@ -52,7 +52,7 @@ _JWKS_MIN_REFRESH_SECONDS = 30.0
 # once, without one) for this long instead of each waiting for a provider that is down.
 _FAILED_FETCH_BACKOFF_SECONDS = 5.0
 # Recognised by Google as its issuer: the preset accepts both spellings (Google documents both).
-GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+GOOGLE_ISSUERS = (GOOGLE_ISSUER, GOOGLE_ISSUER.removeprefix("https://"))
 
 HttpGet = Callable[..., requests.Response]
 """``requests.get``, or a test's stand-in: called as ``get(url, headers=, timeout=,
@@ -83,7 +83,7 @@ def build_provider_clients(
     providers: Mapping[str, OAuthProviderSettings],
     clock: Clock,
     *,
-    timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+    timeout_seconds: float,
 ) -> dict[str, ProviderClient]:
     clients: dict[str, ProviderClient] = {}
     for name, settings in providers.items():
@@ -112,7 +112,7 @@ class _HttpClient:
         info: ProviderInfo,
         settings: OAuthProviderSettings,
         *,
-        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        timeout_seconds: float,
         http_get: HttpGet | None = None,
     ):
         self.info = info
@@ -193,14 +193,35 @@ def _http_error(name: str, error: requests.HTTPError) -> OAuthError:
     return OAuthProviderResponseError()
 
 
+def _fresh(error: OAuthError) -> OAuthError:
+    """A new error like ``error`` (its class, code and message), without its traceback: one
+    exception object raised by many logins, in many threads, would collect all their frames."""
+    return type(error)(error.message, details=error.details)
+
+
+class _Flight(Generic[_T]):
+    """One fetch: its number (fetches are numbered in the order they start) and its outcome,
+    set before ``done`` is."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.done = threading.Event()
+        self.value: _T | None = None
+        self.failure: OAuthError | None = None
+
+
 class _SingleFlight(Generic[_T]):
     """A document fetched from a provider and kept for ``ttl`` seconds.
 
     No lock is held while fetching: one fetch is in flight at a time, and the logins that need
     the document meanwhile use the copy in hand, or (without one, or when ``refresh`` asks for
-    a newer one) wait for that fetch, as long as a fetch may take. A failed fetch is not
-    repeated for ``_FAILED_FETCH_BACKOFF_SECONDS``: the copy in hand is used, or the failure
-    raised again at once. A forced ``refresh`` happens at most every ``min_refresh`` seconds."""
+    a newer one) wait for that fetch, at most ``wait_seconds`` (what the fetch's calls may take
+    by their timeouts). A failed fetch is not repeated for ``_FAILED_FETCH_BACKOFF_SECONDS``:
+    the copy in hand is used, or the failure raised again (a new exception each time) at once.
+
+    A forced ``refresh`` is answered by a fetch that started after it was asked for (one in
+    flight before it may predate what the caller needs, say a rotated key), and is made at
+    most every ``min_refresh`` seconds: within that, it is answered by the last forced one."""
 
     def __init__(
         self,
@@ -221,73 +242,127 @@ class _SingleFlight(Generic[_T]):
         self._lock = threading.Lock()
         self._value: _T | None = None
         self._fetched_at = 0.0
-        self._refreshed_at: float | None = None  # the last forced refresh
+        self._fetched_by = 0  # the number of the fetch that gave the value
+        self._started = 0  # fetches started so far
+        self._refreshed_at: float | None = None  # when the last forced refresh started
+        self._refreshed_by = 0  # and its number
         self._failed_at: float | None = None
-        self._failure: OAuthError | None = None
-        self._in_flight: threading.Event | None = None
+        self._failure: OAuthError | None = None  # the last failure, without its traceback
+        self._in_flight: _Flight[_T] | None = None
 
     def get(self, *, refresh: bool = False) -> _T:
-        now = self._clock.timestamp()
+        if refresh:
+            return self._refresh()
         with self._lock:
+            now = self._clock.timestamp()
             value = self._value
-            fresh = value is not None and now - self._fetched_at < self._ttl
-            if refresh and not (
-                self._refreshed_at is None or now - self._refreshed_at >= self._min_refresh
-            ):
-                refresh = False  # refreshed a moment ago: the copy in hand is the newest
-            if value is not None and fresh and not refresh:
+            if value is not None and now - self._fetched_at < self._ttl:
                 return value
-            if self._failed_at is not None and now - self._failed_at < (
-                _FAILED_FETCH_BACKOFF_SECONDS
-            ):
+            if self._in_backoff(now):
+                return self._value_or_failure()
+            flight = self._in_flight
+            if flight is not None:
                 if value is not None:
-                    return value
-                raise self._failure or OAuthProviderUnavailableError()
-            if refresh:
-                self._refreshed_at = now
-            in_flight = self._in_flight
-            if in_flight is None:
-                self._in_flight = threading.Event()
-        if in_flight is not None:
-            return self._wait_for(in_flight, value, refresh=refresh)
-        return self._lead(value)
+                    return value  # a stale copy now beats waiting for the fetch
+                leading = None
+            else:
+                leading = flight = self._start()
+        if leading is not None:
+            return self._lead(leading, value)
+        return self._follow(flight)
 
-    def _wait_for(self, in_flight: threading.Event, value: _T | None, *, refresh: bool) -> _T:
-        if value is not None and not refresh:
-            return value  # a stale copy now beats waiting for the fetch
-        in_flight.wait(self._wait_seconds)
+    def _refresh(self) -> _T:
         with self._lock:
+            now = self._clock.timestamp()
+            if self._refreshed_at is not None and now - self._refreshed_at < self._min_refresh:
+                wanted = self._refreshed_by  # refreshed a moment ago: that fetch is the newest
+            else:
+                wanted = self._started + 1  # a fetch that starts from now on
+            older = self._in_flight
+        # A fetch in flight now started before this refresh was asked for: it may predate what
+        # the caller needs (a key the provider has just rotated in). Let it end, then fetch again.
+        if older is not None and older.number < wanted and not older.done.wait(self._wait_seconds):
+            with self._lock:
+                return self._value_or_unavailable()
+        with self._lock:
+            now = self._clock.timestamp()
+            if self._fetched_by >= wanted and self._value is not None:
+                return self._value
+            flight = self._in_flight  # if any: ``wanted`` or a later one
+            leading = None
+            if flight is None and wanted > self._started:
+                if self._in_backoff(now):
+                    return self._value_or_failure()
+                leading = self._start()
+                self._refreshed_at, self._refreshed_by = now, leading.number
+            stale = self._value
+        if leading is not None:
+            return self._lead(leading, stale)
+        if flight is not None:
+            return self._follow(flight)
+        return self.get()  # the forced refresh this one would use failed: as without one
+
+    def _in_backoff(self, now: float) -> bool:
+        return self._failed_at is not None and now - self._failed_at < (
+            _FAILED_FETCH_BACKOFF_SECONDS
+        )
+
+    def _value_or_failure(self) -> _T:
+        if self._value is not None:
+            return self._value
+        raise _fresh(self._failure or OAuthProviderUnavailableError()) from None
+
+    def _value_or_unavailable(self) -> _T:
+        if self._value is not None:
+            return self._value
+        raise OAuthProviderUnavailableError()
+
+    def _follow(self, flight: _Flight[_T]) -> _T:
+        """Wait for ``flight`` (not holding the lock); its value, else the copy in hand, else
+        its error — or, when it is not over in time, ``OAuthProviderUnavailableError``."""
+        flight.done.wait(self._wait_seconds)
+        with self._lock:
+            if flight.value is not None:
+                return flight.value
             if self._value is not None:
                 return self._value
-            raise self._failure or OAuthProviderUnavailableError()
+            failure = flight.failure if flight.done.is_set() else None
+        if failure is not None:
+            raise _fresh(failure) from None
+        raise OAuthProviderUnavailableError()
 
-    def _lead(self, stale: _T | None) -> _T:
+    def _start(self) -> _Flight[_T]:
+        self._started += 1
+        self._in_flight = _Flight(self._started)
+        return self._in_flight
+
+    def _lead(self, flight: _Flight[_T], stale: _T | None) -> _T:
         try:
             fetched = self._fetch()
         except OAuthError as e:
             with self._lock:
                 self._failed_at = self._clock.timestamp()
-                self._failure = e
-                self._finish_flight()
+                self._failure = flight.failure = _fresh(e)
+                self._finish(flight)
             if stale is None:
                 raise
             log.warning("%s: kept the cached copy after a failed fetch (%s)", self._name, e.code)
             return stale
         except BaseException:
             with self._lock:
-                self._finish_flight()
+                self._finish(flight)
             raise
         with self._lock:
-            self._value = fetched
+            self._value = flight.value = fetched
             self._fetched_at = self._clock.timestamp()
+            self._fetched_by = flight.number
             self._failed_at = self._failure = None
-            self._finish_flight()
+            self._finish(flight)
         return fetched
 
-    def _finish_flight(self) -> None:
-        if self._in_flight is not None:
-            self._in_flight.set()
-            self._in_flight = None
+    def _finish(self, flight: _Flight[_T]) -> None:
+        flight.done.set()
+        self._in_flight = None
 
 
 class OpenIDConnectClient(_HttpClient):
@@ -299,7 +374,7 @@ class OpenIDConnectClient(_HttpClient):
         settings: OAuthProviderSettings,
         clock: Clock,
         *,
-        timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        timeout_seconds: float,
         http_get: HttpGet | None = None,
     ):
         super().__init__(info, settings, timeout_seconds=timeout_seconds, http_get=http_get)
@@ -308,23 +383,25 @@ class OpenIDConnectClient(_HttpClient):
         # The ID token's iss may take either spelling for Google (and only for Google).
         self._accepted_issuers: tuple[str, ...] = (
             GOOGLE_ISSUERS
-            if settings.kind == "google" and self.issuer == GOOGLE_ISSUERS[0]
+            if settings.kind == "google" and self.issuer == GOOGLE_ISSUER
             else (self.issuer,)
         )
-        wait_seconds = sum(self.timeout)
+        # What one call may take by its timeouts; followers wait as long as their fetch's calls
+        # may take: the JWKS fetch may first fetch (or wait for) the discovery document.
+        call_seconds = sum(self.timeout)
         self._metadata = _SingleFlight(
             self._fetch_metadata,
             name=info.name,
             clock=clock,
             ttl=_METADATA_TTL_SECONDS,
-            wait_seconds=wait_seconds,
+            wait_seconds=call_seconds,
         )
         self._keys = _SingleFlight(
             self._fetch_keys,
             name=info.name,
             clock=clock,
             ttl=_METADATA_TTL_SECONDS,
-            wait_seconds=wait_seconds,
+            wait_seconds=2 * call_seconds,
             min_refresh=_JWKS_MIN_REFRESH_SECONDS,
         )
 

@@ -197,7 +197,8 @@ def test_a_hanging_provider_times_out_at_login_as_configured(deployment: OAuthDe
     assert response.headers["Location"] == (
         f"{deployment.public_url}/account?error=oauth_provider_unavailable"
     )
-    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 3, elapsed
+    # It waited for the timeout, and not for ever (loosely bounded: a loaded 2-core machine).
+    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 15, elapsed
     assert deployment.hanging.accepted >= 1
     assert "OAuth with hang failed: oauth_provider_unavailable" in deployment.server.log()
 
@@ -225,7 +226,8 @@ def test_a_provider_hanging_at_the_callback_times_out_as_configured(
     location, elapsed, browser = provider_fails_at_callback(deployment, endpoint, "hang")
 
     assert location == f"{deployment.public_url}/account?error=oauth_provider_unavailable"
-    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 3, elapsed
+    # It waited for the timeout, and not for ever (loosely bounded: a loaded 2-core machine).
+    assert HTTP_TIMEOUT_SECONDS - 0.1 <= elapsed < HTTP_TIMEOUT_SECONDS + 15, elapsed
     assert SESSION_COOKIE not in browser.cookies
 
 

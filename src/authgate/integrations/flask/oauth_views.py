@@ -37,7 +37,12 @@ def _log_name(provider: str) -> str:
 def _redirect(location: str, *, error: AuthError | None = None, provider: str) -> BaseResponse:
     if error is not None:
         log.warning("OAuth with %s failed: %s (%s)", _log_name(provider), error.code, error.message)
-        location = add_query_parameter(location, "error", error.code)
+    return _redirect_with(location, error.code if error is not None else None)
+
+
+def _redirect_with(location: str, error_code: str | None) -> BaseResponse:
+    if error_code is not None:
+        location = add_query_parameter(location, "error", error_code)
     response = redirect(location, code=302)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the callback URL holds the code
@@ -58,14 +63,15 @@ def providers() -> Response:
 
 def _unexpected(provider: str, step: str, redirect_to: str) -> BaseResponse:
     """A browser navigated here: something we did not expect (a database error, a library
-    bug) is logged with the request id and sends it back with ``oauth_failed``, not a 500."""
+    bug) is logged once, with the request id, and sends it back with ``oauth_failed``, not a
+    500."""
     log.exception(
         "OAuth %s with %s failed unexpectedly [request %s]",
         step,
         _log_name(provider),
         current_request_id(),
     )
-    return _redirect(redirect_to, error=OAuthError(), provider=provider)
+    return _redirect_with(redirect_to, OAuthError.code)
 
 
 @blueprint.get("/api/oauth/<provider>/login")
