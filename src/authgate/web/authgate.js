@@ -7,7 +7,8 @@
 //
 // Every request carries `credentials: 'include'` (the session lives in HttpOnly cookies that this
 // code never sees) and the `X-Requested-With` header that authgate's CSRF check requires. An
-// expired access token is refreshed once, automatically, and the request retried.
+// expired access token is refreshed once, automatically, and the request retried (unless its
+// body is a ReadableStream, which can be sent only once).
 //
 // Errors are `AuthgateError`s with a `kind` a UI can act on:
 //   'http'           the server answered 4xx/5xx: `status`, `code`, `message`, `fields` from its body
@@ -15,7 +16,8 @@
 //   'cookie'         logged in, but the browser did not send the session cookie back
 //   'unreachable'    the server is down, or the URL is wrong, or something blocks the request
 // A network failure ("Failed to fetch", which may be CORS or a dead server) is diagnosed against
-// GET /api/auth/diagnose to say which, in `message`.
+// GET /api/auth/diagnose to say which, in `message`. A request that cannot be built at all (a
+// stream body without `duplex: 'half'`, a GET with a body) throws fetch's own TypeError instead.
 
 const CSRF_HEADER = 'X-Requested-With';
 
@@ -53,8 +55,12 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       body = JSON.stringify(body);
     }
     if (!headers.has('Accept')) headers.set('Accept', 'application/json');
+    // Built first, outside the try: a request that cannot be made (a stream without `duplex:
+    // 'half'` or already read, a GET with a body, a bad URL) throws its own TypeError here,
+    // which is the caller's bug, not a network failure to diagnose.
+    const prepared = new Request(base + path, { ...options, headers, body, credentials: 'include' });
     try {
-      return await globalThis.fetch(base + path, { ...options, headers, body, credentials: 'include' });
+      return await globalThis.fetch(prepared);
     } catch (error) {
       if (error?.name === 'AbortError') throw error;
       throw await explainNetworkFailure(error);
@@ -72,13 +78,15 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   }
 
   /** fetch() against the server: a Response, after one automatic refresh if the access token
-   * expired. Throws AuthgateError only when the request could not be made at all. */
+   * expired. Throws AuthgateError only when the request could not be made at all. A
+   * ReadableStream body is read by the first attempt, so that request is not retried: its 401
+   * is the answer (the refresh still happens, so sending it again with a new stream works). */
   async function request(path, options = {}) {
     const response = await send(path, options);
     if (response.status === 401 && !path.startsWith('/api/auth/refresh')) {
       const code = await peekCode(response);
       if (code === 'token_expired' || code === 'authentication_required') {
-        if (await refreshOnce()) return send(path, options);
+        if (await refreshOnce() && !isStream(options.body)) return send(path, options);
       }
     }
     return response;
@@ -235,7 +243,12 @@ function finding(diagnosis, kind) {
 function isBodyInit(body) {
   return typeof body === 'string' || body instanceof FormData || body instanceof Blob
     || body instanceof URLSearchParams || body instanceof ArrayBuffer || ArrayBuffer.isView(body)
-    || (typeof ReadableStream !== 'undefined' && body instanceof ReadableStream);
+    || isStream(body);
+}
+
+/** A body that can be sent only once (the others are read afresh for every request). */
+function isStream(body) {
+  return typeof ReadableStream !== 'undefined' && body instanceof ReadableStream;
 }
 
 function withRefreshLock(task) {
