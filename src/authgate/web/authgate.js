@@ -139,7 +139,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   async function checkCookieArrives() {
     const response = await send('/api/auth/me');
     if (response.ok) return;
-    const data = await response.clone().json().catch(() => null);
+    const data = await response.json().catch(() => null);
     if (response.status !== 401) throw httpError(response, data);
     const diagnosis = await diagnose().catch(() => null);
     if (diagnosis?.session_cookie_received) throw httpError(response, data);
