@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from authgate.deploy.tls import issue_dev_certificate
 from tests.e2e.browser import (
@@ -516,6 +517,55 @@ def test_the_admin_page_searches_edits_roles_and_disables_a_user(
     )
     assert elapsed <= PAGE_REVOCATION_BOUND_SECONDS, elapsed
     screenshot(page, "page-admin-users-disabled")
+    context.close()
+
+
+def test_paging_keeps_next_disabled_on_the_last_page_and_previous_on_the_first(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str]
+) -> None:
+    """The busy paging button gets the state the page gave it, not simply re-enabled. (The
+    list is 60 made-up users over two pages; the admin, the login and /me are real.)"""
+    group, server, api = same_site
+    admin = email("pager")
+    register(server, admin)
+    group.cli("users", "set-roles", admin, "user", "admin")
+    context, page = new_page(browser)
+    asked: list[str] = []
+
+    def users(route: Route) -> None:
+        number = int(parse_qs(urlsplit(route.request.url).query)["page"][0])
+        asked.append(str(number))
+        listed = [
+            {"id": f"u{i}", "email": f"u{i}@example.com", "name": None, "roles": [], "status": "ok"}
+            for i in range((number - 1) * 50, min(number * 50, 60))
+        ]
+        route.fulfill(json={"users": listed, "total": 60, "page": number, "per_page": 50})
+
+    page.route(re.compile(rf"^{re.escape(api)}/api/users\?"), users)
+    page.goto(f"{api}/?next=/admin/users")
+    log_in_on_frontend(page, admin)
+    label, previous, following = (
+        page.locator("#page-label"),
+        page.get_by_role("button", name="Previous page"),
+        page.get_by_role("button", name="Next page"),
+    )
+    expect(label).to_have_text("Page 1 of 2 (60 users)")
+    expect(previous).to_be_disabled()
+    expect(following).to_be_enabled()
+
+    following.click()
+    expect(label).to_have_text("Page 2 of 2 (60 users)")
+    expect(page.locator("#users tr")).to_have_count(10)
+    expect(following).not_to_have_attribute("aria-busy", "true")
+    expect(following).to_be_disabled()
+    expect(previous).to_be_enabled()
+
+    previous.click()
+    expect(label).to_have_text("Page 1 of 2 (60 users)")
+    expect(previous).not_to_have_attribute("aria-busy", "true")
+    expect(previous).to_be_disabled()
+    expect(following).to_be_enabled()
+    assert asked == ["1", "2", "1"]
     context.close()
 
 

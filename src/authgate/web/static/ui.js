@@ -86,10 +86,16 @@ export function complain(error) {
   if (problem) problem.textContent = error?.message ?? String(error);
 }
 
+// The disabled state each busy button returns to: its state before, or what `setDisabled` asked
+// for meanwhile.
+const afterBusy = new WeakMap();
+
 /** Run `action` for `button`: disabled (and aria-busy) while it works, so a double click does
- * not do it twice; a failure is shown with `complain` rather than lost. */
+ * not do it twice; a failure is shown with `complain` rather than lost. Afterwards the button
+ * has its earlier disabled state, or the one `setDisabled` gave it while the action ran. */
 export async function withBusy(button, action) {
   if (button.disabled) return;
+  afterBusy.set(button, button.disabled);
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
   try {
@@ -97,9 +103,16 @@ export async function withBusy(button, action) {
   } catch (error) {
     complain(error);
   } finally {
-    button.disabled = false;
+    button.disabled = afterBusy.get(button);
+    afterBusy.delete(button);
     button.removeAttribute('aria-busy');
   }
+}
+
+/** Disable or enable `button`; while `withBusy` runs for it, once its action is done. */
+export function setDisabled(button, disabled) {
+  if (afterBusy.has(button)) afterBusy.set(button, disabled);
+  else button.disabled = disabled;
 }
 
 /** A table row from cells (strings or nodes). */
