@@ -379,8 +379,42 @@ def test_unticking_every_scope_shows_the_message_on_the_scopes_group(
     expect(boxes.first).to_have_attribute("aria-invalid", "true")
     describedby = page.locator("#token-scopes").get_attribute("aria-describedby") or ""
     assert "scopes-error" in describedby.split()
+    assert [box.get_attribute("aria-describedby") for box in boxes.all()] == [None] * boxes.count()
     expect(page.locator("#tokens")).not_to_contain_text("no scopes")
     screenshot(page, "page-account-token-without-scopes")
+    context.close()
+
+
+def test_with_one_scope_configured_the_message_still_describes_the_scopes_group(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str]
+) -> None:
+    """One checkbox is not a RadioNodeList: the message still goes to the group's fieldset,
+    not to the box. (The scope list is narrowed to one in the browser; the server's 422 is
+    real.)"""
+    _, server, api = same_site
+    address = email("onescope")
+    register(server, address)
+    context, page = new_page(browser)
+
+    def one_scope(route: Route) -> None:
+        options = route.fetch().json()
+        route.fulfill(json={**options, "scopes": ["read"]})
+
+    page.route(f"{api}/api/tokens/scopes", one_scope)
+    log_in_on_account_page(page, api, address)
+    box = page.locator("#token-scopes input[type=checkbox]")
+    expect(box).to_have_count(1)
+
+    page.get_by_label("Token name").fill("no scopes")
+    box.uncheck()
+    page.get_by_role("button", name="Create token").click()
+
+    expect(page.locator("#scopes-error")).to_have_text("Choose at least one scope.")
+    expect(box).to_be_focused()
+    expect(box).to_have_attribute("aria-invalid", "true")
+    assert box.get_attribute("aria-describedby") is None
+    describedby = page.locator("#token-scopes").get_attribute("aria-describedby") or ""
+    assert describedby.split() == ["scopes-error"]
     context.close()
 
 

@@ -10,8 +10,8 @@ export function $(selector, root = document) {
 }
 
 /** Show `error` on `form`: each field message under its input or group of inputs (tied with
- * aria-describedby, marked aria-invalid), anything else in the form's alert; focus the first
- * invalid field (a group's first input) or the alert. */
+ * aria-describedby — to the group's fieldset — and marked aria-invalid), anything else in the
+ * form's alert; focus the first invalid field (a group's first input) or the alert. */
 export function showError(form, error) {
   clearErrors(form);
   const alert = form.querySelector('[role=alert]');
@@ -23,8 +23,7 @@ export function showError(form, error) {
       slot.textContent = message;
       if (!slot.id) slot.id = `${form.id || 'form'}-${name}-error`;
       for (const input of inputs) input.setAttribute('aria-invalid', 'true');
-      // A group (checkboxes of one name) is described as a whole, on its fieldset.
-      describe(inputs.length > 1 ? inputs[0].closest('fieldset') ?? inputs[0] : inputs[0], slot.id);
+      describe(groupOf(inputs[0]) ?? inputs[0], slot.id);
       first ??= inputs[0];
     } else if (alert) {
       alert.textContent += `${name}: ${message} `;
@@ -39,6 +38,15 @@ function fieldInputs(form, name) {
   const item = form.elements.namedItem(name);
   if (!item) return [];
   return item instanceof RadioNodeList ? [...item] : [item];
+}
+
+/** The fieldset that holds `input`'s group — its inputs and no other named ones (the token's
+ * scope checkboxes, however many are configured) — or null: a group is described as a whole. */
+function groupOf(input) {
+  const fieldset = input.closest('fieldset');
+  if (!fieldset) return null;
+  const named = [...fieldset.elements].filter((element) => element.name);
+  return named.every((element) => element.name === input.name) ? fieldset : null;
 }
 
 function describe(element, id) {
