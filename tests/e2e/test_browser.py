@@ -528,9 +528,16 @@ def test_the_admin_page_searches_edits_roles_and_disables_a_user(
     expect(rows.first).to_contain_text(target)
     expect(page.locator("#page-label")).to_have_text("Page 1 of 1 (1 users)")
 
+    page.get_by_label(f"Roles of {target} (space-separated)").fill("user Admin")
+    page.get_by_role("button", name=f"Save roles of {target}").click()
+    expect(page.locator("#page-error")).to_have_text(
+        "Some fields are invalid. Use 1 to 32 lowercase letters, digits, '_', ':' or '-', "
+        "starting with a lowercase letter."
+    )
     page.get_by_label(f"Roles of {target} (space-separated)").fill("user auditor")
     page.get_by_role("button", name=f"Save roles of {target}").click()
     expect(page.locator("#notice")).to_have_text(f"Updated {target}.")
+    expect(page.locator("#page-error")).to_be_empty()
     expect(page.get_by_label(f"Roles of {target} (space-separated)")).to_have_value("user auditor")
     token = api_login(server, target, "target/1")
     assert server.get("/api/auth/me", headers=bearer(token)).json()["user"]["roles"] == [

@@ -79,7 +79,7 @@ export function onSubmit(form, action) {
 }
 
 /** Messages of the page as a whole: `say` in the notice (role=status), `complain` in the
- * page's error area (role=alert) — each clears the other. */
+ * page's error area (role=alert), with the field messages of a 422 — each clears the other. */
 export function say(message) {
   const notice = document.querySelector('#notice');
   const problem = document.querySelector('#page-error');
@@ -91,7 +91,8 @@ export function complain(error) {
   const notice = document.querySelector('#notice');
   const problem = document.querySelector('#page-error') ?? notice;
   if (notice && notice !== problem) notice.textContent = '';
-  if (problem) problem.textContent = error?.message ?? String(error);
+  const fields = Object.values(error?.fields ?? {});
+  if (problem) problem.textContent = [error?.message ?? String(error), ...fields].join(' ');
 }
 
 // The disabled state each busy button returns to: its state before, or what `setDisabled` asked
