@@ -534,6 +534,11 @@ def test_the_admin_page_searches_edits_roles_and_disables_a_user(
         "Some fields are invalid. Use 1 to 32 lowercase letters, digits, '_', ':' or '-', "
         "starting with a lowercase letter."
     )
+    # The list is reloaded after a failed save too: wait for it, or the new row replaces the
+    # input being filled.
+    expect(page.get_by_role("button", name=f"Save roles of {target}")).not_to_have_attribute(
+        "aria-busy", "true"
+    )
     page.get_by_label(f"Roles of {target} (space-separated)").fill("user auditor")
     page.get_by_role("button", name=f"Save roles of {target}").click()
     expect(page.locator("#notice")).to_have_text(f"Updated {target}.")
