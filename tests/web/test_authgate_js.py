@@ -18,8 +18,9 @@ CLIENT = Path(__file__).resolve().parents[2] / "src" / "authgate" / "web" / "aut
 
 # A fake fetch: `routes` maps "METHOD /path" to a response ({status, body}), to "reject" (what
 # fetch does on a CORS refusal or a dead server), or to a list of those answered in turn (the
-# last one from then on). It takes what the real one takes (a URL and options, or a Request),
-# reads the body as the real one does, and records every call in `calls`.
+# last one from then on); an answer with "wait" comes once the script resolves `gate`. It
+# takes what the real one takes (a URL and options, or a Request), reads the body as the real
+# one does, and records every call in `calls`.
 HARNESS = """
 import * as client from './authgate.mjs';
 const routes = ROUTES;
@@ -32,6 +33,7 @@ globalThis.fetch = async (input, options = {}) => {
     body: request.body === null ? null : await request.text() });
   let answer = routes[key] ?? routes[`${key} ${request.credentials}`];
   if (Array.isArray(answer)) answer = answer.length > 1 ? answer.shift() : answer[0];
+  if (answer?.wait) await globalThis.gate;  // answered when the script opens the gate
   if (answer === undefined || answer === 'reject') throw new TypeError('Failed to fetch');
   return new Response(JSON.stringify(answer.body ?? {}), {
     status: answer.status ?? 200, headers: { 'Content-Type': 'application/json' } });
@@ -289,6 +291,34 @@ def test_a_body_that_can_be_read_again_is_retried_after_the_refresh(tmp_path: Pa
         ("POST /api/auth/refresh", None),
         ("POST /upload", "data"),
     ]
+
+
+def test_a_401_that_arrives_after_the_refresh_is_retried_without_a_second_refresh(
+    tmp_path: Path,
+) -> None:
+    """Concurrent calls share one refresh only while it runs: a call sent with the old token
+    whose 401 comes back after the refresh finished retries with the new token."""
+    out = run_client(
+        tmp_path,
+        """
+        let open;
+        globalThis.gate = new Promise((resolve) => { open = resolve; });
+        const slow = auth.fetch('/slow');
+        const fast = await auth.fetch('/fast');
+        open();
+        return [fast.status, (await slow).status];
+        """,
+        {
+            "GET /fast": [EXPIRED, {"body": {}}],
+            "GET /slow": [{**EXPIRED, "wait": True}, {"body": {}}],
+            **REFRESHED,
+        },
+    )
+
+    assert out["result"] == [200, 200]
+    keys = [c["key"] for c in out["calls"]]
+    assert keys.count("POST /api/auth/refresh") == 1, keys
+    assert keys.count("GET /slow") == 2, keys
 
 
 def test_a_request_that_cannot_be_built_throws_its_own_error_undiagnosed(

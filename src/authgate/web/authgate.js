@@ -45,6 +45,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   const base = (baseUrl ?? (local || deployed ? chooseBaseUrl({ local, deployed })
                                               : globalThis.location?.origin ?? '')).replace(/\/+$/, '');
   let refreshing = null;
+  let refreshed = 0;  // successful refreshes so far
 
   async function send(path, options = {}) {
     const headers = new Headers(options.headers || {});
@@ -72,6 +73,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     // wait for it (Web Locks): two refreshes with the same refresh token would look like a
     // replay, which revokes the session.
     refreshing ??= withRefreshLock(() => send('/api/auth/refresh', { method: 'POST' }))
+      .then((response) => { if (response.ok) refreshed += 1; return response; })
       .finally(() => { refreshing = null; });
     const response = await refreshing;
     return response.ok;
@@ -82,11 +84,15 @@ export function createClient({ baseUrl, local, deployed } = {}) {
    * ReadableStream body is read by the first attempt, so that request is not retried: its 401
    * is the answer (the refresh still happens, so sending it again with a new stream works). */
   async function request(path, options = {}) {
+    const before = refreshed;
     const response = await send(path, options);
     if (response.status === 401 && !path.startsWith('/api/auth/refresh')) {
       const code = await peekCode(response);
       if (code === 'token_expired' || code === 'authentication_required') {
-        if (await refreshOnce() && !isStream(options.body)) return send(path, options);
+        // A refresh that finished while this request was out already renewed the token: its
+        // late 401 is retried with it, not answered with a second refresh.
+        const renewed = refreshed !== before || await refreshOnce();
+        if (renewed && !isStream(options.body)) return send(path, options);
       }
     }
     return response;
