@@ -7,8 +7,19 @@ from typing import Any
 
 import pytest
 
+from authgate import schemas
 from authgate.errors import ValidationFailedError
-from authgate.schemas import ApiTokenCreateInput, Input, RegisterInput, UserListQuery, parse_input
+from authgate.schemas import (
+    _PATTERN_MESSAGES,
+    ApiTokenCreateInput,
+    Input,
+    ProfileInput,
+    RegisterInput,
+    UserAccessInput,
+    UserListQuery,
+    _field_message,
+    parse_input,
+)
 
 
 def field_messages(model: type[Input], data: dict[str, Any]) -> dict[str, str]:
@@ -65,3 +76,72 @@ def test_an_invalid_email_keeps_the_reason_without_pydantic_wording() -> None:
 def test_no_message_is_pydantics_raw_text(data: dict[str, Any]) -> None:
     for message in field_messages(ApiTokenCreateInput, data).values():
         assert "should" not in message and "Input" not in message, message
+
+
+def test_a_role_an_admin_typed_with_a_capital_says_what_a_role_may_be() -> None:
+    fields = field_messages(UserAccessInput, {"roles": ["user", "Admin"]})
+
+    assert fields == {
+        "roles.1": (
+            "Use 1 to 32 lowercase letters, digits, '_', ':' or '-', "
+            "starting with a lowercase letter."
+        )
+    }
+
+
+def test_a_username_with_a_space_says_what_a_username_may_be() -> None:
+    fields = field_messages(ProfileInput, {"username": "a b"})
+
+    assert fields == {
+        "username": "Use 3 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    }
+
+
+INPUT_MODELS = [
+    model
+    for model in vars(schemas).values()
+    if isinstance(model, type) and issubclass(model, Input) and model is not Input
+]
+
+
+def patterns_in(schema: object) -> set[str]:
+    if isinstance(schema, dict):
+        found = {schema["pattern"]} if isinstance(schema.get("pattern"), str) else set()
+        return found.union(*(patterns_in(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(patterns_in(value) for value in schema))
+    return set()
+
+
+def test_every_pattern_of_an_input_has_plain_words() -> None:
+    found = set().union(*(patterns_in(model.model_json_schema()) for model in INPUT_MODELS))
+
+    assert found  # the walk sees the patterns (username, roles)
+    assert found <= set(_PATTERN_MESSAGES), found - set(_PATTERN_MESSAGES)
+
+
+WRONG_VALUES: list[object] = [
+    None, True, 1, -1, 1.5, 10**30, "", " ", "x", "Admin", "a b", "x" * 5000, "not-an-email",
+    [], {}, ["x"], [1], [None], ["Admin"], ["a"] * 40, {"a": 1},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", INPUT_MODELS, ids=lambda model: model.__name__)
+def test_no_wrong_value_of_any_input_gets_pydantics_wording(model: type[Input]) -> None:
+    seen = 0
+    for field in model.model_fields:
+        for value in WRONG_VALUES:
+            try:
+                parse_input(model, {field: value})
+            except ValidationFailedError as e:
+                for name, message in e.fields.items():
+                    seen += 1
+                    assert "should" not in message and "Input" not in message, (name, message)
+                    assert "pattern" not in message and "^" not in message, (name, message)
+    assert seen
+
+
+def test_an_error_of_a_kind_not_foreseen_is_invalid_value_not_pydantics_text() -> None:
+    error = {"type": "dict_type", "loc": ("x",), "msg": "Input should be a valid dictionary"}
+
+    assert _field_message(error) == "Invalid value."

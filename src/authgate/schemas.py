@@ -380,20 +380,32 @@ _INVALID_EMAIL = "Enter a valid email address. "
 # Words for one field where the generic message would be vague.
 _NAMED_FIELD_MESSAGES = {
     ("scopes", "too_short"): "Choose at least one scope.",
-    ("username", "string_pattern_mismatch"): (
+}
+
+# What each pattern of an input allows, wherever it is used (a field or a list's items): every
+# pattern in an input model has its words here (tests/test_schemas.py checks).
+_PATTERN_MESSAGES = {
+    USERNAME_PATTERN: (
         "Use 3 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."
     ),
+    ROLE_PATTERN: (
+        "Use 1 to 32 lowercase letters, digits, '_', ':' or '-', starting with a lowercase letter."
+    ),
 }
+
+_INVALID_VALUE = "Invalid value."
 
 
 def _field_message(error: Any) -> str:
     """Plain words for one pydantic error: never pydantic's own "List should have at least 1
-    item after validation, not 0"."""
+    item after validation, not 0" or "String should match pattern '^...'"."""
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
     named = _NAMED_FIELD_MESSAGES.get((str(error["loc"][0]) if error["loc"] else "", kind))
     if named is not None and len(error["loc"]) == 1:
         return named
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_MESSAGES.get(str(ctx.get("pattern")), _INVALID_VALUE)
     if kind in _FIELD_MESSAGES:
         return _FIELD_MESSAGES[kind]
     if kind in _LIMIT_MESSAGES:
@@ -409,8 +421,10 @@ def _field_message(error: Any) -> str:
     if kind == "too_short":
         minimum = ctx.get("min_length", 1)
         return "Give at least one item." if minimum == 1 else f"Give at least {minimum} items."
-    message = str(error.get("msg", "Invalid value."))
-    message = re.sub(r"^Value error, ", "", message)
+    if kind != "value_error":
+        return _INVALID_VALUE  # a kind of error not foreseen: no pydantic wording either
+    # A ValueError's own text: an email check's reason (email-validator's words) or ours.
+    message = re.sub(r"^Value error, ", "", str(error.get("msg", _INVALID_VALUE)))
     return re.sub(r"^value is not a valid email address: ", _INVALID_EMAIL, message)
 
 

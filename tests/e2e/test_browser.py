@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from authgate.deploy.tls import issue_dev_certificate
 from tests.e2e.browser import (
@@ -42,6 +43,11 @@ from tests.e2e.conftest import (
 
 # Below the page's own 5 MB check, so that the server's 413 reaches the page (test_avatar_...).
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
+
+# A change confirmed on a page reaches the server's other worker within its revocation poll
+# (0.25 s without Redis); counted from the confirmation, with room for a loaded 2-core machine.
+# (The tight bounds are tests/e2e/test_revocation_two_processes.py's.)
+PAGE_REVOCATION_BOUND_SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -206,15 +212,18 @@ def test_register_log_in_manage_tokens_and_log_out_everywhere(
     lost_device = api_login(server, address, "lost-device/1")
     page.reload()
     expect(sessions).to_have_count(3)
-    since = time.perf_counter()
     page.get_by_role("button", name="Log out lost-device/1", exact=True).click()
     expect(page.locator("#notice")).to_have_text("That device was logged out.")
     expect(sessions).to_have_count(2)
     expect(page.locator("#sessions")).not_to_contain_text("lost-device/1")
     # The other worker learns of it within its revocation poll (0.25 s without Redis).
-    time_until_status(
-        lambda: server.get("/api/auth/me", headers=bearer(lost_device)), since=since, bound=1.0
+    since = time.perf_counter()
+    elapsed = time_until_status(
+        lambda: server.get("/api/auth/me", headers=bearer(lost_device)),
+        since=since,
+        bound=PAGE_REVOCATION_BOUND_SECONDS,
     )
+    assert elapsed <= PAGE_REVOCATION_BOUND_SECONDS, elapsed
     assert server.get("/api/auth/me", headers=bearer(other_device)).status_code == 200
 
     group.cli("users", "set-roles", address, "user", "admin")
@@ -225,14 +234,17 @@ def test_register_log_in_manage_tokens_and_log_out_everywhere(
     screenshot(page, "page-admin-users")
     page.get_by_role("link", name="Your account").click()
 
-    since = time.perf_counter()
     page.get_by_role("button", name="Log out everywhere").click()
     expect(page).to_have_url(f"{api}/")
     page.goto(f"{api}/account")
     expect(page).to_have_url(f"{api}/?next=%2Faccount")
-    time_until_status(
-        lambda: server.get("/api/auth/me", headers=bearer(other_device)), since=since, bound=1.0
+    since = time.perf_counter()
+    elapsed = time_until_status(
+        lambda: server.get("/api/auth/me", headers=bearer(other_device)),
+        since=since,
+        bound=PAGE_REVOCATION_BOUND_SECONDS,
     )
+    assert elapsed <= PAGE_REVOCATION_BOUND_SECONDS, elapsed
     context.close()
 
 
@@ -367,8 +379,42 @@ def test_unticking_every_scope_shows_the_message_on_the_scopes_group(
     expect(boxes.first).to_have_attribute("aria-invalid", "true")
     describedby = page.locator("#token-scopes").get_attribute("aria-describedby") or ""
     assert "scopes-error" in describedby.split()
+    assert [box.get_attribute("aria-describedby") for box in boxes.all()] == [None] * boxes.count()
     expect(page.locator("#tokens")).not_to_contain_text("no scopes")
     screenshot(page, "page-account-token-without-scopes")
+    context.close()
+
+
+def test_with_one_scope_configured_the_message_still_describes_the_scopes_group(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str]
+) -> None:
+    """One checkbox is not a RadioNodeList: the message still goes to the group's fieldset,
+    not to the box. (The scope list is narrowed to one in the browser; the server's 422 is
+    real.)"""
+    _, server, api = same_site
+    address = email("onescope")
+    register(server, address)
+    context, page = new_page(browser)
+
+    def one_scope(route: Route) -> None:
+        options = route.fetch().json()
+        route.fulfill(json={**options, "scopes": ["read"]})
+
+    page.route(f"{api}/api/tokens/scopes", one_scope)
+    log_in_on_account_page(page, api, address)
+    box = page.locator("#token-scopes input[type=checkbox]")
+    expect(box).to_have_count(1)
+
+    page.get_by_label("Token name").fill("no scopes")
+    box.uncheck()
+    page.get_by_role("button", name="Create token").click()
+
+    expect(page.locator("#scopes-error")).to_have_text("Choose at least one scope.")
+    expect(box).to_be_focused()
+    expect(box).to_have_attribute("aria-invalid", "true")
+    assert box.get_attribute("aria-describedby") is None
+    describedby = page.locator("#token-scopes").get_attribute("aria-describedby") or ""
+    assert describedby.split() == ["scopes-error"]
     context.close()
 
 
@@ -482,9 +528,21 @@ def test_the_admin_page_searches_edits_roles_and_disables_a_user(
     expect(rows.first).to_contain_text(target)
     expect(page.locator("#page-label")).to_have_text("Page 1 of 1 (1 users)")
 
+    page.get_by_label(f"Roles of {target} (space-separated)").fill("user Admin")
+    page.get_by_role("button", name=f"Save roles of {target}").click()
+    expect(page.locator("#page-error")).to_have_text(
+        "Some fields are invalid. Use 1 to 32 lowercase letters, digits, '_', ':' or '-', "
+        "starting with a lowercase letter."
+    )
+    # The list is reloaded after a failed save too: wait for it, or the new row replaces the
+    # input being filled.
+    expect(page.get_by_role("button", name=f"Save roles of {target}")).not_to_have_attribute(
+        "aria-busy", "true"
+    )
     page.get_by_label(f"Roles of {target} (space-separated)").fill("user auditor")
     page.get_by_role("button", name=f"Save roles of {target}").click()
     expect(page.locator("#notice")).to_have_text(f"Updated {target}.")
+    expect(page.locator("#page-error")).to_be_empty()
     expect(page.get_by_label(f"Roles of {target} (space-separated)")).to_have_value("user auditor")
     token = api_login(server, target, "target/1")
     assert server.get("/api/auth/me", headers=bearer(token)).json()["user"]["roles"] == [
@@ -492,16 +550,68 @@ def test_the_admin_page_searches_edits_roles_and_disables_a_user(
         "auditor",
     ]
 
-    since = time.perf_counter()
     page.get_by_role("button", name=f"Disable {target}").click()
     expect(page.get_by_role("button", name=f"Enable {target}")).to_be_visible()
     expect(rows.first).to_contain_text("disabled")
     refused = server.post("/api/auth/login", json={"login": target, "password": PASSWORD})
     assert refused.status_code == 401 and error_code(refused) == "invalid_credentials"
-    time_until_status(
-        lambda: server.get("/api/auth/me", headers=bearer(token)), since=since, bound=1.0
+    since = time.perf_counter()
+    elapsed = time_until_status(
+        lambda: server.get("/api/auth/me", headers=bearer(token)),
+        since=since,
+        bound=PAGE_REVOCATION_BOUND_SECONDS,
     )
+    assert elapsed <= PAGE_REVOCATION_BOUND_SECONDS, elapsed
     screenshot(page, "page-admin-users-disabled")
+    context.close()
+
+
+def test_paging_keeps_next_disabled_on_the_last_page_and_previous_on_the_first(
+    browser: Browser, same_site: tuple[ServerGroup, Server, str]
+) -> None:
+    """The busy paging button gets the state the page gave it, not simply re-enabled. (The
+    list is 60 made-up users over two pages; the admin, the login and /me are real.)"""
+    group, server, api = same_site
+    admin = email("pager")
+    register(server, admin)
+    group.cli("users", "set-roles", admin, "user", "admin")
+    context, page = new_page(browser)
+    asked: list[str] = []
+
+    def users(route: Route) -> None:
+        number = int(parse_qs(urlsplit(route.request.url).query)["page"][0])
+        asked.append(str(number))
+        listed = [
+            {"id": f"u{i}", "email": f"u{i}@example.com", "name": None, "roles": [], "status": "ok"}
+            for i in range((number - 1) * 50, min(number * 50, 60))
+        ]
+        route.fulfill(json={"users": listed, "total": 60, "page": number, "per_page": 50})
+
+    page.route(re.compile(rf"^{re.escape(api)}/api/users\?"), users)
+    page.goto(f"{api}/?next=/admin/users")
+    log_in_on_frontend(page, admin)
+    label, previous, following = (
+        page.locator("#page-label"),
+        page.get_by_role("button", name="Previous page"),
+        page.get_by_role("button", name="Next page"),
+    )
+    expect(label).to_have_text("Page 1 of 2 (60 users)")
+    expect(previous).to_be_disabled()
+    expect(following).to_be_enabled()
+
+    following.click()
+    expect(label).to_have_text("Page 2 of 2 (60 users)")
+    expect(page.locator("#users tr")).to_have_count(10)
+    expect(following).not_to_have_attribute("aria-busy", "true")
+    expect(following).to_be_disabled()
+    expect(previous).to_be_enabled()
+
+    previous.click()
+    expect(label).to_have_text("Page 1 of 2 (60 users)")
+    expect(previous).not_to_have_attribute("aria-busy", "true")
+    expect(previous).to_be_disabled()
+    expect(following).to_be_enabled()
+    assert asked == ["1", "2", "1"]
     context.close()
 
 

@@ -16,31 +16,38 @@ from authgate.core.origins import CookiePolicy, OriginAllowlist
 
 CLIENT = Path(__file__).resolve().parents[2] / "src" / "authgate" / "web" / "authgate.js"
 
-# A fake fetch: `routes` maps "METHOD /path" to a response ({status, body}) or to "reject"
-# (what fetch does on a CORS refusal or a dead server); every call is recorded in `calls`.
+# A fake fetch: `routes` maps "METHOD /path" to a response ({status, body}), to "reject" (what
+# fetch does on a CORS refusal or a dead server), or to a list of those answered in turn (the
+# last one from then on); an answer with "wait" comes once the script resolves `gate`. It
+# takes what the real one takes (a URL and options, or a Request), reads the body as the real
+# one does, and records every call in `calls`.
 HARNESS = """
 import * as client from './authgate.mjs';
 const routes = ROUTES;
 const calls = [];
-globalThis.fetch = async (url, options = {}) => {
-  const path = new URL(url).pathname;
-  const key = `${options.method ?? 'GET'} ${path}`;
-  const body = options.body;
-  calls.push({ key, credentials: options.credentials ?? null,
-    contentType: new Headers(options.headers ?? {}).get('Content-Type'),
-    bodyType: body === undefined ? null : Object.prototype.toString.call(body),
-    body: typeof body === 'string' ? body : null });
-  const answer = routes[key] ?? routes[`${key} ${options.credentials}`];
+globalThis.fetch = async (input, options = {}) => {
+  const request = new Request(input, options);
+  const key = `${request.method} ${new URL(request.url).pathname}`;
+  calls.push({ key, credentials: request.credentials,
+    contentType: request.headers.get('Content-Type'),
+    body: request.body === null ? null : await request.text() });
+  let answer = routes[key] ?? routes[`${key} ${request.credentials}`];
+  if (Array.isArray(answer)) answer = answer.length > 1 ? answer.shift() : answer[0];
+  if (answer?.wait) await globalThis.gate;  // answered when the script opens the gate
   if (answer === undefined || answer === 'reject') throw new TypeError('Failed to fetch');
   return new Response(JSON.stringify(answer.body ?? {}), {
     status: answer.status ?? 200, headers: { 'Content-Type': 'application/json' } });
 };
 const auth = client.createClient({ baseUrl: 'http://localhost:8086/' });
+const stream = (text) => new ReadableStream({ start(controller) {
+  controller.enqueue(new TextEncoder().encode(text));
+  controller.close();
+} });
 let result, error = null;
 try {
   result = await (async () => { SCRIPT })();
 } catch (e) {
-  error = { kind: e.kind ?? null, status: e.status ?? null, code: e.code ?? null,
+  error = { name: e.name, kind: e.kind ?? null, status: e.status ?? null, code: e.code ?? null,
             message: e.message };
 }
 console.log(JSON.stringify({ result: result ?? null, error, calls }));
@@ -172,6 +179,7 @@ def test_login_followed_by_a_server_error_is_that_error_not_a_cookie_problem(
     )
 
     assert out["error"] == {
+        "name": "AuthgateError",
         "kind": "http",
         "status": 503,
         "code": "unavailable",
@@ -196,29 +204,138 @@ def test_a_401_although_the_cookie_arrived_is_not_called_a_cookie_problem(
 
 
 def test_bodies_fetch_understands_pass_through_and_objects_become_json(tmp_path: Path) -> None:
+    """What was sent is what fetch makes of each body itself (its own Content-Type, if any);
+    only the plain object became JSON."""
     ok: dict[str, Any] = {"body": {}}
     out = run_client(
         tmp_path,
         """
         await auth.fetch('/form', { method: 'POST', body: new URLSearchParams({ a: '1' }) });
-        await auth.fetch('/bytes', { method: 'POST', body: new Uint8Array([1, 2]).buffer });
-        await auth.fetch('/view', { method: 'POST', body: new Uint8Array([1, 2]) });
+        await auth.fetch('/bytes', { method: 'POST', body: new Uint8Array([65, 66]).buffer });
+        await auth.fetch('/view', { method: 'POST', body: new Uint8Array([67, 68]) });
         await auth.fetch('/blob', { method: 'POST', body: new Blob(['x']) });
+        await auth.fetch('/stream', { method: 'POST', body: stream('flow'), duplex: 'half' });
         await auth.fetch('/text', { method: 'POST', body: 'plain' });
         await auth.fetch('/object', { method: 'POST', body: { a: 1 } });
         """,
-        {f"POST /{name}": ok for name in ("form", "bytes", "view", "blob", "text", "object")},
+        {
+            f"POST /{name}": ok
+            for name in ("form", "bytes", "view", "blob", "stream", "text", "object")
+        },
     )
 
-    sent = {c["key"]: (c["bodyType"], c["contentType"], c["body"]) for c in out["calls"]}
+    sent = {c["key"]: (c["contentType"], c["body"]) for c in out["calls"]}
     assert sent == {
-        "POST /form": ("[object URLSearchParams]", None, None),
-        "POST /bytes": ("[object ArrayBuffer]", None, None),
-        "POST /view": ("[object Uint8Array]", None, None),
-        "POST /blob": ("[object Blob]", None, None),
-        "POST /text": ("[object String]", None, "plain"),
-        "POST /object": ("[object String]", "application/json", '{"a":1}'),
+        "POST /form": ("application/x-www-form-urlencoded;charset=UTF-8", "a=1"),
+        "POST /bytes": (None, "AB"),
+        "POST /view": (None, "CD"),
+        "POST /blob": (None, "x"),
+        "POST /stream": (None, "flow"),
+        "POST /text": ("text/plain;charset=UTF-8", "plain"),
+        "POST /object": ("application/json", '{"a":1}'),
     }
+
+
+EXPIRED = {"status": 401, "body": {"error": {"code": "token_expired", "message": "Expired."}}}
+REFRESHED = {"POST /api/auth/refresh": {"body": {"expires_in": 900}}}
+
+
+def test_a_stream_body_is_not_sent_again_after_the_refresh(tmp_path: Path) -> None:
+    """The first attempt read the stream: the 401 is the answer, not an ``unreachable`` error
+    from re-sending a used stream; the refresh still happened, for the caller's next try."""
+    out = run_client(
+        tmp_path,
+        """
+        const response = await auth.fetch('/upload',
+          { method: 'POST', body: stream('data'), duplex: 'half' });
+        return { status: response.status, code: (await response.json()).error.code };
+        """,
+        {"POST /upload": [EXPIRED, {"body": {}}], **REFRESHED},
+    )
+
+    assert out["error"] is None, out["error"]
+    assert out["result"] == {"status": 401, "code": "token_expired"}
+    assert [c["key"] for c in out["calls"]] == ["POST /upload", "POST /api/auth/refresh"]
+
+
+def test_a_stream_body_through_json_throws_the_servers_401(tmp_path: Path) -> None:
+    out = run_client(
+        tmp_path,
+        "return auth.json('/upload', { method: 'POST', body: stream('data'), duplex: 'half' });",
+        {"POST /upload": [EXPIRED, {"body": {}}], **REFRESHED},
+    )
+
+    assert out["error"] == {
+        "name": "AuthgateError",
+        "kind": "http",
+        "status": 401,
+        "code": "token_expired",
+        "message": "Expired.",
+    }
+    assert [c["key"] for c in out["calls"]] == ["POST /upload", "POST /api/auth/refresh"]
+
+
+def test_a_body_that_can_be_read_again_is_retried_after_the_refresh(tmp_path: Path) -> None:
+    out = run_client(
+        tmp_path,
+        """
+        const response = await auth.fetch('/upload', { method: 'POST', body: new Blob(['data']) });
+        return response.status;
+        """,
+        {"POST /upload": [EXPIRED, {"status": 201, "body": {}}], **REFRESHED},
+    )
+
+    assert out["result"] == 201
+    assert [(c["key"], c["body"]) for c in out["calls"]] == [
+        ("POST /upload", "data"),
+        ("POST /api/auth/refresh", None),
+        ("POST /upload", "data"),
+    ]
+
+
+def test_a_401_that_arrives_after_the_refresh_is_retried_without_a_second_refresh(
+    tmp_path: Path,
+) -> None:
+    """Concurrent calls share one refresh only while it runs: a call sent with the old token
+    whose 401 comes back after the refresh finished retries with the new token."""
+    out = run_client(
+        tmp_path,
+        """
+        let open;
+        globalThis.gate = new Promise((resolve) => { open = resolve; });
+        const slow = auth.fetch('/slow');
+        const fast = await auth.fetch('/fast');
+        open();
+        return [fast.status, (await slow).status];
+        """,
+        {
+            "GET /fast": [EXPIRED, {"body": {}}],
+            "GET /slow": [{**EXPIRED, "wait": True}, {"body": {}}],
+            **REFRESHED,
+        },
+    )
+
+    assert out["result"] == [200, 200]
+    keys = [c["key"] for c in out["calls"]]
+    assert keys.count("POST /api/auth/refresh") == 1, keys
+    assert keys.count("GET /slow") == 2, keys
+
+
+def test_a_request_that_cannot_be_built_throws_its_own_error_undiagnosed(
+    tmp_path: Path,
+) -> None:
+    """A stream without ``duplex: 'half'`` (Chromium and Node refuse it) is the caller's bug:
+    fetch's TypeError, not "Cannot reach the authentication server"."""
+    out = run_client(
+        tmp_path,
+        "return auth.fetch('/upload', { method: 'POST', body: stream('data') });",
+        {"POST /upload": {"body": {}}, "GET /api/auth/diagnose": {"body": {}}},
+    )
+
+    assert out["error"]["name"] == "TypeError"
+    assert out["error"]["kind"] is None
+    assert "duplex" in out["error"]["message"]
+    assert out["calls"] == []  # nothing sent, no diagnosis asked for
 
 
 def test_choose_base_url_by_the_pages_hostname(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@
 //
 // Every request carries `credentials: 'include'` (the session lives in HttpOnly cookies that this
 // code never sees) and the `X-Requested-With` header that authgate's CSRF check requires. An
-// expired access token is refreshed once, automatically, and the request retried.
+// expired access token is refreshed once, automatically, and the request retried (unless its
+// body is a ReadableStream, which can be sent only once).
 //
 // Errors are `AuthgateError`s with a `kind` a UI can act on:
 //   'http'           the server answered 4xx/5xx: `status`, `code`, `message`, `fields` from its body
@@ -15,7 +16,8 @@
 //   'cookie'         logged in, but the browser did not send the session cookie back
 //   'unreachable'    the server is down, or the URL is wrong, or something blocks the request
 // A network failure ("Failed to fetch", which may be CORS or a dead server) is diagnosed against
-// GET /api/auth/diagnose to say which, in `message`.
+// GET /api/auth/diagnose to say which, in `message`. A request that cannot be built at all (a
+// stream body without `duplex: 'half'`, a GET with a body) throws fetch's own TypeError instead.
 
 const CSRF_HEADER = 'X-Requested-With';
 
@@ -43,6 +45,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   const base = (baseUrl ?? (local || deployed ? chooseBaseUrl({ local, deployed })
                                               : globalThis.location?.origin ?? '')).replace(/\/+$/, '');
   let refreshing = null;
+  let refreshed = 0;  // successful refreshes so far
 
   async function send(path, options = {}) {
     const headers = new Headers(options.headers || {});
@@ -53,8 +56,12 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       body = JSON.stringify(body);
     }
     if (!headers.has('Accept')) headers.set('Accept', 'application/json');
+    // Built first, outside the try: a request that cannot be made (a stream without `duplex:
+    // 'half'` or already read, a GET with a body, a bad URL) throws its own TypeError here,
+    // which is the caller's bug, not a network failure to diagnose.
+    const prepared = new Request(base + path, { ...options, headers, body, credentials: 'include' });
     try {
-      return await globalThis.fetch(base + path, { ...options, headers, body, credentials: 'include' });
+      return await globalThis.fetch(prepared);
     } catch (error) {
       if (error?.name === 'AbortError') throw error;
       throw await explainNetworkFailure(error);
@@ -66,19 +73,26 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     // wait for it (Web Locks): two refreshes with the same refresh token would look like a
     // replay, which revokes the session.
     refreshing ??= withRefreshLock(() => send('/api/auth/refresh', { method: 'POST' }))
+      .then((response) => { if (response.ok) refreshed += 1; return response; })
       .finally(() => { refreshing = null; });
     const response = await refreshing;
     return response.ok;
   }
 
   /** fetch() against the server: a Response, after one automatic refresh if the access token
-   * expired. Throws AuthgateError only when the request could not be made at all. */
+   * expired. Throws AuthgateError only when the request could not be made at all. A
+   * ReadableStream body is read by the first attempt, so that request is not retried: its 401
+   * is the answer (the refresh still happens, so sending it again with a new stream works). */
   async function request(path, options = {}) {
+    const before = refreshed;
     const response = await send(path, options);
     if (response.status === 401 && !path.startsWith('/api/auth/refresh')) {
       const code = await peekCode(response);
       if (code === 'token_expired' || code === 'authentication_required') {
-        if (await refreshOnce()) return send(path, options);
+        // A refresh that finished while this request was out already renewed the token: its
+        // late 401 is retried with it, not answered with a second refresh.
+        const renewed = refreshed !== before || await refreshOnce();
+        if (renewed && !isStream(options.body)) return send(path, options);
       }
     }
     return response;
@@ -131,7 +145,7 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   async function checkCookieArrives() {
     const response = await send('/api/auth/me');
     if (response.ok) return;
-    const data = await response.clone().json().catch(() => null);
+    const data = await response.json().catch(() => null);
     if (response.status !== 401) throw httpError(response, data);
     const diagnosis = await diagnose().catch(() => null);
     if (diagnosis?.session_cookie_received) throw httpError(response, data);
@@ -235,7 +249,12 @@ function finding(diagnosis, kind) {
 function isBodyInit(body) {
   return typeof body === 'string' || body instanceof FormData || body instanceof Blob
     || body instanceof URLSearchParams || body instanceof ArrayBuffer || ArrayBuffer.isView(body)
-    || (typeof ReadableStream !== 'undefined' && body instanceof ReadableStream);
+    || isStream(body);
+}
+
+/** A body that can be sent only once (the others are read afresh for every request). */
+function isStream(body) {
+  return typeof ReadableStream !== 'undefined' && body instanceof ReadableStream;
 }
 
 function withRefreshLock(task) {

@@ -1,4 +1,6 @@
-import { $, auth, button, complain, onSubmit, requireUser, row, say, withBusy } from './ui.js';
+import {
+  $, auth, button, complain, onSubmit, requireUser, row, say, setDisabled, withBusy,
+} from './ui.js';
 
 const me = await requireUser();
 const PER_PAGE = 50;
@@ -25,8 +27,8 @@ async function load() {
 }
 
 function showPaging() {
-  $('#previous').disabled = page <= 1;
-  $('#next').disabled = page >= pages;
+  setDisabled($('#previous'), page <= 1);
+  setDisabled($('#next'), page >= pages);
 }
 
 function userRow(user) {
@@ -62,10 +64,7 @@ onSubmit($('#search-form'), async (data) => {
   await load();
 });
 for (const [id, step] of [['#previous', -1], ['#next', 1]]) {
-  $(id).addEventListener('click', async (event) => {
-    await withBusy(event.currentTarget, () => goTo(page + step));
-    showPaging();  // withBusy re-enabled the button: on the last page "Next" stays disabled
-  });
+  $(id).addEventListener('click', (event) => withBusy(event.currentTarget, () => goTo(page + step)));
 }
 
 /** Show page `number`; on failure stay on the page shown. */

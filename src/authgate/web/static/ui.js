@@ -10,8 +10,8 @@ export function $(selector, root = document) {
 }
 
 /** Show `error` on `form`: each field message under its input or group of inputs (tied with
- * aria-describedby, marked aria-invalid), anything else in the form's alert; focus the first
- * invalid field (a group's first input) or the alert. */
+ * aria-describedby — to the group's fieldset — and marked aria-invalid), anything else in the
+ * form's alert; focus the first invalid field (a group's first input) or the alert. */
 export function showError(form, error) {
   clearErrors(form);
   const alert = form.querySelector('[role=alert]');
@@ -23,8 +23,7 @@ export function showError(form, error) {
       slot.textContent = message;
       if (!slot.id) slot.id = `${form.id || 'form'}-${name}-error`;
       for (const input of inputs) input.setAttribute('aria-invalid', 'true');
-      // A group (checkboxes of one name) is described as a whole, on its fieldset.
-      describe(inputs.length > 1 ? inputs[0].closest('fieldset') ?? inputs[0] : inputs[0], slot.id);
+      describe(groupOf(inputs[0]) ?? inputs[0], slot.id);
       first ??= inputs[0];
     } else if (alert) {
       alert.textContent += `${name}: ${message} `;
@@ -39,6 +38,15 @@ function fieldInputs(form, name) {
   const item = form.elements.namedItem(name);
   if (!item) return [];
   return item instanceof RadioNodeList ? [...item] : [item];
+}
+
+/** The fieldset that holds `input`'s group — its inputs and no other named ones (the token's
+ * scope checkboxes, however many are configured) — or null: a group is described as a whole. */
+function groupOf(input) {
+  const fieldset = input.closest('fieldset');
+  if (!fieldset) return null;
+  const named = [...fieldset.elements].filter((element) => element.name);
+  return named.every((element) => element.name === input.name) ? fieldset : null;
 }
 
 function describe(element, id) {
@@ -71,7 +79,7 @@ export function onSubmit(form, action) {
 }
 
 /** Messages of the page as a whole: `say` in the notice (role=status), `complain` in the
- * page's error area (role=alert) — each clears the other. */
+ * page's error area (role=alert), with the field messages of a 422 — each clears the other. */
 export function say(message) {
   const notice = document.querySelector('#notice');
   const problem = document.querySelector('#page-error');
@@ -83,13 +91,20 @@ export function complain(error) {
   const notice = document.querySelector('#notice');
   const problem = document.querySelector('#page-error') ?? notice;
   if (notice && notice !== problem) notice.textContent = '';
-  if (problem) problem.textContent = error?.message ?? String(error);
+  const fields = Object.values(error?.fields ?? {});
+  if (problem) problem.textContent = [error?.message ?? String(error), ...fields].join(' ');
 }
 
+// The disabled state each busy button returns to: its state before, or what `setDisabled` asked
+// for meanwhile.
+const afterBusy = new WeakMap();
+
 /** Run `action` for `button`: disabled (and aria-busy) while it works, so a double click does
- * not do it twice; a failure is shown with `complain` rather than lost. */
+ * not do it twice; a failure is shown with `complain` rather than lost. Afterwards the button
+ * has its earlier disabled state, or the one `setDisabled` gave it while the action ran. */
 export async function withBusy(button, action) {
   if (button.disabled) return;
+  afterBusy.set(button, button.disabled);
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
   try {
@@ -97,9 +112,16 @@ export async function withBusy(button, action) {
   } catch (error) {
     complain(error);
   } finally {
-    button.disabled = false;
+    button.disabled = afterBusy.get(button);
+    afterBusy.delete(button);
     button.removeAttribute('aria-busy');
   }
+}
+
+/** Disable or enable `button`; while `withBusy` runs for it, once its action is done. */
+export function setDisabled(button, disabled) {
+  if (afterBusy.has(button)) afterBusy.set(button, disabled);
+  else button.disabled = disabled;
 }
 
 /** A table row from cells (strings or nodes). */
