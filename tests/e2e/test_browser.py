@@ -128,7 +128,7 @@ def log_in_on_account_page(page: Page, api: str, address: str) -> None:
     expect(page.locator("#email")).to_have_text(address)
 
 
-def reload_until_visible(page: Page, link: Locator, bound_seconds: float = 2.0) -> None:
+def reload_until_visible(page: Page, link: Locator, bound_seconds: float = 10.0) -> None:
     """Reload the account page until ``link`` shows: a change made by the CLI (another
     process) reaches each worker within its revocation poll."""
     deadline = time.monotonic() + bound_seconds
