@@ -34,6 +34,7 @@ def diagnose_request(
     allowlist: OriginAllowlist,
     cookie_policy: CookiePolicy,
     cookie_name: str,
+    trusted_proxies: int = 0,
 ) -> dict[str, Any]:
     """The report: what arrived, what is configured, and ``problems`` with their fixes.
 
@@ -82,12 +83,19 @@ def diagnose_request(
             )
     expected_scheme = own.scheme
     if request.scheme != expected_scheme:
-        found(
-            "scheme",
-            f"The server sees {request.scheme}:// but its public URL is {public_url}: behind a "
-            "reverse proxy, set AUTHGATE_TRUSTED_PROXIES to the number of proxies so that "
-            "X-Forwarded-Proto/-For/-Host are trusted.",
-        )
+        seen = f"The server sees {request.scheme}:// but its public URL is {public_url}: "
+        if trusted_proxies:
+            fix = (
+                f"AUTHGATE_TRUSTED_PROXIES is {trusted_proxies}, so the proxy in front did not "
+                "send X-Forwarded-Proto (nginx: proxy_set_header X-Forwarded-Proto $scheme;), "
+                "or there are more proxies than that number."
+            )
+        else:
+            fix = (
+                "behind a reverse proxy, set AUTHGATE_TRUSTED_PROXIES to the number of proxies "
+                "so that X-Forwarded-Proto/-For/-Host are trusted."
+            )
+        found("scheme", seen + fix)
     return {
         "origin": request.origin,
         "origin_allowed": allowed if request.origin is not None else None,

@@ -45,6 +45,7 @@ def diagnose() -> Response:
         allowlist=ext.transport.allowlist,
         cookie_policy=ext.transport.cookie_policy,
         cookie_name=ext.settings.session_cookie_name,
+        trusted_proxies=ext.settings.trusted_proxies,
     )
     response = jsonify(report)
     response.headers["Cache-Control"] = "no-store"
