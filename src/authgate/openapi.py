@@ -128,6 +128,12 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 401, 403, 422, 429),
     ),
     Operation(
+        "get",
+        "/api/auth/me/avatar",
+        "What an avatar upload may be (size limit, image types), for forms",
+        errors=(401, 403),
+    ),
+    Operation(
         "post",
         "/api/auth/me/avatar",
         "Upload an avatar (JPEG, PNG or GIF, multipart field 'avatar'); it is re-encoded",

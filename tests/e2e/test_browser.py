@@ -41,7 +41,7 @@ from tests.e2e.conftest import (
     time_until_status,
 )
 
-# Below the page's own 5 MB check, so that the server's 413 reaches the page (test_avatar_...).
+# Not the default (5 MB): the account page must take its limit from the server.
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
 
 # A change confirmed on a page reaches the server's other worker within its revocation poll
@@ -272,16 +272,38 @@ def test_avatar_upload_on_the_account_page(
     assert page.evaluate("document.querySelector('#avatar').naturalWidth") == 512
     screenshot(page, "page-account-avatar")
 
+    # The page knows the server's limit: a larger file is refused before it is sent.
+    expect(page.locator("#avatar-hint")).to_have_text("(JPEG, PNG or GIF, at most 2 MB)")
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.method) if r.url.endswith("/avatar") else None)
     page.get_by_label("Avatar").set_input_files(str(huge))
     page.get_by_role("button", name="Upload avatar").click()
-    expect(page.locator("#avatar-error")).to_contain_text("larger than 5 MB")
+    expect(page.locator("#avatar-error")).to_have_text("The image must be at most 2 MB.")
     expect(page.get_by_label("Avatar")).to_have_attribute("aria-invalid", "true")
+    assert "POST" not in uploads
     screenshot(page, "page-account-avatar-too-large")
+    context.close()
 
-    # Under the page's 5 MB but over this server's limit: the server's own 413 is shown.
+    # A page that believes in a larger limit (its options say 64 MB): the server's own 413 is
+    # shown.
+    context, page = new_page(browser)
+
+    def larger_limit(route: Route) -> None:
+        if route.request.method != "GET":
+            route.fallback()
+            return
+        body = {"max_bytes": 64 * 1024 * 1024, "types": [], "limit_message": "-"}
+        route.fulfill(json=body)
+
+    page.route(f"{api}/api/auth/me/avatar", larger_limit)
+    page.goto(f"{api}/?next=/account")
+    log_in_on_frontend(page, address)
+    expect(page.locator("#avatar-hint")).to_have_text("(JPEG, PNG or GIF, at most 64 MB)")
     over_server_limit = tmp_path / "big.png"
     over_server_limit.write_bytes(b"\x89PNG" + b"\0" * (AVATAR_MAX_BYTES + 4096))
-    with page.expect_response(f"{api}/api/auth/me/avatar") as answer:
+    with page.expect_response(
+        lambda r: r.url == f"{api}/api/auth/me/avatar" and r.request.method == "POST"
+    ) as answer:
         page.get_by_label("Avatar").set_input_files(str(over_server_limit))
         page.get_by_role("button", name="Upload avatar").click()
     assert answer.value.status == 413

@@ -491,3 +491,31 @@ def test_a_file_over_a_configured_limit_is_413(
         assert upload(client, image_bytes("PNG", (8, 8)), headers=bearer(token)).status_code == 200
     finally:
         service.close()
+
+
+def test_the_upload_limits_follow_the_setting_for_forms(
+    tmp_path: Path, database_url: str, clock: StepClock
+) -> None:
+    from authgate.integrations.flask.extension import build_service
+
+    service = build_service(
+        make_settings(tmp_path, database_url, avatar_max_bytes=3 * MiB), clock=clock
+    )
+    try:
+        app = make_app(service)
+        client = app.test_client()
+        _, token = signed_in(client, "ada@example.com")
+        response = client.get("/api/auth/me/avatar", headers=bearer(token))
+        assert response.status_code == 200
+        assert response.json == {
+            "max_bytes": 3 * MiB,
+            "types": ["image/jpeg", "image/png", "image/gif"],
+            "limit_message": "The image must be at most 3 MB.",
+        }
+        assert app.test_client().get("/api/auth/me/avatar").status_code == 401  # no credential
+        api_token = create_token(client, token)["token"]
+        refused = client.get("/api/auth/me/avatar", headers=bearer(api_token))
+        assert refused.status_code == 403
+        assert refused.json["error"]["code"] == "session_required"
+    finally:
+        service.close()

@@ -89,6 +89,18 @@ def _missing_file() -> ValidationFailedError:
     )
 
 
+@blueprint.get(AVATAR_UPLOAD_PATH)
+@token_required(sessions_only=True)
+def avatar_options() -> dict[str, object]:
+    """What an upload may be, for forms: the size limit and the image types."""
+    max_bytes = get_extension().settings.avatar_max_bytes
+    return {
+        "max_bytes": max_bytes,
+        "types": ["image/jpeg", "image/png", "image/gif"],
+        "limit_message": describe_avatar_limit(max_bytes),
+    }
+
+
 @blueprint.post(AVATAR_UPLOAD_PATH)
 @token_required(sessions_only=True)
 def upload_avatar() -> dict[str, object]:

@@ -27,11 +27,20 @@ onSubmit($('#profile-form'), async (data) => {
   say('Profile saved.');
 });
 
+// The server's limit (AUTHGATE_AVATAR_MAX_BYTES): checked here before a large file is sent.
+let avatarLimit = null;
+
+async function loadAvatarForm() {
+  avatarLimit = await auth.json('/api/auth/me/avatar');
+  const megabytes = Number((avatarLimit.max_bytes / (1024 * 1024)).toPrecision(3));
+  $('#avatar-hint').textContent = `(JPEG, PNG or GIF, at most ${megabytes} MB)`;
+}
+
 onSubmit($('#avatar-form'), async (data) => {
   const file = data.get('avatar');
   if (!(file instanceof File) || !file.size) throw { fields: { avatar: 'Choose an image first.' } };
-  if (file.size > 5 * 1024 * 1024) {
-    throw { fields: { avatar: 'This file is larger than 5 MB; choose a smaller image.' } };
+  if (avatarLimit && file.size > avatarLimit.max_bytes) {
+    throw { fields: { avatar: avatarLimit.limit_message } };
   }
   const body = new FormData();
   body.append('avatar', file);
@@ -197,5 +206,7 @@ const error = new URLSearchParams(location.search).get('error');
 if (error) say(OAUTH_ERRORS[error] ?? `Linking failed (${error}).`);
 
 showUser();
-await Promise.all([loadSessions(), loadTokenForm(), loadTokens(), loadIdentities(), loadTenants()])
+await Promise.all([
+  loadAvatarForm(), loadSessions(), loadTokenForm(), loadTokens(), loadIdentities(), loadTenants(),
+])
   .catch(complain);
