@@ -27,12 +27,14 @@ from typing import Any
 import pytest
 import redis
 import requests
+from playwright.sync_api import Browser
 from sqlalchemy import text
 
 from authgate.config import Settings, load_settings
 from authgate.integrations.flask.extension import build_service
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
+from tests.e2e.browser import chromium, no_page_problems
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -402,6 +404,21 @@ def server_group(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield group
     finally:
         group.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module (Playwright's sync API cannot nest)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page_problems() -> Iterator[list[str]]:
+    """The browser modules use it in every test (``pytest.mark.usefixtures``): the test fails on
+    an uncaught error or a CSP violation on any of its pages."""
+    with no_page_problems() as problems:
+        yield problems
 
 
 @pytest.fixture(scope="session")

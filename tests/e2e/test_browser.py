@@ -24,9 +24,7 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect
 from authgate.deploy.tls import issue_dev_certificate
 from tests.e2e.browser import (
     EXAMPLE_FRONTEND,
-    chromium,
     new_page,
-    no_page_problems,
     screenshot,
     static_site,
 )
@@ -50,17 +48,8 @@ AVATAR_MAX_BYTES = 2 * 1024 * 1024
 PAGE_REVOCATION_BOUND_SECONDS = 3.0
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(autouse=True)
-def page_problems() -> Iterator[list[str]]:
-    """Every test here fails on an uncaught error or a CSP violation on any of its pages."""
-    with no_page_problems() as problems:
-        yield problems
+# Every test here fails on an uncaught error or a CSP violation on any of its pages.
+pytestmark = pytest.mark.usefixtures("page_problems")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from authgate.core.clocks import FrozenClock
 from authgate.integrations.flask.extension import build_service
 from authgate.integrations.flask.transport import REFRESH_COOKIE_PATH
 from authgate.service import ClientInfo
-from tests.e2e.browser import EXAMPLE_FRONTEND, chromium, new_page, no_page_problems, static_site
+from tests.e2e.browser import EXAMPLE_FRONTEND, new_page, static_site
 from tests.e2e.conftest import (
     PASSWORD,
     Server,
@@ -33,16 +33,8 @@ from tests.e2e.conftest import (
 CLIENT = "const { createClient } = await import(`${api}/authgate.js`);"
 
 
-@pytest.fixture(autouse=True)
-def page_problems() -> Iterator[list[str]]:
-    with no_page_problems() as problems:
-        yield problems
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+# Every test here fails on an uncaught error or a CSP violation on any of its pages.
+pytestmark = pytest.mark.usefixtures("page_problems")
 
 
 @pytest.fixture(scope="module")

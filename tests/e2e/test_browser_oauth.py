@@ -16,9 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.browser import (
     EXAMPLE_FRONTEND,
-    chromium,
     new_page,
-    no_page_problems,
     screenshot,
     static_site,
 )
@@ -44,17 +42,8 @@ class Deployment:
     frontend: str  # http://127.0.0.1:<port>: another site, allowed in AUTHGATE_ORIGINS
 
 
-@pytest.fixture(autouse=True)
-def page_problems() -> Iterator[list[str]]:
-    """Every test here fails on an uncaught error or a CSP violation on any of its pages."""
-    with no_page_problems() as problems:
-        yield problems
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+# Every test here fails on an uncaught error or a CSP violation on any of its pages.
+pytestmark = pytest.mark.usefixtures("page_problems")
 
 
 @pytest.fixture(scope="module")
