@@ -122,3 +122,58 @@ def test_redis_counters_are_shared_between_processes() -> None:
         one.begin_attempt(name, "10.0.0.1")
     one.record_success(name, "10.0.0.1")
     other.begin_attempt(name, "10.0.0.1")
+
+
+def test_logins_far_apart_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """limits' memory storage starts a 10 ms timer thread at an increment once the last one has
+    fired, i.e. at every login (a hash takes longer): a thread start per login. The in-process
+    counters start one sweeper, once."""
+    import threading
+    import time
+
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    throttle = LoginThrottle(per_account="10 per minute", per_ip="100 per minute")
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    try:
+        for _ in range(4):
+            throttle.begin_attempt("ada", "10.0.0.1")
+            throttle.record_success("ada", "10.0.0.1")
+            time.sleep(0.03)
+    finally:
+        throttle.close()
+    assert started == ["authgate-throttle-sweep"]
+
+
+def test_expired_counters_are_swept_and_live_ones_kept() -> None:
+    import time
+
+    from authgate.throttling import MemoryCounters
+
+    storage = MemoryCounters(sweep_interval=0.01)
+    try:
+        storage.incr("old", expiry=60)
+        storage.incr("live", expiry=60)
+        storage.expirations["old"] = time.time() - 1  # as if its minute had passed
+        deadline = time.monotonic() + 5
+        while "old" in storage.storage and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "old" not in storage.storage and "old" not in storage.expirations
+        assert storage.storage["live"] == 1 and "live" in storage.expirations
+    finally:
+        storage.close()
+
+
+def test_closing_the_throttle_stops_its_sweeper() -> None:
+    throttle = LoginThrottle(per_account="10 per minute", per_ip="100 per minute")
+    throttle.begin_attempt("ada", "10.0.0.1")
+    sweeper = throttle._limiter.storage.timer
+    assert sweeper.thread is not None and sweeper.thread.is_alive()
+    throttle.close()
+    sweeper.thread.join(timeout=5)
+    assert not sweeper.thread.is_alive()

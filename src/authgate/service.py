@@ -544,4 +544,5 @@ class AuthService(OAuthMixin, TenancyMixin, AvatarMixin):
 
     def close(self) -> None:
         self.feed.stop()
+        self.throttle.close()
         self.store.dispose()

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+import weakref
 from typing import Any
 
 import limits
 import redis
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, StorageTypes, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from authgate.errors import RateLimitedError
 
 _NAMESPACE = "authgate-login"
+_MEMORY = "memory://"
+_SWEEP_INTERVAL_SECONDS = 5.0
 
 log = logging.getLogger("authgate.throttling")
 
@@ -30,8 +34,14 @@ class LoginThrottle:
     def __init__(self, *, per_account: str, per_ip: str, storage_uri: str = "memory://"):
         self._per_account = limits.parse(per_account)
         self._per_ip = limits.parse(per_ip)
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri))
-        self._fallback = SlidingWindowCounterRateLimiter(storage_from_string("memory://"))
+        self._limiter = SlidingWindowCounterRateLimiter(_storage(storage_uri))
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryCounters())
+
+    def close(self) -> None:
+        """Stop the in-process counters' sweeper threads."""
+        for limiter in (self._limiter, self._fallback):
+            if isinstance(limiter.storage, MemoryCounters):
+                limiter.storage.close()
 
     def _call(self, method: str, item: limits.RateLimitItem, ids: list[str]) -> Any:
         try:
@@ -73,3 +83,70 @@ class LoginThrottle:
         """A correct password gives that name+address its whole budget back."""
         account, account_ids = self._budgets(login, ip)[0]
         self._call("clear", account, account_ids)
+
+
+def _storage(uri: str) -> StorageTypes:
+    return MemoryCounters() if uri == _MEMORY else storage_from_string(uri)
+
+
+class MemoryCounters(MemoryStorage):
+    """limits' in-process storage, its expired counters swept by one long-lived thread.
+
+    ``MemoryStorage`` sweeps with a 10 ms ``threading.Timer`` that an increment starts again once
+    the last one has fired: with increments further apart than 10 ms (logins are: the hash alone
+    takes longer) that is a new thread for every login, 0.15 ms of it, 0.3 ms right after a hash.
+    The sweep only gives memory back; a counter past its expiry already reads as zero (``get``).
+    """
+
+    def __init__(self, sweep_interval: float = _SWEEP_INTERVAL_SECONDS) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one ``MemoryStorage.__init__`` started
+        self.timer = _Sweeper(self, sweep_interval)  # type: ignore[assignment]  # see _Sweeper
+
+    def sweep(self) -> None:
+        """Drop every counter past its expiry."""
+        now = time.time()
+        for key, expiry in list(self.expirations.items()):
+            if expiry <= now:
+                self.get(key)  # drops it (the way a read of it would)
+
+    def close(self) -> None:
+        self.timer.cancel()
+
+
+class _Sweeper:
+    """Stands in for ``MemoryStorage.timer``, which the storage asks ``is_alive()`` before it
+    starts a new one: always alive, it runs ``sweep`` every ``interval`` seconds on one daemon
+    thread, started at the first increment (and again in a forked child, which has no threads).
+    The thread holds the storage weakly and ends with it, or at ``cancel``."""
+
+    def __init__(self, storage: MemoryCounters, interval: float) -> None:
+        self._storage = weakref.ref(storage)
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def is_alive(self) -> bool:
+        if not self._running() and not self._stopped.is_set():
+            with self._lock:
+                if not self._running():
+                    self.thread = threading.Thread(
+                        target=self._run, name="authgate-throttle-sweep", daemon=True
+                    )
+                    self.thread.start()
+        return True
+
+    def cancel(self) -> None:
+        self._stopped.set()
+
+    def _running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            storage = self._storage()
+            if storage is None:
+                return
+            storage.sweep()
+            del storage  # no strong reference while waiting
