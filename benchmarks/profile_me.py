@@ -105,8 +105,8 @@ def breakdown(app: Flask, headers: list[tuple[str, str]], token: str, n: int) ->
     """The pieces of an authenticated request, each timed alone inside a request context."""
     from flask import g, request
 
+    from authgate.http.schemas import user_to_json
     from authgate.integrations.flask.decorators import authenticate_request
-    from authgate.schemas import user_to_json
 
     ext = app.extensions["authgate"]
     service = ext.service

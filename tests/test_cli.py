@@ -20,16 +20,16 @@ from click.testing import CliRunner, Result
 from flask import Flask
 
 from authgate import cli
+from authgate.bootstrap import build_service
 from authgate.cli import GunicornApplication, gunicorn_options, main
 from authgate.config import Environment, Settings
 from authgate.core.keys import generate_key, load_keyring
 from authgate.errors import InvalidCredentialsError, TokenRevokedError
-from authgate.integrations.flask.extension import build_service
-from authgate.schemas import format_time
+from authgate.http.schemas import format_time
 from authgate.service import AuthService, ClientInfo
 from authgate.store.records import UserStatus
 from authgate.store.sqlalchemy.migrate import head_revision
-from tests.conftest import PASSWORD, PUBLIC_URL
+from tests.helpers import PASSWORD, PUBLIC_URL, clear_authgate_environment
 
 EMAIL = "ada@example.com"
 
@@ -37,9 +37,7 @@ EMAIL = "ada@example.com"
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what each test passes in ``env`` configures authgate."""
-    for name in list(os.environ):
-        if name.startswith("AUTHGATE_") and not name.startswith("AUTHGATE_TEST_"):
-            monkeypatch.delenv(name)
+    clear_authgate_environment(monkeypatch)
 
 
 @pytest.fixture
@@ -117,11 +115,11 @@ def test_create_user_from_stdin_then_login(
     assert PASSWORD not in result.output
 
     service = service_for(env)
-    issued = service.login(EMAIL, PASSWORD, ClientInfo())
+    issued = service.sessions.login(EMAIL, PASSWORD, ClientInfo())
     assert issued.user.id == user_id
     assert issued.user.roles == ("user",)
     assert issued.user.name == "Ada Lovelace"
-    assert service.login("ada", PASSWORD, ClientInfo()).user.id == user_id
+    assert service.sessions.login("ada", PASSWORD, ClientInfo()).user.id == user_id
 
 
 def test_create_user_prompts_hidden_and_confirmed(
@@ -132,7 +130,10 @@ def test_create_user_prompts_hidden_and_confirmed(
     assert "Password" in result.stderr
     assert "Repeat for confirmation" in result.stderr
     assert PASSWORD not in result.output  # hidden input is not echoed
-    assert service_for(env).login(EMAIL, PASSWORD, ClientInfo()).user.id == result.stdout.strip()
+    assert (
+        service_for(env).sessions.login(EMAIL, PASSWORD, ClientInfo()).user.id
+        == result.stdout.strip()
+    )
 
 
 def test_create_user_prompt_mismatch_creates_nobody(
@@ -238,7 +239,7 @@ def test_disable_revokes_sessions_and_enable_restores_login(
 ) -> None:
     assert create_user(runner, env).exit_code == 0
     service = service_for(env)
-    issued = service.login(EMAIL, PASSWORD, ClientInfo())
+    issued = service.sessions.login(EMAIL, PASSWORD, ClientInfo())
 
     result = run(runner, ["users", "disable", EMAIL], env)
     assert result.exit_code == 0, result.output
@@ -249,12 +250,12 @@ def test_disable_revokes_sessions_and_enable_restores_login(
         e.subject for e in service.store.read_revocations(0) if e.kind.value == "session"
     }
     with pytest.raises(InvalidCredentialsError):
-        service.login(EMAIL, PASSWORD, ClientInfo())
+        service.sessions.login(EMAIL, PASSWORD, ClientInfo())
 
     result = run(runner, ["users", "enable", EMAIL], env)
     assert result.exit_code == 0, result.output
     assert service.store.find_user_by_login(EMAIL).status is UserStatus.ACTIVE
-    assert service.login(EMAIL, PASSWORD, ClientInfo()).user.id == user.id
+    assert service.sessions.login(EMAIL, PASSWORD, ClientInfo()).user.id == user.id
 
 
 @pytest.mark.parametrize(

@@ -26,27 +26,28 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from werkzeug.serving import run_simple
 
+from authgate.bootstrap import build_service
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
-from authgate.deploy.commands import nginx_command
-from authgate.deploy.tls import dev_certificate_names, issue_dev_certificate
 from authgate.doctor.cli import doctor
 from authgate.errors import (
     AuthError,
     ConfigError,
     NotFoundError,
+    StoreUnavailableError,
     UserExistsError,
     ValidationFailedError,
 )
-from authgate.integrations.flask.extension import build_service
-from authgate.schemas import (
+from authgate.http.schemas import (
     ROLE_PATTERN,
     ApiTokenCreateInput,
     RegisterInput,
     format_time,
     parse_input,
 )
+from authgate.proxy.commands import nginx_command
+from authgate.proxy.tls import dev_certificate_names, issue_dev_certificate
 from authgate.server import create_app
 from authgate.service import DEFAULT_ROLES, AuthService
 from authgate.store.records import ApiTokenRecord, UserRecord, UserStatus
@@ -101,6 +102,11 @@ class _Group(click.Group):
             ) from None
         except OperationalError as e:
             raise Refused(f"Could not use the database: {_first_line(e.orig)}") from None
+        except StoreUnavailableError as e:  # the same, met through the store
+            cause = e.__cause__
+            raise Refused(
+                f"Could not use the database: {_first_line(getattr(cause, 'orig', None) or cause)}"
+            ) from None
 
 
 def _first_line(error: BaseException | None) -> str:
@@ -373,7 +379,7 @@ def users_create(
     with _service(settings) as service:
         if service.store.find_user_by_login(data.email) is not None:
             raise UserExistsError(f"A user with the email {data.email} already exists.")
-        user = service.register(
+        user = service.accounts.register(
             email=data.email,
             password=_read_password(password_stdin),
             name=data.name,
@@ -391,7 +397,7 @@ def _update_access(
     with _service(settings) as service:
         user = _find_user(service, email)
         try:
-            return service.set_user_access(user.id, roles=roles, status=status)
+            return service.accounts.set_user_access(user.id, roles=roles, status=status)
         except NotFoundError:
             raise Refused(f"The user {email!r} was deleted meanwhile.") from None
 
@@ -507,7 +513,7 @@ def tokens_create(
     with _service(settings) as service:
         user = _find_user(service, email)
         try:
-            plaintext, record = service.issue_api_token(
+            plaintext, record = service.api_tokens.issue_api_token(
                 user,
                 name=data.name,
                 scopes=data.scopes,
@@ -574,7 +580,7 @@ def tokens_revoke(token_id: str) -> None:
     settings = _load()
     with _service(settings) as service:
         try:
-            service.revoke_any_api_token(token_id)
+            service.api_tokens.revoke_any_api_token(token_id)
         except NotFoundError:
             raise Refused(f"No unrevoked API token with the id {token_id!r}.") from None
     click.echo(f"Revoked API token {token_id}.")

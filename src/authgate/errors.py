@@ -15,6 +15,16 @@ class ConfigError(Exception):
     """The settings are unusable; raised at startup, with what to fix."""
 
 
+class StoreUnavailableError(Exception):
+    """The store could not complete an operation: the database is unreachable or failed.
+
+    Raised by the store in place of its driver's errors (chained as ``__cause__``), so that
+    nothing above the store names SQLAlchemy. Its message never carries the database's text."""
+
+    def __init__(self, message: str = "The database could not complete the operation."):
+        super().__init__(message)
+
+
 class AuthError(Exception):
     code: ClassVar[str] = "auth_error"
     status: ClassVar[int] = 400

@@ -3,7 +3,6 @@ and ID token verification (OpenID Connect Core §3.1.3.7)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -30,6 +29,7 @@ from authgate.core.oauth import (
 )
 from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.errors import OAuthInvalidIdTokenError, OAuthProviderResponseError
+from tests.helpers import b64url as _b64
 
 # Redirect targets ---------------------------------------------------------------------------
 
@@ -392,10 +392,6 @@ def _refused(token: object, **overrides: Any) -> OAuthInvalidIdTokenError:
             if len(segment) >= 16:
                 assert segment[:16] not in text
     return error
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _forge(header: dict[str, Any], claims: dict[str, Any], sign: Any = None) -> str:

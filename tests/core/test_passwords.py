@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import bcrypt
 import pytest
-from werkzeug.security import generate_password_hash
+from werkzeug.security import (
+    DEFAULT_PBKDF2_ITERATIONS,
+    _hash_internal,
+    check_password_hash,
+    generate_password_hash,
+)
 
 from authgate.core.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -13,11 +21,12 @@ from authgate.core.passwords import (
     PasswordCheck,
     PasswordHasher,
     _common_passwords,
+    _werkzeug_hexdigest,
     find_password_problem,
     is_common_password,
 )
+from tests.helpers import PASSWORD
 
-PASSWORD = "correct horse battery staple"
 UNCOMMON = "vq7#Lp2!"  # exactly 8 characters, not in the list
 
 TOO_SHORT = "Use at least 8 characters."
@@ -105,6 +114,188 @@ def test_werkzeug_hashes_verify_and_ask_for_rehash(
     assert stored.startswith(prefix)
     assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(True, True)
     assert hasher.verify_password("wrong", stored) == PasswordCheck(False, False)
+
+
+# --- werkzeug hashes, verified without werkzeug -----------------------------------------------
+
+WERKZEUG_SALT = "aB3dE5gH7jK9mN1p"
+# werkzeug 3.1's DEFAULT_PBKDF2_ITERATIONS, used for "pbkdf2:<digest>" without an iteration count.
+WERKZEUG_DEFAULT_ITERATIONS = 1_000_000
+
+
+def werkzeug_verdict(stored_hash: str, password: str = PASSWORD) -> bool:
+    """werkzeug's own check_password_hash, with the exceptions it raises counted as a mismatch."""
+    try:
+        return check_password_hash(stored_hash, password)
+    except (ValueError, OverflowError, TypeError):
+        return False
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "pbkdf2:sha256:1000",
+        "pbkdf2:sha512:1000",
+        "pbkdf2:sha1:1000",
+        "pbkdf2:sha256:1",
+        "pbkdf2:sha256:4321",
+        "scrypt:256:1:1",
+        "scrypt:1024:8:1",
+        "scrypt:2048:4:2",
+    ],
+)
+@pytest.mark.parametrize("password", [PASSWORD, "pässwörd-ünïcode-🔑", ""])
+def test_werkzeug_generated_hashes_verify_without_werkzeug(
+    hasher: PasswordHasher, method: str, password: str
+) -> None:
+    stored = generate_password_hash(password, method=method)
+    assert stored.startswith(method + "$")
+    assert hasher.verify_password(password, stored) == PasswordCheck(True, True)
+    assert hasher.verify_password(password + "x", stored) == PasswordCheck(False, False)
+    assert hasher.verify_password(password.upper() + "X", stored) == PasswordCheck(False, False)
+
+
+@pytest.mark.parametrize(
+    ("method", "other_methods"),
+    [
+        ("pbkdf2:sha256:1000", ["pbkdf2:sha256:1001", "pbkdf2:sha256:999", "pbkdf2:sha512:1000"]),
+        ("scrypt:1024:8:1", ["scrypt:2048:8:1", "scrypt:1024:4:1", "scrypt:1024:8:2"]),
+    ],
+)
+def test_every_part_of_a_werkzeug_hash_counts(
+    hasher: PasswordHasher, method: str, other_methods: list[str]
+) -> None:
+    stored = generate_password_hash(PASSWORD, method=method)
+    _method, salt, digest = stored.split("$")
+    flipped = digest[:-1] + ("0" if digest[-1] != "0" else "1")
+    tampered = (
+        [f"{other}${salt}${digest}" for other in other_methods]
+        + [
+            f"{method}${salt}x${digest}",  # another salt
+            f"{method}${salt[:-1]}${digest}",
+            f"{method}${salt}${flipped}",
+            f"{method}${salt}${digest[:-2]}",  # truncated digest
+            f"{method}${salt}${digest}00",
+            f"{method}${salt}${digest.upper()}",  # werkzeug compares the lowercase hex exactly
+            f"{method}${salt}${digest} ",
+            f"{method}${salt}${digest}$",
+        ]
+    )
+    assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(True, True)
+    for bad in tampered:
+        assert not werkzeug_verdict(bad), bad
+        assert hasher.verify_password(PASSWORD, bad) == PasswordCheck(False, False), bad
+
+
+@pytest.fixture(scope="module")
+def default_iterations_digest() -> str:
+    return hashlib.pbkdf2_hmac(
+        "sha256", PASSWORD.encode(), WERKZEUG_SALT.encode(), WERKZEUG_DEFAULT_ITERATIONS
+    ).hex()
+
+
+def test_werkzeug_default_iterations_are_the_ones_mirrored() -> None:
+    # If this fails after a werkzeug upgrade, passwords.py must follow its new default.
+    assert DEFAULT_PBKDF2_ITERATIONS == WERKZEUG_DEFAULT_ITERATIONS
+
+
+def test_pbkdf2_without_iterations_uses_werkzeugs_default(
+    hasher: PasswordHasher, default_iterations_digest: str
+) -> None:
+    stored = f"pbkdf2:sha256${WERKZEUG_SALT}${default_iterations_digest}"
+    assert check_password_hash(stored, PASSWORD)
+    assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(True, True)
+    assert hasher.verify_password("wrong", stored) == PasswordCheck(False, False)
+    # The same digest under an explicit count that is not the default does not match.
+    explicit = f"pbkdf2:sha256:600000${WERKZEUG_SALT}${default_iterations_digest}"
+    assert hasher.verify_password(PASSWORD, explicit) == PasswordCheck(False, False)
+
+
+def test_pbkdf2_without_iterations_is_not_the_old_600000_default(hasher: PasswordHasher) -> None:
+    old_default = hashlib.pbkdf2_hmac(
+        "sha256", PASSWORD.encode(), WERKZEUG_SALT.encode(), 600_000
+    ).hex()
+    stored = f"pbkdf2:sha256${WERKZEUG_SALT}${old_default}"
+    assert not check_password_hash(stored, PASSWORD)
+    assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(False, False)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["pbkdf2", "pbkdf2:sha256", "pbkdf2:sha512:1000", "scrypt", "scrypt:1024:8:1"],
+)
+def test_digest_is_werkzeugs_including_bare_method_defaults(method: str) -> None:
+    for password in (PASSWORD, "pässwörd-🔑"):
+        expected = _hash_internal(method, WERKZEUG_SALT, password)[0]
+        assert _werkzeug_hexdigest(method, WERKZEUG_SALT, password) == expected
+
+
+@pytest.mark.parametrize("method", ["pbkdf2", "scrypt"])
+def test_bare_werkzeug_methods_stay_unrouted(hasher: PasswordHasher, method: str) -> None:
+    # Only "pbkdf2:"/"scrypt:" hashes are recognised (werkzeug always writes the parameters).
+    digest = _hash_internal(method, WERKZEUG_SALT, PASSWORD)[0]
+    stored = f"{method}${WERKZEUG_SALT}${digest}"
+    assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(False, False)
+
+
+def test_empty_salt_verifies_exactly_as_werkzeug(hasher: PasswordHasher) -> None:
+    digest = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), b"", 1000).hex()
+    stored = f"pbkdf2:sha256:1000$${digest}"
+    assert check_password_hash(stored, PASSWORD)  # werkzeug itself accepts an empty salt
+    assert hasher.verify_password(PASSWORD, stored) == PasswordCheck(True, True)
+    assert hasher.verify_password("wrong", stored) == PasswordCheck(False, False)
+
+
+@pytest.mark.parametrize(
+    "stored_hash",
+    [
+        "pbkdf2:sha256:1000",
+        "pbkdf2:sha256:1000$salt",
+        "pbkdf2:sha256:1000$$00",
+        "pbkdf2:sha256:1000$$",
+        "pbkdf2:sha256:1000$salt$",
+        "pbkdf2:sha256:abc$salt$00",
+        "pbkdf2:sha256:1.5$salt$00",
+        "pbkdf2:sha256:$salt$00",
+        "pbkdf2:sha256:-1$salt$00",
+        "pbkdf2:sha256:2147483648$salt$00",
+        "pbkdf2:sha256:1000:1$salt$00",
+        "pbkdf2:nosuchdigest:1000$salt$00",
+        "pbkdf2:shake_128:1000$salt$00",
+        "pbkdf2:$salt$00",
+        "pbkdf2:sha256:1$salt$é",
+        "pbkdf2:sha256:1$salt$\ud800",
+        "pbkdf2:sha256:1$salt\ud800$00",
+        "scrypt:1024:8$salt$00",
+        "scrypt:1024:8:1:1$salt$00",
+        "scrypt:x:8:1$salt$00",
+        "scrypt:$salt$00",
+        "scrypt:1000:8:1$salt$00",
+        "scrypt:16:8:1$salt$00",
+        "scrypt:1024:-8:1$salt$00",
+        "scrypt:-1024:8:1$salt$00",
+        "scrypt:2097152:8:1$salt$00",
+        "scrypt:1024:8:99999999999999999999$salt$00",
+        "scrypt:1024:8:1$salt$é",
+    ],
+)
+def test_malformed_werkzeug_hashes_do_not_verify_or_raise(
+    hasher: PasswordHasher, stored_hash: str
+) -> None:
+    assert not werkzeug_verdict(stored_hash)
+    assert hasher.verify_password(PASSWORD, stored_hash) == PasswordCheck(False, False)
+
+
+def test_importing_passwords_does_not_import_werkzeug() -> None:
+    code = (
+        "import sys, authgate.core.passwords; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'werkzeug'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from authgate.core.tokens import (
     issue_access_token,
 )
 from authgate.errors import InvalidTokenError, TokenExpiredError
+from tests.helpers import b64url as _b64
 
 NOW = 1_900_000_000.0
 ISS = "https://auth.example.test"
@@ -52,10 +52,6 @@ def _decode(token: Any, ring: KeyRing, **overrides: Any) -> AccessClaims:
     args: dict[str, Any] = {"keyring": ring, "issuer": ISS, "audience": AUD, "now": NOW}
     args.update(overrides)
     return decode_access_token(token, **args)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _forge(key: SigningKey, payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:

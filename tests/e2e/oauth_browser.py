@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import requests
 
-from tests.e2e.conftest import BROWSER, PASSWORD, Server, set_cookies
+from tests.e2e.helpers import Server, set_cookies
 from tests.e2e.peers.oidc_provider import OidcProvider
+from tests.helpers import BROWSER, PASSWORD
 
 FLOW_COOKIE = "authgate_oauth_flow"
 SESSION_COOKIE = "authgate_session"

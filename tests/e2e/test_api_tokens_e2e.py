@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import requests
 
+from authgate.bootstrap import build_service
 from authgate.core.api_tokens import generate_api_token
-from authgate.integrations.flask.extension import build_service
-from tests.e2e.conftest import (
+from tests.e2e.helpers import (
     DEPLOYMENT_IDS,
     DEPLOYMENTS,
     NO_REDIS_BOUND_SECONDS,
@@ -30,7 +30,6 @@ from tests.e2e.conftest import (
     Server,
     ServerGroup,
     authgate_settings,
-    bearer,
     error_code,
     login_script,
     redis_url_for,
@@ -40,6 +39,7 @@ from tests.e2e.conftest import (
     unique_email,
     warm_up,
 )
+from tests.helpers import bearer
 
 TOKEN_PATTERN = re.compile(r"ag_(?P<id>[0-9A-Za-z]{16})_(?P<secret>[0-9A-Za-z]{43})[0-9A-Za-z]{6}")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -67,7 +67,7 @@ class Deployment:
             user = register(self.a, email)
             service = build_service(authgate_settings(self.a.env))
             try:
-                service.set_user_access(user["id"], roles=["user", "admin"], status=None)
+                service.accounts.set_user_access(user["id"], roles=["user", "admin"], status=None)
             finally:
                 service.close()
             body = login_script(self.a, email)

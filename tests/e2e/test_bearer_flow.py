@@ -6,16 +6,16 @@ import base64
 import json
 import time
 
-from tests.e2e.conftest import (
+from tests.e2e.helpers import (
     NO_REDIS_BOUND_SECONDS,
     Server,
-    bearer,
     error_code,
     login_script,
     register,
     time_until_status,
     unique_email,
 )
+from tests.helpers import bearer
 
 
 def jwt_header(token: str) -> dict[str, object]:

@@ -21,23 +21,15 @@ import requests
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
-from authgate.deploy.tls import issue_dev_certificate
+from authgate.proxy.tls import issue_dev_certificate
 from tests.e2e.browser import (
     EXAMPLE_FRONTEND,
     new_page,
     screenshot,
     static_site,
 )
-from tests.e2e.conftest import (
-    PASSWORD,
-    Server,
-    ServerGroup,
-    bearer,
-    error_code,
-    free_port,
-    server_group,
-    time_until_status,
-)
+from tests.e2e.helpers import Server, ServerGroup, error_code, server_group, time_until_status
+from tests.helpers import PASSWORD, bearer, free_port
 
 # Not the default (5 MB): the account page must take its limit from the server.
 AVATAR_MAX_BYTES = 2 * 1024 * 1024

@@ -20,9 +20,9 @@ from tests.e2e.browser import (
     screenshot,
     static_site,
 )
-from tests.e2e.conftest import PASSWORD, Server, free_port, server_group
+from tests.e2e.helpers import CLIENT_ID, CLIENT_SECRET, Server, server_group
 from tests.e2e.peers.oidc_provider import OidcProvider
-from tests.e2e.test_oauth import CLIENT_ID, CLIENT_SECRET
+from tests.helpers import PASSWORD, free_port
 
 SESSION_COOKIE = "authgate_session"
 STATE_MISMATCH = (

@@ -5,11 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.conftest import (
-    BROWSER,
-    FRONTEND,
+from tests.e2e.helpers import (
     NO_REDIS_BOUND_SECONDS,
-    PASSWORD,
     Server,
     SetCookie,
     error_code,
@@ -18,6 +15,7 @@ from tests.e2e.conftest import (
     time_until_status,
     unique_email,
 )
+from tests.helpers import BROWSER, FRONTEND, PASSWORD
 
 SESSION_COOKIE = "authgate_session"
 REFRESH_COOKIE = "authgate_refresh"

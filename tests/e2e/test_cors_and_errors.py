@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import FRONTEND, Server, error_code
+from tests.e2e.helpers import Server, error_code
+from tests.helpers import FRONTEND
 
 PREFLIGHT = {
     "Access-Control-Request-Method": "POST",

@@ -1,7 +1,7 @@
 """``authgate doctor --url`` and ``doctor cors --url`` against running deployments.
 
 The real server runs under gunicorn, over plain http and over https (gunicorn's own TLS, with
-certificates from the development CA of ``authgate.deploy.tls`` or made here with a short or past
+certificates from the development CA of ``authgate.proxy.tls`` or made here with a short or past
 validity). What a misconfigured proxy would answer (a repeated ``Access-Control-Allow-Origin``,
 any origin reflected) comes from small fake servers.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,31 +24,18 @@ from cryptography.x509.oid import NameOID
 
 from authgate.cli import main
 from authgate.config import Settings
-from authgate.deploy.tls import ensure_dev_ca, issue_dev_certificate
 from authgate.doctor import Finding, check_deployment, check_tls_certificate
-from tests.e2e.conftest import (
-    FRONTEND,
-    Server,
-    ServerGroup,
-    free_port,
-    server_group,
-)
-from tests.test_doctor import fake_server
+from authgate.proxy.tls import ensure_dev_ca, issue_dev_certificate
+from tests.doctor.helpers import fake_server, only
+from tests.e2e.helpers import Server, ServerGroup, server_group
+from tests.helpers import FRONTEND, clear_authgate_environment, free_port
 
 OTHER_FRONTEND = "http://localhost:5173"
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AUTHGATE_") and not name.startswith("AUTHGATE_TEST_"):
-            monkeypatch.delenv(name)
-
-
-def only(findings: list[Finding], check: str) -> Finding:
-    found = [f for f in findings if f.check == check]
-    assert len(found) == 1, (check, findings)
-    return found[0]
+    clear_authgate_environment(monkeypatch)
 
 
 def levels(findings: list[Finding]) -> dict[str, str]:

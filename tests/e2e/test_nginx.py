@@ -31,22 +31,19 @@ import requests
 from PIL import Image
 
 from authgate.core.origins import parse_origin
-from authgate.deploy.tls import issue_dev_certificate
 from authgate.doctor import check_deployment, check_http_redirect
 from authgate.integrations.flask.web_views import PAGE_CSP
-from tests.e2e.conftest import (
-    BROWSER,
-    FRONTEND,
-    PASSWORD,
+from authgate.proxy.tls import issue_dev_certificate
+from tests.e2e.helpers import (
     Server,
     ServerGroup,
     authgate_settings,
-    free_port,
     register,
     server_group,
     unique_email,
 )
 from tests.e2e.nginx_harness import Nginx
+from tests.helpers import BROWSER, FRONTEND, PASSWORD, free_port
 
 MAX_BODY_BYTES = 65536
 HSTS = "max-age=63072000"

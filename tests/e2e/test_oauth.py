@@ -16,13 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
-    BROWSER,
-    FRONTEND,
-    PASSWORD,
+from tests.e2e.helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
     Server,
     error_code,
-    free_port,
     register,
     server_group,
     set_cookies,
@@ -37,9 +35,8 @@ from tests.e2e.oauth_browser import (
 from tests.e2e.peers.github_fake import GitHubFake
 from tests.e2e.peers.hanging import HangingServer
 from tests.e2e.peers.oidc_provider import OidcProvider
+from tests.helpers import BROWSER, FRONTEND, PASSWORD, free_port
 
-CLIENT_ID = "authgate-e2e"
-CLIENT_SECRET = "e2e-client-secret-0123456789"
 GITHUB_ID = "Iv1.e2eclient"
 GITHUB_SECRET = "github-e2e-secret"
 _github_ids = itertools.count(1000)

@@ -13,7 +13,9 @@ from types import ModuleType
 import pytest
 from flask.testing import FlaskClient
 
-from tests.e2e.conftest import PASSWORD, Server, ServerGroup, bearer, server_group
+from authgate.integrations.flask.context import AUTHENTICATOR_KEY
+from tests.e2e.helpers import Server, ServerGroup, server_group
+from tests.helpers import PASSWORD, bearer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "resource-server" / "app.py"
 
@@ -104,7 +106,7 @@ def test_a_token_for_another_issuer_is_refused(
     token = access_token(server)
     monkeypatch.setenv("AUTHGATE_ISSUER", "https://someone-else.example")
     module = load_example(monkeypatch, server)
-    module.app.extensions["authgate_resource_server"].issuer = "https://someone-else.example"
+    module.app.extensions[AUTHENTICATOR_KEY].issuer = "https://someone-else.example"
 
     response = module.app.test_client().get("/api/notes", headers=bearer(token))
 
@@ -115,7 +117,7 @@ def test_a_rotated_key_is_fetched_when_a_token_names_it(
     client: FlaskClient, authgate: tuple[ServerGroup, Server]
 ) -> None:
     group, server = authgate
-    client.application.extensions["authgate_resource_server"].keys.refetch_seconds = 0
+    client.application.extensions[AUTHENTICATOR_KEY].keys.refetch_seconds = 0
     before = access_token(server)
     assert client.get("/api/notes", headers=bearer(before)).status_code == 200
     group.cli("keys", "rotate")

@@ -17,16 +17,13 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import (
-    BROWSER,
+from tests.e2e.helpers import (
     DEPLOYMENT_IDS,
     DEPLOYMENTS,
     NO_REDIS_BOUND_SECONDS,
-    PASSWORD,
     REDIS_BOUND_SECONDS,
     Server,
     ServerGroup,
-    bearer,
     error_code,
     login_script,
     redis_url_for,
@@ -37,6 +34,7 @@ from tests.e2e.conftest import (
     unique_email,
     warm_up,
 )
+from tests.helpers import BROWSER, PASSWORD, bearer
 
 
 @dataclass

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import PASSWORD, create_database, free_port, new_http_session
+from tests.e2e.helpers import create_database, new_http_session
+from tests.helpers import PASSWORD, free_port
 
 
 def _env(**settings: str) -> dict[str, str]:

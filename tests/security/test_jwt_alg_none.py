@@ -6,35 +6,19 @@ hope the verifier trusts the header. Tried with an empty signature and with the 
 
 from __future__ import annotations
 
-import base64
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authgate.core.keys import KeyRing, SigningKey
 from authgate.core.tokens import decode_access_token, issue_access_token
 from authgate.errors import InvalidTokenError
+from tests.helpers import b64url as _b64
 
 NOW = 1_900_000_000.0
 ISS = "https://auth.example.test"
 AUD = "https://api.example.test"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@pytest.fixture
-def key() -> SigningKey:
-    return SigningKey(
-        kid="k1",
-        private_key=Ed25519PrivateKey.generate(),
-        created_at=datetime(2030, 1, 1, tzinfo=UTC),
-        dev=False,
-    )
 
 
 def _genuine(key: SigningKey) -> str:

@@ -8,20 +8,18 @@ and choose the key by ``kid`` ourselves; every such forgery must be rejected.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authgate.core.keys import KeyRing, SigningKey
 from authgate.core.tokens import decode_access_token
 from authgate.errors import InvalidTokenError
+from tests.helpers import b64url as _b64
 
 NOW = 1_900_000_000
 ISS = "https://auth.example.test"
@@ -36,20 +34,6 @@ PAYLOAD = {
     "exp": NOW + 300,
     "jti": "jti-x",
 }
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@pytest.fixture
-def key() -> SigningKey:
-    return SigningKey(
-        kid="k1",
-        private_key=Ed25519PrivateKey.generate(),
-        created_at=datetime(2030, 1, 1, tzinfo=UTC),
-        dev=False,
-    )
 
 
 def _public_secrets(key: SigningKey) -> dict[str, bytes]:

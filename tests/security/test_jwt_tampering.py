@@ -3,7 +3,6 @@ edited or missing headers, keys named by the token instead of chosen by us."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,18 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from authgate.core.keys import KeyRing, SigningKey
 from authgate.core.tokens import UnknownKeyError, decode_access_token, issue_access_token
 from authgate.errors import InvalidTokenError
+from tests.helpers import b64url as _b64
+from tests.helpers import b64url_decode as _unb64
 
 NOW = 1_900_000_000.0
 ISS = "https://auth.example.test"
 AUD = "https://api.example.test"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _key(kid: str = "k1", *, days_ago: int = 0) -> SigningKey:

@@ -1,4 +1,4 @@
-"""The store under concurrent writers."""
+"""The store under concurrent writers, and in a forked child."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def test_concurrent_registration_of_one_email_creates_exactly_one_user(
 def test_concurrent_refresh_with_one_token_rotates_once(service: AuthService) -> None:
     from authgate.service import ClientInfo
 
-    service.register(email="r@example.com", password="correct horse battery staple")
-    issued = service.login("r@example.com", "correct horse battery staple", ClientInfo())
+    service.accounts.register(email="r@example.com", password="correct horse battery staple")
+    issued = service.sessions.login("r@example.com", "correct horse battery staple", ClientInfo())
 
     def attempt(_: int) -> str:
         try:
-            service.refresh(issued.refresh_token)
+            service.sessions.refresh(issued.refresh_token)
         except AuthError as e:
             return type(e).__name__
         return "rotated"
@@ -145,3 +145,16 @@ def test_two_migrations_of_one_fresh_sqlite_file_at_once_both_succeed(tmp_path: 
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_forked_child_does_not_reuse_the_parents_connections(service: AuthService) -> None:
+    import os
+
+    assert service.store.ping()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh pool, and the database still answers
+        ok = service.store.engine.pool.checkedin() == 0 and service.store.ping()  # type: ignore[attr-defined]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert service.store.ping()

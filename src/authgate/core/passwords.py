@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +21,6 @@ from dataclasses import dataclass
 import argon2
 import bcrypt
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from werkzeug.security import check_password_hash
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
@@ -40,6 +41,13 @@ _MIN_PARALLELISM = 1
 
 _ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 _WERKZEUG_PREFIXES = ("pbkdf2:", "scrypt:")
+# werkzeug 3.1's defaults (werkzeug.security), used when a method string leaves them out:
+# "pbkdf2" / "pbkdf2:<digest>" and "scrypt" respectively.
+_WERKZEUG_PBKDF2_DIGEST = "sha256"
+_WERKZEUG_PBKDF2_ITERATIONS = 1_000_000
+_WERKZEUG_SCRYPT_N = 2**15
+_WERKZEUG_SCRYPT_R = 8
+_WERKZEUG_SCRYPT_P = 1
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _BCRYPT_MAX_PASSWORD_BYTES = 72
 
@@ -152,13 +160,56 @@ def _encode_for_verify(password: str) -> bytes:
 
 
 def _verify_werkzeug(password: str, stored_hash: str) -> PasswordCheck:
+    """``werkzeug.security.check_password_hash`` for ``pbkdf2:`` and ``scrypt:`` hashes.
+
+    A hash is ``<method>$<salt>$<hex digest>``; the method and salt come from the stored hash and
+    the digest is recomputed exactly as werkzeug's ``_hash_internal`` does.
+    """
     try:
-        ok = check_password_hash(stored_hash, password)
-    except (ValueError, OverflowError):
-        # Bad parameter counts, non-integer or huge iteration counts, unknown digests and
-        # non-encodable passwords or salts (UnicodeEncodeError) all end up here.
+        method, salt, hashval = stored_hash.split("$", 2)
+    except ValueError:
         return _MISMATCH
+    try:
+        computed = _werkzeug_hexdigest(method, salt, password)
+    except (ValueError, OverflowError, TypeError):
+        # Bad parameter counts, non-integer or huge iteration counts, unknown digests, invalid
+        # scrypt parameters (ValueError; TypeError when negative) or memory needs above hashlib's
+        # 2 GiB maxmem limit, and non-encodable passwords or salts (UnicodeEncodeError).
+        return _MISMATCH
+    # Compared as bytes: werkzeug compares the strings, which raises TypeError for a non-ASCII
+    # stored digest; such a digest can never equal the ASCII hex, so it simply does not match.
+    ok = hmac.compare_digest(computed.encode("ascii"), hashval.encode("utf-8", "surrogatepass"))
     return PasswordCheck(ok=ok, needs_rehash=ok)
+
+
+def _werkzeug_hexdigest(method: str, salt: str, password: str) -> str:
+    """The hex digest werkzeug's ``_hash_internal`` computes; raises ``ValueError`` like it."""
+    name, *args = method.split(":")
+    salt_bytes = salt.encode()
+    password_bytes = password.encode()
+    if name == "scrypt":
+        if args:
+            n, r, p = map(int, args)  # ValueError unless exactly three integers
+        else:
+            # A bare "scrypt" method; verify_password only routes "scrypt:..." hashes here.
+            n, r, p = _WERKZEUG_SCRYPT_N, _WERKZEUG_SCRYPT_R, _WERKZEUG_SCRYPT_P
+        # werkzeug's own allowance ("ideally 128, but some extra seems needed"). hashlib refuses a
+        # maxmem above 2**31 - 1, which bounds the memory an imported hash can demand.
+        maxmem = 132 * n * r * p
+        return hashlib.scrypt(password_bytes, salt=salt_bytes, n=n, r=r, p=p, maxmem=maxmem).hex()
+    if name == "pbkdf2":
+        if len(args) == 0:
+            # A bare "pbkdf2" method; verify_password only routes "pbkdf2:..." hashes here.
+            hash_name, iterations = _WERKZEUG_PBKDF2_DIGEST, _WERKZEUG_PBKDF2_ITERATIONS
+        elif len(args) == 1:
+            hash_name, iterations = args[0], _WERKZEUG_PBKDF2_ITERATIONS
+        elif len(args) == 2:
+            hash_name, iterations = args[0], int(args[1])
+        else:
+            raise ValueError("'pbkdf2' takes 2 arguments.")
+        # hashlib refuses unknown digests and iteration counts below 1 or above 2**31 - 1.
+        return hashlib.pbkdf2_hmac(hash_name, password_bytes, salt_bytes, iterations).hex()
+    raise ValueError(f"Invalid hash method {name!r}.")
 
 
 def _verify_bcrypt(password: bytes, stored_hash: str) -> PasswordCheck:

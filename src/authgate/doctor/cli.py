@@ -19,7 +19,7 @@ import click
 from authgate.doctor.cors_explainer import explain_origin, probe_origin
 from authgate.doctor.findings import Finding, sort_findings
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
-from authgate.doctor.reports import _summary, render_findings
+from authgate.doctor.reports import render_findings, summarize_findings
 from authgate.doctor.runner import run_doctor
 from authgate.doctor.settings import load_doctor_settings
 
@@ -44,7 +44,7 @@ def _report(findings: Sequence[Finding], options: _Options) -> int:
     if options.as_json:
         document = {
             "ok": not errors,
-            "summary": _summary(ordered),
+            "summary": summarize_findings(ordered),
             "findings": [
                 {
                     "level": f.level,

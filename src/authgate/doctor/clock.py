@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 
 __all__ = [
     "CLOCK_ERROR_SECONDS",
     "CLOCK_WARNING_SECONDS",
     "check_clock_skew",
     "check_database_clock",
+    "utc_now",
 ]
 
 CLOCK_WARNING_SECONDS = 5.0
@@ -24,13 +25,15 @@ _FIX_NTP = (
 )
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def check_database_clock(engine: Engine, *, now: Callable[[], datetime]) -> list[Finding]:
     if engine.dialect.name == "sqlite":
-        return [_ok("clock.same_host", "SQLite runs inside authgate: it uses this host's clock.")]
+        return [
+            ok_finding("clock.same_host", "SQLite runs inside authgate: it uses this host's clock.")
+        ]
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as connection:
@@ -48,7 +51,7 @@ def check_clock_skew(host_now: datetime, database_now: datetime) -> Finding:
     where = "ahead of" if skew > 0 else "behind"
     message = f"The database clock is {abs(skew):.1f} s {where} this host's"
     if abs(skew) > CLOCK_ERROR_SECONDS:
-        return _error(
+        return error_finding(
             "clock.skew",
             message + ": tokens carry iat/exp and sessions expire by time, so servers on hosts "
             "whose clocks disagree this much reject each other's fresh tokens or keep expired "
@@ -56,7 +59,7 @@ def check_clock_skew(host_now: datetime, database_now: datetime) -> Finding:
             _FIX_NTP,
         )
     if abs(skew) > CLOCK_WARNING_SECONDS:
-        return _warning(
+        return warning_finding(
             "clock.skew", message + ": beyond a minute, tokens start to fail.", _FIX_NTP
         )
-    return _ok("clock.skew", message + ".")
+    return ok_finding("clock.skew", message + ".")

@@ -15,19 +15,24 @@ from authgate.core.origins import (
     parse_origin,
     site_of,
 )
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 
-__all__ = ["check_cookies"]
+__all__ = [
+    "check_cookies",
+    "cookie_mode",
+    "same_site_example",
+    "secure_over_http_finding",
+]
 
 
 def check_cookies(settings: Settings) -> list[Finding]:
     """Cookies versus topology: same-site or cross-site frontends, Secure over plain http."""
     own = parse_origin(settings.public_url)
     policy = derive_cookie_policy(settings.public_url, settings.allowlist)
-    mode = _cookie_mode(policy.samesite, policy.partitioned)
+    mode = cookie_mode(policy.samesite, policy.partitioned)
     findings: list[Finding] = []
     if own.scheme == "http" and not is_local_host(own.host) and not settings.is_production:
-        findings.append(_secure_over_http(own, "cookies.secure_over_http"))
+        findings.append(secure_over_http_finding(own, "cookies.secure_over_http"))
     for origin in settings.allowlist:
         if origin == own:
             continue
@@ -39,7 +44,7 @@ def check_cookies(settings: Settings) -> list[Finding]:
                 f"{', '.join(policy.cross_site_origins)})"
             )
             findings.append(
-                _ok(
+                ok_finding(
                     "cookies.same_site",
                     f"{origin} is same-site with the API ({site_of(own)}): its cookies are "
                     f"first-party{note}, and blocking third-party cookies does not affect them.",
@@ -49,17 +54,19 @@ def check_cookies(settings: Settings) -> list[Finding]:
             findings.append(_cross_site_warning(origin, own, policy.cross_site_origins))
     if not settings.origins:
         findings.append(
-            _ok("cookies.first_party", f"Cookies are {mode}, used by same-origin pages only.")
+            ok_finding(
+                "cookies.first_party", f"Cookies are {mode}, used by same-origin pages only."
+            )
         )
     return findings
 
 
-def _cookie_mode(samesite: str, partitioned: bool) -> str:
+def cookie_mode(samesite: str, partitioned: bool) -> str:
     return f"SameSite={samesite}; Secure" + ("; Partitioned" if partitioned else "")
 
 
-def _secure_over_http(own: Origin, check: str) -> Finding:
-    return _error(
+def secure_over_http_finding(own: Origin, check: str) -> Finding:
+    return error_finding(
         check,
         f"The API is plain http on {own.host}, not localhost: browsers drop the Secure cookies "
         "it sets, so a login answers 200 but every later request is 401.",
@@ -73,19 +80,19 @@ def _cross_site_warning(origin: Origin, own: Origin, cross_site: Sequence[str]) 
     also = ""
     if len(cross_site) > 1:
         also = f" The same holds for {', '.join(o for o in cross_site if o != str(origin))}."
-    return _warning(
+    return warning_finding(
         "cookies.cross_site",
         f"{origin} (site {site_of(origin)}) is cross-site with the API (site {site_of(own)}"
         f"{scheme_note}): for pages there the session cookie is a third-party cookie, set "
         "SameSite=None; Secure; Partitioned (and so it is for every frontend). Browsers that "
         "block third-party cookies accept it only partitioned (Chrome, Edge, Firefox); Safari "
         f"and strict settings drop it, so logins from {origin} fail there.{also}",
-        f"Serve the API on the frontend's site ({_same_site_example(origin)}) so that cookies "
+        f"Serve the API on the frontend's site ({same_site_example(origin)}) so that cookies "
         "are first-party, or have that frontend use bearer tokens.",
     )
 
 
-def _same_site_example(origin: Origin) -> str:
+def same_site_example(origin: Origin) -> str:
     """Where the API would be same-site with ``origin``, as an example."""
     registrable = site_of(origin).partition("://")[2]
     if is_ip_address(origin.host) or "." not in registrable:  # an IP address, localhost

@@ -20,19 +20,19 @@ from authgate.core.origins import (
     parse_origin,
     site_of,
 )
-from authgate.doctor.cookies import _cookie_mode, _same_site_example, _secure_over_http
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.cookies import cookie_mode, same_site_example, secure_over_http_finding
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 from authgate.doctor.preflights import (
-    _FIX_PROXY_CORS,
+    FIX_PROXY_CORS,
     PreflightAnswer,
-    _preflight_problem,
+    preflight_problem,
     send_preflight,
 )
 from authgate.doctor.probes import (
     DEFAULT_TIMEOUT_SECONDS,
-    _parse_probe_url,
-    _probe_session,
-    _request_error,
+    parse_probe_url,
+    probe_session,
+    request_error_cause,
 )
 
 __all__ = ["explain_origin", "probe_origin"]
@@ -56,7 +56,7 @@ def explain_origin(settings: Settings, origin_text: str) -> list[Finding]:
         origin = parse_origin(origin_text.strip())
     except ValueError as e:
         return [
-            _error(
+            error_finding(
                 "cors.origin_invalid",
                 f"{origin_text!r} is not an origin a browser sends: {e}",
                 "Copy scheme://host[:port] from the frontend's address bar (no path, no "
@@ -66,7 +66,7 @@ def explain_origin(settings: Settings, origin_text: str) -> list[Finding]:
     own = parse_origin(settings.public_url)
     if origin == own:
         return [
-            _ok(
+            ok_finding(
                 "cors.same_origin",
                 f"{origin} is the API's own origin: requests are same-origin, so there is no "
                 "preflight and no CORS; the cookies are first-party and sent with every request.",
@@ -83,7 +83,7 @@ def explain_origin(settings: Settings, origin_text: str) -> list[Finding]:
 def _explain_preflight(settings: Settings, origin: Origin, own: Origin) -> Finding:
     allowed = list(settings.origins)
     if origin in settings.allowlist:
-        return _ok(
+        return ok_finding(
             "cors.allowed",
             f"{origin} is in AUTHGATE_ORIGINS. The browser first sends a preflight (OPTIONS); "
             f"authgate answers Access-Control-Allow-Origin: {origin} and "
@@ -102,7 +102,7 @@ def _explain_preflight(settings: Settings, origin: Origin, own: Origin) -> Findi
     production_note = ""
     if settings.is_production and origin.scheme == "http":
         production_note = " Production refuses http origins: serve that frontend over https."
-    return _error(
+    return error_finding(
         "cors.not_allowed",
         f"{origin} is not in AUTHGATE_ORIGINS, so the preflight (OPTIONS) gets no "
         "Access-Control-Allow-Origin. The browser then blocks the request: fetch() rejects "
@@ -117,11 +117,11 @@ def _explain_preflight(settings: Settings, origin: Origin, own: Origin) -> Findi
 def _explain_transport(origin: Origin, own: Origin) -> list[Finding]:
     if own.scheme != "http" or is_local_host(own.host):
         return []
-    findings = [_secure_over_http(own, "cors.cookie_insecure")]
+    findings = [secure_over_http_finding(own, "cors.cookie_insecure")]
     if origin.scheme == "https":
         findings.insert(
             0,
-            _error(
+            error_finding(
                 "cors.mixed_content",
                 f"{origin} is an https page and the API is plain http: the browser blocks the "
                 "request before it leaves (mixed content), and fetch() rejects with "
@@ -134,7 +134,7 @@ def _explain_transport(origin: Origin, own: Origin) -> list[Finding]:
 
 def _explain_cookie(settings: Settings, origin: Origin, own: Origin) -> Finding:
     policy = derive_cookie_policy(settings.public_url, settings.allowlist)
-    mode = _cookie_mode(policy.samesite, policy.partitioned)
+    mode = cookie_mode(policy.samesite, policy.partitioned)
     if is_same_site(origin, own):
         why = (
             ""
@@ -142,7 +142,7 @@ def _explain_cookie(settings: Settings, origin: Origin, own: Origin) -> Finding:
             else f" (SameSite=None only because {', '.join(policy.cross_site_origins)} "
             "is cross-site)"
         )
-        return _ok(
+        return ok_finding(
             "cors.cookie_first_party",
             f"{origin} and the API are the same site ({site_of(own)}), so the session cookie "
             f"({settings.session_cookie_name}; {mode}{why}) is first-party: the browser "
@@ -150,7 +150,7 @@ def _explain_cookie(settings: Settings, origin: Origin, own: Origin) -> Finding:
             "later call that does. Blocking third-party cookies does not affect it.",
         )
     scheme_note = " (the schemes differ: http and https are different sites)"
-    return _warning(
+    return warning_finding(
         "cors.cookie_third_party",
         f"{origin} (site {site_of(origin)}) and the API (site {site_of(own)}) are different "
         f"sites{scheme_note if origin.scheme != own.scheme else ''}, so the session cookie is a "
@@ -159,7 +159,7 @@ def _explain_cookie(settings: Settings, origin: Origin, own: Origin) -> Finding:
         "credentials: 'include'. Browsers that block all third-party cookies (Safari by "
         "default, or strict settings) drop it: the login answers 200, the next call 401.",
         f"For every browser, serve the API on the frontend's site "
-        f"({_same_site_example(origin)}) so the cookie is first-party, or use bearer tokens.",
+        f"({same_site_example(origin)}) so the cookie is first-party, or use bearer tokens.",
     )
 
 
@@ -173,18 +173,18 @@ def probe_origin(
 ) -> list[Finding]:
     """Send the preflight from ``origin_text`` to the deployment at ``url``; report the real
     headers, and what the server itself says (``GET /api/auth/diagnose``)."""
-    base = _parse_probe_url(url)
+    base = parse_probe_url(url)
     if isinstance(base, Finding):
         return [base]
     base_url = str(base)
-    with _probe_session(ca_file) as session:
+    with probe_session(ca_file) as session:
         try:
             answer = send_preflight(session, base_url, origin_text, timeout=timeout)
         except requests.RequestException as e:
             return [
-                _error(
+                error_finding(
                     "cors.unreachable",
-                    f"{base_url} does not answer ({_request_error(e)}).",
+                    f"{base_url} does not answer ({request_error_cause(e)}).",
                     "Check the URL, and that the server runs.",
                 )
             ]
@@ -197,24 +197,24 @@ def _probe_finding(
     answer: PreflightAnswer, origin: str, settings: Settings | None, base_url: str
 ) -> Finding:
     said = f"{base_url} answered the preflight from {origin} with {answer.describe()}"
-    problem = _preflight_problem(answer, origin)
+    problem = preflight_problem(answer, origin)
     allowed_by_settings = settings is not None and origin in settings.allowlist
     if problem is None:
         if settings is not None and not allowed_by_settings:
-            return _warning(
+            return warning_finding(
                 "cors.server_disagrees",
                 said + ": it allows this origin although your settings do not, so it runs "
                 "with other settings (or something in front of it answers CORS).",
-                "Restart authgate with the current settings; " + _FIX_PROXY_CORS,
+                "Restart authgate with the current settings; " + FIX_PROXY_CORS,
             )
-        return _ok("cors.server_preflight", said + ": the browser will send the request.")
+        return ok_finding("cors.server_preflight", said + ": the browser will send the request.")
     name, what, fix = problem
     if allowed_by_settings and name == "preflight_refused":
         fix = (
             "Your settings allow this origin but the running server does not: restart it with "
             "the current AUTHGATE_ORIGINS (check the environment it really runs with)."
         )
-    return _error(f"cors.{name}", f"{said}. {what}", fix)
+    return error_finding(f"cors.{name}", f"{said}. {what}", fix)
 
 
 def _server_view(
@@ -226,11 +226,11 @@ def _server_view(
         )
         report = response.json()
         mode = report["cookie_mode"]
-        cookie = _cookie_mode(str(mode["samesite"]), bool(mode["partitioned"]))
+        cookie = cookie_mode(str(mode["samesite"]), bool(mode["partitioned"]))
         allowed, same_site = report["origin_allowed"], report["same_site"]
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return [
-            _warning(
+            warning_finding(
                 "cors.server_view",
                 f"{base_url}/api/auth/diagnose gave no report: not authgate, or a proxy does "
                 "not forward it.",
@@ -238,7 +238,7 @@ def _server_view(
             )
         ]
     return [
-        _ok(
+        ok_finding(
             "cors.server_view",
             f"The server itself says: origin allowed: {_yes_no(allowed)}, same site as the "
             f"API: {_yes_no(same_site)}, session cookie {mode.get('name', '?')}: {cookie}.",

@@ -12,8 +12,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from authgate.config import Settings
-from authgate.doctor.clock import _utc_now, check_database_clock
-from authgate.doctor.findings import Finding, Level, _error, _first_line, _ok, _warning
+from authgate.doctor.clock import check_database_clock, utc_now
+from authgate.doctor.findings import (
+    Finding,
+    Level,
+    error_finding,
+    first_line_of_error,
+    ok_finding,
+    warning_finding,
+)
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import MIGRATIONS_DIR, current_revision, head_revision
 
@@ -22,11 +29,11 @@ __all__ = ["DATABASE_CONNECT_TIMEOUT_SECONDS", "check_database"]
 DATABASE_CONNECT_TIMEOUT_SECONDS = 5
 
 
-def check_database(settings: Settings, *, now: Callable[[], datetime] = _utc_now) -> list[Finding]:
+def check_database(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> list[Finding]:
     """Reachable and migrated; for PostgreSQL also its clock against this host's."""
     if settings.is_production and settings.database_url is None:
         return [
-            _error(
+            error_finding(
                 "database.url_not_set",
                 "AUTHGATE_DATABASE_URL is not set: production needs an explicit database (the "
                 "server refuses to start).",
@@ -51,9 +58,9 @@ def check_database(settings: Settings, *, now: Callable[[], datetime] = _utc_now
         return [_migration_finding(engine, shown), *check_database_clock(engine, now=now)]
     except SQLAlchemyError as e:
         return [
-            _error(
+            error_finding(
                 "database.unreachable",
-                f"Could not use the database {shown}: {_first_line(getattr(e, 'orig', e))}",
+                f"Could not use the database {shown}: {first_line_of_error(getattr(e, 'orig', e))}",
                 "Check that the database server runs and accepts this user from this host "
                 "(host, port, password, pg_hba.conf), and that the database exists.",
             )
@@ -63,7 +70,7 @@ def check_database(settings: Settings, *, now: Callable[[], datetime] = _utc_now
 
 
 def _invalid_database_url() -> Finding:
-    return _error(
+    return error_finding(
         "database.invalid_url",
         "AUTHGATE_DATABASE_URL is not a usable database URL.",
         "Use e.g. postgresql+psycopg://user@host/dbname or sqlite:////path/to/authgate.db.",
@@ -79,12 +86,12 @@ def _sqlite_missing(settings: Settings, shown: str) -> Finding:
     message = f"The SQLite database {shown} does not exist yet: `authgate serve` creates and "
     message += "migrates it at its first start."
     if settings.is_production:
-        return _warning(
+        return warning_finding(
             "database.sqlite_missing",
             message,
             "Check the path is the one you meant (and persistent), or run `authgate db upgrade`.",
         )
-    return _ok("database.sqlite_missing", message)
+    return ok_finding("database.sqlite_missing", message)
 
 
 def _with_connect_timeout(url: URL) -> URL:
@@ -101,7 +108,9 @@ def _migration_finding(engine: Engine, shown: str) -> Finding:
     current = current_revision(engine)
     head = head_revision()
     if current == head:
-        return _ok("database.current", f"{shown} is reachable and at the newest schema ({head}).")
+        return ok_finding(
+            "database.current", f"{shown} is reachable and at the newest schema ({head})."
+        )
     sqlite = engine.dialect.name == "sqlite"
     on_start = " (`authgate serve` also migrates SQLite when it starts)" if sqlite else ""
     if current is None:
@@ -121,7 +130,7 @@ def _migration_finding(engine: Engine, shown: str) -> Finding:
             + ("." if sqlite else "; the server refuses to start."),
             f"Run `authgate db upgrade`{on_start}.",
         )
-    return _error(
+    return error_finding(
         "database.unknown_revision",
         f"{shown} is at schema revision {current}, which this authgate does not know (the "
         f"newest it knows is {head}): a newer authgate migrated it.",

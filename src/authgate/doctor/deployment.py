@@ -15,16 +15,16 @@ import requests
 
 from authgate.config import Settings
 from authgate.core.origins import Origin, is_local_host, origin_of_url
-from authgate.doctor.clock import _utc_now
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.clock import utc_now
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 from authgate.doctor.hsts import check_hsts
 from authgate.doctor.preflights import check_lookalikes, check_preflight
 from authgate.doctor.probes import (
     DEFAULT_TIMEOUT_SECONDS,
-    _default_port,
-    _parse_probe_url,
-    _probe_session,
-    _request_error,
+    effective_port,
+    parse_probe_url,
+    probe_session,
+    request_error_cause,
 )
 from authgate.doctor.redirects import check_http_redirect, default_http_url
 from authgate.doctor.server_reports import check_public_url_probed, check_server_report
@@ -38,19 +38,19 @@ def check_deployment(
     settings: Settings | None,
     *,
     ca_file: Path | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     http_url: str | None = None,
 ) -> list[Finding]:
     """Probe the deployment at ``url``: TLS, redirect, HSTS, and CORS for each allowed origin.
 
     The redirect is probed at ``http_url``, by default port 80 of ``url``'s host."""
-    base = _parse_probe_url(url)
+    base = parse_probe_url(url)
     if isinstance(base, Finding):
         return [base]
     if http_url is not None and not _is_http_url(http_url):
         return [
-            _error(
+            error_finding(
                 "url.invalid",
                 f"--http-url {http_url!r} is not an absolute http:// URL.",
                 "Give the plain-http address that should redirect, e.g. "
@@ -60,14 +60,14 @@ def check_deployment(
     findings: list[Finding] = []
     if base.scheme == "https":
         tls = check_tls_certificate(
-            base.host, _default_port(base), ca_file=ca_file, now=now(), timeout=timeout
+            base.host, effective_port(base), ca_file=ca_file, now=now(), timeout=timeout
         )
         findings += tls
         if any(f.level == "error" for f in tls):
             return findings  # a browser gets no further either
     else:
         findings.append(_plain_http_finding(base, settings))
-    with _probe_session(ca_file) as session:
+    with probe_session(ca_file) as session:
         findings += _probe_http(session, base, settings, timeout, http_url)
     return findings
 
@@ -89,9 +89,9 @@ def _probe_http(
         health = session.get(base_url + "/healthz", timeout=timeout, allow_redirects=False)
     except requests.RequestException as e:
         return [
-            _error(
+            error_finding(
                 "url.unreachable",
-                f"{base_url} does not answer ({_request_error(e)}).",
+                f"{base_url} does not answer ({request_error_cause(e)}).",
                 "Check the address, that the server runs and that the firewall lets you in.",
             )
         ]
@@ -126,14 +126,14 @@ def _probe_http(
 
 def _health_finding(base_url: str, status: int) -> Finding:
     if status == 200:
-        return _ok("url.reachable", f"{base_url}/healthz answers 200.")
+        return ok_finding("url.reachable", f"{base_url}/healthz answers 200.")
     if status == 503:
-        return _error(
+        return error_finding(
             "url.reachable",
             f"{base_url}/healthz answers 503: the server runs but cannot use its database.",
             "Run `authgate doctor` on the server host to check the database.",
         )
-    return _warning(
+    return warning_finding(
         "url.reachable",
         f"{base_url}/healthz answers {status}: this may not be authgate, or the proxy does not "
         "forward every path to it.",
@@ -143,18 +143,18 @@ def _health_finding(base_url: str, status: int) -> Finding:
 
 def _plain_http_finding(base: Origin, settings: Settings | None) -> Finding:
     if settings is not None and settings.is_production:
-        return _error(
+        return error_finding(
             "url.tls.not_https",
             f"{base} is plain http: production must be served over https.",
             "Probe the https:// address, or put TLS in front of authgate.",
         )
     if is_local_host(base.host):
-        return _ok(
+        return ok_finding(
             "url.tls.plain_http_local",
             f"{base} is plain http on this machine: fine for development (TLS, redirect and "
             "HSTS are checked for https:// URLs).",
         )
-    return _warning(
+    return warning_finding(
         "url.tls.not_https",
         f"{base} is plain http on a host other than localhost: browsers drop its Secure cookies "
         "and passwords travel unencrypted.",

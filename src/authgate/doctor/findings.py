@@ -1,6 +1,7 @@
 """Findings: what every check returns, and the order their groups are reported in.
 
-A check never raises: :func:`_guarded` turns a bug in one into a ``<group>.check_failed`` finding.
+A check never raises: :func:`run_guarded` turns a bug in one into a ``<group>.check_failed``
+finding.
 Check ids are ``<group>.<name>`` (``origins.http_in_production``, ``url.tls.expired``); the group
 is everything before the last dot.
 """
@@ -11,7 +12,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["GROUP_ORDER", "Finding", "Level", "sort_findings"]
+__all__ = [
+    "GROUP_ORDER",
+    "Finding",
+    "Level",
+    "error_finding",
+    "first_line_of_error",
+    "ok_finding",
+    "run_guarded",
+    "sort_findings",
+    "warning_finding",
+]
 
 Level = Literal["error", "warning", "ok"]
 
@@ -55,15 +66,15 @@ class Finding:
         return self.check.rpartition(".")[0] or self.check
 
 
-def _error(check: str, message: str, fix: str = "") -> Finding:
+def error_finding(check: str, message: str, fix: str = "") -> Finding:
     return Finding("error", check, message, fix)
 
 
-def _warning(check: str, message: str, fix: str = "") -> Finding:
+def warning_finding(check: str, message: str, fix: str = "") -> Finding:
     return Finding("warning", check, message, fix)
 
 
-def _ok(check: str, message: str, fix: str = "") -> Finding:
+def ok_finding(check: str, message: str, fix: str = "") -> Finding:
     return Finding("ok", check, message, fix)
 
 
@@ -77,20 +88,20 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=rank)
 
 
-def _first_line(error: BaseException | None) -> str:
+def first_line_of_error(error: BaseException | None) -> str:
     text_ = str(error or "").strip()
     return text_.splitlines()[0] if text_ else type(error).__name__
 
 
-def _guarded(group: str, check: Callable[[], list[Finding]]) -> list[Finding]:
+def run_guarded(group: str, check: Callable[[], list[Finding]]) -> list[Finding]:
     """Run one check; a bug in it becomes a finding instead of a traceback."""
     try:
         return check()
     except Exception as e:
         return [
-            _error(
+            error_finding(
                 f"{group}.check_failed",
-                f"The {group} check itself failed ({type(e).__name__}: {_first_line(e)}).",
+                f"The {group} check itself failed ({type(e).__name__}: {first_line_of_error(e)}).",
                 "The other checks still ran; please report this failure.",
             )
         ]

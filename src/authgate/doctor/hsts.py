@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authgate.doctor.findings import Finding, _ok, _warning
+from authgate.doctor.findings import Finding, ok_finding, warning_finding
 
 __all__ = ["HSTS_MIN_MAX_AGE_SECONDS", "check_hsts"]
 
@@ -25,7 +25,7 @@ def check_hsts(value: str | None) -> Finding:
         '"max-age=31536000" always;` (authgate itself does not set it).'
     )
     if not value:
-        return _warning(
+        return warning_finding(
             "url.hsts.missing",
             "No Strict-Transport-Security header: browsers keep trying plain http first, where "
             "an attacker on the network can intercept the visit.",
@@ -33,10 +33,10 @@ def check_hsts(value: str | None) -> Finding:
         )
     max_age = _hsts_max_age(value)
     if max_age is None or max_age < HSTS_MIN_MAX_AGE_SECONDS:
-        return _warning(
+        return warning_finding(
             "url.hsts.short",
             f"Strict-Transport-Security is {value!r}: a max-age under "
             f"{HSTS_MIN_MAX_AGE_SECONDS // 86400} days protects little.",
             fix,
         )
-    return _ok("url.hsts.present", f"Strict-Transport-Security: {value}.")
+    return ok_finding("url.hsts.present", f"Strict-Transport-Security: {value}.")

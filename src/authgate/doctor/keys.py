@@ -10,7 +10,7 @@ from pathlib import Path
 
 from authgate.config import Settings
 from authgate.core.keys import insecure_key_files, load_keyring
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 from authgate.errors import ConfigError
 
 __all__ = ["check_keys"]
@@ -32,7 +32,7 @@ def check_keys(
     """Signing keys: present, not for development in production, private, rotatable."""
     if settings.is_production and settings.keys_dir is None:
         return [
-            _error(
+            error_finding(
                 "secrets.keys_dir_not_set",
                 "AUTHGATE_KEYS_DIR is not set: production needs signing keys in a directory of "
                 "their own (it refuses the instance folder's development keys).",
@@ -46,12 +46,12 @@ def check_keys(
         ring = load_keyring(directory)
         exposed = insecure_key_files(directory)
     except (ConfigError, OSError) as e:
-        return [_error("secrets.unreadable_key", str(e), f"Then check with `{rotate}`.")]
+        return [error_finding("secrets.unreadable_key", str(e), f"Then check with `{rotate}`.")]
     findings: list[Finding] = []
     if ring is None:
         if settings.is_production:
             findings.append(
-                _error(
+                error_finding(
                     "secrets.no_key",
                     f"No signing key in {directory}: the server refuses to start.",
                     f"Create one: `{rotate}`.",
@@ -59,7 +59,7 @@ def check_keys(
             )
         else:
             findings.append(
-                _ok(
+                ok_finding(
                     "secrets.no_key",
                     f"No signing key in {directory} yet: development generates one at the first "
                     "start (production refuses it).",
@@ -67,7 +67,7 @@ def check_keys(
             )
     elif settings.is_production and ring.active.dev:
         findings.append(
-            _error(
+            error_finding(
                 "secrets.dev_key_in_production",
                 f"The active signing key {ring.active.kid} in {directory} was generated for "
                 "development: production refuses to sign with it.",
@@ -78,7 +78,7 @@ def check_keys(
     elif settings.is_production and any(key.dev for key in ring.keys):
         old = ", ".join(key.kid for key in ring.keys if key.dev)
         findings.append(
-            _warning(
+            warning_finding(
                 "secrets.old_dev_key",
                 f"Development key(s) {old} in {directory} still verify tokens.",
                 f"Delete their files in {directory} once the tokens they signed have expired "
@@ -88,7 +88,7 @@ def check_keys(
     if exposed:
         names = " ".join(str(path) for path in exposed)
         findings.append(
-            _error(
+            error_finding(
                 "secrets.key_file_permissions",
                 f"Signing key files readable or writable by other users: {names}. Anyone who "
                 "can read one can forge any user's tokens (production refuses to start).",
@@ -107,7 +107,7 @@ def _key_directory_findings(
     findings: list[Finding] = []
     if directory.is_dir() and stat.S_IMODE(directory.stat().st_mode) & 0o077:
         findings.append(
-            _warning(
+            warning_finding(
                 "secrets.keys_dir_permissions",
                 f"The key directory {directory} is open to other users "
                 f"(mode {stat.S_IMODE(directory.stat().st_mode):o}).",
@@ -116,7 +116,7 @@ def _key_directory_findings(
         )
     if not writable(directory):
         findings.append(
-            _warning(
+            warning_finding(
                 "secrets.rotation_impossible",
                 f"{directory} cannot be written (or created) by this user, so "
                 "`authgate keys rotate` cannot add a key here"
@@ -131,12 +131,12 @@ def _key_directory_findings(
 
 def _keys_ok(directory: Path, count: int, active: str, rotate: str) -> Finding:
     if count == 1:
-        return _ok(
+        return ok_finding(
             "secrets.rotation",
             f"One signing key ({active}) in {directory}.",
             f"To rotate: `{rotate}`; the old key keeps verifying until you delete its file.",
         )
-    return _ok(
+    return ok_finding(
         "secrets.rotation",
         f"{count} signing keys in {directory}; the newest, {active}, signs.",
         f"Delete an old key's file once the tokens it signed have expired; rotate with `{rotate}`.",

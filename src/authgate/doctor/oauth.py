@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from authgate.config import Settings
 from authgate.core.origins import is_local_host, parse_origin
-from authgate.doctor.findings import Finding, _error, _ok
-from authgate.oauth import CALLBACK_PATH
+from authgate.doctor.findings import Finding, error_finding, ok_finding
+from authgate.http.routes import OAUTH_CALLBACK_PATH
 
 __all__ = ["check_oauth"]
 
@@ -20,15 +20,15 @@ _PROVIDER_CONSOLES = {
 def check_oauth(settings: Settings) -> list[Finding]:
     """The redirect URI each provider must have registered, and what breaks it."""
     if not settings.oauth_providers:
-        return [_ok("oauth.none", "No OAuth providers are configured.")]
+        return [ok_finding("oauth.none", "No OAuth providers are configured.")]
     own = parse_origin(settings.public_url)
     findings: list[Finding] = []
     for name, provider in sorted(settings.oauth_providers.items()):
-        uri = settings.public_url + CALLBACK_PATH.format(provider=name)
+        uri = settings.public_url + OAUTH_CALLBACK_PATH.format(provider=name)
         label = f"{provider.label(name)} ({name})"
         if provider.allow_http and settings.is_production:
             findings.append(
-                _error(
+                error_finding(
                     "oauth.allow_http_in_production",
                     f"OAuth provider {label} allows plain http: production talks to providers "
                     "over https only (the server refuses to start).",
@@ -39,7 +39,7 @@ def check_oauth(settings: Settings) -> list[Finding]:
         if own.scheme == "http" and (settings.is_production or not is_local_host(own.host)):
             findings.append(_http_redirect_uri(label, uri, production=settings.is_production))
         findings.append(
-            _ok(
+            ok_finding(
                 "oauth.redirect_uri",
                 f"{label}: the provider must have exactly {uri} registered as redirect URI.",
                 f"Register it in {_PROVIDER_CONSOLES[provider.kind]}; it follows "

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from authgate.config import Settings
 from authgate.core.origins import parse_origin
-from authgate.doctor.findings import Finding, _error, _ok, _warning
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 
 __all__ = ["check_origins", "check_raw_origins"]
 
@@ -17,7 +17,7 @@ _REGEX_CHARACTERS = frozenset("^$()[]{}|+?\\")
 def _bad_origin_finding(entry: object, reason: str) -> Finding:
     text_ = str(entry)
     if ".*" in text_ or any(ch in _REGEX_CHARACTERS for ch in text_):
-        return _error(
+        return error_finding(
             "origins.regex",
             f"AUTHGATE_ORIGINS entry {text_!r}: {reason}",
             "Origins are compared exactly, never as patterns (https://.*\\.example\\.com also "
@@ -25,14 +25,14 @@ def _bad_origin_finding(entry: object, reason: str) -> Finding:
             "e.g. AUTHGATE_ORIGINS=https://app.example.com,https://admin.example.com.",
         )
     if "*" in text_:
-        return _error(
+        return error_finding(
             "origins.wildcard",
             f"AUTHGATE_ORIGINS entry {text_!r}: {reason}",
             "List each frontend exactly, e.g. AUTHGATE_ORIGINS=https://app.example.com,"
             "https://admin.example.com: allowing any origin with credentials would let every "
             "site act as your users.",
         )
-    return _error(
+    return error_finding(
         "origins.invalid",
         f"AUTHGATE_ORIGINS entry {text_!r}: {reason}",
         "Write it as scheme://host[:port], exactly as the frontend's address bar shows it, "
@@ -63,7 +63,7 @@ def check_origins(settings: Settings) -> list[Finding]:
     for origin in settings.allowlist:
         if origin == own:
             findings.append(
-                _warning(
+                warning_finding(
                     "origins.own_origin",
                     f"AUTHGATE_ORIGINS lists {origin}, the API's own public URL: pages served by "
                     "authgate are always trusted, so this entry does nothing.",
@@ -73,7 +73,7 @@ def check_origins(settings: Settings) -> list[Finding]:
             )
         if settings.is_production and origin.scheme == "http":
             findings.append(
-                _error(
+                error_finding(
                     "origins.http_in_production",
                     f"Origin {origin} is plain http: production refuses it (the cookies are "
                     "Secure, and the page could be tampered with on the way).",
@@ -85,11 +85,13 @@ def check_origins(settings: Settings) -> list[Finding]:
         return findings
     if not settings.origins:
         return [
-            _ok(
+            ok_finding(
                 "origins.none",
                 "AUTHGATE_ORIGINS is empty: only pages served from the public URL can call the "
                 "API with credentials.",
             )
         ]
     listed = ", ".join(settings.origins)
-    return [_ok("origins.allowlist", f"{len(settings.origins)} allowed origin(s): {listed}.")]
+    return [
+        ok_finding("origins.allowlist", f"{len(settings.origins)} allowed origin(s): {listed}.")
+    ]

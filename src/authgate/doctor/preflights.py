@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import requests
 
 from authgate.core.origins import Origin, OriginAllowlist
-from authgate.doctor.findings import Finding, _error, _ok
-from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, _request_error
+from authgate.doctor.findings import Finding, error_finding, ok_finding
+from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, request_error_cause
 
 __all__ = [
+    "FIX_PROXY_CORS",
     "LOOKALIKE_SUFFIX",
     "PREFLIGHT_HEADERS",
     "PREFLIGHT_PATH",
@@ -19,6 +20,7 @@ __all__ = [
     "check_lookalikes",
     "check_preflight",
     "lookalike_origins",
+    "preflight_problem",
     "send_preflight",
 ]
 
@@ -28,7 +30,7 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Request-Headers": "content-type,x-requested-with",
 }
 LOOKALIKE_SUFFIX = ".evil.test"
-_FIX_PROXY_CORS = (
+FIX_PROXY_CORS = (
     "Let authgate alone answer CORS from AUTHGATE_ORIGINS: remove Access-Control-* headers added "
     "by the proxy in front (e.g. nginx `add_header Access-Control-Allow-Origin ...`)."
 )
@@ -77,7 +79,7 @@ def send_preflight(
     )
 
 
-def _preflight_problem(answer: PreflightAnswer, origin: str) -> tuple[str, str, str] | None:
+def preflight_problem(answer: PreflightAnswer, origin: str) -> tuple[str, str, str] | None:
     """``(name, what the browser does, fix)`` when the answer fails a credentialed request."""
     values = [part.strip() for value in answer.allow_origin for part in value.split(",")]
     if len(values) > 1:
@@ -86,7 +88,7 @@ def _preflight_problem(answer: PreflightAnswer, origin: str) -> tuple[str, str, 
             f"Access-Control-Allow-Origin came {len(values)} times ({' | '.join(values)}): "
             "browsers reject a response with more than one value, even identical ones, and "
             "every request from this frontend fails ('Failed to fetch').",
-            "Two layers add CORS headers (usually the proxy and authgate). " + _FIX_PROXY_CORS,
+            "Two layers add CORS headers (usually the proxy and authgate). " + FIX_PROXY_CORS,
         )
     if not values:
         return (
@@ -102,14 +104,14 @@ def _preflight_problem(answer: PreflightAnswer, origin: str) -> tuple[str, str, 
             "wrong_allow_origin",
             f"Access-Control-Allow-Origin is {values[0]!r}, not {origin}: the browser refuses "
             "the response ('*' is never accepted with credentials).",
-            _FIX_PROXY_CORS,
+            FIX_PROXY_CORS,
         )
     if [value.strip() for value in answer.allow_credentials] != ["true"]:
         return (
             "no_credentials",
             "Access-Control-Allow-Credentials: true is missing (or repeated): the browser "
             "refuses credentialed requests, so no cookie is sent or stored.",
-            _FIX_PROXY_CORS,
+            FIX_PROXY_CORS,
         )
     if not 200 <= answer.status < 300:
         return (
@@ -133,20 +135,20 @@ def check_preflight(
     try:
         answer = send_preflight(session, base_url, origin, timeout=timeout)
     except requests.RequestException as e:
-        return _error(
+        return error_finding(
             "url.cors.unreachable",
-            f"The preflight from {origin} got no answer ({_request_error(e)}).",
+            f"The preflight from {origin} got no answer ({request_error_cause(e)}).",
             "Check that the server runs and answers OPTIONS requests.",
         )
-    problem = _preflight_problem(answer, origin)
+    problem = preflight_problem(answer, origin)
     if problem is None:
-        return _ok(
+        return ok_finding(
             "url.cors.preflight",
             f"A preflight from {origin} gets exactly one Access-Control-Allow-Origin: {origin} "
             "with credentials: browsers let that frontend call with cookies.",
         )
     name, what, fix = problem
-    return _error(f"url.cors.{name}", f"Preflight from {origin}: {what}", fix)
+    return error_finding(f"url.cors.{name}", f"Preflight from {origin}: {what}", fix)
 
 
 def lookalike_origins(origin: Origin, allowlist: OriginAllowlist) -> list[str]:
@@ -174,16 +176,16 @@ def check_lookalikes(
             answer = send_preflight(session, base_url, lookalike, timeout=timeout)
         except requests.RequestException as e:
             findings.append(
-                _error(
+                error_finding(
                     "url.cors.unreachable",
-                    f"The preflight from {lookalike} got no answer ({_request_error(e)}).",
+                    f"The preflight from {lookalike} got no answer ({request_error_cause(e)}).",
                     "Check that the server runs and answers OPTIONS requests.",
                 )
             )
             continue
         if answer.allow_origin:
             findings.append(
-                _error(
+                error_finding(
                     "url.cors.lookalike_allowed",
                     f"A preflight from {lookalike}, which is not allowed, got "
                     f"Access-Control-Allow-Origin: {' | '.join(answer.allow_origin)}: something "
@@ -198,7 +200,7 @@ def check_lookalikes(
             refused.append(lookalike)
     if refused and not findings:
         findings.append(
-            _ok(
+            ok_finding(
                 "url.cors.lookalikes_refused",
                 f"Look-alikes of {origin} ({', '.join(refused)}) get no CORS headers.",
             )

@@ -8,14 +8,20 @@ from pathlib import Path
 import requests
 
 from authgate.core.origins import Origin, origin_of_url
-from authgate.doctor.findings import Finding, _error, _first_line
+from authgate.doctor.findings import Finding, error_finding, first_line_of_error
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "effective_port",
+    "parse_probe_url",
+    "probe_session",
+    "request_error_cause",
+]
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
 
-def _probe_session(ca_file: Path | None) -> requests.Session:
+def probe_session(ca_file: Path | None) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # talk to the deployment itself, not through a proxy
     session.verify = str(ca_file) if ca_file else True
@@ -23,10 +29,10 @@ def _probe_session(ca_file: Path | None) -> requests.Session:
     return session
 
 
-def _parse_probe_url(url: str) -> Origin | Finding:
+def parse_probe_url(url: str) -> Origin | Finding:
     origin = origin_of_url(url)
     if origin is None:
-        return _error(
+        return error_finding(
             "url.invalid",
             f"--url {url!r} is not an absolute http(s) URL.",
             "Give the address browsers use, e.g. --url https://auth.example.com.",
@@ -34,11 +40,11 @@ def _parse_probe_url(url: str) -> Origin | Finding:
     return origin
 
 
-def _default_port(origin: Origin) -> int:
+def effective_port(origin: Origin) -> int:
     return origin.port or (443 if origin.scheme == "https" else 80)
 
 
-def _request_error(error: requests.RequestException) -> str:
+def request_error_cause(error: requests.RequestException) -> str:
     """The root cause of a requests error, e.g. ``[Errno 111] Connection refused``."""
     reason: BaseException = error
     seen = {id(reason)}
@@ -48,4 +54,4 @@ def _request_error(error: requests.RequestException) -> str:
             break
         seen.add(id(cause))
         reason = cause
-    return _first_line(reason)[:200]
+    return first_line_of_error(reason)[:200]

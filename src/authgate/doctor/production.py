@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from authgate.config import Settings
 from authgate.core.origins import parse_origin
-from authgate.doctor.findings import Finding, _error, _ok
+from authgate.doctor.findings import Finding, error_finding, ok_finding
 
 __all__ = ["check_production_refusals", "check_public_url"]
 
@@ -24,7 +24,9 @@ def check_production_refusals(settings: Settings) -> list[Finding]:
     if not settings.is_production:
         return []
     return [
-        _error("production.refused", problem, "Production refuses to start until this is fixed.")
+        error_finding(
+            "production.refused", problem, "Production refuses to start until this is fixed."
+        )
         for problem in settings.production_problems()
         if not problem.startswith(_COVERED_PRODUCTION_PROBLEMS)
     ]
@@ -33,10 +35,10 @@ def check_production_refusals(settings: Settings) -> list[Finding]:
 def check_public_url(settings: Settings) -> list[Finding]:
     own = parse_origin(settings.public_url)
     if own.scheme == "https":
-        return [_ok("public_url.https", f"The public URL {settings.public_url} is https.")]
+        return [ok_finding("public_url.https", f"The public URL {settings.public_url} is https.")]
     if settings.is_production:
         return [
-            _error(
+            error_finding(
                 "public_url.http_in_production",
                 f"AUTHGATE_PUBLIC_URL is {settings.public_url}: production must be served over "
                 "https (the server refuses to start; its Secure cookies and OAuth redirect URIs "
@@ -46,7 +48,7 @@ def check_public_url(settings: Settings) -> list[Finding]:
             )
         ]
     return [
-        _ok(
+        ok_finding(
             "public_url.http",
             f"The public URL {settings.public_url} is plain http: fine for development only.",
         )

@@ -13,8 +13,8 @@ from __future__ import annotations
 import requests
 
 from authgate.core.origins import Origin, origin_of_url
-from authgate.doctor.findings import Finding, _error, _ok, _warning
-from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, _request_error
+from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
+from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, request_error_cause
 
 __all__ = ["NGINX_PLAIN_HTTP_TO_TLS_PORT", "check_http_redirect", "default_http_url"]
 
@@ -48,9 +48,9 @@ def check_http_redirect(
     try:
         response = session.get(http_url, timeout=timeout, allow_redirects=False)
     except requests.RequestException as e:
-        return _warning(
+        return warning_finding(
             "url.redirect.missing",
-            f"Nothing answers plain http at {http_url} ({_request_error(e)}): no redirect for "
+            f"Nothing answers plain http at {http_url} ({request_error_cause(e)}): no redirect for "
             "users typing http:// (they get an error instead of the site).",
             _FIX_REDIRECT + " If the redirect is on another port, name it with --http-url.",
         )
@@ -58,19 +58,21 @@ def check_http_redirect(
     location = response.headers.get("Location", "")
     target = origin_of_url(location)
     if status in (301, 308) and target == https_origin:
-        return _ok("url.redirect.permanent", f"{http_url} redirects ({status}) to {location}.")
+        return ok_finding(
+            "url.redirect.permanent", f"{http_url} redirects ({status}) to {location}."
+        )
     if status in _REDIRECTS:
         return _redirect_finding(http_url, https_origin, status, location, target)
     if status == 400 and NGINX_PLAIN_HTTP_TO_TLS_PORT in response.text:
         return _tls_port_finding(http_url, named=named)
     if 200 <= status < 300:
-        return _error(
+        return error_finding(
             "url.redirect.serves_http",
             f"{http_url} answers {status} over plain http instead of redirecting to https: "
             "passwords and tokens sent there travel unencrypted.",
             _FIX_REDIRECT,
         )
-    return _warning(
+    return warning_finding(
         "url.redirect.not_redirected",
         f"{http_url} answers {status} over plain http instead of redirecting to https: users "
         "typing http:// get an error instead of the site.",
@@ -80,12 +82,12 @@ def check_http_redirect(
 
 def _tls_port_finding(http_url: str, *, named: bool) -> Finding:
     if named:
-        return _ok(
+        return ok_finding(
             "url.redirect.tls_port",
             f"{http_url} is a TLS port: it refuses plain http (400) rather than serving it.",
             "Name the port that redirects to https with --http-url to check the redirect.",
         )
-    return _warning(
+    return warning_finding(
         "url.redirect.not_redirected",
         f"{http_url} speaks TLS: it answers plain http with a 400 ({NGINX_PLAIN_HTTP_TO_TLS_PORT}) "
         "instead of redirecting to https: users typing http:// get an error instead of the site.",
@@ -97,13 +99,13 @@ def _redirect_finding(
     http_url: str, https_origin: Origin, status: int, location: str, target: Origin | None
 ) -> Finding:
     if target is not None and target.scheme == "https" and target.host == https_origin.host:
-        return _warning(
+        return warning_finding(
             "url.redirect.temporary" if status in (302, 303, 307) else "url.redirect.wrong_target",
             f"{http_url} redirects with {status} to {location}; expected a permanent "
             f"redirect (301 or 308) to {https_origin}.",
             _FIX_REDIRECT,
         )
-    return _warning(
+    return warning_finding(
         "url.redirect.wrong_target",
         f"{http_url} redirects ({status}) to {location or 'nowhere'}, not to {https_origin}.",
         _FIX_REDIRECT,

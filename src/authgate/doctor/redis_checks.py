@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from authgate.config import Settings
-from authgate.doctor.findings import Finding, _error, _first_line, _ok
+from authgate.doctor.findings import Finding, error_finding, first_line_of_error, ok_finding
 
 __all__ = ["check_redis", "check_redis_url"]
 
@@ -24,7 +24,7 @@ def _redact_url(url: str) -> str:
 def check_redis(settings: Settings) -> list[Finding]:
     if settings.redis_url is None:
         return [
-            _ok(
+            ok_finding(
                 "redis.not_configured",
                 "AUTHGATE_REDIS_URL is not set: revocations reach other server processes by "
                 "polling the database (within about "
@@ -39,7 +39,7 @@ def check_redis_url(url: str, *, timeout: float = 2.0) -> Finding:
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as e:
-        return _error(
+        return error_finding(
             "redis.invalid_url",
             f"AUTHGATE_REDIS_URL is not a Redis URL ({e}).",
             "Use e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS).",
@@ -47,13 +47,13 @@ def check_redis_url(url: str, *, timeout: float = 2.0) -> Finding:
     try:
         client.ping()
     except (redis.RedisError, OSError) as e:
-        return _error(
+        return error_finding(
             "redis.unreachable",
-            f"Redis at {shown} does not answer ({_first_line(e)}): the server will not start "
-            "its revocation channel.",
+            f"Redis at {shown} does not answer ({first_line_of_error(e)}): the server will not "
+            "start its revocation channel.",
             "Start Redis or fix AUTHGATE_REDIS_URL (host, port, password); or unset it to "
             "propagate revocations by polling the database.",
         )
     finally:
         client.close()
-    return _ok("redis.reachable", f"Redis at {shown} answers.")
+    return ok_finding("redis.reachable", f"Redis at {shown} answers.")

@@ -9,7 +9,7 @@ import click
 
 from authgate.doctor.findings import Finding, sort_findings
 
-__all__ = ["render_findings"]
+__all__ = ["render_findings", "summarize_findings"]
 
 _LABELS = {"error": ("error", "red"), "warning": ("warn", "yellow"), "ok": ("ok", "green")}
 _INDENT = "  "
@@ -17,7 +17,7 @@ _LABEL_WIDTH = 6
 _WIDTH = 100
 
 
-def _summary(findings: Sequence[Finding]) -> dict[str, int]:
+def summarize_findings(findings: Sequence[Finding]) -> dict[str, int]:
     return {
         "errors": sum(f.level == "error" for f in findings),
         "warnings": sum(f.level == "warning" for f in findings),
@@ -56,7 +56,7 @@ def render_findings(findings: Sequence[Finding], *, color: bool = False) -> str:
         if finding.fix:
             prefix = "" if finding.level == "ok" else "fix: "
             lines.append(_wrap(prefix + finding.fix, pad, pad + " " * len(prefix)))
-    counts = _summary(findings)
+    counts = summarize_findings(findings)
     if lines:
         lines.append("")
     verdict = "problems found" if counts["errors"] else "no errors"

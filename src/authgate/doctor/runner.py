@@ -6,11 +6,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from authgate.doctor.clock import _utc_now
+from authgate.doctor.clock import utc_now
 from authgate.doctor.cookies import check_cookies
 from authgate.doctor.database import check_database
 from authgate.doctor.deployment import check_deployment
-from authgate.doctor.findings import Finding, _guarded, sort_findings
+from authgate.doctor.findings import Finding, run_guarded, sort_findings
 from authgate.doctor.keys import check_keys
 from authgate.doctor.oauth import check_oauth
 from authgate.doctor.origins import check_origins
@@ -28,7 +28,7 @@ def run_doctor(
     production: bool = False,
     url: str | None = None,
     ca_file: Path | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     http_url: str | None = None,
 ) -> list[Finding]:
@@ -46,9 +46,9 @@ def run_doctor(
             ("redis", lambda: check_redis(settings)),
         ]
         for group, check in checks:
-            findings += _guarded(group, check)
+            findings += run_guarded(group, check)
     if url:
-        findings += _guarded(
+        findings += run_guarded(
             "url",
             lambda: check_deployment(
                 url, settings, ca_file=ca_file, now=now, timeout=timeout, http_url=http_url

@@ -14,8 +14,8 @@ import requests
 
 from authgate.config import Settings
 from authgate.core.origins import Origin, origin_of_url, parse_origin
-from authgate.doctor.findings import Finding, _ok, _warning
-from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, _request_error
+from authgate.doctor.findings import Finding, ok_finding, warning_finding
+from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, request_error_cause
 
 __all__ = ["check_public_url_probed", "check_server_report"]
 
@@ -45,8 +45,8 @@ def check_public_url_probed(base: Origin, settings: Settings) -> Finding:
     OAuth callbacks), so that is the deployment to check."""
     public = parse_origin(settings.public_url)
     if base == public:
-        return _ok("url.public_url.matches", f"--url is AUTHGATE_PUBLIC_URL ({public}).")
-    return _warning(
+        return ok_finding("url.public_url.matches", f"--url is AUTHGATE_PUBLIC_URL ({public}).")
+    return warning_finding(
         "url.public_url.differs",
         f"--url {base} is not AUTHGATE_PUBLIC_URL ({public}): this probes another address than "
         "the one browsers are sent to (links, redirects and OAuth callbacks use the public URL).",
@@ -73,11 +73,11 @@ def check_server_report(
         problems = [(str(f["kind"]), str(f["message"])) for f in report["findings"]]
         scheme, host, public_url = str(report["scheme"]), str(report["host"]), report["public_url"]
     except requests.RequestException as e:
-        return [_no_report(base_url, _request_error(e))]
+        return [_no_report(base_url, request_error_cause(e))]
     except (ValueError, KeyError, TypeError):
         return [_no_report(base_url, "no diagnose report in the answer")]
     findings = [
-        _warning("url.server.problem", f"The server says: {message}", _FIXES.get(kind, ""))
+        warning_finding("url.server.problem", f"The server says: {message}", _FIXES.get(kind, ""))
         for kind, message in problems
         if public_url_probed or kind not in _VIEW_KINDS
     ]
@@ -87,7 +87,7 @@ def check_server_report(
         findings.append(other_settings)
     if not public_url_probed:
         findings.append(
-            _ok(
+            ok_finding(
                 "url.server.not_judged",
                 f"Through {base_url} the server sees {scheme}://{host}: not judged, as --url is "
                 "not the public URL (browsers' requests arrive through the public URL).",
@@ -96,7 +96,7 @@ def check_server_report(
         )
     elif other_settings is None and public is not None and host != public.netloc:
         findings.append(
-            _warning(
+            warning_finding(
                 "url.server.wrong_host",
                 f"The server sees the host {host!r}, not {public.netloc!r} of its public URL: "
                 "the proxy does not pass the public host, or the app does not trust it.",
@@ -105,7 +105,7 @@ def check_server_report(
         )
     if not findings:
         findings.append(
-            _ok(
+            ok_finding(
                 "url.server.view",
                 f"Through {base_url} the server sees {scheme}://{host}, as its public URL says, "
                 "and reports no problem.",
@@ -119,7 +119,7 @@ def _other_settings(
 ) -> Finding | None:
     if settings is None or public == parse_origin(settings.public_url):
         return None
-    return _warning(
+    return warning_finding(
         "url.server.other_settings",
         f"The server runs with public URL {public_url}, your settings say "
         f"{settings.public_url}: it runs with other settings.",
@@ -128,7 +128,7 @@ def _other_settings(
 
 
 def _no_report(base_url: str, why: str) -> Finding:
-    return _warning(
+    return warning_finding(
         "url.server.no_report",
         f"{base_url}{DIAGNOSE_PATH} gave no report ({why}): not authgate, or the proxy does not "
         "forward /api/ to it.",

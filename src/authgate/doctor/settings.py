@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
-from authgate.doctor.findings import Finding, _error
+from authgate.doctor.findings import Finding, error_finding
 from authgate.doctor.origins import check_raw_origins
 from authgate.errors import ConfigError
 
@@ -48,7 +48,7 @@ def _config_error_findings(error: ConfigError) -> list[Finding]:
     lines = [line.strip().removeprefix("- ") for line in str(error).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):
         lines = lines[1:]  # "Invalid settings:" and the like
-    return [_error("settings.invalid", line, _FIX_SETTING) for line in lines]
+    return [error_finding("settings.invalid", line, _FIX_SETTING) for line in lines]
 
 
 def load_doctor_settings(

@@ -9,8 +9,14 @@ from pathlib import Path
 
 from cryptography import x509
 
-from authgate.doctor.clock import _utc_now
-from authgate.doctor.findings import Finding, _error, _first_line, _ok, _warning
+from authgate.doctor.clock import utc_now
+from authgate.doctor.findings import (
+    Finding,
+    error_finding,
+    first_line_of_error,
+    ok_finding,
+    warning_finding,
+)
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["TLS_WARNING_DAYS", "check_tls_certificate"]
@@ -63,7 +69,7 @@ def check_tls_certificate(
 ) -> list[Finding]:
     """The certificate at ``host:port``: trusted (system store, or ``ca_file``), for ``host``,
     and not about to expire."""
-    now = now or _utc_now()
+    now = now or utc_now()
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     try:
         der = _peer_certificate(host, port, context, timeout)
@@ -72,9 +78,9 @@ def check_tls_certificate(
         return [_verification_failure(e, host, cert, now, ca_file)]
     except OSError as e:  # ssl.SSLError included
         return [
-            _error(
+            error_finding(
                 "url.tls.handshake_failed",
-                f"No TLS handshake with {host}:{port}: {_first_line(e)}.",
+                f"No TLS handshake with {host}:{port}: {first_line_of_error(e)}.",
                 "Check that this port serves https (not plain http) with a certificate and key.",
             )
         ]
@@ -94,20 +100,20 @@ def _verification_failure(
         if cert is not None:
             days = (now - cert.not_valid_after_utc).days
             when = f" on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({days} day(s) ago)"
-        return _error(
+        return error_finding(
             "url.tls.expired",
             f"The certificate of {host} expired{when}: browsers refuse to connect.",
             "Renew it (e.g. `certbot renew`), reload the proxy, and make sure renewal runs "
             "automatically (`systemctl list-timers | grep certbot`).",
         )
     if error.verify_code == _X509_NOT_YET_VALID:
-        return _error(
+        return error_finding(
             "url.tls.not_yet_valid",
             f"The certificate of {host} is not valid yet: browsers refuse to connect.",
             "Check this host's clock, and the server's; or wait until the certificate starts.",
         )
     if error.verify_code in _X509_NAME_MISMATCHES:
-        return _error(
+        return error_finding(
             "url.tls.wrong_host",
             f"The certificate is for {names}, not {host}: browsers refuse to connect.",
             f"Get a certificate that names {host} (e.g. `certbot -d {host}`), or use the name "
@@ -119,7 +125,7 @@ def _verification_failure(
         else "Use a certificate from a public CA (certbot), with the full chain; for a "
         "development CA pass --ca-file (e.g. instance/tls/authgate-dev-ca.pem)."
     )
-    return _error(
+    return error_finding(
         "url.tls.untrusted",
         f"The certificate of {host} (for {names}) is not trusted: {error.verify_message}.",
         fix,
@@ -131,19 +137,19 @@ def _expiry_finding(cert: x509.Certificate, host: str, now: datetime) -> Finding
     left = not_after - now
     until = f"{not_after:%Y-%m-%d %H:%M} UTC"
     if left <= timedelta(0):
-        return _error(
+        return error_finding(
             "url.tls.expired",
             f"The certificate of {host} expired on {until}: browsers refuse to connect.",
             "Renew it (e.g. `certbot renew`) and reload the proxy.",
         )
     if left < timedelta(days=TLS_WARNING_DAYS):
-        return _warning(
+        return warning_finding(
             "url.tls.expires_soon",
             f"The certificate of {host} expires on {until}, in {left.days} day(s).",
             "Renew it now (e.g. `certbot renew`), and check that renewal runs automatically "
             "(`systemctl list-timers | grep certbot`).",
         )
-    return _ok(
+    return ok_finding(
         "url.tls.valid",
         f"The certificate of {host} is trusted, names {_certificate_names(cert)}, and is valid "
         f"until {until} ({left.days} days).",

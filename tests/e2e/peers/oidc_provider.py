@@ -36,7 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tests.e2e.conftest import free_port
+from tests.helpers import free_port
 
 PEER_DIR = Path(__file__).resolve().parents[2] / "peers" / "oidc-provider"
 STARTUP_TIMEOUT_SECONDS = 20.0

@@ -23,7 +23,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import free_port
 from tests.e2e.peers.github_fake import GitHubFake
 from tests.e2e.peers.oidc_provider import (
     TAMPER_MODES,
@@ -31,6 +30,8 @@ from tests.e2e.peers.oidc_provider import (
     OidcProvider,
     OidcProviderError,
 )
+from tests.helpers import b64url_decode as b64decode
+from tests.helpers import free_port
 
 CLIENT_ID = "authgate-app"
 CLIENT_SECRET = "app-secret-0123456789"
@@ -53,10 +54,6 @@ def pkce_pair() -> tuple[str, str]:
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
-
-
-def b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def new_client() -> httpx.Client:

@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from authgate.config import Settings
 from authgate.core.api_tokens import generate_api_token, hash_api_token_secret
 from authgate.service import AuthService
-from tests.conftest import (
+from tests.helpers import (
     APP_SCOPES,
     PASSWORD,
     StepClock,
@@ -24,6 +22,7 @@ from tests.conftest import (
     count_sql,
     create_tenant,
     create_token,
+    error_code,
     login,
     make_admin,
     make_settings,
@@ -32,24 +31,13 @@ from tests.conftest import (
     signed_in,
 )
 
+# Settings that register APP_SCOPES, and make_tenant_app (tests/conftest.py).
+pytestmark = pytest.mark.tenant_app
+
 TOKEN_RE = re.compile(r"^ag_([0-9A-Za-z]{16})_[0-9A-Za-z]{43}[0-9A-Za-z]{6}$")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ALL_SCOPES = ["read", "write", "tenants:read", "tenants:write", *APP_SCOPES]
 DAY = 86400
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path, database_url, api_token_scopes=APP_SCOPES)
-
-
-@pytest.fixture
-def app(service: AuthService) -> Flask:
-    return make_tenant_app(service)
-
-
-def error_code(response: Any) -> str:
-    return response.json["error"]["code"]  # type: ignore[no-any-return]
 
 
 def parse_time(value: str) -> datetime:
@@ -357,7 +345,7 @@ def test_expired_token_is_401_token_expired(
 
 
 def test_default_expiry_is_configurable(tmp_path: Path, database_url: str) -> None:
-    from authgate.integrations.flask.extension import build_service
+    from authgate.bootstrap import build_service
 
     settings = make_settings(
         tmp_path,

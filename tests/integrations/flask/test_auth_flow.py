@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from authgate.service import AuthService
-from tests.conftest import BROWSER, PASSWORD, bearer, login, register
+from tests.helpers import BROWSER, PASSWORD, bearer, login, register
 
 
 def test_register_returns_the_user_without_secrets(client: FlaskClient) -> None:

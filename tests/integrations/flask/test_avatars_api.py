@@ -15,7 +15,7 @@ from PIL import ExifTags, Image
 from werkzeug.test import TestResponse
 
 from authgate.service import AuthService
-from tests.conftest import (
+from tests.helpers import (
     BROWSER,
     PASSWORD,
     PUBLIC_URL,
@@ -248,7 +248,7 @@ def test_an_upload_for_a_user_deleted_meanwhile_leaves_no_file(
     principal = service.authenticate(token, "bearer")
     service.store.delete_user(user["id"], now=service.clock.now())
     with pytest.raises(TokenRevokedError):
-        service.set_avatar(principal, image_bytes())
+        service.avatars.set_avatar(principal, image_bytes())
     assert not any((tmp_path / "avatars").glob("*"))
 
 
@@ -317,7 +317,7 @@ def test_a_corrupt_image_is_422_invalid_image(client: FlaskClient, tmp_path: Pat
 
 
 def test_a_decompression_bomb_is_422_not_500(client: FlaskClient) -> None:
-    from tests.core.test_avatars import png_declaring
+    from tests.helpers import png_declaring
 
     _, token = signed_in(client, "ada@example.com")
     # 20 MP is over the 16 MP the server decodes (a 16-bit or palette PNG that size would take
@@ -473,7 +473,7 @@ def test_a_chunked_upload_within_the_limit_is_accepted(client: FlaskClient) -> N
 def test_a_file_over_a_configured_limit_is_413(
     tmp_path: Path, database_url: str, clock: StepClock
 ) -> None:
-    from authgate.integrations.flask.extension import build_service
+    from authgate.bootstrap import build_service
 
     service = build_service(
         make_settings(tmp_path, database_url, avatar_max_bytes=20_000), clock=clock
@@ -496,7 +496,7 @@ def test_a_file_over_a_configured_limit_is_413(
 def test_the_upload_limits_follow_the_setting_for_forms(
     tmp_path: Path, database_url: str, clock: StepClock
 ) -> None:
-    from authgate.integrations.flask.extension import build_service
+    from authgate.bootstrap import build_service
 
     service = build_service(
         make_settings(tmp_path, database_url, avatar_max_bytes=3 * MiB), clock=clock

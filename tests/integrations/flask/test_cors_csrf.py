@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import BROWSER, FRONTEND, PASSWORD, bearer, login, register
+from tests.helpers import BROWSER, FRONTEND, PASSWORD, bearer, login, register
 
 LOOKALIKES = [
     "https://evil.test",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.conftest import BROWSER, FRONTEND, PASSWORD, register
+from tests.helpers import BROWSER, FRONTEND, PASSWORD, register
 
 DIAGNOSE = "/api/auth/diagnose"
 

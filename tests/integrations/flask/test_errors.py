@@ -7,7 +7,7 @@ import logging
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import BROWSER
+from tests.helpers import BROWSER
 
 
 def test_malformed_json_is_400(client: FlaskClient) -> None:

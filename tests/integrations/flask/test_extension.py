@@ -9,7 +9,7 @@ from flask import Flask
 
 from authgate import AuthGate, current_user, login_required
 from authgate.errors import ConfigError
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 
 def _app(tmp_path: Path, database_url: str, **config: object) -> Flask:
@@ -100,8 +100,8 @@ def test_a_bare_token_required_under_a_tenant_still_requires_membership(
     tmp_path: Path, database_url: str
 ) -> None:
     from authgate import current_tenant, token_required
-    from authgate.integrations.flask.extension import build_service
-    from tests.conftest import bearer, login, make_settings, register
+    from authgate.bootstrap import build_service
+    from tests.helpers import bearer, login, make_settings, register
 
     service = build_service(make_settings(tmp_path, database_url))
     app = Flask("tenants")

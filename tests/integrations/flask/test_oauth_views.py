@@ -12,11 +12,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
+from authgate.bootstrap import build_service
 from authgate.core.oauth import ExternalProfile, FlowSecrets
-from authgate.integrations.flask.extension import build_service
 from authgate.service import AuthService
-from tests.conftest import FRONTEND, PUBLIC_URL, StepClock, make_app, make_settings
-from tests.test_oauth_service import PROVIDERS, ScriptedProvider
+from tests.helpers import (
+    FRONTEND,
+    PROVIDERS,
+    PUBLIC_URL,
+    ScriptedProvider,
+    StepClock,
+    make_app,
+    make_settings,
+)
 
 FLOW_COOKIE = "authgate_oauth_flow"
 
@@ -41,7 +48,7 @@ class BrokenProvider(ScriptedProvider):
 def oauth_app(tmp_path: Path, clock: StepClock) -> Iterator[tuple[AuthService, FlaskClient]]:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", oauth_providers=PROVIDERS)
     service = build_service(settings, clock=clock)
-    service.oauth_clients = {  # type: ignore[assignment]
+    service.oauth_logins.clients = {  # type: ignore[assignment]
         "corp": ScriptedProvider("corp"),
         "trusted": BrokenProvider("trusted", at="callback"),
     }
@@ -88,7 +95,7 @@ def test_an_unexpected_error_at_login_redirects_to_next_with_oauth_failed(
     oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     service, client = oauth_app
-    service.oauth_clients["trusted"] = BrokenProvider("trusted", at="login")
+    service.oauth_logins.clients["trusted"] = BrokenProvider("trusted", at="login")
     caplog.set_level(logging.WARNING, logger="authgate.oauth")
 
     response = client.get("/api/oauth/trusted/login", query_string={"next": "/account"})

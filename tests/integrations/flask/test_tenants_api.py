@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from authgate.config import Settings
-from authgate.service import AuthService
-from tests.conftest import (
-    APP_SCOPES,
+from tests.helpers import (
     add_member,
     bearer,
     create_tenant,
     create_token,
-    make_settings,
-    make_tenant_app,
+    error_code,
     signed_in,
 )
 
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path, database_url, api_token_scopes=APP_SCOPES)
-
-
-@pytest.fixture
-def app(service: AuthService) -> Flask:
-    return make_tenant_app(service)
-
-
-def error_code(response: Any) -> str:
-    return response.json["error"]["code"]  # type: ignore[no-any-return]
+# Settings that register APP_SCOPES, and make_tenant_app (tests/conftest.py).
+pytestmark = pytest.mark.tenant_app
 
 
 def personal_tenant(client: FlaskClient, token: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from authgate.integrations.flask.extension import build_service
-from tests.conftest import StepClock, make_app, make_settings
+from authgate.bootstrap import build_service
+from tests.helpers import StepClock, make_app, make_settings
 
 DIAGNOSE = "/api/auth/diagnose"
 LAST_PROXY = "10.0.0.2"  # the TCP peer: the proxy nearest the app

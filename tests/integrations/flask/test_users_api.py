@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from authgate.service import AuthService
-from tests.conftest import bearer, login, make_admin, register
+from tests.helpers import bearer, login, make_admin, register
 
 
 def _admin(client: FlaskClient, service: AuthService) -> str:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from authgate.errors import AuthenticationRequiredError, AuthError
-from authgate.integrations.flask.context import get_extension
-from authgate.integrations.flask.decorators import authenticate_request, token_required
-from authgate.integrations.flask.requests import client_info, read_json
-from authgate.schemas import (
+from authgate.http.schemas import (
     LoginInput,
     PasswordChangeInput,
     ProfileInput,
@@ -17,6 +14,9 @@ from authgate.schemas import (
     session_to_json,
     user_to_json,
 )
+from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.requests import client_info, read_json
 from authgate.service import IssuedTokens
 from authgate.store.records import UserRecord
 
@@ -57,7 +57,7 @@ def _cleared_response() -> Response:
 def register() -> tuple[dict[str, object], int]:
     guard_browser()
     data = read_json(RegisterInput)
-    user = get_extension().service.register(
+    user = get_extension().service.accounts.register(
         email=data.email, password=data.password, name=data.name, username=data.username
     )
     return {"user": user_to_json(user)}, 201
@@ -67,7 +67,7 @@ def register() -> tuple[dict[str, object], int]:
 def login() -> Response:
     is_browser = guard_browser()
     data = read_json(LoginInput)
-    issued = get_extension().service.login(data.login, data.password, client_info())
+    issued = get_extension().service.sessions.login(data.login, data.password, client_info())
     return session_response(issued, include_refresh_token=not is_browser)
 
 
@@ -81,7 +81,7 @@ def refresh() -> Response:
         if token is None:
             raise AuthenticationRequiredError("No refresh token: log in again.")
         ext.transport.check_csrf(request)
-    issued = ext.service.refresh(token)
+    issued = ext.service.sessions.refresh(token)
     by_body = data.refresh_token is not None
     # A cookie refresh hands the new access token to the cookie only: script on the page
     # (an XSS included) cannot turn the HttpOnly session into a bearer token.
@@ -97,7 +97,7 @@ def logout() -> Response:
             raise
         _logout_by_refresh_token(error)
     else:
-        get_extension().service.logout(principal)
+        get_extension().service.sessions.logout(principal)
     return _cleared_response()
 
 
@@ -111,13 +111,13 @@ def _logout_by_refresh_token(error: AuthError) -> None:
             raise error
         ext.transport.check_csrf(request)
     if token is not None:
-        ext.service.logout_refresh_token(token)
+        ext.service.sessions.logout_refresh_token(token)
 
 
 @blueprint.post("/logout-all")
 @token_required(sessions_only=True)
 def logout_all() -> Response:
-    get_extension().service.logout_all(authenticate_request())
+    get_extension().service.sessions.logout_all(authenticate_request())
     return _cleared_response()
 
 
@@ -150,7 +150,7 @@ def me() -> Response:
 @token_required(sessions_only=True)
 def update_me() -> dict[str, object]:
     data = read_json(ProfileInput)
-    user = get_extension().service.update_profile(
+    user = get_extension().service.accounts.update_profile(
         authenticate_request(),
         fields=data.model_fields_set,
         name=data.name,
@@ -163,7 +163,7 @@ def update_me() -> dict[str, object]:
 @token_required(sessions_only=True)
 def change_password() -> Response:
     data = read_json(PasswordChangeInput)
-    get_extension().service.change_password(
+    get_extension().service.accounts.change_password(
         authenticate_request(), data.current_password, data.new_password, ip=client_info().ip
     )
     return Response(status=204)
@@ -172,7 +172,7 @@ def change_password() -> Response:
 @blueprint.get("/sessions")
 @token_required(sessions_only=True)
 def list_sessions() -> dict[str, object]:
-    sessions = get_extension().service.list_sessions(authenticate_request())
+    sessions = get_extension().service.sessions.list_sessions(authenticate_request())
     return {"sessions": [session_to_json(s, current=c) for s, c in sessions]}
 
 
@@ -180,7 +180,7 @@ def list_sessions() -> dict[str, object]:
 @token_required(sessions_only=True)
 def revoke_session(session_id: str) -> Response:
     principal = authenticate_request()
-    get_extension().service.revoke_session(principal, session_id)
+    get_extension().service.sessions.revoke_session(principal, session_id)
     if session_id == principal.session_id:
         return _cleared_response()
     return Response(status=204)

@@ -12,18 +12,16 @@ from flask import Blueprint, Response, request, send_from_directory
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from authgate.avatars import describe_avatar_limit
 from authgate.errors import NotFoundError, PayloadTooLargeError, ValidationFailedError
+from authgate.http.body_limits import MULTIPART_OVERHEAD_BYTES, describe_avatar_limit
+from authgate.http.routes import AVATAR_UPLOAD_PATH
+from authgate.http.schemas import user_to_json
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
-from authgate.schemas import user_to_json
 
 blueprint = Blueprint("authgate_avatars", __name__)
 
 FIELD = "avatar"
-# Room for the multipart boundaries and part headers around the file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
-AVATAR_UPLOAD_PATH = "/api/auth/me/avatar"
 # An upload larger than this is spooled to a temporary file rather than kept in memory.
 _IN_MEMORY_BYTES = 512 * 1024
 # A year, never revalidated: a new avatar always gets a new name.
@@ -106,20 +104,20 @@ def avatar_options() -> dict[str, object]:
 def upload_avatar() -> dict[str, object]:
     ext = get_extension()
     with _uploaded_file(ext.settings.avatar_max_bytes) as upload:
-        user = ext.service.set_avatar(authenticate_request(), upload)
+        user = ext.service.avatars.set_avatar(authenticate_request(), upload)
     return {"user": user_to_json(user)}
 
 
 @blueprint.delete(AVATAR_UPLOAD_PATH)
 @token_required(sessions_only=True)
 def delete_avatar() -> dict[str, object]:
-    user = get_extension().service.remove_avatar(authenticate_request())
+    user = get_extension().service.avatars.remove_avatar(authenticate_request())
     return {"user": user_to_json(user)}
 
 
 @blueprint.get("/avatars/<name>")
 def avatar_image(name: str) -> Response:
-    files = get_extension().service.avatars
+    files = get_extension().service.avatars.files
     path = files.path(name)
     if path is None or not path.is_file():
         raise NotFoundError()

@@ -1,26 +1,68 @@
-"""Request-scoped access to the caller: ``current_user``, ``current_principal``."""
+"""An app's authgate state, and request-scoped access to the caller: ``current_user``,
+``current_principal``, ``current_tenant``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
 
-from flask import current_app, g
+from flask import Request, current_app, g
 from werkzeug.local import LocalProxy
 
+from authgate.config import Settings
 from authgate.errors import AuthenticationRequiredError, NotFoundError
-from authgate.service import Principal
+from authgate.integrations.flask.transport import Transport
+from authgate.service import AuthService, Principal, TenantAccess
 from authgate.store.records import UserRecord
-from authgate.tenancy import TenantAccess
-
-if TYPE_CHECKING:
-    from authgate.integrations.flask.extension import AuthGateState
 
 EXTENSION_KEY = "authgate"
+# Where ``token_required`` finds the app's authenticator: an ``AuthGateState`` or a
+# ``ResourceServer`` (see ``authgate.integrations.flask.decorators.Authenticator``).
+AUTHENTICATOR_KEY = "authgate_authenticator"
+
+
+@dataclass(frozen=True)
+class AuthGateState:
+    """What one Flask app uses: its settings, its service, its transport; the app's
+    authenticator, which leaves every decision to the service."""
+
+    settings: Settings
+    service: AuthService
+    transport: Transport
+
+    def authenticate(self, request: Request) -> Principal:
+        token, transport = self.transport.credential(request)
+        principal = self.service.authenticate(token, transport, ip=(request.remote_addr or "")[:64])
+        if transport == "cookie":
+            self.transport.check_csrf(request)
+        return principal
+
+    def authorize(
+        self,
+        caller: Principal,
+        *,
+        roles: Sequence[str],
+        scopes: Sequence[str],
+        resource: str | None,
+        tenant_id: str | None,
+        tenant_roles: Sequence[str],
+        sessions_only: bool,
+    ) -> TenantAccess | None:
+        return self.service.authorization.authorize(
+            caller,
+            roles=roles,
+            scopes=scopes,
+            resource=resource,
+            tenant_id=tenant_id,
+            tenant_roles=tenant_roles,
+            sessions_only=sessions_only,
+        )
 
 
 def get_extension() -> AuthGateState:
     """This app's authgate state (settings, service, transport)."""
-    return cast("AuthGateState", current_app.extensions[EXTENSION_KEY])
+    return cast(AuthGateState, current_app.extensions[EXTENSION_KEY])
 
 
 def _principal() -> Principal:

@@ -1,4 +1,4 @@
-"""CORS from the one origin allowlist, answered by flask-cors's header logic.
+"""CORS from the one policy (``authgate.http.cors_policy``), answered by flask-cors's header logic.
 
 Only requests that carry an ``Origin`` header can be cross-origin, so only they pay for the CORS
 evaluation; every response says ``Vary: Origin`` so that caches keep the two kinds apart.
@@ -7,32 +7,12 @@ evaluation; every response says ``Vary: Origin`` so that caches keep the two kin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from flask import Response, request
 from flask_cors.core import DEFAULT_OPTIONS, serialize_options, set_cors_headers
 
 from authgate.config import Settings
-from authgate.core.csrf import CSRF_HEADERS
-
-ALLOW_HEADERS = ["Authorization", "Content-Type", *CSRF_HEADERS]
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-EXPOSE_HEADERS = ["X-Request-ID", "WWW-Authenticate", "Retry-After"]
-
-
-def cors_options(settings: Settings) -> dict[str, Any]:
-    """Exact origins only; credentials allowed; nothing for any other origin."""
-    return {
-        "origins": list(settings.origins),
-        "supports_credentials": True,
-        "allow_headers": ALLOW_HEADERS,
-        "methods": METHODS,
-        "expose_headers": EXPOSE_HEADERS,
-        "max_age": 600,
-        "vary_header": True,
-        "send_wildcard": False,
-        "always_send": False,
-    }
+from authgate.http.cors_policy import cors_options
 
 
 def _add_vary_origin(response: Response) -> None:

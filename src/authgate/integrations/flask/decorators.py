@@ -5,54 +5,60 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, request
 
-from authgate.integrations.flask.context import get_extension
-from authgate.integrations.flask.resource_server import RESOURCE_SERVER_KEY, TokenPrincipal
-from authgate.service import Principal
+from authgate.integrations.flask.context import AUTHENTICATOR_KEY
+from authgate.service import Principal, TenantAccess
 
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C")
 
 Resource = str | Callable[..., str] | None
 
 
-def authenticate_request() -> Principal:
-    """Authenticate the current request (once per request) and enforce CSRF for cookies."""
-    principal: Principal | None = g.get("authgate_principal")
-    if principal is not None:
-        return principal
+class Authenticator(Protocol[C]):
+    """What ``token_required`` asks of the app's extension: ``AuthGate(app)`` (its
+    ``AuthGateState``: sessions and API tokens, every decision by the service) or
+    ``ResourceServer(app)`` (access tokens verified offline, roles only)."""
+
+    def authenticate(self, request: Request) -> C:
+        """The caller of ``request``; 401 (an ``AuthError``) without a valid credential."""
+        ...
+
+    def authorize(
+        self,
+        caller: C,
+        *,
+        roles: Sequence[str],
+        scopes: Sequence[str],
+        resource: str | None,
+        tenant_id: str | None,
+        tenant_roles: Sequence[str],
+        sessions_only: bool,
+    ) -> TenantAccess | None:
+        """Whether ``caller`` may do what a view declares; the tenant in scope."""
+        ...
+
+
+def current_authenticator() -> Authenticator[Any]:
     try:
-        ext = get_extension()
+        return cast("Authenticator[Any]", current_app.extensions[AUTHENTICATOR_KEY])
     except KeyError:
-        return _authenticate_offline()  # type: ignore[return-value]
-    token, transport = ext.transport.credential(request)
-    principal = ext.service.authenticate(token, transport, ip=(request.remote_addr or "")[:64])
-    if transport == "cookie":
-        ext.transport.check_csrf(request)
-    g.authgate_principal = principal
-    return principal
-
-
-def _authenticate_offline() -> TokenPrincipal:
-    """In a ``ResourceServer`` app: the access token, verified with authgate's public keys."""
-    server = current_app.extensions.get(RESOURCE_SERVER_KEY)
-    if server is None:
-        raise RuntimeError("Neither AuthGate(app) nor ResourceServer(app) is set up on this app.")
-    principal: TokenPrincipal = server.authenticate(request)
-    g.authgate_principal = principal
-    return principal
-
-
-def _authorize_offline(principal: TokenPrincipal, roles: tuple[str, ...], offline_ok: bool) -> None:
-    if not offline_ok:
         raise RuntimeError(
-            "token_required(scopes=, resource=, tenant_roles=) and tenant views need "
-            "AuthGate(app); a ResourceServer checks roles only."
-        )
-    principal.require_roles(roles)
+            "Neither AuthGate(app) nor ResourceServer(app) is set up on this app."
+        ) from None
+
+
+def authenticate_request() -> Principal:
+    """Authenticate the current request (once per request; CSRF enforced for cookies)."""
+    principal: Principal | None = g.get("authgate_principal")
+    if principal is None:
+        principal = current_authenticator().authenticate(request)
+        g.authgate_principal = principal
+    return principal
 
 
 def _resource_names(resource: Resource, view: Callable[..., Any]) -> tuple[str, ...]:
@@ -111,18 +117,14 @@ def token_required(
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = authenticate_request()
-            if isinstance(principal, TokenPrincipal):
-                offline_ok = not (required_scopes or required_tenant_roles or resource)
-                _authorize_offline(principal, required, offline_ok and "tenant_id" not in kwargs)
-                return view(*args, **kwargs)
             # A view under a tenant (a ``tenant_id`` argument) always checks membership.
             if declares_anything or principal.api_token is not None or "tenant_id" in kwargs:
-                g.authgate_tenant = get_extension().service.authorize(
+                g.authgate_tenant = current_authenticator().authorize(
                     principal,
                     roles=required,
                     scopes=required_scopes,
                     resource=_resource_for(resource, resource_names, kwargs),
-                    tenant_id=kwargs.get("tenant_id"),  # type: ignore[arg-type]
+                    tenant_id=cast("str | None", kwargs.get("tenant_id")),
                     tenant_roles=required_tenant_roles,
                     sessions_only=sessions_only,
                 )

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, has_app_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from authgate.bootstrap import build_service
 from authgate.config import Settings, load_settings
-from authgate.core.clocks import Clock, SystemClock
-from authgate.errors import ConfigError, NotFoundError
+from authgate.errors import NotFoundError
+from authgate.http.schemas import has_control_characters
 from authgate.integrations.flask import (
     auth_views,
     avatar_views,
@@ -27,46 +24,15 @@ from authgate.integrations.flask import (
     user_views,
     web_views,
 )
-from authgate.integrations.flask.context import EXTENSION_KEY
+from authgate.integrations.flask.context import AUTHENTICATOR_KEY, EXTENSION_KEY, AuthGateState
 from authgate.integrations.flask.cors import make_cors
+from authgate.integrations.flask.decorators import Authenticator
 from authgate.integrations.flask.errors import register_error_handlers
 from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.transport import Transport
-from authgate.schemas import has_control_characters
-from authgate.service import AuthService, KeySource
-from authgate.store.sqlalchemy.engines import create_database_engine
-from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
-from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+from authgate.service import AuthService, Principal
 
 log = logging.getLogger("authgate")
-
-
-def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
-    """The service with its SQL store; the embedded SQLite default migrates itself."""
-    settings.raise_if_unsafe()
-    clock = clock or SystemClock()
-    engine = create_database_engine(settings.resolved_database_url)
-    # Several workers may start at once on a fresh instance: one migrates and generates the
-    # development key while the others wait, then find both done.
-    with _startup_lock(settings.instance_path):
-        if not is_up_to_date(engine):
-            if engine.dialect.name != "sqlite":
-                engine.dispose()
-                raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
-            upgrade_database(engine)
-        keys = KeySource(settings, clock)
-    return AuthService(settings, SqlAlchemyStore(engine), clock=clock, keys=keys)
-
-
-@contextmanager
-def _startup_lock(instance_path: Path) -> Iterator[None]:
-    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with (instance_path / ".authgate-startup.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _refuse_control_characters(endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -88,15 +54,6 @@ def _finish_response(
         return response
 
     return finish
-
-
-@dataclass(frozen=True)
-class AuthGateState:
-    """What one Flask app uses: its settings, its service, its transport."""
-
-    settings: Settings
-    service: AuthService
-    transport: Transport
 
 
 class AuthGate:
@@ -134,6 +91,8 @@ class AuthGate:
         state = AuthGateState(settings, service, Transport(settings))
         service.start()
         app.extensions[EXTENSION_KEY] = state
+        authenticator: Authenticator[Principal] = state
+        app.extensions[AUTHENTICATOR_KEY] = authenticator
         self._last = state
         if app.config.get("MAX_CONTENT_LENGTH") is None:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -166,7 +125,7 @@ class AuthGate:
             log.info(
                 "OAuth provider %s: register the redirect URI %s",
                 name,
-                service.oauth_redirect_uri(name),
+                service.oauth_logins.oauth_redirect_uri(name),
             )
 
     def _state(self) -> AuthGateState:

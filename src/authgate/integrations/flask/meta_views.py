@@ -6,15 +6,15 @@ from flask import Blueprint, Response, jsonify, request
 
 from authgate.core.diagnostics import RequestView, diagnose_request
 from authgate.errors import ServiceUnavailableError
+from authgate.http.openapi import build_openapi
 from authgate.integrations.flask.context import get_extension
-from authgate.openapi import build_openapi
 
 blueprint = Blueprint("authgate_meta", __name__)
 
 
 @blueprint.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    response = jsonify(get_extension().service.jwks())
+    response = jsonify(get_extension().service.keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

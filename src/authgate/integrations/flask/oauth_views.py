@@ -13,13 +13,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.oauth import add_query_parameter
 from authgate.errors import AuthError, OAuthError
+from authgate.http.schemas import HandoffInput, identity_to_json
 from authgate.integrations.flask.auth_views import guard_browser, session_response
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
 from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.requests import client_info, read_json
-from authgate.oauth import OAuthStart
-from authgate.schemas import HandoffInput, identity_to_json
+from authgate.service.oauth_logins import OAuthStart
 
 log = logging.getLogger("authgate.oauth")
 
@@ -29,7 +29,7 @@ blueprint = Blueprint("authgate_oauth", __name__)
 def _log_name(provider: str) -> str:
     """A provider name fit for a log line: a configured one as it is, anything else from the
     URL quoted and cut short (it may hold a line break to forge log lines)."""
-    if provider in get_extension().service.oauth_clients:
+    if provider in get_extension().service.oauth_logins.clients:
         return provider
     return repr(provider[:64])
 
@@ -57,7 +57,7 @@ def _flow_response(response: BaseResponse, start: OAuthStart) -> BaseResponse:
 
 @blueprint.get("/api/oauth/providers")
 def providers() -> Response:
-    infos = get_extension().service.oauth_providers()
+    infos = get_extension().service.oauth_logins.oauth_providers()
     return jsonify([{"name": i.name, "display_name": i.display_name} for i in infos])
 
 
@@ -79,17 +79,19 @@ def login(provider: str) -> BaseResponse:
     service = get_extension().service
     next_url = request.args.get("next")
     try:
-        start = service.begin_oauth(
+        start = service.oauth_logins.begin_oauth(
             provider, next_url=next_url, handoff_challenge=request.args.get("handoff_challenge")
         )
     except OAuthError as error:
         if error.status == 404:
             raise
-        return _redirect(service.redirect_target(next_url), error=error, provider=provider)
+        return _redirect(
+            service.oauth_logins.redirect_target(next_url), error=error, provider=provider
+        )
     except AuthError:
         raise  # validation_failed: a bad request by the page, answered as JSON
     except Exception:
-        return _unexpected(provider, "login", service.redirect_target(next_url))
+        return _unexpected(provider, "login", service.oauth_logins.redirect_target(next_url))
     return _flow_response(redirect(start.authorization_url, code=302), start)
 
 
@@ -98,7 +100,7 @@ def callback(provider: str) -> BaseResponse:
     ext = get_extension()
     args = request.args
     try:
-        outcome = ext.service.finish_oauth(
+        outcome = ext.service.oauth_logins.finish_oauth(
             provider,
             binding=ext.transport.oauth_flow_cookie(request),
             state=args.get("state"),
@@ -107,7 +109,7 @@ def callback(provider: str) -> BaseResponse:
             client=client_info(),
         )
     except Exception:
-        response = _unexpected(provider, "callback", ext.service.redirect_target(None))
+        response = _unexpected(provider, "callback", ext.service.oauth_logins.redirect_target(None))
         ext.transport.clear_oauth_flow_cookie(response)
         return response
     response = _redirect(outcome.redirect_to, error=outcome.error, provider=provider)
@@ -123,14 +125,16 @@ def exchange() -> Response:
     cookies are set by this, its own request, so they land in its cookie partition."""
     is_browser = guard_browser()
     data = read_json(HandoffInput)
-    issued = get_extension().service.complete_handoff(data.code, data.code_verifier, client_info())
+    issued = get_extension().service.oauth_logins.complete_handoff(
+        data.code, data.code_verifier, client_info()
+    )
     return session_response(issued, include_refresh_token=not is_browser)
 
 
 @blueprint.post("/api/oauth/<provider>/link")
 @token_required(sessions_only=True)
 def link(provider: str) -> BaseResponse:
-    start = get_extension().service.begin_oauth(
+    start = get_extension().service.oauth_logins.begin_oauth(
         provider, next_url=request.args.get("next"), linking=authenticate_request()
     )
     return _flow_response(jsonify({"authorization_url": start.authorization_url}), start)
@@ -139,12 +143,12 @@ def link(provider: str) -> BaseResponse:
 @blueprint.get("/api/auth/identities")
 @token_required(sessions_only=True)
 def list_identities() -> dict[str, object]:
-    identities = get_extension().service.list_identities(authenticate_request())
+    identities = get_extension().service.oauth_logins.list_identities(authenticate_request())
     return {"identities": [identity_to_json(i) for i in identities]}
 
 
 @blueprint.delete("/api/auth/identities/<identity_id>")
 @token_required(sessions_only=True)
 def unlink_identity(identity_id: str) -> Response:
-    get_extension().service.unlink_identity(authenticate_request(), identity_id)
+    get_extension().service.oauth_logins.unlink_identity(authenticate_request(), identity_id)
     return Response(status=204)

@@ -8,7 +8,7 @@ from flask import request
 from pydantic import BaseModel
 
 from authgate.errors import BadRequestError, PayloadTooLargeError
-from authgate.schemas import parse_input
+from authgate.http.schemas import parse_input
 from authgate.service import ClientInfo
 
 M = TypeVar("M", bound=BaseModel)

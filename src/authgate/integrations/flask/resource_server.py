@@ -15,24 +15,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import requests
 from flask import Flask, Request
 
 from authgate.core.keys import PublicKeySet
+from authgate.core.roles import require_roles
 from authgate.core.tokens import AccessClaims, UnknownKeyError, decode_access_token
-from authgate.errors import (
-    AuthenticationRequiredError,
-    InsufficientRoleError,
-    InvalidTokenError,
-    ServiceUnavailableError,
-)
+from authgate.errors import AuthenticationRequiredError, ServiceUnavailableError
+from authgate.integrations.flask.context import AUTHENTICATOR_KEY
+from authgate.integrations.flask.decorators import Authenticator
 from authgate.integrations.flask.errors import register_error_handlers
+from authgate.integrations.flask.transport import read_bearer_token
 
 log = logging.getLogger("authgate.resource_server")
 
-RESOURCE_SERVER_KEY = "authgate_resource_server"
 _REFETCH_SECONDS = 10.0
 _MAX_AGE_SECONDS = 3600.0
 _TIMEOUT = (3.0, 5.0)
@@ -59,11 +58,6 @@ class TokenPrincipal:
     @property
     def roles(self) -> tuple[str, ...]:
         return self.user.roles
-
-    def require_roles(self, roles: tuple[str, ...]) -> None:
-        missing = [role for role in roles if role not in self.user.roles]
-        if missing:
-            raise InsufficientRoleError(f"This action requires the role(s): {', '.join(missing)}.")
 
 
 class JwksKeys:
@@ -124,19 +118,37 @@ class ResourceServer:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        app.extensions[RESOURCE_SERVER_KEY] = self
+        authenticator: Authenticator[TokenPrincipal] = self
+        app.extensions[AUTHENTICATOR_KEY] = authenticator
         register_error_handlers(app)
 
     def authenticate(self, request: Request) -> TokenPrincipal:
-        header = request.headers.get("Authorization")
-        if header is None:
+        token = read_bearer_token(request.environ)
+        if token is None:
             raise AuthenticationRequiredError()
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
-        claims = self._decode(token.strip())
+        claims = self._decode(token)
         user = TokenUser(claims.subject, claims.roles, claims.session_id, claims.expires_at)
         return TokenPrincipal(user)
+
+    def authorize(
+        self,
+        caller: TokenPrincipal,
+        *,
+        roles: Sequence[str],
+        scopes: Sequence[str],
+        resource: str | None,
+        tenant_id: str | None,
+        tenant_roles: Sequence[str],
+        sessions_only: bool,
+    ) -> None:
+        """Roles only: an access token is a login session's (``sessions_only`` holds), and
+        scopes, resources and tenants need authgate itself."""
+        if scopes or tenant_roles or resource is not None or tenant_id is not None:
+            raise RuntimeError(
+                "token_required(scopes=, resource=, tenant_roles=) and tenant views need "
+                "AuthGate(app); a ResourceServer checks roles only."
+            )
+        require_roles(caller.roles, roles)
 
     def _decode(self, token: str) -> AccessClaims:
         try:

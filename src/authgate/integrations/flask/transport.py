@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Request
 from werkzeug.wrappers import Response
@@ -18,6 +18,19 @@ OAUTH_FLOW_COOKIE = "authgate_oauth_flow"
 OAUTH_FLOW_COOKIE_PATH = "/api/oauth"
 
 
+def read_bearer_token(environ: dict[str, Any]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None without the header,
+    ``InvalidTokenError`` for any other form (a present header is never skipped)."""
+    header: str | None = environ.get("HTTP_AUTHORIZATION")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
+    return token
+
+
 class Transport:
     """Reads credentials from requests and writes session cookies, following the settings."""
 
@@ -31,12 +44,8 @@ class Transport:
         """The access token and how it came. A present Authorization header is never skipped."""
         # The hot path: read the WSGI environ directly (EnvironHeaders.get rebuilds the key).
         environ = request.environ
-        header = environ.get("HTTP_AUTHORIZATION")
-        if header is not None:
-            scheme, _, token = header.partition(" ")
-            token = token.strip()
-            if scheme.lower() != "bearer" or not token:
-                raise InvalidTokenError("Use the header form 'Authorization: Bearer <token>'.")
+        token = read_bearer_token(environ)
+        if token is not None:
             return token, "bearer"
         cookie = self._session_cookie(request, environ.get("HTTP_COOKIE"))
         if cookie:

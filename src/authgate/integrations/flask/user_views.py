@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from authgate.http.schemas import UserAccessInput, UserListQuery, api_token_to_json, user_to_json
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
 from authgate.integrations.flask.requests import read_json, read_query
-from authgate.schemas import UserAccessInput, UserListQuery, api_token_to_json, user_to_json
 from authgate.service import ADMIN_ROLE
 from authgate.store.records import UserStatus
 
@@ -18,7 +18,7 @@ blueprint = Blueprint("authgate_users", __name__, url_prefix="/api/users")
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def list_users() -> dict[str, object]:
     query = read_query(UserListQuery)
-    users, total = get_extension().service.list_users(
+    users, total = get_extension().service.accounts.list_users(
         authenticate_request(), query=query.q, page=query.page, per_page=query.per_page
     )
     return {
@@ -32,7 +32,7 @@ def list_users() -> dict[str, object]:
 @blueprint.get("/<user_id>")
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def get_user(user_id: str) -> dict[str, object]:
-    user = get_extension().service.get_user(authenticate_request(), user_id)
+    user = get_extension().service.accounts.get_user(authenticate_request(), user_id)
     return {"user": user_to_json(user)}
 
 
@@ -40,7 +40,7 @@ def get_user(user_id: str) -> dict[str, object]:
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def update_user(user_id: str) -> dict[str, object]:
     data = read_json(UserAccessInput)
-    user = get_extension().service.update_user_access(
+    user = get_extension().service.accounts.update_user_access(
         authenticate_request(),
         user_id,
         roles=data.roles,
@@ -52,19 +52,23 @@ def update_user(user_id: str) -> dict[str, object]:
 @blueprint.delete("/<user_id>")
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def delete_user(user_id: str) -> Response:
-    get_extension().service.delete_user(authenticate_request(), user_id)
+    get_extension().service.accounts.delete_user(authenticate_request(), user_id)
     return Response(status=204)
 
 
 @blueprint.get("/<user_id>/tokens")
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def list_user_tokens(user_id: str) -> dict[str, object]:
-    tokens = get_extension().service.list_user_api_tokens(authenticate_request(), user_id)
+    tokens = get_extension().service.api_tokens.list_user_api_tokens(
+        authenticate_request(), user_id
+    )
     return {"tokens": [api_token_to_json(t) for t in tokens]}
 
 
 @blueprint.delete("/<user_id>/tokens/<token_id>")
 @token_required(roles=[ADMIN_ROLE], sessions_only=True)
 def revoke_user_token(user_id: str, token_id: str) -> Response:
-    get_extension().service.revoke_user_api_token(authenticate_request(), user_id, token_id)
+    get_extension().service.api_tokens.revoke_user_api_token(
+        authenticate_request(), user_id, token_id
+    )
     return Response(status=204)

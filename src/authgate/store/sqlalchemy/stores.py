@@ -36,6 +36,7 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.database_errors import translate_database_errors
 from authgate.store.sqlalchemy.engines import writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.models import (
@@ -89,6 +90,7 @@ def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
         alive.engine.dispose(close=False)
 
 
+@translate_database_errors
 class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
     """Users, sessions, refresh tokens, tenants, API tokens and the revocation log in SQL."""
 

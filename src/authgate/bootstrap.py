@@ -1,0 +1,88 @@
+"""``build_service``: the one place that wires authgate together.
+
+It builds the store (migrating the embedded SQLite default), the signing keys, and the backends
+the service is handed — the login throttle, the OAuth provider clients, the revocation feed with
+the process's cache, the avatar files — then the service itself. The Flask extension, the
+standalone server and the CLI all start here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from authgate.backends.auth_cache import AuthCache
+from authgate.backends.avatar_files import AvatarFiles
+from authgate.backends.login_throttle import LoginThrottle
+from authgate.backends.oauth_providers import build_provider_clients
+from authgate.backends.revocation_feed import RevocationFeed
+from authgate.config import Settings
+from authgate.core.clocks import Clock, SystemClock
+from authgate.core.passwords import PasswordHasher
+from authgate.errors import ConfigError
+from authgate.service import AuthService, KeySource
+from authgate.store.sqlalchemy.engines import create_database_engine
+from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
+from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+
+def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
+    """The service with its SQL store and backends; the embedded SQLite default migrates itself."""
+    settings.raise_if_unsafe()
+    clock = clock or SystemClock()
+    engine = create_database_engine(settings.resolved_database_url)
+    # Several workers may start at once on a fresh instance: one migrates and generates the
+    # development key while the others wait, then find both done.
+    with _startup_lock(settings.instance_path):
+        if not is_up_to_date(engine):
+            if engine.dialect.name != "sqlite":
+                engine.dispose()
+                raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
+            upgrade_database(engine)
+        keys = KeySource(settings, clock)
+    store = SqlAlchemyStore(engine)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    cache = AuthCache()
+    return AuthService(
+        settings,
+        store,
+        clock=clock,
+        keys=keys,
+        hasher=PasswordHasher(
+            time_cost=settings.password_time_cost,
+            memory_cost_kib=settings.password_memory_cost_kib,
+            parallelism=settings.password_parallelism,
+        ),
+        throttle=LoginThrottle(
+            per_account=settings.login_rate_limit_per_account,
+            per_ip=settings.login_rate_limit_per_ip,
+            storage_uri=redis_url or "memory://",
+        ),
+        cache=cache,
+        feed=RevocationFeed(
+            store,
+            cache,
+            clock,
+            poll_interval_seconds=settings.revocation_poll_interval_seconds,
+            # A revoked session's access tokens all expire within one TTL: remember it that long.
+            remember_seconds=float(settings.access_token_ttl_seconds + 60),
+            redis_url=redis_url,
+        ),
+        oauth_clients=build_provider_clients(
+            settings.oauth_providers, clock, timeout_seconds=settings.oauth_http_timeout_seconds
+        ),
+        avatar_files=AvatarFiles(settings.instance_path / "avatars"),
+    )
+
+
+@contextmanager
+def _startup_lock(instance_path: Path) -> Iterator[None]:
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (instance_path / ".authgate-startup.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,1 +1,0 @@
-"""Deployment helpers: TLS for development, the nginx configuration."""

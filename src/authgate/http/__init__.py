@@ -1,0 +1,1 @@
+"""The framework-free HTTP contract: routes, schemas, OpenAPI, CORS policy, body limits."""

@@ -1,0 +1,1 @@
+"""The front proxy: the nginx site configuration for the settings, and TLS for development."""

@@ -1,0 +1,81 @@
+"""Profile pictures: the caller uploads or removes theirs.
+
+The image is checked, re-encoded and written by the avatar files backend; the user's
+``avatar_url`` becomes ``<public_url>/avatars/<name>``. The file it replaces is removed — only
+ever a file of ours: an avatar URL from a login provider
+(``https://avatars.githubusercontent.com/...``) is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from typing import IO, TYPE_CHECKING
+
+from authgate.errors import TokenRevokedError
+from authgate.http.routes import AVATAR_PATH
+from authgate.service.principals import Principal
+from authgate.store.records import RevocationKind, UserRecord
+
+if TYPE_CHECKING:
+    from authgate.backends.avatar_files import AvatarFiles
+    from authgate.backends.revocation_feed import RevocationFeed
+    from authgate.config import Settings
+    from authgate.core.clocks import Clock
+    from authgate.service.authorization import Authorization
+    from authgate.store.protocols import Store
+
+
+@dataclass(eq=False, repr=False)
+class Avatars:
+    settings: Settings
+    store: Store
+    _: KW_ONLY
+    clock: Clock
+    feed: RevocationFeed
+    files: AvatarFiles
+    authorization: Authorization
+
+    def avatar_url(self, name: str) -> str:
+        return f"{self.settings.public_url}{AVATAR_PATH}{name}"
+
+    def own_avatar_name(self, url: str | None) -> str | None:
+        """The file name of an avatar URL this server made; None for any other URL."""
+        prefix = self.settings.public_url + AVATAR_PATH
+        if url is None or not url.startswith(prefix):
+            return None
+        name = url.removeprefix(prefix)
+        return name if self.files.path(name) is not None else None
+
+    def set_avatar(self, principal: Principal, upload: bytes | IO[bytes]) -> UserRecord:
+        """Replace the caller's avatar with ``upload`` (login session only);
+        ``InvalidImageError`` (422) for anything but a readable JPEG, PNG or GIF."""
+        self.authorization.require_session(principal)
+        name = self.files.save_upload(upload)
+        stored = False
+        try:
+            user = self._replace_avatar_url(principal.user.id, self.avatar_url(name))
+            stored = True
+        finally:
+            if not stored:
+                self.files.remove(name)
+        return user
+
+    def remove_avatar(self, principal: Principal) -> UserRecord:
+        """Clear the caller's avatar (login session only); the file goes too."""
+        self.authorization.require_session(principal)
+        return self._replace_avatar_url(principal.user.id, None)
+
+    def remove_avatar_file(self, url: str | None) -> None:
+        """Delete the file behind an avatar URL if it is one of ours (a deleted user's)."""
+        name = self.own_avatar_name(url)
+        if name is not None:
+            self.files.remove(name)
+
+    def _replace_avatar_url(self, user_id: str, url: str | None) -> UserRecord:
+        result = self.store.set_avatar_url(user_id, url, now=self.clock.now())
+        if result is None:
+            raise TokenRevokedError()
+        user, old_url = result
+        self.feed.announce([(RevocationKind.USER, user_id)])
+        self.remove_avatar_file(old_url)
+        return user

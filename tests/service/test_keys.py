@@ -1,0 +1,93 @@
+"""Signing keys: rotation, by this process or another, and a key directory gone bad on reload."""
+
+from __future__ import annotations
+
+from authgate.core.keys import generate_key
+from authgate.service import AuthService, ClientInfo
+from tests.helpers import PASSWORD
+
+
+def test_tokens_signed_by_the_previous_key_verify_after_rotation(service: AuthService) -> None:
+    service.accounts.register(email="k@example.com", password=PASSWORD)
+    old = service.sessions.login("k@example.com", PASSWORD, ClientInfo())
+    new_key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+    service.keys._last_reload = 0.0
+    assert service.keys.reload()
+    assert service.keys.ring.active.kid == new_key.kid
+    service.cache.clear()
+    assert service.authenticate(old.access_token, "bearer").user.email == "k@example.com"
+    fresh = service.sessions.login("k@example.com", PASSWORD, ClientInfo())
+    assert service.authenticate(fresh.access_token, "bearer").claims.key_id == new_key.kid
+    assert {k["kid"] for k in service.keys.jwks()["keys"]} >= {
+        new_key.kid,
+        old_kid(old.access_token),
+    }
+
+
+def old_kid(token: str) -> str:
+    import jwt
+
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+def test_a_server_learns_a_key_rotated_by_another_process(service: AuthService) -> None:
+    """A token signed with a key this process has not loaded yet: reload once, then verify."""
+    from authgate.core.tokens import issue_access_token
+
+    service.accounts.register(email="k@example.com", password=PASSWORD)
+    issued = service.sessions.login("k@example.com", PASSWORD, ClientInfo())
+    key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+    token = issue_access_token(
+        key=key,
+        issuer=service.settings.resolved_issuer,
+        audience=service.settings.audience,
+        subject=issued.user.id,
+        session_id=issued.session.id,
+        roles=["user"],
+        ttl_seconds=60,
+        now=service.clock.timestamp(),
+    )
+    service.keys._last_reload = 0.0
+    assert service.authenticate(token, "bearer").claims.key_id == key.kid
+
+
+def test_a_rotated_key_is_published_and_used_at_once_by_every_process(
+    service: AuthService,
+) -> None:
+    """`authgate keys rotate` in another process: this one publishes the new key in its JWKS and
+    signs with it on its next login, without waiting for a token that names it."""
+    service.accounts.register(email="r@example.com", password=PASSWORD)
+    service.sessions.login(
+        "r@example.com", PASSWORD, ClientInfo()
+    )  # the reload interval has started
+    key = generate_key(service.settings.resolved_keys_dir, dev=False, now=service.clock.now())
+
+    published = {k["kid"] for k in service.keys.jwks()["keys"]}
+    fresh = service.sessions.login("r@example.com", PASSWORD, ClientInfo())
+
+    assert key.kid in published
+    assert old_kid(fresh.access_token) == key.kid
+
+
+def test_an_unusable_key_directory_on_reload_keeps_the_current_keys(
+    service: AuthService,
+) -> None:
+    """A corrupt key file appearing while the server runs must not turn requests into 500s."""
+    from authgate.errors import InvalidTokenError
+
+    service.accounts.register(email="k@example.com", password=PASSWORD)
+    issued = service.sessions.login("k@example.com", PASSWORD, ClientInfo())
+    (service.settings.resolved_keys_dir / "20991231T000000000000Z-0badc0de.pem").write_text("junk")
+    service.keys._last_reload = 0.0
+    assert service.keys.reload()
+    service.cache.clear()
+    assert service.authenticate(issued.access_token, "bearer").user.email == "k@example.com"
+    import jwt
+
+    forged_header = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "nope"})
+    try:
+        service.authenticate(forged_header, "bearer")
+    except InvalidTokenError:
+        pass
+    else:
+        raise AssertionError("an unknown kid was accepted")

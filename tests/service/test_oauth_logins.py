@@ -1,0 +1,163 @@
+"""The account decisions of "Log in with ...", with a provider client that answers what each test
+says (the protocol itself is tested end to end against a real OpenID Provider in tests/e2e)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import update
+
+from authgate.bootstrap import build_service
+from authgate.core.oauth import ExternalProfile
+from authgate.errors import LastLoginMethodError
+from authgate.service import AuthService, ClientInfo
+from authgate.service.oauth_logins import OAuthOutcome
+from authgate.store.records import UserRecord
+from authgate.store.sqlalchemy.models import UserRow
+from tests.helpers import PROVIDERS, PUBLIC_URL, ScriptedProvider, StepClock, make_settings
+
+
+@pytest.fixture
+def oauth_service(
+    tmp_path: Path, database_url: str, clock: StepClock
+) -> Iterator[tuple[AuthService, dict[str, ScriptedProvider]]]:
+    settings = make_settings(tmp_path, database_url, oauth_providers=PROVIDERS)
+    service = build_service(settings, clock=clock)
+    providers = {name: ScriptedProvider(name) for name in PROVIDERS}
+    service.oauth_logins.clients = dict(providers)  # type: ignore[arg-type]
+    yield service, providers
+    service.close()
+
+
+def finish(service: AuthService, provider: str) -> OAuthOutcome:
+    start = service.oauth_logins.begin_oauth(provider, next_url=None)
+    state = parse_qs(urlsplit(start.authorization_url).query)["state"][0]
+    return service.oauth_logins.finish_oauth(
+        provider, binding=start.binding, state=state, code="c", error=None, client=ClientInfo()
+    )
+
+
+def log_in(service: AuthService, provider: str) -> tuple[UserRecord | None, str | None]:
+    outcome = finish(service, provider)
+    if outcome.issued is None:
+        assert outcome.error is not None
+        return None, outcome.error.code
+    return outcome.issued.user, None
+
+
+def verified_password_user(service: AuthService, email: str) -> UserRecord:
+    """A password account whose email is verified (no verification flow exists yet: set it)."""
+    user = service.accounts.register(email=email, password="correct horse battery staple")
+    with service.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(update(UserRow).where(UserRow.id == user.id).values(email_verified=True))
+    return user
+
+
+def test_a_picture_pointing_into_our_own_avatars_is_not_taken(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """Else a new account could name another user's avatar file as its own, then delete it."""
+    service, providers = oauth_service
+    providers["corp"].profile = ExternalProfile(
+        "sub-pic", "pic@example.com", True, "Pic", f"{PUBLIC_URL}/avatars/someone-elses.png"
+    )
+
+    user, error = log_in(service, "corp")
+
+    assert error is None and user is not None
+    assert user.avatar_url is None
+
+
+def test_an_external_picture_is_kept(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].profile = ExternalProfile(
+        "sub-ext", "ext@example.com", True, "Ext", "https://avatars.idp.example/ext.png"
+    )
+
+    user, _ = log_in(service, "corp")
+
+    assert user is not None and user.avatar_url == "https://avatars.idp.example/ext.png"
+
+
+def test_a_generic_oidc_provider_does_not_join_accounts_by_email_unless_trusted(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    existing = verified_password_user(service, "grace@example.com")
+    for name in ("corp", "trusted"):
+        providers[name].profile = ExternalProfile(
+            f"{name}-grace", "grace@example.com", True, "Grace", None
+        )
+
+    untrusted_user, untrusted_error = log_in(service, "corp")
+    trusted_user, trusted_error = log_in(service, "trusted")
+
+    assert untrusted_user is None and untrusted_error == "oauth_account_exists"
+    assert trusted_error is None and trusted_user is not None
+    assert trusted_user.id == existing.id
+
+
+def test_github_and_google_are_trusted_for_email_by_default(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'x.db'}",
+        oauth_providers={
+            "github": {"client_id": "a", "client_secret": "b"},
+            "google": {"client_id": "a", "client_secret": "b"},
+            "corp": PROVIDERS["corp"],
+        },
+    )
+
+    trusted = {name: p.trust_email for name, p in settings.oauth_providers.items()}
+
+    assert trusted == {"github": True, "google": True, "corp": False}
+
+
+def test_an_absurd_email_at_a_later_login_is_not_stored(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].profile = ExternalProfile("sub-long", "long@example.com", True, "L", None)
+    first, _ = log_in(service, "corp")
+    providers["corp"].profile = ExternalProfile(
+        "sub-long", "x" * 400 + "@example.com", True, "L", None
+    )
+
+    again, error = log_in(service, "corp")
+
+    assert error is None and again is not None and first is not None
+    assert again.id == first.id
+    (identity,) = service.store.list_identities(first.id)
+    assert identity.email is None
+
+
+def test_an_identity_of_a_provider_no_longer_configured_is_no_way_to_log_in(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """Ada has a corp and a trusted identity; trusted is then removed from the configuration.
+    Unlinking corp would leave her with no way to log in: refused."""
+    service, providers = oauth_service
+    for name in ("corp", "trusted"):
+        providers[name].profile = ExternalProfile(f"{name}-ada", "ada@example.com", True, "A", None)
+    outcome = finish(service, "corp")
+    assert outcome.issued is not None
+    service.oauth_logins.clients = {"corp": providers["corp"]}  # type: ignore[dict-item]
+    principal = service.authenticate(outcome.issued.access_token, "cookie")
+    ada = outcome.issued.user
+    service.store.link_identity(
+        ada.id, provider="trusted", subject="trusted-ada", email=None, now=service.clock.now()
+    )
+    corp, trusted = service.oauth_logins.list_identities(principal)
+
+    with pytest.raises(LastLoginMethodError):
+        service.oauth_logins.unlink_identity(principal, corp.id)
+    service.oauth_logins.unlink_identity(
+        principal, trusted.id
+    )  # the removed provider's identity may go
+
+    assert [i.provider for i in service.oauth_logins.list_identities(principal)] == ["corp"]
