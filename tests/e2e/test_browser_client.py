@@ -13,21 +13,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
+from authgate.bootstrap import build_service
 from authgate.core.clocks import FrozenClock
-from authgate.integrations.flask.extension import build_service
 from authgate.integrations.flask.transport import REFRESH_COOKIE_PATH
 from authgate.service import ClientInfo
 from tests.e2e.browser import EXAMPLE_FRONTEND, new_page, static_site
-from tests.e2e.conftest import (
-    PASSWORD,
-    Server,
-    ServerGroup,
-    authgate_settings,
-    bearer,
-    free_port,
-    server_group,
-    unique_email,
-)
+from tests.e2e.helpers import Server, ServerGroup, authgate_settings, server_group, unique_email
+from tests.helpers import PASSWORD, bearer, free_port
 
 # Run in a page: a client for the API at `api` (a module imported from the server itself).
 CLIENT = "const { createClient } = await import(`${api}/authgate.js`);"
@@ -69,7 +61,7 @@ def expired_session(context: BrowserContext, server: Server, api: str, address: 
         authgate_settings(server.env), clock=FrozenClock(datetime.now(UTC) - timedelta(hours=1))
     )
     try:
-        issued = service.login(address, PASSWORD, ClientInfo(user_agent="an hour ago"))
+        issued = service.sessions.login(address, PASSWORD, ClientInfo(user_agent="an hour ago"))
     finally:
         service.close()
     cookie: dict[str, Any] = {
@@ -127,7 +119,12 @@ def test_an_expired_access_token_is_refreshed_once_for_several_concurrent_calls(
 
     assert statuses == [[200, address]] * 4
     assert len(refreshes) == 1, [r.url for r in refreshes]
-    assert sorted(me) == [200] * 4 + [401] * 4  # each call: expired, then retried once
+    # Each call that went out with the expired token got 401 and was retried once, with the new
+    # one. On a loaded machine a call may go out only after the refresh finished: then its first
+    # answer is the 200.
+    assert me.count(200) == 4, me
+    assert 1 <= me.count(401) <= 4, me
+    assert len(me) == 4 + me.count(401), me
     context.close()
 
 
