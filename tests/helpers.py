@@ -28,7 +28,7 @@ from authgate import AuthGate, current_user, token_required
 from authgate.backends.oauth_providers import ProviderInfo
 from authgate.config import Settings
 from authgate.core.clocks import SystemClock
-from authgate.core.oauth import ExternalProfile, FlowSecrets
+from authgate.core.oauth import ExternalProfile, FlowSecrets, ResponseIssuer
 from authgate.service import AuthService, ClientInfo, Principal
 from authgate.store.records import UserRecord
 
@@ -281,16 +281,24 @@ def count_sql(service: AuthService) -> Iterator[list[str]]:
 
 
 class ScriptedProvider:
-    """Says whoever ``profile`` is logged in."""
+    """Says whoever ``profile`` is logged in, and counts the codes it was asked to exchange.
+    Its ``issuer`` rule (RFC 9207) is that of a provider without a known issuer unless a test
+    sets another."""
 
     def __init__(self, name: str) -> None:
         self.info = ProviderInfo(name, name.title())
         self.profile = ExternalProfile("sub-1", "ada@example.com", True, "Ada", None)
+        self.issuer = ResponseIssuer(None)
+        self.exchanged: list[str] = []
 
     def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
         return f"https://idp.example/authorize?state={flow.state}"
 
+    def response_issuer(self) -> ResponseIssuer:
+        return self.issuer
+
     def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
+        self.exchanged.append(code)
         return self.profile
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ from flask import Flask
 from authgate import cli
 from authgate.bootstrap import build_service
 from authgate.cli import GunicornApplication, gunicorn_options, main
-from authgate.config import Environment, Settings
+from authgate.config import Environment, Settings, load_settings
 from authgate.core.keys import generate_key, load_keyring
 from authgate.errors import InvalidCredentialsError, TokenRevokedError
 from authgate.http.schemas import format_time
@@ -306,6 +308,7 @@ def test_rotate_adds_an_active_production_key(
     assert result.exit_code == 0, result.output
     kid = result.stdout.strip()
     assert "keep verifying until they expire" in result.stderr
+    assert "No restart needed" in result.stderr and "next start" not in result.stderr
 
     ring = load_keyring(keys_dir)
     assert ring is not None
@@ -547,29 +550,57 @@ def test_serve_development_prepares_and_runs_werkzeug(
     assert ring is not None and ring.active.dev
 
 
-def test_serve_production_runs_gunicorn_with_a_fresh_app_per_worker(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    apps: list[GunicornApplication] = []
-    monkeypatch.setattr(GunicornApplication, "run", lambda self: apps.append(self))
-    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: pytest.fail("werkzeug"))
+def _production_env(tmp_path: Path) -> dict[str, str]:
     keys_dir = tmp_path / "secrets"
     generate_key(keys_dir, dev=False, now=_past())
-    env = {
+    return {
         "AUTHGATE_INSTANCE_PATH": str(tmp_path),
         "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
         "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
         "AUTHGATE_KEYS_DIR": str(keys_dir),
     }
 
+
+def test_serve_production_becomes_the_gevent_patched_server_process(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execs: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: execs.append((path, argv, env)))
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("not patched"))
+    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: pytest.fail("werkzeug"))
+    env = _production_env(tmp_path)
+
     result = run(runner, ["serve", "--production", "--host", "0.0.0.0", "--workers", "3"], env)
     assert result.exit_code == 0, result.output
+    ((path, argv, environ),) = execs
+    assert path == sys.executable
+    assert argv == [sys.executable, "-m", "authgate.serving"]
+    # The command-line options travel in the environment, with everything else it had.
+    assert environ["AUTHGATE_ENV"] == "production"
+    assert (environ["AUTHGATE_HOST"], environ["AUTHGATE_WORKERS"]) == ("0.0.0.0", "3")
+    assert "AUTHGATE_PORT" not in environ
+    assert environ["AUTHGATE_KEYS_DIR"] == env["AUTHGATE_KEYS_DIR"]
+    assert (tmp_path / "prod.db").exists()  # migrated once, before the hand-over
+
+
+def test_production_server_runs_gevent_workers_with_a_fresh_app_per_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps: list[GunicornApplication] = []
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: apps.append(self))
+    env = _production_env(tmp_path)
+    build_service(load_settings(environ={**env, "AUTHGATE_ENV": "production"})).close()
+    for name, value in {**env, "AUTHGATE_ENV": "production", "AUTHGATE_WORKERS": "3"}.items():
+        monkeypatch.setenv(name, value)
+
+    cli.run_production_server()
     (application,) = apps
     assert application.settings.env is Environment.PRODUCTION
     cfg = application.cfg
-    assert cfg.bind == ["0.0.0.0:8086"]
+    assert cfg.bind == ["127.0.0.1:8086"]
     assert cfg.workers == 3
-    assert cfg.worker_class_str == "sync"
+    assert cfg.worker_class_str == "gevent"
+    assert (cfg.worker_connections, cfg.keepalive) == (1000, 2)
     assert cfg.preload_app is False
     assert (cfg.timeout, cfg.graceful_timeout) == (30, 30)
     assert cfg.accesslog == "-"
@@ -580,13 +611,40 @@ def test_serve_production_runs_gunicorn_with_a_fresh_app_per_worker(
         app.extensions["authgate"].service.close()
 
 
+def test_production_server_reports_unusable_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_ENV", "production")
+    monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("started"))
+    with pytest.raises(SystemExit, match="Refusing to start in production mode"):
+        cli.run_production_server()
+
+
+def test_the_server_process_patches_for_gevent_before_importing_authgate() -> None:
+    """urllib3 keeps ``ssl.SSLContext`` from its import: patched late, the OAuth clients' TLS
+    would block a gevent worker's loop. ``authgate.serving`` must patch first."""
+    script = (
+        "import sys, types\n"
+        "import authgate.serving\n"
+        "def check():\n"
+        "    import gevent.ssl, urllib3.util.ssl_\n"
+        "    print(urllib3.util.ssl_.SSLContext is gevent.ssl.SSLContext)\n"
+        "sys.modules['authgate.cli'] = types.SimpleNamespace(run_production_server=check)\n"
+        "authgate.serving.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True", done.stderr
+
+
 def test_gunicorn_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     settings = Settings(host="::1", port=9000)
     options = gunicorn_options(settings)
     assert options["bind"] == ["[::1]:9000"]
     assert options["workers"] == 9
-    assert options["worker_class"] == "sync"
+    assert options["worker_class"] == "gevent"
+    assert (options["worker_connections"], options["keepalive"]) == (1000, 2)
     assert options["preload_app"] is False
     assert (options["timeout"], options["graceful_timeout"]) == (30, 30)
     assert options["accesslog"] == "-"

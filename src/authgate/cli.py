@@ -54,7 +54,13 @@ from authgate.store.records import ApiTokenRecord, UserRecord, UserStatus
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import current_revision, head_revision, upgrade_database
 
-__all__ = ["GunicornApplication", "default_workers", "gunicorn_options", "main"]
+__all__ = [
+    "GunicornApplication",
+    "default_workers",
+    "gunicorn_options",
+    "main",
+    "run_production_server",
+]
 
 log = logging.getLogger("authgate")
 
@@ -185,12 +191,23 @@ def _bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# gevent workers: each connection is a greenlet, so a client that sends its request slowly holds
+# one of a worker's WORKER_CONNECTIONS, not the whole worker (sync) nor one of a few threads
+# (gthread). Measured with benchmarks/slow_clients.py; the figures are in docs/deploy.md.
+WORKER_CLASS = "gevent"
+WORKER_CONNECTIONS = 1000
+
+
 def gunicorn_options(settings: Settings, workers: int | None = None) -> dict[str, Any]:
     """The gunicorn settings ``authgate serve --production`` runs with."""
     return {
         "bind": [_bind_address(settings.host, settings.port)],
         "workers": workers or settings.workers or default_workers(),
-        "worker_class": "sync",
+        "worker_class": WORKER_CLASS,
+        "worker_connections": WORKER_CONNECTIONS,
+        # The gevent worker also gives a request's head this long to arrive: a slow-loris client
+        # is cut off after 2 s (a request body has no such limit; it holds one connection).
+        "keepalive": 2,
         "graceful_timeout": 30,
         "timeout": 30,
         "accesslog": "-",
@@ -226,11 +243,37 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def run_production_server() -> None:
+    """The gunicorn master of ``authgate serve --production``, with settings from the environment.
+
+    ``python -m authgate.serving`` calls this once gevent has monkey-patched the process."""
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        raise SystemExit(f"Error: {e}") from None
+    GunicornApplication(settings, gunicorn_options(settings)).run()
+
+
+def _become_production_server(overrides: Mapping[str, Any]) -> None:
+    """Replace this process with ``python -m authgate.serving`` (same pid: systemd's and docker's
+    signals reach the gunicorn master), the command-line options passed in its environment.
+
+    gevent's monkey-patching has to happen before ``ssl``, ``socket`` and ``threading`` are in
+    use by urllib3, redis and SQLAlchemy (urllib3 keeps ``ssl.SSLContext`` from its import), and
+    this module has imported them all: the new process patches before it imports authgate."""
+    environ = dict(os.environ)
+    environ.update({key: str(value) for key, value in overrides.items() if value is not None})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "authgate.serving"]
+    os.execve(command[0], command, environ)  # noqa: S606 - our own interpreter, no shell
+
+
 @main.command()
 @click.option(
     "--production",
     is_flag=True,
-    help="Run gunicorn with production checks (same as AUTHGATE_ENV=production).",
+    help="Run gunicorn (gevent workers) with production checks (same as AUTHGATE_ENV=production).",
 )
 @click.option("--host", help="Interface to listen on [default: AUTHGATE_HOST or 127.0.0.1].")
 @click.option(
@@ -245,20 +288,19 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
 )
 def serve(production: bool, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the authgate server."""
-    settings = _load(
-        {
-            ENV_PREFIX + "ENV": Environment.PRODUCTION.value if production else None,
-            ENV_PREFIX + "HOST": host,
-            ENV_PREFIX + "PORT": port,
-            ENV_PREFIX + "WORKERS": workers,
-        }
-    )
+    overrides = {
+        ENV_PREFIX + "ENV": Environment.PRODUCTION.value if production else None,
+        ENV_PREFIX + "HOST": host,
+        ENV_PREFIX + "PORT": port,
+        ENV_PREFIX + "WORKERS": workers,
+    }
+    settings = _load(overrides)
     # Fail here, once, with a clear message -- not in every worker. This also migrates the
     # embedded SQLite database and generates development keys when needed.
     with _service(settings):
         pass
     if settings.is_production:
-        GunicornApplication(settings, gunicorn_options(settings, workers)).run()
+        _become_production_server(overrides)
         return
     _run_development_server(settings)
 
@@ -619,8 +661,9 @@ def keys_rotate(keys_dir: Path | None) -> None:
         f"Created signing key {key.kid} in {directory}; it is now the active key.\n"
         "Tokens signed by older keys keep verifying until they expire; remove an old key file "
         "only after that.\n"
-        "Running servers sign with the new key after their next start; until then they accept "
-        "tokens it signed (they reload the key directory on an unknown kid).",
+        "No restart needed: each running server process re-reads the key directory at its next "
+        "login, refresh or JWKS request and signs with the new key from then on; before that, "
+        "it accepts tokens the new key signed.",
         err=True,
     )
 

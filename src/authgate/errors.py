@@ -205,6 +205,18 @@ class OAuthStateMismatchError(OAuthError):
     )
 
 
+class OAuthIssuerMismatchError(OAuthError):
+    """The authorization response names another issuer than the provider the login was started
+    with, or names none although that provider says it always does (RFC 9207)."""
+
+    code = "oauth_issuer_mismatch"
+    status = 400
+    default_message = (
+        "The provider's answer does not come from the provider this login was started with; "
+        "start again."
+    )
+
+
 class OAuthDeniedError(OAuthError):
     code = "oauth_denied"
     status = 400

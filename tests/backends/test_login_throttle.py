@@ -177,3 +177,62 @@ def test_closing_the_throttle_stops_its_sweeper() -> None:
     throttle.close()
     sweeper.thread.join(timeout=5)
     assert not sweeper.thread.is_alive()
+
+
+class _HungServer:
+    """A TCP server that accepts connections and never answers: a hung Redis, as a client sees
+    it. Counts the connections, i.e. the attempts of a client that reconnects after a timeout."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_hung_redis_costs_one_short_timeout_then_memory_until_the_retry_delay() -> None:
+    """redis-py's default waits 5 s per command: three commands per login. The throttle waits
+    at most 0.25 s, once, and asks Redis again only after the retry delay."""
+    import time
+
+    server = _HungServer()
+    now = [1000.0]
+    throttle = LoginThrottle(
+        per_account="3 per minute",
+        per_ip="100 per minute",
+        storage_uri=f"redis://127.0.0.1:{server.port}/0",
+        monotonic=lambda: now[0],
+    )
+    try:
+        started = time.monotonic()
+        throttle.begin_attempt("ada", "10.0.0.1")
+        assert time.monotonic() - started < 2.0
+        assert throttle.counting_in_memory and len(server.held) == 1
+        for _ in range(2):
+            throttle.record_failure("ada", "10.0.0.1")
+            throttle.begin_attempt("ada", "10.0.0.1")
+        assert len(server.held) == 1  # not asked again within the retry delay
+        with pytest.raises(RateLimitedError):  # counted in memory meanwhile
+            throttle.begin_attempt("ada", "10.0.0.1")
+        now[0] += 5.0
+        throttle.begin_attempt("bob", "10.0.0.1")
+        assert len(server.held) == 2  # asked again, once
+    finally:
+        throttle.close()
+        server.close()

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from authgate.backends import oauth_providers as providers
-from authgate.backends.oauth_providers import OpenIDConnectClient, ProviderInfo
+from authgate.backends.oauth_providers import GitHubClient, OpenIDConnectClient, ProviderInfo
 from authgate.config import OAuthProviderSettings, Settings
 from authgate.core.clocks import FrozenClock
-from authgate.core.oauth import FlowSecrets
+from authgate.core.oauth import FlowSecrets, ResponseIssuer
 from authgate.errors import (
     OAuthInvalidIdTokenError,
     OAuthProviderResponseError,
@@ -570,3 +570,40 @@ def test_google_short_issuer_is_not_accepted_for_an_oidc_provider_at_google(
 
     with pytest.raises(OAuthInvalidIdTokenError, match="another issuer"):
         verify(client, id_token(key, "g1", clock, iss="accounts.google.com"))
+
+
+# The issuer of authorization responses (RFC 9207) -------------------------------------------
+
+
+@pytest.mark.parametrize("advertised", [True, False, None])
+def test_an_oidc_provider_names_its_issuer_and_requires_it_when_it_advertises_it(
+    clock: FrozenClock, advertised: bool | None
+) -> None:
+    document = discovery()
+    if advertised is not None:
+        document["authorization_response_iss_parameter_supported"] = advertised
+    client = make_client(FakeHttp({DISCOVERY_URL: document}), clock)
+
+    assert client.response_issuer() == ResponseIssuer(ISSUER, required=advertised is True)
+
+
+def test_the_google_preset_expects_iss_spelled_as_in_its_discovery_document(
+    clock: FrozenClock,
+) -> None:
+    """Its ID tokens may use two spellings; an authorization response's iss is compared with
+    the issuer of the metadata, exactly (RFC 9207 §2.4)."""
+    http = FakeHttp({GOOGLE + "/.well-known/openid-configuration": discovery(GOOGLE)})
+    client = make_client(http, clock, kind="google", issuer=GOOGLE)
+
+    assert client.response_issuer() == ResponseIssuer(GOOGLE, required=False)
+
+
+def test_github_has_no_issuer_to_compare_an_iss_with() -> None:
+    settings = OAuthProviderSettings(
+        kind="github",
+        client_id="client-1",
+        client_secret="secret",  # type: ignore[arg-type]
+    )
+    client = GitHubClient(ProviderInfo("github", "GitHub"), settings, timeout_seconds=1)
+
+    assert client.response_issuer() == ResponseIssuer(None, required=False)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
 from authgate.backends.auth_cache import AuthCache, BoundedCache
+from authgate.errors import StoreUnavailableError
 from authgate.service import AuthService
-from authgate.store.records import RevocationKind, UserRecord, UserStatus
+from authgate.store.records import RevocationEvent, RevocationKind, UserRecord, UserStatus
 
 
 def _user(user_id: str = "u1", roles: tuple[str, ...] = ("user",)) -> UserRecord:
@@ -73,3 +80,37 @@ def test_malformed_pubsub_messages_are_ignored(service: AuthService) -> None:
     for data in (b"not json", b'[["nope", "x"]]', b"{}", 42, b'[["session", "s9"]]'):
         service.feed._apply_message(data)
     assert applied == [(RevocationKind.SESSION, "s9")]
+
+
+def test_a_store_outage_is_logged_once_not_at_every_poll(
+    service: AuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """During a database outage the poll fails every interval: one warning for the outage (and
+    one when it ends), not a traceback four times a second per worker."""
+    feed = service.feed
+    real_read = service.store.read_revocations
+    failures = threading.Semaphore(0)
+    attempts = {"failed": 0}
+
+    def read_revocations(after_id: int, *, limit: int = 1000) -> list[RevocationEvent]:
+        if attempts["failed"] < 6:
+            attempts["failed"] += 1
+            failures.release()
+            raise StoreUnavailableError() from OperationalError("SELECT", {}, Exception("down"))
+        return real_read(after_id, limit=limit)
+
+    service.store.read_revocations = read_revocations  # type: ignore[method-assign]
+    feed._poll_interval = 0.01
+    caplog.set_level(logging.DEBUG, logger="authgate.revocations")
+    feed.ensure_started()
+    for _ in range(6):
+        assert failures.acquire(timeout=5)
+    deadline = time.monotonic() + 5
+    while "works again" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "revocation poll failed (OperationalError); retrying every 0.01 s",
+        "revocation poll works again",
+    ]
+    assert all(r.exc_info is None for r in caplog.records if r.levelno >= logging.WARNING)

@@ -72,6 +72,47 @@ def test_generate_key_writes_0600_file_in_new_0700_directory(
     assert _mode(directory) == 0o700
 
 
+def test_a_reader_of_the_directory_never_sees_a_partly_written_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server re-reads the key directory while `keys rotate` writes: at the moment the key's
+    bytes are written, the directory must still load (the new key not yet there, not half there)."""
+    old = generate_key(tmp_path, dev=False, now=NOW)
+    seen: list[list[str]] = []
+    real_fdopen = os.fdopen
+
+    class ReadingWhileWriting:
+        def __init__(self, fd: int, mode: str) -> None:
+            self.file = real_fdopen(fd, mode)
+
+        def __enter__(self) -> ReadingWhileWriting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: bytes) -> int:
+            ring = load_keyring(tmp_path)  # a ConfigError here is the bug
+            assert ring is not None
+            seen.append([key.kid for key in ring.keys])
+            return self.file.write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.file, name)
+
+    monkeypatch.setattr(os, "fdopen", ReadingWhileWriting)
+    new = generate_key(tmp_path, dev=False, now=NOW + timedelta(seconds=1))
+    monkeypatch.undo()
+
+    assert seen == [[old.kid]]
+    ring = load_keyring(tmp_path)
+    assert ring is not None and [key.kid for key in ring.keys] == [new.kid, old.kid]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{old.kid}.pem", f"{new.kid}.pem"]
+    )  # no temporary file left behind
+    assert stat.S_IMODE((tmp_path / f"{new.kid}.pem").stat().st_mode) == 0o600
+
+
 def test_generate_key_file_is_unencrypted_pkcs8_pem_of_the_key(tmp_path: Path) -> None:
     key = generate_key(tmp_path, dev=False, now=NOW)
     data = (tmp_path / f"{key.kid}.pem").read_bytes()

@@ -18,8 +18,10 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from authgate.core.oauth import (
     ProviderKey,
+    ResponseIssuer,
     UnknownIdTokenKeyError,
     add_query_parameter,
+    check_authorization_response_issuer,
     hash_flow_secret,
     new_flow_secrets,
     parse_discovery_document,
@@ -28,7 +30,11 @@ from authgate.core.oauth import (
     verify_id_token,
 )
 from authgate.core.origins import OriginAllowlist, parse_origin
-from authgate.errors import OAuthInvalidIdTokenError, OAuthProviderResponseError
+from authgate.errors import (
+    OAuthInvalidIdTokenError,
+    OAuthIssuerMismatchError,
+    OAuthProviderResponseError,
+)
 from tests.helpers import b64url as _b64
 
 # Redirect targets ---------------------------------------------------------------------------
@@ -310,6 +316,66 @@ def test_parse_discovery_document_refuses_what_is_not_an_object(document: object
     with pytest.raises(OAuthProviderResponseError) as info:
         parse_discovery_document(document, expected_issuer=ISSUER, allow_http=False)
     assert info.value.code == "oauth_provider_error"
+
+
+@pytest.mark.parametrize(
+    ("advertised", "supported"),
+    [(True, True), (None, False), (False, False), ("true", False), (1, False)],
+)
+def test_parse_discovery_document_reads_iss_parameter_support(
+    advertised: object, supported: bool
+) -> None:
+    """Only a JSON true says the provider always sends ``iss`` (RFC 9207 §3)."""
+    document = _discovery(authorization_response_iss_parameter_supported=advertised)
+    metadata = parse_discovery_document(document, expected_issuer=ISSUER, allow_http=False)
+    assert metadata.iss_parameter_supported is supported
+
+
+# The issuer of an authorization response (RFC 9207) -----------------------------------------
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_an_authorization_response_naming_the_issuer_is_accepted(required: bool) -> None:
+    check_authorization_response_issuer(ISSUER, ResponseIssuer(ISSUER, required=required))
+
+
+def test_an_authorization_response_without_iss_is_accepted_unless_required() -> None:
+    check_authorization_response_issuer(None, ResponseIssuer(ISSUER, required=False))
+    with pytest.raises(OAuthIssuerMismatchError) as info:
+        check_authorization_response_issuer(None, ResponseIssuer(ISSUER, required=True))
+    assert info.value.code == "oauth_issuer_mismatch"
+    assert "iss" in info.value.message
+
+
+@pytest.mark.parametrize("required", [True, False])
+@pytest.mark.parametrize(
+    "iss",
+    [
+        "https://evil.example.test",
+        f"{ISSUER}/",  # simple string comparison: no normalisation of any kind
+        "https://IDP.example.test",
+        "HTTPS://idp.example.test",
+        "https://idp.example.test:443",
+        ISSUER.removeprefix("https://"),
+        f" {ISSUER}",
+        f"{ISSUER}\n",
+        "",
+    ],
+)
+def test_an_authorization_response_naming_another_issuer_is_refused(
+    iss: str, required: bool
+) -> None:
+    with pytest.raises(OAuthIssuerMismatchError) as info:
+        check_authorization_response_issuer(iss, ResponseIssuer(ISSUER, required=required))
+    assert info.value.code == "oauth_issuer_mismatch"
+    assert info.value.status == 400
+    assert info.value.message == OAuthIssuerMismatchError.default_message  # never echoes iss
+
+
+@pytest.mark.parametrize("iss", [None, "https://evil.example.test", ISSUER])
+def test_without_a_known_issuer_any_iss_is_ignored(iss: str | None) -> None:
+    """GitHub publishes no issuer: there is nothing to compare an ``iss`` with."""
+    check_authorization_response_issuer(iss, ResponseIssuer(None))
 
 
 # Keys and ID tokens -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import bcrypt
 import pytest
@@ -27,6 +28,7 @@ from authgate.core.passwords import (
 )
 from tests.helpers import PASSWORD
 
+T = TypeVar("T")
 UNCOMMON = "vq7#Lp2!"  # exactly 8 characters, not in the list
 
 TOO_SHORT = "Use at least 8 characters."
@@ -486,3 +488,22 @@ def test_identity_check_ignores_empty_context_and_near_misses() -> None:
 
 def test_unencodable_password_is_refused() -> None:
     assert find_password_problem(UNCOMMON + "\ud800") is not None
+
+
+def test_every_hash_and_verification_runs_through_the_offload() -> None:
+    """An event-loop worker hands the CPU-bound work to native threads (``bootstrap``)."""
+    ran: list[str] = []
+
+    def offload(work: Callable[[], T]) -> T:
+        ran.append("work")
+        return work()
+
+    hasher = PasswordHasher(offload=offload)
+    stored = hasher.hash_password(PASSWORD)
+    assert ran == ["work"]
+    assert hasher.verify_password(PASSWORD, stored).ok
+    assert not hasher.verify_password("wrong password", stored).ok
+    imported = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    assert hasher.verify_password(PASSWORD, imported).ok
+    hasher.verify_dummy(PASSWORD)
+    assert len(ran) == 5

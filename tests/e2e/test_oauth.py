@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -48,6 +49,7 @@ HTTP_TIMEOUT_SECONDS = 2.0
 class OAuthDeployment:
     server: Server
     op: OidcProvider
+    legacy_op: OidcProvider  # from before RFC 9207: no iss in its answers, none advertised
     github: GitHubFake
     hanging: HangingServer
     browsers: list[Browser] = field(default_factory=list)
@@ -76,6 +78,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
                 }
             ]
         ) as op,
+        OidcProvider(
+            clients=[
+                {
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                    "redirect_uris": [f"{public_url}/api/oauth/legacy/callback"],
+                }
+            ],
+            iss_parameter=False,
+        ) as legacy_op,
         GitHubFake() as github,
         HangingServer() as hanging,
         server_group("sqlite", tmp_path_factory) as group,
@@ -89,6 +101,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
             oauth_corp_display_name="Corp SSO",
             oauth_corp_allow_http="true",
             oauth_corp_trust_email="true",  # its email_verified may join existing accounts
+            oauth_legacy_issuer=legacy_op.issuer,
+            oauth_legacy_client_id=CLIENT_ID,
+            oauth_legacy_client_secret=CLIENT_SECRET,
+            oauth_legacy_allow_http="true",
             oauth_github_client_id=GITHUB_ID,
             oauth_github_client_secret=GITHUB_SECRET,
             oauth_github_authorization_url=github.authorize_url,
@@ -107,7 +123,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeploy
             oauth_hang_allow_http="true",
             oauth_http_timeout_seconds=str(HTTP_TIMEOUT_SECONDS),
         )
-        deployment = OAuthDeployment(server, op, github, hanging)
+        deployment = OAuthDeployment(server, op, legacy_op, github, hanging)
         try:
             yield deployment
         finally:
@@ -136,6 +152,7 @@ def test_providers_are_listed_for_login_buttons(deployment: OAuthDeployment) -> 
     assert response.status_code == 200
     assert response.json() == [
         {"name": "corp", "display_name": "Corp SSO"},
+        {"name": "legacy", "display_name": "Legacy"},
         {"name": "github", "display_name": "GitHub"},
         {"name": "down", "display_name": "Down"},
         {"name": "hang", "display_name": "Hang"},
@@ -339,7 +356,10 @@ def test_a_code_from_another_flow_fails_its_pkce_check(deployment: OAuthDeployme
     )["code"]
     state = query_of(browser.start_login("corp"))["state"]
 
-    response = browser.get("/api/oauth/corp/callback", params={"state": state, "code": stolen_code})
+    response = browser.get(
+        "/api/oauth/corp/callback",
+        params={"state": state, "code": stolen_code, "iss": deployment.op.issuer},
+    )
 
     assert redirected_error(response.headers["Location"]) == "oauth_failed"
     assert SESSION_COOKIE not in browser.cookies
@@ -350,7 +370,8 @@ def test_denied_consent_returns_to_next_with_the_error(deployment: OAuthDeployme
     state = query_of(browser.start_login("corp", f"{FRONTEND}/login"))["state"]
 
     response = browser.get(
-        "/api/oauth/corp/callback", params={"state": state, "error": "access_denied"}
+        "/api/oauth/corp/callback",
+        params={"state": state, "error": "access_denied", "iss": deployment.op.issuer},
     )
 
     assert response.headers["Location"] == f"{FRONTEND}/login?error=oauth_denied"
@@ -376,10 +397,109 @@ def test_next_outside_the_allowlist_is_ignored(deployment: OAuthDeployment, next
     state = query_of(browser.start_login("corp", next_url))["state"]
 
     response = browser.get(
-        "/api/oauth/corp/callback", params={"state": state, "error": "access_denied"}
+        "/api/oauth/corp/callback",
+        params={"state": state, "error": "access_denied", "iss": deployment.op.issuer},
     )
 
     assert response.headers["Location"] == f"{deployment.public_url}/?error=oauth_denied"
+
+
+# The issuer of the answer (RFC 9207) ------------------------------------------------------------
+
+
+def with_iss(callback_url: str, iss: str | None) -> str:
+    """The provider's redirect back with its ``iss`` replaced (``None``: removed), as if another
+    provider had answered (a mix-up) or the parameter had been dropped on the way."""
+    parts = urlsplit(callback_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    if iss is not None:
+        query.append(("iss", iss))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_the_ops_own_iss_is_accepted(deployment: OAuthDeployment) -> None:
+    op = deployment.op
+    assert op.discovery["authorization_response_iss_parameter_supported"] is True
+    browser = deployment.browser()
+    authorization_url = browser.start_login("corp", "/account")
+    callback_url = op.complete_login(
+        browser.provider_http, authorization_url, account=account("iss-ok")
+    )
+    assert query_of(callback_url)["iss"] == op.issuer  # the OP did send it
+    tokens_before = op.request_counts()["token"]
+
+    response = browser.finish(callback_url)
+
+    assert response.headers["Location"] == f"{deployment.public_url}/account"
+    assert op.request_counts()["token"] == tokens_before + 1
+    assert browser.me().status_code == 200
+
+
+@pytest.mark.parametrize(
+    "iss",
+    ["https://evil.example.test", None, "{issuer}/", ""],
+    ids=["another-issuer", "missing", "trailing-slash", "empty"],
+)
+def test_an_answer_not_naming_the_op_is_refused_before_the_code_is_exchanged(
+    deployment: OAuthDeployment, iss: str | None
+) -> None:
+    """The OP advertises ``authorization_response_iss_parameter_supported``: its answer must
+    carry its issuer, exactly; anything else fails before a token request is sent."""
+    op = deployment.op
+    email = account("iss-bad")
+    browser = deployment.browser()
+    authorization_url = browser.start_login("corp", "/account")
+    callback_url = op.complete_login(browser.provider_http, authorization_url, account=email)
+    tampered = with_iss(callback_url, iss if iss is None else iss.format(issuer=op.issuer))
+    tokens_before = op.request_counts()["token"]
+
+    response = browser.finish(tampered)
+
+    assert response.headers["Location"] == (
+        f"{deployment.public_url}/account?error=oauth_issuer_mismatch"
+    )
+    assert op.request_counts()["token"] == tokens_before  # the code was never exchanged
+    assert SESSION_COOKIE not in browser.cookies
+    assert "OAuth with corp failed: oauth_issuer_mismatch" in deployment.server.log()
+    register(deployment.server, email)  # 201: no account was created for this email
+
+
+def test_an_op_that_does_not_advertise_iss_logs_in_without_it(
+    deployment: OAuthDeployment,
+) -> None:
+    legacy = deployment.legacy_op
+    assert "authorization_response_iss_parameter_supported" not in legacy.discovery
+    browser = deployment.browser()
+    authorization_url = browser.start_login("legacy", "/account")
+    callback_url = legacy.complete_login(
+        browser.provider_http, authorization_url, account=account("legacy")
+    )
+    assert "iss" not in query_of(callback_url)
+
+    response = browser.finish(callback_url)
+
+    assert response.headers["Location"] == f"{deployment.public_url}/account"
+    assert browser.me().status_code == 200
+
+
+def test_an_op_that_does_not_advertise_iss_is_still_not_impersonated_by_one(
+    deployment: OAuthDeployment,
+) -> None:
+    """Its issuer is known from its configuration: an ``iss`` it did not send, naming another
+    issuer, is refused all the same."""
+    legacy = deployment.legacy_op
+    browser = deployment.browser()
+    authorization_url = browser.start_login("legacy")
+    callback_url = legacy.complete_login(
+        browser.provider_http, authorization_url, account=account("legacy-evil")
+    )
+    tokens_before = legacy.request_counts()["token"]
+
+    response = browser.finish(with_iss(callback_url, "https://evil.example.test"))
+
+    assert redirected_error(response.headers["Location"]) == "oauth_issuer_mismatch"
+    assert legacy.request_counts()["token"] == tokens_before
+    assert SESSION_COOKIE not in browser.cookies
 
 
 # A provider that misbehaves ---------------------------------------------------------------------
@@ -608,6 +728,23 @@ def test_github_unverified_primary_email_does_not_join_a_verified_account(
     assert SESSION_COOKIE not in intruder.cookies
     identities = owner.get("/api/auth/identities").json()["identities"]
     assert [i["provider"] for i in identities] == ["corp"]
+
+
+def test_github_ignores_an_iss_it_cannot_check(deployment: OAuthDeployment) -> None:
+    """GitHub publishes no issuer identifier: authgate has nothing to compare an ``iss`` with
+    (docs/oauth.md); its own callback path is what keeps other providers' answers out."""
+    email = account("iss-github")
+    github_user(deployment, email)
+    browser = deployment.browser()
+    authorize = browser.start_login("github")
+    approved = browser.provider_http.get(authorize)
+    assert approved.status_code == 302, approved.text
+    assert "iss" not in query_of(approved.headers["Location"])  # GitHub sends none
+
+    response = browser.finish(with_iss(approved.headers["Location"], "https://evil.example.test"))
+
+    assert response.headers["Location"] == f"{deployment.public_url}/"
+    assert browser.me().json()["user"]["email"] == email
 
 
 def test_github_denied_consent(deployment: OAuthDeployment) -> None:

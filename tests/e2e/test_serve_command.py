@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,41 +128,64 @@ def test_dev_default_generates_keys_and_serves(workdir: Path) -> None:
     assert "Generated a development signing key" in log.read_text()
 
 
+def _production_settings(workdir: Path, database_url: str) -> dict[str, str]:
+    """Production settings with a production signing key (made by ``authgate keys rotate``)."""
+    settings = {
+        "AUTHGATE_ENV": "production",
+        "AUTHGATE_PUBLIC_URL": "https://auth.example.test",
+        "AUTHGATE_DATABASE_URL": database_url,
+        "AUTHGATE_KEYS_DIR": str(workdir / "keys"),
+        "AUTHGATE_ORIGINS": "https://app.example.test",
+    }
+    rotate = subprocess.run(
+        [sys.executable, "-m", "authgate", "keys", "rotate"],
+        env=_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rotate.returncode == 0, rotate.stderr
+    return settings
+
+
+def _start_production(
+    workdir: Path, database_url: str
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``authgate serve --production --workers 2`` on a free port, answering: (process, base
+    URL, log file)."""
+    settings = _production_settings(workdir, database_url)
+    port = free_port()
+    log = workdir / "serve.log"
+    process = _serve(
+        ["--production", "--workers", "2", "--port", str(port)], _env(**settings), workdir, log
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait_healthy(process, base, log)
+    return process, base, log
+
+
+def _register_and_log_in(
+    http: requests.Session, base: str, email: str, **headers: str
+) -> requests.Response:
+    body = {"email": email, "password": PASSWORD}
+    assert http.post(base + "/api/auth/register", json=body, timeout=5).status_code == 201
+    return http.post(
+        base + "/api/auth/login",
+        json={"login": email, "password": PASSWORD},
+        headers=headers,
+        timeout=5,
+    )
+
+
 def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> None:
     database = create_database("postgresql", workdir)
-    keys = workdir / "keys"
     try:
-        settings = {
-            "AUTHGATE_ENV": "production",
-            "AUTHGATE_PUBLIC_URL": "https://auth.example.test",
-            "AUTHGATE_DATABASE_URL": database.url,
-            "AUTHGATE_KEYS_DIR": str(keys),
-            "AUTHGATE_ORIGINS": "https://app.example.test",
-        }
-        rotate = subprocess.run(
-            [sys.executable, "-m", "authgate", "keys", "rotate"],
-            env=_env(**settings),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert rotate.returncode == 0, rotate.stderr
-        port = free_port()
-        log = workdir / "serve.log"
-        process = _serve(
-            ["--production", "--workers", "2", "--port", str(port)], _env(**settings), workdir, log
-        )
+        process, base, log = _start_production(workdir, database.url)
+        port = int(base.rsplit(":", 1)[1])
         try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_healthy(process, base, log)
             http = new_http_session()
-            body = {"email": "prod@example.com", "password": PASSWORD}
-            assert http.post(base + "/api/auth/register", json=body, timeout=5).status_code == 201
-            login = http.post(
-                base + "/api/auth/login",
-                json={"login": body["email"], "password": PASSWORD},
-                timeout=5,
-            )
+            login = _register_and_log_in(http, base, "prod@example.com")
             token = login.json()["access_token"]
             me = http.get(
                 base + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
@@ -181,6 +205,120 @@ def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> N
         assert re.fullmatch(r"[0-9a-f-]{8,}", me_lines[0]["request_id"]), me_lines[0]
     finally:
         database.close()
+
+
+class SlowClients:
+    """Requests that never finish arriving, kept open on one thread: ``loris`` send their
+    headers one byte every half second, ``bodies`` announce a 1 MB login body and send 10 bytes.
+    A connection the server closes is opened again at once, as an attacker's tool would."""
+
+    def __init__(self, port: int, *, loris: int, bodies: int):
+        self.port = port
+        self.kinds = ["loris"] * loris + ["body"] * bodies
+        self.sockets: list[socket.socket | None] = [None] * len(self.kinds)
+        self.sent = [0] * len(self.kinds)  # header bytes each slow-loris connection has sent
+        self.reopened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    _HEADER = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-a: b\r\n" * 100
+
+    def _open(self, i: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        if self.kinds[i] == "body":
+            sock.sendall(
+                b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+                + _SLOW_BODY[:10]
+            )
+        self.sent[i] = 0
+        return sock
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for i, kind in enumerate(self.kinds):
+                sock = self.sockets[i]
+                try:
+                    if sock is None:
+                        raise ConnectionResetError
+                    if kind == "loris" and self.sent[i] < len(self._HEADER):
+                        sock.sendall(self._HEADER[self.sent[i] : self.sent[i] + 1])
+                        self.sent[i] += 1
+                except OSError:
+                    if sock is not None:
+                        sock.close()
+                    try:
+                        self.sockets[i] = self._open(i)
+                        self.reopened += 1
+                    except OSError:
+                        self.sockets[i] = None
+
+    def __enter__(self) -> SlowClients:
+        self.sockets = [self._open(i) for i in range(len(self.kinds))]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for sock in self.sockets:
+            if sock is not None:
+                sock.close()
+
+
+def test_production_serve_answers_beside_slow_clients(workdir: Path) -> None:
+    """No proxy in front: slow requests hold a connection each, not a worker (sync workers:
+    two slow-loris connections stalled a 2-worker server for ~30 s) nor a thread (gthread)."""
+    process, base, log = _start_production(workdir, f"sqlite:///{workdir / 'authgate.db'}")
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        http = new_http_session()
+        body = {"email": "slow@example.com", "password": PASSWORD}
+        assert http.post(base + "/api/auth/register", json=body, timeout=5).status_code == 201
+        with SlowClients(port, loris=16, bodies=8):
+            time.sleep(1.5)  # every slow connection accepted and sending
+            for _ in range(6):
+                started = time.monotonic()
+                # requests raises Timeout (failing the test) past 2 s
+                answer = http.get(base + "/healthz", headers={"Connection": "close"}, timeout=2)
+                assert answer.status_code == 200
+                assert time.monotonic() - started < 2
+                time.sleep(0.2)
+            login = http.post(
+                base + "/api/auth/login",
+                json={"login": body["email"], "password": PASSWORD},
+                headers={"Connection": "close"},
+                timeout=2,
+            )
+            assert login.status_code == 200, login.text
+    finally:
+        assert _stop(process) == 0, log.read_text()
+    assert "Using worker: gevent" in log.read_text()
+
+
+def test_production_serve_workers_follow_revocations(workdir: Path) -> None:
+    """Each gevent worker starts its revocation follower after the fork: a session logged out
+    through one worker is refused by every worker that had it cached as live."""
+    process, base, log = _start_production(workdir, f"sqlite:///{workdir / 'authgate.db'}")
+    try:
+        http = new_http_session()
+        login = _register_and_log_in(http, base, "revoked@example.com")
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}", "Connection": "close"}
+        for _ in range(10):  # new connections: both workers answer some, and remember the session
+            assert http.get(base + "/api/auth/me", headers=auth, timeout=5).status_code == 200
+        assert http.post(base + "/api/auth/logout", headers=auth, timeout=5).status_code == 204
+        # Every worker refuses it once it has polled the revocation log (every 0.25 s): wait for
+        # ten refusals in a row (new connections, so both workers answer), up to 10 s.
+        deadline = time.monotonic() + 10
+        refused_in_a_row = 0
+        while refused_in_a_row < 10 and time.monotonic() < deadline:
+            status = http.get(base + "/api/auth/me", headers=auth, timeout=5).status_code
+            refused_in_a_row = refused_in_a_row + 1 if status == 401 else 0
+        assert refused_in_a_row == 10
+    finally:
+        assert _stop(process) == 0, log.read_text()
+    pids = set(re.findall(r"Booting worker with pid: (\d+)", log.read_text()))
+    assert len(pids) == 2
 
 
 def test_production_serve_refuses_weak_settings(workdir: Path) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from authgate.bootstrap import build_service
 from authgate.core.keys import generate_key
+from authgate.errors import InvalidTokenError
 from authgate.service import AuthService, ClientInfo
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, StepClock
 
 
 def test_tokens_signed_by_the_previous_key_verify_after_rotation(service: AuthService) -> None:
@@ -91,3 +97,75 @@ def test_an_unusable_key_directory_on_reload_keeps_the_current_keys(
         pass
     else:
         raise AssertionError("an unknown kid was accepted")
+
+
+def test_keys_rotated_in_quick_succession_verify_in_a_process_that_read_the_first(
+    service: AuthService, clock: StepClock
+) -> None:
+    """Two rotations half a second apart. Another process re-reads the directory for a token of
+    the first new key; a token of the second must not wait for the 10 s reload interval (it
+    answered 401 before)."""
+    other = build_service(service.settings, clock=clock)
+    try:
+        service.accounts.register(email="q@example.com", password=PASSWORD)
+        rotated = []
+        for _ in range(2):
+            key = generate_key(service.settings.resolved_keys_dir, dev=False, now=clock.now())
+            rotated.append(key.kid)
+            issued = service.sessions.login("q@example.com", PASSWORD, ClientInfo())
+            assert old_kid(issued.access_token) == key.kid  # the signer follows at once
+            assert other.authenticate(issued.access_token, "bearer").claims.key_id == key.kid
+            clock.advance(0.5)
+        assert rotated[0] != rotated[1]
+    finally:
+        other.close()
+
+
+def test_unknown_kids_with_an_unchanged_directory_re_read_it_at_most_every_10_s(
+    service: AuthService, clock: StepClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A token signed with a key that is not in the directory must not make every request read
+    the directory."""
+    from authgate.core.tokens import issue_access_token
+    from authgate.service import keys as keys_module
+
+    reads: list[object] = []
+    real_load = keys_module.load_keyring
+    monkeypatch.setattr(keys_module, "load_keyring", lambda d: reads.append(d) or real_load(d))
+    forged = issue_access_token(
+        key=generate_key(tmp_path / "elsewhere", dev=False, now=clock.now()),
+        issuer=service.settings.resolved_issuer,
+        audience=service.settings.audience,
+        subject="u",
+        session_id="s",
+        roles=["admin"],
+        ttl_seconds=600,
+        now=clock.timestamp(),
+    )
+    for _ in range(5):
+        with pytest.raises(InvalidTokenError):
+            service.authenticate(forged, "bearer")
+        clock.advance(1.0)
+    assert len(reads) == 1  # the first: the reload interval had not started
+    clock.advance(10.0)
+    with pytest.raises(InvalidTokenError):
+        service.authenticate(forged, "bearer")
+    assert len(reads) == 2
+
+
+def test_a_key_added_in_the_same_mtime_tick_as_the_last_read_is_picked_up(
+    service: AuthService,
+) -> None:
+    """A file system with a coarse clock stamps a second change within one tick with the same
+    mtime: the directory looks unchanged to the one ``stat``. Within a second of the mtime the
+    worker also compares the listing, and signs with the new key at its next login."""
+    import os
+
+    directory = service.settings.resolved_keys_dir
+    service.accounts.register(email="t@example.com", password=PASSWORD)
+    service.sessions.login("t@example.com", PASSWORD, ClientInfo())  # the directory was checked
+    before = directory.stat()
+    key = generate_key(directory, dev=False, now=service.clock.now())
+    os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick
+    fresh = service.sessions.login("t@example.com", PASSWORD, ClientInfo())
+    assert old_kid(fresh.access_token) == key.kid

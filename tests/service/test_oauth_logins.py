@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from authgate.bootstrap import build_service
-from authgate.core.oauth import ExternalProfile
+from authgate.core.oauth import ExternalProfile, ResponseIssuer
 from authgate.errors import LastLoginMethodError
 from authgate.service import AuthService, ClientInfo
 from authgate.service.oauth_logins import OAuthOutcome
@@ -32,11 +32,24 @@ def oauth_service(
     service.close()
 
 
-def finish(service: AuthService, provider: str) -> OAuthOutcome:
-    start = service.oauth_logins.begin_oauth(provider, next_url=None)
+def finish(
+    service: AuthService,
+    provider: str,
+    *,
+    iss: str | None = None,
+    error: str | None = None,
+    next_url: str | None = None,
+) -> OAuthOutcome:
+    start = service.oauth_logins.begin_oauth(provider, next_url=next_url)
     state = parse_qs(urlsplit(start.authorization_url).query)["state"][0]
     return service.oauth_logins.finish_oauth(
-        provider, binding=start.binding, state=state, code="c", error=None, client=ClientInfo()
+        provider,
+        binding=start.binding,
+        state=state,
+        code=None if error else "c",
+        error=error,
+        iss=iss,
+        client=ClientInfo(),
     )
 
 
@@ -161,3 +174,86 @@ def test_an_identity_of_a_provider_no_longer_configured_is_no_way_to_log_in(
     )  # the removed provider's identity may go
 
     assert [i.provider for i in service.oauth_logins.list_identities(principal)] == ["corp"]
+
+
+# The issuer of the answer (RFC 9207) --------------------------------------------------------
+
+IDP = "https://idp.example"
+ADVERTISED = ResponseIssuer(IDP, required=True)  # its metadata says it always sends iss
+NOT_ADVERTISED = ResponseIssuer(IDP, required=False)
+
+
+@pytest.mark.parametrize("rule", [ADVERTISED, NOT_ADVERTISED], ids=["advertised", "not-advertised"])
+def test_an_answer_naming_another_issuer_is_refused_before_the_code_is_exchanged(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]], rule: ResponseIssuer
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].issuer = rule
+
+    outcome = finish(service, "corp", iss="https://evil.example.test", next_url="/account")
+
+    assert outcome.issued is None
+    assert outcome.error is not None and outcome.error.code == "oauth_issuer_mismatch"
+    assert "evil" not in outcome.error.message  # the sent value is never repeated (or logged)
+    assert providers["corp"].exchanged == []  # no token request was made
+    assert outcome.redirect_to == f"{PUBLIC_URL}/account"  # this browser's flow: to its next
+
+
+def test_an_answer_without_iss_is_refused_when_the_provider_says_it_always_sends_one(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].issuer = ADVERTISED
+
+    outcome = finish(service, "corp", iss=None)
+
+    assert outcome.issued is None
+    assert outcome.error is not None and outcome.error.code == "oauth_issuer_mismatch"
+    assert providers["corp"].exchanged == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "iss"),
+    [(ADVERTISED, IDP), (NOT_ADVERTISED, IDP), (NOT_ADVERTISED, None)],
+    ids=["advertised-sent", "not-advertised-sent", "not-advertised-absent"],
+)
+def test_an_answer_naming_the_providers_issuer_or_none_it_need_not_logs_in(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+    rule: ResponseIssuer,
+    iss: str | None,
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].issuer = rule
+
+    outcome = finish(service, "corp", iss=iss)
+
+    assert outcome.error is None and outcome.issued is not None
+    assert providers["corp"].exchanged == ["c"]
+
+
+def test_an_error_answer_naming_another_issuer_is_not_taken_for_the_providers(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """RFC 9207 §2.4: an error response is not from the provider either, unless its iss says so."""
+    service, providers = oauth_service
+    providers["corp"].issuer = ADVERTISED
+
+    forged = finish(service, "corp", iss="https://evil.example.test", error="access_denied")
+    missing = finish(service, "corp", iss=None, error="access_denied")
+    genuine = finish(service, "corp", iss=IDP, error="access_denied")
+
+    assert forged.error is not None and forged.error.code == "oauth_issuer_mismatch"
+    assert missing.error is not None and missing.error.code == "oauth_issuer_mismatch"
+    assert genuine.error is not None and genuine.error.code == "oauth_denied"
+
+
+def test_a_provider_without_a_known_issuer_ignores_any_iss(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """GitHub: no issuer identifier to compare with (documented in oauth.md)."""
+    service, providers = oauth_service
+    providers["corp"].issuer = ResponseIssuer(None)
+
+    outcome = finish(service, "corp", iss="https://evil.example.test")
+
+    assert outcome.error is None and outcome.issued is not None

@@ -93,3 +93,21 @@ def test_every_failed_login_costs_one_argon2_verification(service: AuthService) 
         else:
             raise AssertionError(f"{login} logged in")
         assert len(spy.calls) == 1, (login, spy.calls)
+
+
+def test_a_login_and_a_refresh_cost_as_many_statements_as_before_their_checks(
+    service: AuthService,
+) -> None:
+    """The login's check that its user may still log in rides on the UPDATE that records the
+    login (returning the user); the refresh reads its user inside the rotation's transaction,
+    instead of after it."""
+    from tests.helpers import count_sql
+
+    service.accounts.register(email="ada@example.com", password=PASSWORD)
+    with count_sql(service) as login_statements:
+        issued = service.sessions.login("ada@example.com", PASSWORD, ClientInfo())
+    kinds = [s.split()[0].upper() for s in login_statements]
+    assert kinds == ["SELECT", "UPDATE", "INSERT", "INSERT"], login_statements
+    with count_sql(service) as refresh_statements:
+        service.sessions.refresh(issued.refresh_token)
+    assert len(refresh_statements) == 5, refresh_statements

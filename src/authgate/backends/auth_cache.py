@@ -7,6 +7,7 @@ memberships, and sessions known to be revoked. Every entry can be invalidated: t
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from contextlib import suppress
 from typing import Generic, TypeVar
@@ -48,20 +49,25 @@ class GuardedCache(BoundedCache[K, V]):
     """A cache filled from the database and emptied by events.
 
     A value loaded while an event arrived may already be stale: ``put_if_current`` drops it when
-    the generation moved since ``generation`` was read before the load.
+    the generation moved since ``generation`` was read before the load. The check and the put are
+    one step under a lock: an invalidation from another thread (the revocation feed's, or another
+    request's) cannot fall between them and be overwritten by the stale value.
     """
 
     def __init__(self, max_entries: int):
         super().__init__(max_entries)
         self.generation = 0
+        self._lock = threading.Lock()
 
     def invalidate(self, key: K) -> None:
-        self.generation += 1
-        self.pop(key)
+        with self._lock:
+            self.generation += 1
+            self.pop(key)
 
     def put_if_current(self, key: K, value: V, *, generation: int) -> None:
-        if self.generation == generation:
-            self.put(key, value)
+        with self._lock:
+            if self.generation == generation:
+                self.put(key, value)
 
 
 class AuthCache:

@@ -4,7 +4,9 @@ Two budgets: failures for one login name from one IP address (guessing one accou
 from one IP address across all names (spraying). The counters live in Redis when
 ``AUTHGATE_REDIS_URL`` is set (shared by every process), otherwise in each process's memory.
 While Redis does not answer, each process counts in its own memory instead: logins keep working
-and stay throttled.
+and stay throttled. A Redis that hangs delays a login by at most ``REDIS_TIMEOUT_SECONDS``, and only
+one every ``REDIS_RETRY_SECONDS``: after a failure the throttle counts in memory that long before it
+asks Redis again.
 """
 
 from __future__ import annotations
@@ -14,41 +16,89 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import limits
 import redis
-from limits.storage import MemoryStorage, StorageTypes, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, StorageTypes
 from limits.strategies import SlidingWindowCounterRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from authgate.errors import RateLimitedError
 
 _NAMESPACE = "authgate-login"
 _MEMORY = "memory://"
 _SWEEP_INTERVAL_SECONDS = 5.0
+# Redis answers a throttle command in well under a millisecond; one that takes longer than this
+# is down or hung (redis-py's default would wait 5 s, per command, three commands per login).
+REDIS_TIMEOUT_SECONDS = 0.25
+# After Redis failed, count in memory this long before trying it again: a hung Redis costs one
+# request the timeout every few seconds, not every request.
+REDIS_RETRY_SECONDS = 5.0
 
 log = logging.getLogger("authgate.throttling")
 
 
 class LoginThrottle:
-    def __init__(self, *, per_account: str, per_ip: str, storage_uri: str = "memory://"):
+    def __init__(
+        self,
+        *,
+        per_account: str,
+        per_ip: str,
+        storage_uri: str = "memory://",
+        redis_retry_seconds: float = REDIS_RETRY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self._per_account = limits.parse(per_account)
         self._per_ip = limits.parse(per_ip)
         self._limiter = SlidingWindowCounterRateLimiter(_storage(storage_uri))
-        self._fallback = SlidingWindowCounterRateLimiter(MemoryCounters())
+        self._shared = not isinstance(self._limiter.storage, MemoryCounters)
+        # Where attempts are counted while Redis fails; without Redis, always.
+        self._fallback = (
+            SlidingWindowCounterRateLimiter(MemoryCounters()) if self._shared else self._limiter
+        )
+        self._retry_seconds = redis_retry_seconds
+        self._monotonic = monotonic
+        self._redis_down_until: float | None = None  # monotonic; None while Redis answers
 
     def close(self) -> None:
-        """Stop the in-process counters' sweeper threads."""
+        """Stop the in-process counters' sweeper threads; close the Redis connections."""
         for limiter in (self._limiter, self._fallback):
             if isinstance(limiter.storage, MemoryCounters):
                 limiter.storage.close()
+            elif isinstance(limiter.storage, RedisStorage):
+                limiter.storage.storage.connection_pool.disconnect()
+
+    @property
+    def counting_in_memory(self) -> bool:
+        """True while Redis is configured but skipped after a failure (memory counts instead)."""
+        return self._shared and self._redis_down_until is not None
 
     def _call(self, method: str, item: limits.RateLimitItem, ids: list[str]) -> Any:
-        try:
-            return getattr(self._limiter, method)(item, *ids)
-        except redis.RedisError:
-            log.warning("login throttle storage unavailable; counting in this process's memory")
-            return getattr(self._fallback, method)(item, *ids)
+        down_until = self._redis_down_until
+        if self._shared and (down_until is None or self._monotonic() >= down_until):
+            try:
+                result = getattr(self._limiter, method)(item, *ids)
+            except redis.RedisError as e:  # refused, reset, timed out (hung), …
+                self._redis_failed(e)
+            else:
+                if down_until is not None:
+                    self._redis_down_until = None
+                    log.warning("login throttle storage answers again; counting in Redis")
+                return result
+        return getattr(self._fallback, method)(item, *ids)
+
+    def _redis_failed(self, error: redis.RedisError) -> None:
+        first = self._redis_down_until is None
+        self._redis_down_until = self._monotonic() + self._retry_seconds
+        (log.warning if first else log.debug)(
+            "login throttle storage unavailable (%s); counting in this process's memory, "
+            "trying Redis again in %g s",
+            type(error).__name__,
+            self._retry_seconds,
+        )
 
     def _budgets(self, login: str, ip: str | None) -> list[tuple[limits.RateLimitItem, list[str]]]:
         where = ip or "unknown"
@@ -86,7 +136,18 @@ class LoginThrottle:
 
 
 def _storage(uri: str) -> StorageTypes:
-    return MemoryCounters() if uri == _MEMORY else storage_from_string(uri)
+    if uri == _MEMORY:
+        return MemoryCounters()
+    # Short timeouts, and no retry but one of a connection found broken (Redis restarted): a
+    # timed-out command is not repeated, the fallback answers instead. ``socket_timeout`` and
+    # ``socket_connect_timeout`` in the URL's query win over these.
+    pool = redis.ConnectionPool.from_url(
+        uri.replace("redis+unix://", "unix://", 1),
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    )
+    return RedisStorage(uri, connection_pool=pool)
 
 
 class MemoryCounters(MemoryStorage):

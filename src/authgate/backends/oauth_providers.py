@@ -27,6 +27,7 @@ from authgate.core.oauth import (
     FlowSecrets,
     ProviderKey,
     ProviderMetadata,
+    ResponseIssuer,
     UnknownIdTokenKeyError,
     parse_discovery_document,
     parse_jwks,
@@ -72,6 +73,10 @@ class ProviderClient(Protocol):
 
     def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
         """Where to send the browser to log in."""
+        ...
+
+    def response_issuer(self) -> ResponseIssuer:
+        """What the ``iss`` of its authorization responses must be (RFC 9207)."""
         ...
 
     def fetch_profile(self, *, code: str, redirect_uri: str, flow: FlowSecrets) -> ExternalProfile:
@@ -427,6 +432,13 @@ class OpenIDConnectClient(_HttpClient):
             return "client_secret_basic"
         return "client_secret_post"
 
+    def response_issuer(self) -> ResponseIssuer:
+        """Its issuer, exactly as in its discovery document (only Google's ID tokens may use
+        another spelling); required when the document advertises
+        ``authorization_response_iss_parameter_supported``."""
+        metadata = self.metadata()
+        return ResponseIssuer(metadata.issuer, required=metadata.iss_parameter_supported)
+
     def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
         metadata = self.metadata()
         url, _ = self._session(redirect_uri).create_authorization_url(
@@ -495,6 +507,12 @@ class GitHubClient(_HttpClient):
 
     def _token_auth_method(self) -> str:
         return "client_secret_post"  # what GitHub documents
+
+    def response_issuer(self) -> ResponseIssuer:
+        """GitHub publishes no issuer identifier (no metadata, no OpenID Connect): an ``iss`` in
+        its answer cannot be checked, and is ignored. Its own callback path keeps another
+        provider's answer out of a GitHub login (RFC 9700 §4.4.2)."""
+        return ResponseIssuer(None)
 
     def authorization_url(self, *, redirect_uri: str, flow: FlowSecrets) -> str:
         url, _ = self._session(redirect_uri).create_authorization_url(

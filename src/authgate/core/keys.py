@@ -175,8 +175,10 @@ def _new_kid(*, dev: bool, created_at: datetime) -> str:
 def generate_key(directory: Path, *, dev: bool, now: datetime) -> SigningKey:
     """Create a new Ed25519 key, write it to ``directory`` (0600 file, 0700 directory), return it.
 
-    The file is created with its final mode in one ``open`` call, so the private key is never
-    readable by anyone else, not even for a moment; an existing file is never overwritten.
+    The key is written to a temporary file created with its final mode (never readable by anyone
+    else, not even for a moment), then linked under its ``<kid>.pem`` name: a server reading the
+    directory meanwhile sees either no new key or the whole key, never a partial file. An existing
+    file is never overwritten.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -188,22 +190,35 @@ def generate_key(directory: Path, *, dev: bool, now: datetime) -> SigningKey:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _attempt in range(3):  # a kid collision needs the same second and the same 32 random bits
-        kid = _new_kid(dev=dev, created_at=created_at)
-        path = directory / f"{kid}{_KEY_SUFFIX}"
-        try:
-            fd = os.open(path, flags, _FILE_MODE)
-        except FileExistsError:
-            continue
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-        except BaseException:
-            path.unlink(missing_ok=True)  # never leave a truncated key behind
-            raise
-        return SigningKey(kid=kid, private_key=private_key, created_at=created_at, dev=dev)
+    temporary = _write_private_file(directory, pem)
+    try:
+        for _attempt in range(3):  # a kid collision needs the same second and 32 random bits
+            kid = _new_kid(dev=dev, created_at=created_at)
+            try:
+                os.link(temporary, directory / f"{kid}{_KEY_SUFFIX}")
+            except FileExistsError:
+                continue
+            return SigningKey(kid=kid, private_key=private_key, created_at=created_at, dev=dev)
+    finally:
+        temporary.unlink(missing_ok=True)
     raise ConfigError(f"Could not create a new key file in {directory}: the names kept colliding.")
+
+
+def _write_private_file(directory: Path, data: bytes) -> Path:
+    """``data`` in a new file of ``directory`` (mode 0600 from its creation, flushed to disk),
+    under a name that is not a key's; the caller links it into place and removes it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    path = directory / f".new-key-{secrets.token_hex(8)}.tmp"
+    fd = os.open(path, flags, _FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)  # never leave a truncated file behind
+        raise
+    return path
 
 
 def _key_files(directory: Path) -> list[tuple[Path, datetime, bool]]:

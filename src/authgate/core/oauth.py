@@ -19,7 +19,11 @@ import jwt
 from jwt.exceptions import InvalidKeyError, PyJWKError, PyJWTError
 
 from authgate.core.origins import Origin, OriginAllowlist, origin_of_url
-from authgate.errors import OAuthInvalidIdTokenError, OAuthProviderResponseError
+from authgate.errors import (
+    OAuthInvalidIdTokenError,
+    OAuthIssuerMismatchError,
+    OAuthProviderResponseError,
+)
 
 __all__ = [
     "ID_TOKEN_ALGORITHMS",
@@ -28,9 +32,11 @@ __all__ = [
     "IdTokenClaims",
     "ProviderKey",
     "ProviderMetadata",
+    "ResponseIssuer",
     "UnknownIdTokenKeyError",
     "add_fragment",
     "add_query_parameter",
+    "check_authorization_response_issuer",
     "hash_flow_secret",
     "is_handoff_challenge",
     "new_flow_secrets",
@@ -152,6 +158,8 @@ class ProviderMetadata:
     userinfo_endpoint: str | None
     id_token_algorithms: frozenset[str]
     token_auth_methods: tuple[str, ...]
+    # RFC 9207 §3: it puts ``iss`` in every authorization response (only a JSON true counts).
+    iss_parameter_supported: bool = False
 
 
 def parse_discovery_document(
@@ -193,6 +201,8 @@ def parse_discovery_document(
         token_auth_methods=tuple(m for m in methods if isinstance(m, str))
         if isinstance(methods, list)
         else ("client_secret_basic",),
+        iss_parameter_supported=document.get("authorization_response_iss_parameter_supported")
+        is True,
     )
 
 
@@ -204,6 +214,36 @@ def _is_provider_url(value: str, *, allow_http: bool) -> bool:
         return False
     schemes = ("https", "http") if allow_http else ("https",)
     return parts.scheme in schemes and bool(parts.hostname) and _is_plain_text(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseIssuer:
+    """What the ``iss`` of a provider's authorization response must be (RFC 9207): ``issuer``
+    exactly, and present when ``required``. ``issuer`` is None for a provider without a known
+    issuer identifier (GitHub: plain OAuth 2.0, no metadata), whose ``iss`` cannot be checked."""
+
+    issuer: str | None
+    required: bool = False
+
+
+def check_authorization_response_issuer(iss: str | None, expected: ResponseIssuer) -> None:
+    """Check the ``iss`` parameter of an authorization response, success or error, before
+    anything else of it is used (RFC 9207 §2.4): present, it must be the provider's issuer,
+    compared as plain strings (no normalisation: ``https://idp.example/`` is not
+    ``https://idp.example``); absent, it is refused from a provider whose metadata says it always
+    sends one. Without a known issuer there is nothing to compare with: any ``iss`` is ignored.
+    Raises ``OAuthIssuerMismatchError``; its message never repeats the value it was sent."""
+    if expected.issuer is None:
+        return
+    if iss is None:
+        if expected.required:
+            raise OAuthIssuerMismatchError(
+                "The provider's answer does not name its issuer (iss), which the provider says "
+                "it always does; start again."
+            )
+        return
+    if iss != expected.issuer:
+        raise OAuthIssuerMismatchError()
 
 
 @dataclass(frozen=True, slots=True)

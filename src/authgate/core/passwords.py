@@ -15,8 +15,9 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import argon2
 import bcrypt
@@ -25,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
+    "Offload",
     "PasswordCheck",
     "PasswordHasher",
     "find_password_problem",
@@ -72,15 +74,34 @@ class PasswordCheck:
 
 _MISMATCH = PasswordCheck(ok=False, needs_rehash=False)
 
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs ``work`` (a hash: CPU-bound, ~40 ms) and returns its result, possibly on another
+    thread: under an event loop (gevent workers) a hash must not stop every other connection."""
+
+    def __call__(self, work: Callable[[], T], /) -> T: ...
+
+
+def _run_here(work: Callable[[], T]) -> T:
+    return work()
+
 
 class PasswordHasher:
     """Hashes passwords with argon2id and verifies argon2, werkzeug and bcrypt hashes.
 
     The parameters default to the OWASP minimum (m=19 MiB, t=2, p=1); lower values are refused.
+    Every hash and verification runs through ``offload`` (by default: right here).
     """
 
     def __init__(
-        self, *, time_cost: int = 2, memory_cost_kib: int = 19456, parallelism: int = 1
+        self,
+        *,
+        time_cost: int = 2,
+        memory_cost_kib: int = 19456,
+        parallelism: int = 1,
+        offload: Offload | None = None,
     ) -> None:
         if time_cost < _MIN_TIME_COST:
             raise ValueError(f"time_cost must be at least {_MIN_TIME_COST}, got {time_cost}.")
@@ -93,6 +114,7 @@ class PasswordHasher:
         self.time_cost = time_cost
         self.memory_cost_kib = memory_cost_kib
         self.parallelism = parallelism
+        self._offload: Offload = offload or _run_here
         self._argon2 = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
@@ -112,13 +134,17 @@ class PasswordHasher:
         Raises ``ValueError`` (``UnicodeEncodeError``) for a string that is not valid Unicode, such
         as one holding a lone surrogate; :func:`find_password_problem` refuses those first.
         """
-        return self._argon2.hash(password.encode("utf-8"))
+        encoded = password.encode("utf-8")
+        return self._offload(lambda: self._argon2.hash(encoded))
 
     def verify_password(self, password: str, stored_hash: str) -> PasswordCheck:
         """Whether ``password`` matches ``stored_hash``, and whether that hash should be upgraded.
 
         Never raises for a bad ``stored_hash``: malformed, unknown and empty hashes do not match.
         """
+        return self._offload(lambda: self._verify(password, stored_hash))
+
+    def _verify(self, password: str, stored_hash: str) -> PasswordCheck:
         password_bytes = _encode_for_verify(password)
         if stored_hash.startswith(_ARGON2_PREFIXES):
             return self._verify_argon2(password_bytes, stored_hash)
@@ -133,8 +159,11 @@ class PasswordHasher:
 
         The dummy hash is made once per hasher, with the current parameters, from a random secret.
         """
+        self._offload(lambda: self._verify_dummy(_encode_for_verify(password)))
+
+    def _verify_dummy(self, password: bytes) -> None:
         with contextlib.suppress(VerifyMismatchError):
-            self._argon2.verify(self._dummy_hash, _encode_for_verify(password))
+            self._argon2.verify(self._dummy_hash, password)
 
     @functools.cached_property
     def _dummy_hash(self) -> str:

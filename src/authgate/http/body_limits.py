@@ -5,6 +5,9 @@ from __future__ import annotations
 
 # Room for the multipart boundaries and part headers around an avatar file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# The parts an avatar form may have: the image and a few fields a form may add beside it (their
+# values are not read). The OpenAPI document says so too.
+MAX_FORM_PARTS = 8
 
 
 def describe_avatar_limit(max_bytes: int) -> str:

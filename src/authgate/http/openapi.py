@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from authgate.config import Settings
+from authgate.http.body_limits import MAX_FORM_PARTS
+from authgate.http.routes import OAUTH_CALLBACK_PATH
 from authgate.http.schemas import (
+    PATH_ID_PATTERN,
+    TOKEN_ID_PATTERN,
     ApiTokenCreated,
     ApiTokenCreateInput,
     ApiTokenList,
@@ -37,20 +42,40 @@ from authgate.http.schemas import (
     TenantList,
     UserAccessInput,
     UserEnvelope,
+    UserListQuery,
     UserPage,
 )
 from authgate.version import __version__
 
-_ERROR_TEXT = {
-    400: "Malformed request",
-    401: "No valid credential",
-    403: "Not allowed (CSRF, role)",
-    404: "Not found",
-    409: "Conflict",
-    413: "Body too large",
-    422: "Invalid fields",
-    429: "Too many failed attempts (see Retry-After)",
-    503: "Unavailable",
+# Every error answer, as a response component (``#/components/responses/<name>``): the name, the
+# description and the headers it always carries (integrations/flask/errors.py).
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+_ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
+    400: ("BadRequest", "Malformed request (not JSON, control characters, too deep)", {}),
+    401: (
+        "Unauthorized",
+        "No valid credential",
+        {
+            "WWW-Authenticate": {
+                "description": 'Bearer realm="authgate"; error="invalid_token" for a bad token',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    403: ("Forbidden", "Not allowed (CSRF, role, scope, session required)", {}),
+    404: ("NotFound", "Not found (also: a path id containing control characters)", {}),
+    409: ("Conflict", "Conflict", {}),
+    413: ("PayloadTooLarge", "Body too large", {}),
+    422: ("ValidationFailed", "Invalid fields (details.fields)", {}),
+    429: ("RateLimited", "Too many failed attempts", _RETRY_AFTER),
+    503: ("ServiceUnavailable", "The database (or a login provider) is unavailable", _RETRY_AFTER),
 }
 
 
@@ -68,8 +93,17 @@ class Operation:
     tag: str = "auth"
     # A multipart/form-data body carrying one file in this field (instead of ``body``).
     upload: str | None = None
-    # Media types of a non-JSON 200 response (an image).
+    # Media types of a non-JSON 200 response (an image, a script).
     media: tuple[str, ...] = ()
+    # Whether the JSON ``body`` may be left out (refresh and logout fall back to the cookie).
+    body_required: bool = True
+    # The query parameters are this model's fields (instead of ``query``).
+    query_model: type[BaseModel] | None = None
+    # Whether the operation needs the database: 503 (with Retry-After) when it is unavailable.
+    store: bool = True
+    # With ``auth``: whether it also works without an access token or session cookie (logout by
+    # the refresh token in the body or cookie).
+    anonymous: bool = False
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -81,7 +115,7 @@ OPERATIONS: tuple[Operation, ...] = (
         RegisterInput,
         UserEnvelope,
         auth=False,
-        errors=(400, 403, 409, 422),
+        errors=(400, 403, 409, 413, 422),
     ),
     Operation(
         "post",
@@ -91,7 +125,7 @@ OPERATIONS: tuple[Operation, ...] = (
         LoginInput,
         LoginOut,
         auth=False,
-        errors=(400, 401, 403, 422, 429),
+        errors=(400, 401, 403, 413, 422, 429),
     ),
     Operation(
         "post",
@@ -101,10 +135,19 @@ OPERATIONS: tuple[Operation, ...] = (
         RefreshInput,
         RefreshOut,
         auth=False,
-        errors=(400, 401, 403),
+        errors=(400, 401, 403, 413, 422),
+        body_required=False,
     ),
     Operation(
-        "post", "/api/auth/logout", "Revoke this session and clear cookies", 204, errors=(401, 403)
+        "post",
+        "/api/auth/logout",
+        "Revoke this session and clear cookies; without a valid access token, the session of "
+        "the refresh token in the body or cookie",
+        204,
+        RefreshInput,
+        errors=(400, 401, 403, 413, 422),
+        body_required=False,
+        anonymous=True,
     ),
     Operation(
         "post", "/api/auth/logout-all", "Revoke every session of the caller", 204, errors=(401, 403)
@@ -117,7 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
         200,
         ProfileInput,
         UserEnvelope,
-        errors=(400, 401, 403, 409, 422),
+        errors=(400, 401, 403, 409, 413, 422),
     ),
     Operation(
         "post",
@@ -125,7 +168,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Change password; other sessions are revoked",
         204,
         PasswordChangeInput,
-        errors=(400, 401, 403, 422, 429),
+        errors=(400, 401, 403, 413, 422, 429),
     ),
     Operation(
         "get",
@@ -159,6 +202,7 @@ OPERATIONS: tuple[Operation, ...] = (
         auth=False,
         errors=(404,),
         media=("image/jpeg", "image/png"),
+        store=False,
     ),
     Operation(
         "get",
@@ -183,12 +227,8 @@ OPERATIONS: tuple[Operation, ...] = (
         200,
         None,
         UserPage,
-        errors=(401, 403, 422),
-        query=(
-            ("page", {"type": "integer", "minimum": 1, "default": 1}),
-            ("per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
-            ("q", {"type": "string", "maxLength": 100}),
-        ),
+        errors=(400, 401, 403, 422),
+        query_model=UserListQuery,
         tag="users",
     ),
     Operation(
@@ -208,7 +248,7 @@ OPERATIONS: tuple[Operation, ...] = (
         200,
         UserAccessInput,
         UserEnvelope,
-        errors=(400, 401, 403, 404, 422),
+        errors=(400, 401, 403, 404, 413, 422),
         tag="users",
     ),
     Operation(
@@ -239,7 +279,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 201,
                 TenantInput,
                 TenantEnvelope,
-                (400, 401, 403, 422),
+                (400, 401, 403, 413, 422),
                 "tenants",
             ),
             (
@@ -259,7 +299,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 200,
                 TenantInput,
                 TenantEnvelope,
-                (400, 401, 403, 404, 422),
+                (400, 401, 403, 404, 413, 422),
                 "tenants",
             ),
             (
@@ -289,7 +329,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 201,
                 MemberAddInput,
                 MemberEnvelope,
-                (400, 401, 403, 404, 409, 422),
+                (400, 401, 403, 404, 409, 413, 422),
                 "tenants",
             ),
             (
@@ -299,7 +339,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 200,
                 MemberRoleInput,
                 MemberEnvelope,
-                (400, 401, 403, 404, 409, 422),
+                (400, 401, 403, 404, 409, 413, 422),
                 "tenants",
             ),
             (
@@ -319,7 +359,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 201,
                 ApiTokenCreateInput,
                 ApiTokenCreated,
-                (400, 401, 403, 404, 422),
+                (400, 401, 403, 404, 413, 422),
                 "tokens",
             ),
             (
@@ -370,11 +410,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "Public keys of the access-token signing keys",
         auth=False,
         tag="meta",
+        store=False,
     ),
     Operation(
         "get", "/healthz", "200 when the database answers", auth=False, errors=(503,), tag="meta"
     ),
-    Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta"),
+    Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta", store=False),
     Operation(
         "get",
         "/api/auth/diagnose",
@@ -382,6 +423,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "the problems found, each with its fix; readable from any origin without credentials",
         auth=False,
         tag="meta",
+        store=False,
     ),
     Operation(
         "get",
@@ -389,6 +431,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "The JavaScript client (an ES module; any origin may import it)",
         auth=False,
         tag="meta",
+        media=("text/javascript",),
+        store=False,
     ),
     Operation(
         "get",
@@ -404,6 +448,7 @@ OPERATIONS: tuple[Operation, ...] = (
         response=ProviderList,
         auth=False,
         tag="oauth",
+        store=False,
     ),
     Operation(
         "get",
@@ -418,12 +463,16 @@ OPERATIONS: tuple[Operation, ...] = (
                 "handoff_challenge",
                 {
                     "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{43}$",
                     "description": "S256 challenge: hand the login to the page at next "
                     "(a #authgate_handoff code for POST /api/oauth/exchange) instead of cookies",
                 },
             ),
         ),
         tag="oauth",
+        # Whatever fails after the provider was found (the database included) redirects the
+        # browser back with ?error=oauth_failed.
+        store=False,
     ),
     Operation(
         "post",
@@ -433,7 +482,7 @@ OPERATIONS: tuple[Operation, ...] = (
         HandoffInput,
         LoginOut,
         auth=False,
-        errors=(400, 403, 422),
+        errors=(400, 403, 413, 422),
         tag="oauth",
     ),
     Operation(
@@ -447,8 +496,10 @@ OPERATIONS: tuple[Operation, ...] = (
             ("code", {"type": "string"}),
             ("state", {"type": "string"}),
             ("error", {"type": "string"}),
+            ("iss", {"type": "string", "description": "The provider's issuer (RFC 9207)"}),
         ),
         tag="oauth",
+        store=False,  # every failure redirects with ?error=<code>
     ),
     Operation(
         "post",
@@ -516,7 +567,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(op: Operation, path_schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.ok == 204:
         responses["204"] = {"description": "Done"}
@@ -528,14 +579,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     elif op.media:
         responses[str(op.ok)] = {
             "description": "OK",
-            "content": {m: {"schema": {"contentMediaType": m}} for m in op.media},
+            "content": {m: {"schema": {"type": "string", "contentMediaType": m}} for m in op.media},
         }
     else:
         ok: dict[str, Any] = {"description": "OK"}
         ok.update(_json(_ref(op.response) if op.response else {"type": "object"}))
         responses[str(op.ok)] = ok
-    for status in op.errors:
-        responses[str(status)] = {"description": _ERROR_TEXT[status], **_json(_ref(ErrorOut))}
+    for status in sorted(_error_statuses(op)):
+        responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
     doc: dict[str, Any] = {
         "summary": op.summary,
         "operationId": _operation_id(op),
@@ -543,28 +594,35 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": responses,
     }
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": path_schemas[name]}
         for name in _path_params(op.path)
     ]
-    params += [{"name": name, "in": "query", "schema": schema} for name, schema in op.query]
+    if op.path == OAUTH_CALLBACK_PATH:  # any provider name: an unknown one redirects with ?error=
+        params[0]["schema"] = {"type": "string", "pattern": PATH_ID_PATTERN}
+    query = _query_from_model(op.query_model) if op.query_model is not None else op.query
+    params += [{"name": name, "in": "query", "schema": schema} for name, schema in query]
     if params:
         doc["parameters"] = params
     if op.body is not None:
-        doc["requestBody"] = {"required": op.body is not RefreshInput, **_json(_ref(op.body))}
+        doc["requestBody"] = {"required": op.body_required, **_json(_ref(op.body))}
     if op.upload is not None:
         doc["requestBody"] = _upload_body(op.upload)
     if op.auth:
-        doc["security"] = [{"bearer": []}, {"cookie": []}]
+        doc["security"] = [{"bearer": []}, {"cookie": []}, *([{}] if op.anonymous else [])]
     else:
         doc["security"] = []
     return doc
 
 
 def _upload_body(name: str) -> dict[str, Any]:
+    """A form with the file in ``name``; other fields are allowed and not read, up to
+    ``MAX_FORM_PARTS`` parts in all (one part each)."""
     schema = {
         "type": "object",
         "required": [name],
         "properties": {name: {"type": "string", "contentMediaType": "application/octet-stream"}},
+        "additionalProperties": {"type": "string"},
+        "maxProperties": MAX_FORM_PARTS,
     }
     return {
         "required": True,
@@ -586,22 +644,88 @@ def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
+def _error_statuses(op: Operation) -> set[int]:
+    """The operation's own errors; 404 wherever a path id may be unknown or hold control
+    characters (refused before the view); 503 wherever the database is needed."""
+    statuses = set(op.errors)
+    if _path_params(op.path):
+        statuses.add(404)
+    if op.store:
+        statuses.add(503)
+    return statuses
+
+
+def _query_from_model(model: type[BaseModel]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Query parameters from a model's JSON schema; a parameter left out is its ``null``."""
+    properties = model.model_json_schema()["properties"]
+    params = []
+    for name, schema in properties.items():
+        schema = {k: v for k, v in schema.items() if k != "title"}
+        branches = [b for b in schema.pop("anyOf", ()) if b != {"type": "null"}]
+        if len(branches) == 1:
+            schema.update(branches[0])
+        if schema.get("default", ...) is None:
+            del schema["default"]
+        params.append((name, schema))
+    return tuple(params)
+
+
+def _path_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each path parameter's schema: an id (see ``PATH_ID_PATTERN``), an API token's id, or one
+    of the configured provider names (another one is 404)."""
+    schemas: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"type": "string", "pattern": PATH_ID_PATTERN}
+    )
+    schemas["token_id"] = {"type": "string", "pattern": TOKEN_ID_PATTERN}
+    if settings.oauth_providers:
+        schemas["provider"] = {"type": "string", "enum": sorted(settings.oauth_providers)}
+    return schemas
+
+
+def _error_responses() -> dict[str, Any]:
+    return {
+        name: {
+            "description": description,
+            **({"headers": headers} if headers else {}),
+            **_json(_ref(ErrorOut)),
+        }
+        for name, description, headers in _ERRORS.values()
+    }
+
+
+def _token_input_schema(
+    schema: dict[str, Any], settings: Settings, scopes: tuple[str, ...]
+) -> None:
+    """What a new API token may carry depends on the deployment: its scopes and lifetime."""
+    properties = schema["properties"]
+    if scopes:
+        properties["scopes"]["items"] = {"type": "string", "enum": list(scopes)}
+    for branch in properties["expires_in_days"]["anyOf"]:
+        if branch.get("type") == "integer":
+            branch["maximum"] = settings.api_token_max_ttl_days
+
+
 @functools.lru_cache(maxsize=8)
-def build_openapi(settings: Settings) -> dict[str, Any]:
-    """The document for these settings (built once: ``Settings`` is immutable)."""
+def build_openapi(settings: Settings, scopes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document for these settings and the API-token ``scopes`` they allow (built once:
+    ``Settings`` is immutable)."""
     _, schemas = models_json_schema(
         [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
     )
+    components = schemas.get("$defs", {})
+    _token_input_schema(components["ApiTokenCreateInput"], settings, scopes)
+    path_schemas = _path_schemas(settings)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op)
+        paths.setdefault(op.path, {})[op.method] = _operation(op, path_schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "authgate", "version": __version__},
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": components,
+            "responses": _error_responses(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": settings.session_cookie_name},

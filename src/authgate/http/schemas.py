@@ -5,23 +5,31 @@ The same models produce the OpenAPI document, so the document cannot drift from 
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
+import email_validator
 from pydantic import (
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     RootModel,
     StringConstraints,
     ValidationError,
     field_validator,
 )
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from authgate.core.api_tokens import API_TOKEN_PREFIX
-from authgate.core.passwords import MAX_PASSWORD_LENGTH
+from authgate.core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from authgate.errors import BadRequestError, ValidationFailedError
 from authgate.store.records import (
     ApiTokenRecord,
@@ -36,19 +44,162 @@ from authgate.store.records import (
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
 ROLE_PATTERN = r"^[a-z][a-z0-9_:-]{0,31}$"
 
+# The C0 control characters that no request string may hold (tab, newline and carriage return
+# aside): ``check_input_shape`` refuses them (400) before any field is validated. The JSON schema
+# of every free-text input string states the same rule as a ``pattern`` (ECMA-262 and Python
+# alike), so that the OpenAPI document says exactly what is accepted; pydantic does not check it.
+CONTROL_CHARACTER_RANGES = r"\x00-\x08\x0b\x0c\x0e-\x1f"
+NO_CONTROL_CHARACTERS_PATTERN = rf"^[^{CONTROL_CHARACTER_RANGES}]*$"
+# The whitespace ``strip_whitespace`` trims (Unicode White_Space), spelled out: ``\s`` means
+# other sets in ECMA-262 and in Python.
+TRIMMED_WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What ``strip_whitespace`` with ``min_length=1`` accepts: at least one character that is not
+# whitespace, and no control character.
+NOT_BLANK_PATTERN = (
+    rf"^[^{CONTROL_CHARACTER_RANGES}]*"
+    rf"[^{TRIMMED_WHITESPACE}{CONTROL_CHARACTER_RANGES}]"
+    rf"[^{CONTROL_CHARACTER_RANGES}]*$"
+)
+
+
+class SchemaPattern:
+    """A ``pattern`` for the JSON schema only (``Annotated[str, ..., SchemaPattern(p)]``): for a
+    rule that is checked otherwise (by ``check_input_shape``, or by trimming before the length
+    check) but that the document must state."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+
+# Path ids, as the OpenAPI document states them. An API token's id is 16 base62 characters
+# (``core/api_tokens.py``); any other id is one path segment without control characters. A
+# segment that is no id answers 404 (unknown, or ``_refuse_control_characters`` in the extension).
+TOKEN_ID_LENGTH = 16
+TOKEN_ID_PATTERN = rf"^[0-9A-Za-z]{{{TOKEN_ID_LENGTH}}}$"
+PATH_ID_PATTERN = rf"^[^/{CONTROL_CHARACTER_RANGES}]+$"
+
+# An email address is checked by email-validator (through pydantic), which also refuses the
+# special-use domains of RFC 6761 (``.test``, ``.local``, ...): said in the schema by a pattern
+# beside ``format: email``, built from the library's own list (any letter case).
+EMAIL_PATTERN = (
+    r"^(?!.*@(?:[^@]*\.)?(?:"
+    + "|".join(
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in name)
+        for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
+    )
+    + r")$)"
+)
+
+Email = Annotated[EmailStr, SchemaPattern(EMAIL_PATTERN)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SchemaPattern(NOT_BLANK_PATTERN),
+]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 Role = Annotated[str, StringConstraints(pattern=ROLE_PATTERN)]
 
+# A new password: the JSON schema states the lengths the service enforces (pydantic lets one
+# character more through, so that the service's own message says the limit); the rest of the
+# policy (``find_password_problem``) cannot be said in JSON Schema, so the description says it.
+NEW_PASSWORD_SCHEMA: JsonDict = {
+    "minLength": MIN_PASSWORD_LENGTH,
+    "maxLength": MAX_PASSWORD_LENGTH,
+    "description": (
+        f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters; not a common password, and "
+        "not the email, its local part or the username (ignoring case): 422 otherwise."
+    ),
+}
+
+
+class NotNull:
+    """A field that may be left out but is never ``null``: ``Annotated[X | None, NotNull(...)]``.
+
+    ``None`` stays the Python value of "left out"; a ``null`` sent for it is refused with
+    ``message`` instead of silently meaning the same (for a PATCH, "unchanged"), and the field's
+    JSON schema does not offer ``null``."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        message = self.message
+
+        def refuse_null(value: object) -> object:
+            if value is None:
+                raise PydanticCustomError("null_refused", message)
+            return value
+
+        return core_schema.no_info_before_validator_function(refuse_null, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        branches = [b for b in json_schema.get("anyOf", ()) if b != {"type": "null"}]
+        if len(branches) == 1:
+            del json_schema["anyOf"]
+            json_schema.update(branches[0])
+        return json_schema
+
+
+KEEP_WHEN_LEFT_OUT = NotNull("Cannot be null: leave the field out to keep the current value.")
+
+
+def _drop_null_defaults(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A field that refuses ``null`` has no ``"default": null`` in its schema either."""
+    properties = schema.get("properties", {})
+    for name, info in model.model_fields.items():
+        if any(isinstance(m, NotNull) for m in info.metadata) and name in properties:
+            properties[name].pop("default", None)
+
+
+def _refuse_control_characters(schema: object) -> None:
+    """Give every free-text string of an input schema ``NO_CONTROL_CHARACTERS_PATTERN``: not
+    those with a pattern of their own (which already leaves control characters out), a format
+    (an email) or a fixed set of values."""
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "string" and not item.keys() & {
+                "pattern",
+                "format",
+                "enum",
+                "const",
+            }:
+                item["pattern"] = NO_CONTROL_CHARACTERS_PATTERN
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _input_json_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    _drop_null_defaults(schema, model)
+    _refuse_control_characters(schema.get("properties", {}))
+
 
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_max_length=4096, json_schema_extra=_input_json_schema
+    )
 
 
 class RegisterInput(Input):
-    email: EmailStr = Field(max_length=254)
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1, repr=False)
+    email: Email = Field(max_length=254)
+    password: str = Field(
+        max_length=MAX_PASSWORD_LENGTH + 1, repr=False, json_schema_extra=NEW_PASSWORD_SCHEMA
+    )
     name: Name | None = None
     username: Username | None = None
 
@@ -71,12 +222,14 @@ class ProfileInput(Input):
 
 class PasswordChangeInput(Input):
     current_password: Password = Field(repr=False)
-    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH + 1, repr=False)
+    new_password: str = Field(
+        max_length=MAX_PASSWORD_LENGTH + 1, repr=False, json_schema_extra=NEW_PASSWORD_SCHEMA
+    )
 
 
 class UserAccessInput(Input):
-    roles: list[Role] | None = Field(default=None, max_length=32)
-    status: Literal["active", "disabled"] | None = None
+    roles: Annotated[list[Role] | None, KEEP_WHEN_LEFT_OUT] = Field(default=None, max_length=32)
+    status: Annotated[Literal["active", "disabled"] | None, KEEP_WHEN_LEFT_OUT] = None
 
     @field_validator("roles")
     @classmethod
@@ -90,7 +243,11 @@ class UserListQuery(Input):
     q: str | None = Field(default=None, max_length=100)
 
 
-TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+TenantName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    SchemaPattern(NOT_BLANK_PATTERN),
+]
 TenantRoleName = Literal["owner", "admin", "member", "viewer"]
 
 
@@ -99,7 +256,7 @@ class TenantInput(Input):
 
 
 class MemberAddInput(Input):
-    email: EmailStr = Field(max_length=254)
+    email: Email = Field(max_length=254)
     role: TenantRoleName = "member"
 
 
@@ -108,7 +265,11 @@ class MemberRoleInput(Input):
 
 
 class ApiTokenCreateInput(Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        SchemaPattern(NOT_BLANK_PATTERN),
+    ]
     tenant_id: str | None = Field(default=None, max_length=32)
     scopes: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         min_length=1, max_length=32
@@ -391,6 +552,11 @@ _PATTERN_MESSAGES = {
     ROLE_PATTERN: (
         "Use 1 to 32 lowercase letters, digits, '_', ':' or '-', starting with a lowercase letter."
     ),
+    # In the JSON schema only (``check_input_shape`` and trimming do the checking): never the
+    # words of a refusal today, but said plainly all the same.
+    NO_CONTROL_CHARACTERS_PATTERN: "Do not use control characters.",
+    EMAIL_PATTERN: "Use an address at a domain that can receive email.",
+    NOT_BLANK_PATTERN: "This field cannot be empty.",
 }
 
 _INVALID_VALUE = "Invalid value."
@@ -401,6 +567,10 @@ def _field_message(error: Any) -> str:
     item after validation, not 0" or "String should match pattern '^...'"."""
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
+    if kind == "null_refused":
+        return str(error["msg"])
+    if error.get("input", ...) is None and kind not in ("missing", "extra_forbidden"):
+        return "Cannot be null."
     named = _NAMED_FIELD_MESSAGES.get((str(error["loc"][0]) if error["loc"] else "", kind))
     if named is not None and len(error["loc"]) == 1:
         return named
@@ -428,29 +598,94 @@ def _field_message(error: Any) -> str:
     return re.sub(r"^value is not a valid email address: ", _INVALID_EMAIL, message)
 
 
+# What a request's JSON may be, checked in one walk without recursion before anything else
+# reads it: no authgate body nests objects or lists more than two levels (a list of scopes in
+# the body), nor holds more than a few dozen fields and items (5 fields and 32 scopes at most).
+MAX_INPUT_DEPTH = 32
+MAX_INPUT_ENTRIES = 256
+# At most this many fields are named in a validation_failed answer (the message says how many).
+MAX_FIELD_ERRORS = 20
+
+_CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTER_RANGES}]")
+
+
+def input_too_deep() -> BadRequestError:
+    return BadRequestError(
+        f"The request body is nested too deeply: at most {MAX_INPUT_DEPTH} levels."
+    )
+
+
 def has_control_characters(value: object) -> bool:
     """NUL and other C0 controls (tab, newline and carriage return aside) anywhere in a value:
-    no field needs them, and some databases refuse NUL outright."""
-    if isinstance(value, str):
-        return any(ord(c) < 32 and c not in "\t\n\r" for c in value)
-    if isinstance(value, dict):
-        return any(has_control_characters(k) or has_control_characters(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_control_characters(v) for v in value)
+    no field needs them, and some databases refuse NUL outright. Walked without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _CONTROL_CHARACTERS.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
+
+
+def check_input_shape(data: object) -> None:
+    """Refuse (400) a body nested deeper than ``MAX_INPUT_DEPTH``, with more than
+    ``MAX_INPUT_ENTRIES`` fields and list items in all, or with control characters; in one
+    iterative walk that stops at the first problem, so a hostile body costs no more than a
+    normal one before it is refused."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    entries = 0
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _CONTROL_CHARACTERS.search(value):
+                raise BadRequestError("The request contains control characters.")
+            continue
+        children: Iterable[object]
+        if isinstance(value, dict):
+            children = itertools.chain(value.keys(), value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        depth += 1
+        if depth > MAX_INPUT_DEPTH:
+            raise input_too_deep()
+        entries += len(value)
+        if entries > MAX_INPUT_ENTRIES:
+            raise BadRequestError(
+                f"The request body has more than {MAX_INPUT_ENTRIES} fields and list items; "
+                "no authgate request needs that many."
+            )
+        stack.extend((child, depth) for child in children)
 
 
 def parse_input(model: type[M], data: object) -> M:
     """Validate ``data`` (parsed JSON or query args) into ``model`` or raise a 4xx ``AuthError``."""
     if not isinstance(data, dict):
         raise BadRequestError("The request body must be a JSON object.")
-    if has_control_characters(data):
-        raise BadRequestError("The request contains control characters.")
+    check_input_shape(data)
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        fields: dict[str, str] = {}
-        for error in e.errors():
-            name = ".".join(str(p) for p in error["loc"]) or "body"
-            fields.setdefault(name, _field_message(error))
-        raise ValidationFailedError(fields) from None
+        raise _validation_failed(e) from None
+
+
+def _validation_failed(error: ValidationError) -> ValidationFailedError:
+    """One message per field, the fields of the model before unknown ones, at most
+    ``MAX_FIELD_ERRORS`` of them."""
+    errors = sorted(error.errors(include_url=False), key=lambda e: e["type"] == "extra_forbidden")
+    fields: dict[str, str] = {}
+    for item in errors:
+        name = ".".join(str(p) for p in item["loc"]) or "body"
+        fields.setdefault(name, _field_message(item))
+    if len(fields) <= MAX_FIELD_ERRORS:
+        return ValidationFailedError(fields)
+    shown = dict(itertools.islice(fields.items(), MAX_FIELD_ERRORS))
+    return ValidationFailedError(
+        shown, f"{len(fields)} fields are invalid; the first {MAX_FIELD_ERRORS} are listed."
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 from authgate.config import Settings
 from authgate.core.clocks import Clock
@@ -12,10 +14,14 @@ from authgate.errors import ConfigError
 log = logging.getLogger("authgate")
 
 _KEY_RELOAD_INTERVAL_SECONDS = 10.0
+# A file system may stamp changes with a coarse clock (a few ms): a directory changed again within
+# the tick it was read in keeps its mtime. While the mtime read is this recent, compare listings.
+_RACY_MTIME_NS = 1_000_000_000
 
 
 class KeySource:
-    """The signing keys, reloaded from their directory when a token names an unknown ``kid``."""
+    """The signing keys, re-read from their directory when it changed (checked before signing
+    and before answering JWKS) and when a token names an unknown ``kid``."""
 
     def __init__(self, settings: Settings, clock: Clock):
         self._directory = settings.resolved_keys_dir
@@ -23,6 +29,8 @@ class KeySource:
         self._clock = clock
         self._last_reload = 0.0
         self._directory_mtime = self._mtime()
+        self._key_files = self._listing()
+        self._racy = True
         ring = load_keyring(self._directory)
         if ring is None:
             if self._production:
@@ -38,6 +46,7 @@ class KeySource:
                 self._directory,
             )
             ring = KeyRing([key])
+            self._directory_mtime, self._key_files = self._mtime(), self._listing()  # as read
         self.ring = self._checked(ring)
 
     def _checked(self, ring: KeyRing) -> KeyRing:
@@ -63,6 +72,13 @@ class KeySource:
         except OSError:
             return 0
 
+    def _listing(self) -> frozenset[str]:
+        """The names of the directory's key files (one ``listdir``)."""
+        try:
+            return frozenset(name for name in os.listdir(self._directory) if name.endswith(".pem"))
+        except OSError:
+            return frozenset()
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Every worker publishes a key the moment ``keys rotate`` wrote it (one ``stat``), not
         only the worker that happened to sign with it first."""
@@ -70,26 +86,43 @@ class KeySource:
         return self.ring.jwks()
 
     def refresh_if_changed(self) -> None:
-        """Pick up a key added by ``authgate keys rotate`` before signing: one ``stat``."""
-        mtime = self._mtime()
-        if mtime != self._directory_mtime:
-            self._directory_mtime = mtime
-            self._last_reload = 0.0
-            self.reload()
+        """Pick up a key added by ``authgate keys rotate`` before signing: one ``stat`` (and a
+        ``listdir`` within a second of a change, see ``_RACY_MTIME_NS``)."""
+        if self._mtime() != self._directory_mtime:
+            self._read()
+        elif self._racy:
+            if self._listing() != self._key_files:
+                self._read()
+            elif time.time_ns() - self._directory_mtime > _RACY_MTIME_NS:
+                self._racy = False  # any later change gets a later mtime
 
     def reload(self) -> bool:
-        """Re-read the key directory, at most every few seconds; True when it was re-read.
+        """A token names a ``kid`` this process does not hold: re-read the key directory if that
+        can help; True when it was re-read.
 
-        A directory that cannot be used now (a key being written, a bad file) keeps the keys
-        in use and is logged: a request never fails on it."""
-        now = self._clock.timestamp()
-        if now - self._last_reload < _KEY_RELOAD_INTERVAL_SECONDS:
-            return False
-        self._last_reload = now
+        At once when the directory changed since the last read — a key file was added (one
+        ``listdir``; this does not depend on the granularity of the directory's mtime) or its
+        mtime moved — so a token signed with a key in the directory is never refused, however
+        close together rotations come. An unchanged directory (a forged ``kid``) is re-read at
+        most every ``_KEY_RELOAD_INTERVAL_SECONDS``."""
+        if self._mtime() == self._directory_mtime and self._listing() <= self._key_files:
+            now = self._clock.timestamp()
+            if now - self._last_reload < _KEY_RELOAD_INTERVAL_SECONDS:
+                return False
+            self._last_reload = now
+        self._read()
+        return True
+
+    def _read(self) -> None:
+        """Re-read the directory. One that cannot be used now (a key being written, a bad file)
+        keeps the keys in use and is logged: a request never fails on it."""
+        # Noted before reading: a change made while we read is seen as a change next time.
+        self._directory_mtime = self._mtime()
+        self._key_files = self._listing()
+        self._racy = True
         try:
             ring = load_keyring(self._directory)
             if ring is not None:
                 self.ring = self._checked(ring)
         except ConfigError as e:
             log.error("kept the current signing keys: %s", e)
-        return True

@@ -21,6 +21,7 @@ from authgate.core.oauth import (
     ExternalProfile,
     FlowSecrets,
     add_fragment,
+    check_authorization_response_issuer,
     hash_flow_secret,
     is_handoff_challenge,
     new_flow_secrets,
@@ -178,11 +179,13 @@ class OAuthLogins:
         state: str | None,
         code: str | None,
         error: str | None,
+        iss: str | None,
         client: ClientInfo,
     ) -> OAuthOutcome:
         """The browser is back from the provider. The flow must be this browser's, unused and
-        recent; then the code is exchanged, the identity verified, and the user logged in (or
-        the identity linked)."""
+        recent, and the answer (success or error) must name the provider's issuer as ``iss``
+        when the provider's metadata says it does (RFC 9207); then the code is exchanged, the
+        identity verified, and the user logged in (or the identity linked)."""
         flow = (
             self.store.consume_oauth_flow(hash_flow_secret(state), now=self.clock.now())
             if (state and len(state) <= 512)
@@ -196,12 +199,15 @@ class OAuthLogins:
         ):
             return OAuthOutcome(self.redirect_target(None), error=OAuthStateMismatchError())
         try:
+            provider_client = self._oauth_client(provider)
+            # Before anything of the answer is believed, its error included (RFC 9207 §2.4).
+            check_authorization_response_issuer(iss, provider_client.response_issuer())
             if error is not None:
                 raise OAuthDeniedError() if error == "access_denied" else OAuthError()
             if not code:
                 raise OAuthError("The provider sent no login code.")
             secrets_ = FlowSecrets(state or "", flow.nonce, flow.code_verifier, binding)
-            profile = self._oauth_client(provider).fetch_profile(
+            profile = provider_client.fetch_profile(
                 code=code, redirect_uri=self.oauth_redirect_uri(provider), flow=secrets_
             )
             if flow.user_id is not None:

@@ -4,7 +4,7 @@ revoke sessions."""
 from __future__ import annotations
 
 import logging
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +16,7 @@ from authgate.core.tokens import (
     issue_access_token,
 )
 from authgate.errors import (
+    AccountDisabledError,
     InvalidCredentialsError,
     InvalidTokenError,
     NotFoundError,
@@ -57,11 +58,15 @@ class Sessions:
     # Login and refresh -----------------------------------------------------------------------
 
     def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
-        """Same error, same work, whether the user is unknown, disabled or the password wrong."""
+        """Same error, same work, whether the user is unknown, disabled or the password wrong.
+
+        Only a password check spends an attempt of the throttle: the user is looked up first, so
+        a store failure (an outage) counts nothing, and one after a correct password neither
+        (its success has given the attempt back)."""
         login = login.strip()
-        self.throttle.begin_attempt(login, client.ip)
         generation = self.cache.users.generation
         user = self.store.find_user_by_login(login)
+        self.throttle.begin_attempt(login, client.ip)
         if user is None or user.password_hash is None:
             self.hasher.verify_dummy(password)
             self.throttle.record_failure(login, client.ip)
@@ -72,23 +77,44 @@ class Sessions:
             raise InvalidCredentialsError()
         self.throttle.record_success(login, client.ip)
         new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
-        return self.open_session(user, client, generation=generation, password_hash=new_hash)
+        issued = self._open_session(
+            user, client, generation, session_epoch=user.session_epoch, password_hash=new_hash
+        )
+        if issued is None:
+            # All the user's sessions were revoked since it was read (its password changed, it
+            # was disabled...): the password checked may no longer be the user's.
+            self.throttle.record_failure(login, client.ip)
+            raise InvalidCredentialsError()
+        return issued
 
     def open_session(
+        self, user: UserRecord, client: ClientInfo, *, generation: int
+    ) -> IssuedTokens:
+        """A new login session for a user a provider authenticated (no password of ours to
+        have changed: the store checks again that the user is active as it records the login).
+
+        ``generation`` is the user cache's generation read before ``user`` was loaded."""
+        issued = self._open_session(user, client, generation, session_epoch=None)
+        if issued is None:
+            raise AccountDisabledError()
+        return issued
+
+    def _open_session(
         self,
         user: UserRecord,
         client: ClientInfo,
-        *,
         generation: int,
+        *,
+        session_epoch: int | None,
         password_hash: str | None = None,
-    ) -> IssuedTokens:
-        """A new login session for a user already authenticated (by password or a provider).
-
-        ``generation`` is the user cache's generation read before ``user`` was loaded."""
+    ) -> IssuedTokens | None:
+        """None when the store refused: the user is no longer active or (with
+        ``session_epoch``) all its sessions were revoked since it was read."""
         now = self.clock.now()
         refresh_token, refresh_hash = new_refresh_token()
-        session = self.store.create_session(
+        created = self.store.create_session(
             user_id=user.id,
+            session_epoch=session_epoch,
             refresh_token_hash=refresh_hash,
             expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
             user_agent=client.user_agent,
@@ -96,7 +122,9 @@ class Sessions:
             now=now,
             password_hash=password_hash,
         )
-        user = replace(user, last_login_at=now, password_hash=password_hash or user.password_hash)
+        if created is None:
+            return None
+        session, user = created
         self.cache.users.put_if_current(user.id, user, generation=generation)
         self.cache.live_sessions.put(session.id, user.id)
         return self._issue(user, session, refresh_token)
@@ -117,8 +145,13 @@ class Sessions:
         return IssuedTokens(user, session, token, ttl, refresh_token)
 
     def refresh(self, refresh_token: str) -> IssuedTokens:
-        """Rotate a refresh token; replaying a rotated one revokes its whole session."""
+        """Rotate a refresh token; replaying a rotated one revokes its whole session.
+
+        The store reads the user in the rotation's transaction: a store failure leaves the
+        presented token current (the client's retry is no replay), and after the commit
+        nothing that can fail remains between the rotation and its tokens."""
         now = self.clock.now()
+        generation = self.cache.users.generation
         new_token, new_hash = new_refresh_token()
         outcome = self.store.rotate_refresh_token(
             hash_refresh_token(refresh_token),
@@ -132,9 +165,10 @@ class Sessions:
             raise TokenRevokedError("This refresh token was already used; the session is revoked.")
         if outcome.session is None:
             raise InvalidTokenError("The refresh token is invalid or expired.")
-        user = self.reads.load_user(outcome.session.user_id)
+        user = outcome.user
         if user is None or not user.is_active:
             raise TokenRevokedError()
+        self.cache.users.put_if_current(user.id, user, generation=generation)
         return self._issue(user, outcome.session, new_token)
 
     # The hot path ----------------------------------------------------------------------------
@@ -193,7 +227,11 @@ class Sessions:
     # Logging out -----------------------------------------------------------------------------
 
     def logout(self, principal: Principal) -> None:
-        self.revoke_session(principal, self.authorization.require_session(principal))
+        """End the caller's session; one already revoked meanwhile (a concurrent logout with
+        the same token) is no error: the session has ended, as asked."""
+        session_id = self.authorization.require_session(principal)
+        if self.store.revoke_session(session_id, user_id=principal.user.id, now=self.clock.now()):
+            self.feed.announce([(RevocationKind.SESSION, session_id)])
 
     def logout_refresh_token(self, refresh_token: str) -> None:
         """Log out a browser whose access token has expired, by its refresh token."""

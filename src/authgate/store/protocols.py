@@ -1,7 +1,10 @@
 """Storage protocols. The SQLAlchemy implementation lives in ``authgate.store.sqlalchemy``.
 
 Every method that revokes sessions or changes what a user may do also appends to the revocation
-log in the same transaction, so the log can never miss a change that was committed.
+log in the same transaction, so the log can never miss a change that was committed. Every method
+that revokes all of a user's sessions also moves the user's session epoch on in that transaction,
+so that a login already past its password check cannot open a session after it
+(``SessionStore.create_session``).
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class UserStore(Protocol):
     def set_password_hash(
         self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
     ) -> list[str]:
-        """Store a new hash and revoke every session but ``keep_session_id``; the ids revoked."""
+        """Store a new hash and revoke every session but ``keep_session_id`` (moving the session
+        epoch on); the ids revoked."""
         ...
 
     def delete_user(self, user_id: str, *, now: datetime) -> Revocations | None:
@@ -94,15 +98,23 @@ class SessionStore(Protocol):
         self,
         *,
         user_id: str,
+        session_epoch: int | None,
         refresh_token_hash: str,
         expires_at: datetime,
         user_agent: str | None,
         ip: str | None,
         now: datetime,
         password_hash: str | None = None,
-    ) -> SessionRecord:
-        """Record a login in one transaction: the user's ``last_login_at`` (and a rehashed
-        password), the new session and its first refresh token."""
+    ) -> tuple[SessionRecord, UserRecord] | None:
+        """Record a login in one transaction — the user's ``last_login_at`` (and a rehashed
+        password), the new session and its first refresh token — if the user may still log in:
+        it is active and, when ``session_epoch`` is given (the ``UserRecord.session_epoch`` the
+        login read before checking the password), none of its "revoke all sessions" has
+        committed since (password change, disable, logout everywhere: each moves the epoch on
+        in its transaction). The session and the user as stored, or None with nothing written.
+
+        Without that check a login that verified the old password while a password change
+        committed would open a session the change never saw."""
         ...
 
     def get_session(self, session_id: str) -> SessionRecord | None: ...
@@ -114,7 +126,8 @@ class SessionStore(Protocol):
     def rotate_refresh_token(
         self, presented_hash: str, new_hash: str, *, expires_at: datetime, now: datetime
     ) -> RefreshOutcome:
-        """Atomically consume a refresh token and store its successor.
+        """Atomically consume a refresh token and store its successor, and read the session's
+        user in the same transaction (a failure leaves the presented token current).
 
         A token already consumed revokes its whole session (reuse detection)."""
         ...
@@ -127,7 +140,9 @@ class SessionStore(Protocol):
         """Revoke one session (of ``user_id`` when given); False when none matched."""
         ...
 
-    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]: ...
+    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]:
+        """Revoke all the user's sessions and move its session epoch on; the ids revoked."""
+        ...
 
     def touch_sessions(self, last_seen: dict[str, datetime]) -> None:
         """Record last-seen times collected in memory (a batch, off the request path)."""

@@ -25,6 +25,8 @@ class UserRecord:
     created_at: datetime
     last_login_at: datetime | None
     avatar_url: str | None = None
+    # Moves on whenever all of the user's sessions are revoked; see ``SessionStore.create_session``.
+    session_epoch: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -50,12 +52,14 @@ class SessionRecord:
 class RefreshOutcome:
     """Result of presenting a refresh token.
 
-    ``session`` is set when the token was current and has been rotated; ``reused_session_id`` when
-    an already-rotated token was replayed (the store has revoked that session).
+    ``session`` (and ``user``) is set when the token was current and has been rotated;
+    ``reused_session_id`` when an already-rotated token was replayed (the store has revoked that
+    session).
     """
 
     session: SessionRecord | None = None
     reused_session_id: str | None = None
+    user: UserRecord | None = None  # the session's user, read in the rotation's transaction
 
 
 class TenantRole(StrEnum):

@@ -284,6 +284,7 @@ function httpError(response, data) {
 export const OAUTH_ERRORS = {
   oauth_state_mismatch: 'That sign-in did not start in this browser, was already used, or took too long. Please try again.',
   oauth_denied: 'The sign-in was cancelled at the provider.',
+  oauth_issuer_mismatch: 'That sign-in answer did not come from the provider you chose. Please try again.',
   oauth_failed: 'The provider refused the sign-in. Please try again.',
   oauth_provider_unavailable: 'The provider cannot be reached right now. Please try again later.',
   oauth_provider_error: 'The provider answered in a way we cannot accept.',

@@ -13,8 +13,12 @@ for its discovery document. The OP:
   ``preferred_username``) in the id_token as well as in the userinfo response;
 - accepts any account id at its login page: ``sub`` is the id, ``email`` the id if it has an ``@``
   (else ``<id>@example.test``), ``email_verified`` false only for ids starting ``unverified``;
+- puts ``iss`` in every authorization response, success or error, and says so in its discovery
+  document (RFC 9207) — or, started with ``iss_parameter=False``, does neither, as an OP from
+  before RFC 9207;
 - can be told to misbehave once (``tamper``, ``fault``) for the negative tests, and to rotate
-  its signing key (``rotate_signing_key``).
+  its signing key (``rotate_signing_key``); ``request_counts`` says how many requests reached
+  its token and userinfo endpoints.
 
 ``complete_login`` plays the browser through the OP's login and consent pages.
 """
@@ -89,6 +93,7 @@ class OidcProvider:
         port: int | None = None,
         log_path: Path | None = None,
         startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+        iss_parameter: bool = True,
     ) -> None:
         node = shutil.which("node")
         if node is None:
@@ -110,7 +115,12 @@ class OidcProvider:
         self._http = httpx.Client(trust_env=False, timeout=10)
         env = dict(os.environ)
         env.update(
-            {"PORT": str(self.port), "ISSUER": self.issuer, "CLIENTS": json.dumps(self.clients)}
+            {
+                "PORT": str(self.port),
+                "ISSUER": self.issuer,
+                "CLIENTS": json.dumps(self.clients),
+                "ISS_PARAMETER": "on" if iss_parameter else "off",
+            }
         )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -245,6 +255,13 @@ class OidcProvider:
         response = self._http.post(self.issuer + "/__test/rotate-key")
         response.raise_for_status()
         return str(response.json()["kid"])
+
+    def request_counts(self) -> dict[str, int]:
+        """How many requests reached the token and userinfo endpoints since the start:
+        ``{"token": n, "userinfo": n}``."""
+        response = self._http.get(self.issuer + "/__test/requests")
+        response.raise_for_status()
+        return {name: int(count) for name, count in response.json().items()}
 
     def armed_tamper_mode(self) -> str:
         """The mode armed and not yet applied, or ``"none"``."""

@@ -199,6 +199,56 @@ def test_health(op: OidcProvider) -> None:
     assert (response.status_code, response.text) == (200, "ok")
 
 
+def test_requests_to_the_token_and_userinfo_endpoints_are_counted(
+    op: OidcProvider, redirect_uri: str
+) -> None:
+    before = op.request_counts()
+    with new_client() as browser:
+        code = Flow(op, redirect_uri).code(browser)
+    assert op.request_counts() == before  # logging in at the OP is neither
+
+    tokens = Flow(op, redirect_uri).tokens()
+    with new_client() as http:
+        http.get(op.userinfo_endpoint, headers=bearer(tokens["access_token"]))
+        http.get(op.userinfo_endpoint)  # refused (no token): counted all the same
+    Flow(op, redirect_uri).exchange(code)  # the code of another flow: refused, counted
+
+    assert op.request_counts() == {
+        "token": before["token"] + 2,
+        "userinfo": before["userinfo"] + 2,
+    }
+
+
+def test_error_responses_carry_iss_too(op: OidcProvider, redirect_uri: str) -> None:
+    flow = Flow(op, redirect_uri, prompt="none")  # a new browser has no session at the OP
+    with new_client() as browser:
+        params = query(flow.login(browser))
+    assert params["error"] == "login_required"
+    assert params["iss"] == op.issuer and params["state"] == flow.state
+
+
+def test_an_op_from_before_rfc_9207_neither_sends_nor_advertises_iss(
+    redirect_uri: str, tmp_path: Path
+) -> None:
+    clients = [
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [redirect_uri]}
+    ]
+    with OidcProvider(
+        clients=clients, log_path=tmp_path / "node.log", iss_parameter=False
+    ) as legacy:
+        assert "authorization_response_iss_parameter_supported" not in legacy.discovery
+        assert legacy.discovery["issuer"] == legacy.issuer  # the rest as before
+        flow = Flow(legacy, redirect_uri)
+        with new_client() as browser, new_client() as stranger:
+            params = query(flow.login(browser))
+            denied = query(Flow(legacy, redirect_uri, prompt="none").login(stranger))
+        assert "iss" not in params and params["state"] == flow.state
+        assert "iss" not in denied and denied["error"] == "login_required"
+        tokens = flow.exchange(params["code"])
+        assert tokens.status_code == 200, tokens.text
+        assert verified_claims(legacy, tokens.json()["id_token"])["sub"] == "alice@example.test"
+
+
 def test_code_flow_with_pkce_and_client_secret_basic(op: OidcProvider, redirect_uri: str) -> None:
     flow = Flow(op, redirect_uri)
     tokens = flow.tokens()

@@ -228,6 +228,18 @@ def test_patch_me_updates_name_and_username_only(client: FlaskClient) -> None:
     assert me["roles"] == ["user"] and me["name"] == "Ada L."
 
 
+def test_patch_me_null_clears_and_a_left_out_field_is_unchanged(client: FlaskClient) -> None:
+    register(client, name="Ada", username="ada")
+    token = login(client)
+
+    cleared = client.patch("/api/auth/me", json={"name": None}, headers=bearer(token))
+
+    assert cleared.status_code == 200
+    assert (cleared.json["user"]["name"], cleared.json["user"]["username"]) == (None, "ada")
+    cleared = client.patch("/api/auth/me", json={"username": None}, headers=bearer(token))
+    assert cleared.json["user"]["username"] is None
+
+
 def test_password_change_keeps_this_session_and_revokes_the_others(client: FlaskClient) -> None:
     register(client)
     current, other = login(client), login(client)

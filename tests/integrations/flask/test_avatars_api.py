@@ -519,3 +519,117 @@ def test_the_upload_limits_follow_the_setting_for_forms(
         assert refused.json["error"]["code"] == "session_required"
     finally:
         service.close()
+
+
+# The form itself ------------------------------------------------------------------------------
+
+
+def form(*parts: tuple[str, str | None, bytes], head: str = "") -> bytes:
+    """A multipart/form-data body of (field, filename or None for a text field, data) parts."""
+    body = b""
+    for field, filename, data in parts:
+        disposition = f'form-data; name="{field}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        body += f"--{BOUNDARY}\r\n{head}Content-Disposition: {disposition}\r\n\r\n".encode()
+        body += data + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def send_form(client: FlaskClient, body: bytes, token: str) -> TestResponse:
+    return client.post(
+        "/api/auth/me/avatar",
+        data=body,
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        headers=bearer(token),
+    )
+
+
+ONE_IMAGE = "Send one image, in the field 'avatar', in a form of at most 8 parts."
+
+
+def test_nine_small_parts_are_422_saying_what_the_form_may_be_not_413(
+    client: FlaskClient,
+) -> None:
+    _, token = signed_in(client, "ada@example.com")
+    fields = [(f"note{i}", None, b"x") for i in range(8)]
+
+    response = send_form(client, form(("avatar", "a.png", image_bytes()), *fields), token)
+
+    assert response.status_code == 422  # was 413 "The image must be at most 5 MB."
+    assert response.json["error"]["code"] == "validation_failed"
+    assert response.json["error"]["details"]["fields"] == {"avatar": ONE_IMAGE}
+    assert client.get("/api/auth/me", headers=bearer(token)).json["user"]["avatar_url"] is None
+
+
+def test_eight_parts_with_the_image_are_accepted_the_others_ignored(client: FlaskClient) -> None:
+    _, token = signed_in(client, "ada@example.com")
+    fields = [(f"note{i}", None, b"x" * 1000) for i in range(6)]
+
+    response = send_form(
+        client,
+        form(*fields[:3], ("avatar", "a.png", image_bytes()), *fields[3:], ("f", "", b"")),
+        token,
+    )
+
+    assert response.status_code == 200, response.json
+    assert AVATAR_URL.fullmatch(response.json["user"]["avatar_url"])
+
+
+def test_two_images_are_422(client: FlaskClient) -> None:
+    _, token = signed_in(client, "ada@example.com")
+    image = image_bytes()
+
+    response = send_form(
+        client, form(("avatar", "a.png", image), ("avatar", "b.png", image)), token
+    )
+
+    assert response.status_code == 422
+    assert response.json["error"]["details"]["fields"] == {"avatar": ONE_IMAGE}
+
+
+def test_part_headers_that_run_on_are_422_not_413(client: FlaskClient) -> None:
+    _, token = signed_in(client, "ada@example.com")
+    head = "X-Padding: " + "x" * 200_000 + "\r\n"
+
+    response = send_form(client, form(("avatar", "a.png", image_bytes()), head=head), token)
+
+    assert response.status_code == 422
+    assert response.json["error"]["details"]["fields"] == {
+        "avatar": "Send the image as multipart/form-data in the field 'avatar'."
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(form(("avatar", "a.png", image_bytes()))[:-30], id="cut-short"),
+        pytest.param(b"no boundary at all", id="no-boundary"),
+        pytest.param(form(("avatar", "a.png", b"")), id="empty-file"),
+        pytest.param(form(("avatar", None, b"text")), id="text-field"),
+    ],
+)
+def test_a_malformed_form_or_no_image_is_422(client: FlaskClient, body: bytes) -> None:
+    _, token = signed_in(client, "ada@example.com")
+
+    response = send_form(client, body, token)
+
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_failed"
+    assert set(response.json["error"]["details"]["fields"]) == {"avatar"}
+
+
+def test_an_image_over_the_limit_in_a_body_within_the_allowance_is_cut_off_at_the_limit(
+    client: FlaskClient,
+) -> None:
+    # A declared length within limit + overhead: the image itself stops being read at 5 MiB.
+    _, token = signed_in(client, "ada@example.com")
+    body = Body(5 * MiB + 1)
+    length = len(body.head) + body.total + len(body.tail)
+    response = client.post(
+        "/api/auth/me/avatar",
+        headers=bearer(token),
+        environ_overrides={**raw_body(body), "CONTENT_LENGTH": str(length)},
+    )
+    assert response.status_code == 413
+    assert response.json["error"]["message"] == "The image must be at most 5 MB."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -79,3 +80,36 @@ def test_request_id_is_generated_when_missing_or_unsafe(client: FlaskClient) -> 
     for headers in ({}, {"X-Request-ID": "bad id <script>"}, {"X-Request-ID": "x" * 65}):
         response = client.get("/healthz", headers=headers)
         assert len(response.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize("depth", [33, 350, 980, 200_000])
+def test_deeply_nested_json_is_400_and_logs_nothing(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    # 350-980 levels got through the JSON parser and broke the recursive control-character
+    # check (500, 120 KB of traceback); 200,000 break the parser itself.
+    body = '{"login": ' + "[" * (depth - 1) + "]" * (depth - 1) + ', "password": "x"}'
+
+    with caplog.at_level(logging.DEBUG):
+        response = client.post(
+            "/api/auth/login", data=body, content_type="application/json", headers=BROWSER
+        )
+
+    assert response.status_code == 400
+    assert response.json["error"] == {
+        "code": "bad_request",
+        "message": "The request body is nested too deeply: at most 32 levels.",
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_fifty_thousand_unknown_keys_get_a_short_400(client: FlaskClient) -> None:
+    body = json.dumps({f"k{i}": 1 for i in range(50_000)} | {"login": "a", "password": "b"})
+
+    response = client.post(
+        "/api/auth/login", data=body, content_type="application/json", headers=BROWSER
+    )
+
+    assert response.status_code == 400  # was a 422 listing 50,000 fields: 1.29 MB
+    assert response.json["error"]["code"] == "bad_request"
+    assert len(response.data) < 200

@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from authgate.bootstrap import build_service
-from authgate.core.oauth import ExternalProfile, FlowSecrets
+from authgate.core.oauth import ExternalProfile, FlowSecrets, ResponseIssuer
 from authgate.service import AuthService
 from tests.helpers import (
     FRONTEND,
@@ -143,3 +143,39 @@ def test_an_unknown_provider_in_the_path_cannot_forge_a_log_line(
     message = record.getMessage()
     assert "\n" not in message
     assert message.startswith("OAuth with 'corp\\nINFO forged line' failed: oauth_state_mismatch")
+
+
+def test_the_callback_reads_iss_and_refuses_another_issuer(
+    oauth_app: tuple[AuthService, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider that says it always sends ``iss`` (RFC 9207): its own is what lets the login
+    through; another one sends the browser back to ``next`` with the error, logged, and the
+    code is never exchanged."""
+    service, client = oauth_app
+    corp = service.oauth_logins.clients["corp"]
+    assert isinstance(corp, ScriptedProvider)
+    corp.issuer = ResponseIssuer("https://idp.example", required=True)
+    caplog.set_level(logging.INFO, logger="authgate.oauth")
+
+    state = start(client, "corp", f"{FRONTEND}/welcome")
+    forged = client.get(
+        "/api/oauth/corp/callback",
+        query_string={"state": state, "code": "c1", "iss": "https://evil.example.test"},
+    )
+
+    assert forged.headers["Location"] == f"{FRONTEND}/welcome?error=oauth_issuer_mismatch"
+    assert not any(c.startswith("authgate_session=") for c in forged.headers.getlist("Set-Cookie"))
+    assert corp.exchanged == []
+    (record,) = oauth_records(caplog)
+    assert record.getMessage().startswith("OAuth with corp failed: oauth_issuer_mismatch (")
+    assert "evil" not in record.getMessage()
+
+    state = start(client, "corp", f"{FRONTEND}/welcome")
+    genuine = client.get(
+        "/api/oauth/corp/callback",
+        query_string={"state": state, "code": "c2", "iss": "https://idp.example"},
+    )
+
+    assert genuine.headers["Location"] == f"{FRONTEND}/welcome"
+    assert any(c.startswith("authgate_session=") for c in genuine.headers.getlist("Set-Cookie"))
+    assert corp.exchanged == ["c2"]

@@ -97,3 +97,38 @@ def test_admin_cannot_lock_themselves_out(client: FlaskClient, service: AuthServ
         assert response.status_code == 403
     assert client.delete(f"/api/users/{me['id']}", headers=bearer(admin)).status_code == 403
     assert client.get("/api/users", headers=bearer(admin)).status_code == 200
+
+
+def test_null_roles_or_status_are_422_and_change_nothing(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+    user = register(client)
+    client.patch(
+        f"/api/users/{user['id']}", json={"roles": ["user", "editor"]}, headers=bearer(admin)
+    )
+
+    for field in ("roles", "status"):
+        response = client.patch(
+            f"/api/users/{user['id']}", json={field: None}, headers=bearer(admin)
+        )
+        assert response.status_code == 422  # was 200, changing nothing
+        assert response.json["error"]["code"] == "validation_failed"
+        assert response.json["error"]["details"]["fields"] == {
+            field: "Cannot be null: leave the field out to keep the current value."
+        }
+    unchanged = client.get(f"/api/users/{user['id']}", headers=bearer(admin)).json["user"]
+    assert (unchanged["roles"], unchanged["status"]) == (["user", "editor"], "active")
+
+
+def test_a_query_string_with_too_many_parameters_is_400(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+
+    response = client.get(
+        "/api/users?" + "&".join(f"p{i}=1" for i in range(300)), headers=bearer(admin)
+    )
+
+    assert response.status_code == 400  # was 422 with 300 "Unknown field." entries
+    assert response.json["error"]["code"] == "bad_request"

@@ -5,6 +5,10 @@
 //   ISSUER   the issuer identifier, e.g. http://127.0.0.1:PORT (plain http is accepted)
 //   CLIENTS  JSON list of confidential clients:
 //            [{"client_id": "...", "client_secret": "...", "redirect_uris": ["http://..."]}]
+//   ISS_PARAMETER  "on" (the default): as oidc-provider 9 does, every authorization response
+//            (success or error) carries iss (RFC 9207) and the discovery document says
+//            authorization_response_iss_parameter_supported: true. "off": an OP from before
+//            RFC 9207 — neither the parameter nor the metadata field.
 //
 // Every client authenticates at the token endpoint with client_secret_basic or client_secret_post
 // (oidc-provider 9 accepts either for a client registered with one of them), must use PKCE with
@@ -16,6 +20,8 @@
 //
 // Test-only endpoints (never in a real OP):
 //   GET  /__test/health            200 "ok"
+//   GET  /__test/requests          200 {"token": n, "userinfo": n}: the requests that reached
+//                                  those endpoints since the start (answered or not)
 //   GET  /__test/tamper            200 {"mode": "<armed mode or none>"}
 //   POST /__test/tamper            JSON {"mode": "<mode>"} arms a one-shot change of the NEXT
 //                                  successful token response's id_token (or, for
@@ -50,6 +56,8 @@ function fail(message) {
 const port = Number.parseInt(process.env.PORT ?? '', 10);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) fail('PORT must be a port number');
 const issuer = process.env.ISSUER || `http://127.0.0.1:${port}`;
+const issParameter = process.env.ISS_PARAMETER ?? 'on';
+if (issParameter !== 'on' && issParameter !== 'off') fail('ISS_PARAMETER must be "on" or "off"');
 
 let clientsInput;
 try {
@@ -230,6 +238,7 @@ async function resignWithCurrentKey(idToken) {
 const FAULT_ENDPOINTS = new Set(['discovery', 'jwks', 'token', 'userinfo']);
 const FAULTS = new Set(['hang', '503', '429']);
 const faults = new Map(); // endpoint -> fault, one-shot
+const requestCounts = { token: 0, userinfo: 0 };
 
 async function readJson(req) {
   const chunks = [];
@@ -271,6 +280,12 @@ provider.use(async (ctx, next) => {
     ctx.body = 'ok';
     return;
   }
+  if (ctx.path === '/__test/requests' && ctx.method === 'GET') {
+    ctx.body = { ...requestCounts };
+    return;
+  }
+  if (ctx.path === tokenPath) requestCounts.token += 1;
+  if (ctx.path === userinfoPath) requestCounts.userinfo += 1;
   if (ctx.path === '/__test/public-key.pem' && ctx.method === 'GET') {
     ctx.type = 'application/x-pem-file';
     ctx.body = publicKeyPem;
@@ -337,6 +352,7 @@ provider.use(async (ctx, next) => {
 
   await next();
 
+  if (issParameter === 'off') withoutIssParameter(ctx);
   if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
   if (ctx.path === jwksPath && signing.rotated.length > 0) {
     ctx.body = { keys: [...signing.rotated, ...ctx.body.keys] };
@@ -355,6 +371,21 @@ provider.use(async (ctx, next) => {
     log('tamper applied to the userinfo response: userinfo_sub_mismatch');
   }
 });
+
+// ISS_PARAMETER=off: the metadata field and the parameter of redirects to a relying party go.
+function withoutIssParameter(ctx) {
+  if (ctx.path === endpointPaths.discovery && ctx.body && typeof ctx.body === 'object') {
+    const { authorization_response_iss_parameter_supported: _, ...rest } = ctx.body;
+    ctx.body = rest;
+    return;
+  }
+  const location = ctx.response.get('Location');
+  if (ctx.status < 300 || ctx.status >= 400 || !location) return;
+  const target = new URL(location, issuer);
+  if (target.origin === new URL(issuer).origin || !target.searchParams.has('iss')) return;
+  target.searchParams.delete('iss');
+  ctx.set('Location', target.href);
+}
 
 provider.on('server_error', (ctx, error) => {
   console.error('[oidc-provider] server_error', error);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from authgate.errors import AuthenticationRequiredError, AuthError
 from authgate.http.schemas import (
@@ -42,9 +42,7 @@ def session_response(
     body["expires_in"] = issued.expires_in
     if include_refresh_token:
         body["refresh_token"] = issued.refresh_token
-    response = jsonify(body)
-    get_extension().transport.set_session_cookies(response, issued)
-    return response
+    return get_extension().transport.credential_response(body, cookies=issued)
 
 
 def _cleared_response() -> Response:
@@ -97,6 +95,9 @@ def logout() -> Response:
             raise
         _logout_by_refresh_token(error)
     else:
+        # Not needed with a valid access token, but a body sent is still refused unless it is
+        # what the endpoint takes (the OpenAPI document says so).
+        read_json(RefreshInput, optional=True)
         get_extension().service.sessions.logout(principal)
     return _cleared_response()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +9,14 @@ from typing import IO, cast
 
 from flask import Blueprint, Response, request, send_from_directory
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from authgate.errors import NotFoundError, PayloadTooLargeError, ValidationFailedError
-from authgate.http.body_limits import MULTIPART_OVERHEAD_BYTES, describe_avatar_limit
+from authgate.http.body_limits import (
+    MAX_FORM_PARTS,
+    MULTIPART_OVERHEAD_BYTES,
+    describe_avatar_limit,
+)
 from authgate.http.routes import AVATAR_UPLOAD_PATH
 from authgate.http.schemas import user_to_json
 from authgate.integrations.flask.context import get_extension
@@ -24,6 +27,10 @@ blueprint = Blueprint("authgate_avatars", __name__)
 FIELD = "avatar"
 # An upload larger than this is spooled to a temporary file rather than kept in memory.
 _IN_MEMORY_BYTES = 512 * 1024
+# The body is read in chunks of this size; what the decoder holds unparsed (a preamble, a part's
+# headers, the start of a boundary) may not grow much beyond one.
+_CHUNK_BYTES = 64 * 1024
+_UNPARSED_BYTES = _CHUNK_BYTES + 16 * 1024
 # A year, never revalidated: a new avatar always gets a new name.
 IMMUTABLE = "public, max-age=31536000, immutable"
 _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
@@ -38,47 +45,72 @@ def _uploaded_file(max_bytes: int) -> Iterator[IO[bytes]]:
     """The file of the ``avatar`` field, spooled to disk as it streams in (closed afterwards).
 
     This request may be larger than the global body limit: up to ``max_bytes`` of image. A
-    declared Content-Length beyond that is refused before the body is read; a chunked body is
-    cut off at the limit while it streams. The form is parsed here rather than by
-    ``request.files`` so that the parts already spooled are closed when parsing stops half-way.
+    declared Content-Length beyond that is refused before the body is read; a chunked body, or
+    an image that grows past ``max_bytes``, is cut off while it streams. The form is read here
+    part by part, so that each refusal gives its own reason: too large (413), or not the form
+    asked for (422: no ``avatar`` file, two of them, more than ``MAX_FORM_PARTS`` parts, or not
+    multipart at all). Only the image is kept; the data of any other part is dropped.
     """
     request.max_content_length = max_bytes + MULTIPART_OVERHEAD_BYTES
-    if request.mimetype != "multipart/form-data":
+    boundary = request.mimetype_params.get("boundary", "")
+    if request.mimetype != "multipart/form-data" or not boundary or not boundary.isascii():
         raise _missing_file()
-    spooled: list[IO[bytes]] = []
-
-    def spool(*_: object, **__: object) -> IO[bytes]:
-        # Left open for the parser to fill; every one is closed in ``finally`` below.
-        file = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES)  # noqa: SIM115
-        spooled.append(cast(IO[bytes], file))
-        return cast(IO[bytes], file)
-
-    parser = FormDataParser(
-        spool,
-        max_form_memory_size=request.max_form_memory_size,
-        max_content_length=request.max_content_length,
-        max_form_parts=8,
-    )
-    try:
-        _, _, files = parser.parse(
-            request.stream, request.mimetype, request.content_length, request.mimetype_params
-        )
-        upload = files.get(FIELD)
-        if upload is None:
+    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES) as file:
+        try:
+            size = _receive_avatar(request.stream, boundary.encode(), file, max_bytes)
+        except RequestEntityTooLarge:  # the body as a whole: its Content-Length or a chunked one
+            raise _too_large(max_bytes) from None
+        except ValueError:  # werkzeug: malformed multipart (no boundary, no headers, cut short)
+            raise _missing_file() from None
+        if size is None:
             raise _missing_file()
-        stream = upload.stream
-        size = stream.seek(0, os.SEEK_END)
-        stream.seek(0)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
         if size == 0:
             raise ValidationFailedError({FIELD: "The file is empty."})
-        yield stream
-    except RequestEntityTooLarge:
-        raise _too_large(max_bytes) from None
-    finally:
-        for file in spooled:
-            file.close()
+        file.seek(0)
+        yield cast(IO[bytes], file)
+
+
+def _receive_avatar(
+    stream: IO[bytes], boundary: bytes, file: IO[bytes], max_bytes: int
+) -> int | None:
+    """Write the ``avatar`` file's bytes to ``file`` as they arrive; its size, or None when the
+    form has no such file."""
+    decoder = MultipartDecoder(boundary, max_form_memory_size=_UNPARSED_BYTES)
+    parts = 0
+    size: int | None = None
+    receiving = False  # whether the data of the current part is the image's
+    while True:
+        chunk = stream.read(_CHUNK_BYTES)
+        try:
+            decoder.receive_data(chunk or None)
+        except RequestEntityTooLarge:  # a preamble or a part's headers that run on
+            raise _missing_file() from None
+        event = decoder.next_event()
+        while not isinstance(event, NeedData | Epilogue):
+            if isinstance(event, Field | File):
+                parts += 1
+                receiving = isinstance(event, File) and event.name == FIELD
+                if parts > MAX_FORM_PARTS or (receiving and size is not None):
+                    raise _not_one_image()
+                if receiving:
+                    size = 0
+            elif isinstance(event, Data) and receiving and size is not None:
+                size += len(event.data)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                file.write(event.data)
+            event = decoder.next_event()
+        if not chunk:
+            return size
+
+
+def _not_one_image() -> ValidationFailedError:
+    return ValidationFailedError(
+        {
+            FIELD: f"Send one image, in the field 'avatar', in a form of at most "
+            f"{MAX_FORM_PARTS} parts."
+        }
+    )
 
 
 def _missing_file() -> ValidationFailedError:

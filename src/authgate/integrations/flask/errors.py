@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from authgate.errors import AuthError, RateLimitedError
+from authgate.errors import (
+    AuthError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    StoreUnavailableError,
+)
 from authgate.integrations.flask.request_ids import current_request_id
 
 log = logging.getLogger("authgate")
 
 _JSON_PREFIXES = ("/api/", "/.well-known/", "/healthz")
+# What a 503 asks the client to wait: a database restart or fail-over takes seconds.
+RETRY_AFTER_SECONDS = 5
 _HTTP_CODES = {
     400: "bad_request",
     401: "authentication_required",
@@ -40,6 +47,8 @@ def error_response(error: AuthError) -> Response:
         response.headers["WWW-Authenticate"] = value
     if isinstance(error, RateLimitedError):
         response.headers["Retry-After"] = str(error.retry_after)
+    elif error.status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -60,6 +69,26 @@ def _handle_http_exception(error: HTTPException) -> Response | HTTPException:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _handle_store_unavailable(error: StoreUnavailableError) -> Response | HTTPException:
+    """The database failed or does not answer: an outage, not a bug. 503 with ``Retry-After``,
+    and one log line per request (the traceback only at debug level)."""
+    request_id = current_request_id()
+    cause = error.__cause__ or error
+    log.warning(
+        "database unavailable in %s %s [request %s]: %s",
+        request.method,
+        request.path,
+        request_id,
+        type(cause).__name__,
+    )
+    log.debug("database failure [request %s]", request_id, exc_info=error)
+    if not _wants_json():
+        return ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
+    return error_response(
+        ServiceUnavailableError("The database is unavailable; try again in a few seconds.")
+    )
 
 
 def _handle_unexpected(error: Exception) -> Response | HTTPException:
@@ -87,5 +116,6 @@ def _handle_unexpected(error: Exception) -> Response | HTTPException:
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AuthError, error_response)
+    app.register_error_handler(StoreUnavailableError, _handle_store_unavailable)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

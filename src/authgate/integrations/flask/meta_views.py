@@ -56,4 +56,5 @@ def diagnose() -> Response:
 
 @blueprint.get("/api/openapi.json")
 def openapi() -> dict[str, object]:
-    return build_openapi(get_extension().settings)
+    ext = get_extension()
+    return build_openapi(ext.settings, ext.service.api_tokens.scopes)

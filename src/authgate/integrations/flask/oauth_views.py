@@ -106,6 +106,7 @@ def callback(provider: str) -> BaseResponse:
             state=args.get("state"),
             code=args.get("code"),
             error=args.get("error"),
+            iss=args.get("iss"),
             client=client_info(),
         )
     except Exception:

@@ -8,7 +8,7 @@ from flask import request
 from pydantic import BaseModel
 
 from authgate.errors import BadRequestError, PayloadTooLargeError
-from authgate.http.schemas import parse_input
+from authgate.http.schemas import input_too_deep, parse_input
 from authgate.service import ClientInfo
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,8 +31,8 @@ def read_json(model: type[M], *, optional: bool = False) -> M:
         raise PayloadTooLargeError()
     try:
         data = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting: the parser gives up
-        raise BadRequestError("The request body is nested too deeply.") from None
+    except RecursionError:  # nesting deeper than the interpreter's stack: the parser gives up
+        raise input_too_deep() from None
     if data is None:
         raise BadRequestError("The request body is not valid JSON.")
     return parse_input(model, data)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from authgate.http.schemas import ApiTokenCreateInput, api_token_to_json
 from authgate.integrations.flask.context import get_extension
@@ -12,11 +14,25 @@ from authgate.integrations.flask.requests import read_json
 blueprint = Blueprint("authgate_tokens", __name__, url_prefix="/api/tokens")
 
 
+class TokenIdConverter(BaseConverter):
+    """A token id: any one path segment but ``scopes``, the route beside it. Without this,
+    ``/api/tokens/scopes`` would match ``/api/tokens/<token_id>`` too, and its ``Allow`` (an
+    OPTIONS, a 405) would offer DELETE."""
+
+    regex = r"(?!scopes$)[^/]+"
+
+
+@blueprint.record_once  # before the routes below, which name it
+def _add_token_id_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("authgate_token_id", TokenIdConverter)
+
+
 @blueprint.post("")
 @token_required(sessions_only=True)
-def create_token() -> tuple[dict[str, object], int]:
+def create_token() -> Response:
+    ext = get_extension()
     data = read_json(ApiTokenCreateInput)
-    plaintext, record = get_extension().service.api_tokens.create_api_token(
+    plaintext, record = ext.service.api_tokens.create_api_token(
         authenticate_request(),
         name=data.name,
         scopes=data.scopes,
@@ -24,7 +40,8 @@ def create_token() -> tuple[dict[str, object], int]:
         resource=data.resource,
         expires_in_days=data.expires_in_days,
     )
-    return {"token": plaintext, **api_token_to_json(record)}, 201
+    body = {"token": plaintext, **api_token_to_json(record)}
+    return ext.transport.credential_response(body, status=201)
 
 
 @blueprint.get("/scopes")
@@ -46,7 +63,7 @@ def list_tokens() -> dict[str, object]:
     return {"tokens": [api_token_to_json(t) for t in tokens]}
 
 
-@blueprint.delete("/<token_id>")
+@blueprint.delete("/<authgate_token_id:token_id>")
 @token_required(sessions_only=True)
 def revoke_token(token_id: str) -> Response:
     get_extension().service.api_tokens.revoke_api_token(authenticate_request(), token_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Request
+from flask import Request, jsonify
+from flask import Response as JsonResponse
 from werkzeug.wrappers import Response
 
 from authgate.config import Settings
@@ -16,6 +17,14 @@ from authgate.service import IssuedTokens
 REFRESH_COOKIE_PATH = "/api/auth"
 OAUTH_FLOW_COOKIE = "authgate_oauth_flow"
 OAUTH_FLOW_COOKIE_PATH = "/api/oauth"
+
+
+def forbid_storing(response: Response) -> None:
+    """No cache, shared or the browser's, may keep this response: it carries a credential (an
+    access, refresh or API token in the body or a cookie, or a login flow's binding). RFC 6749
+    §5.1 asks the same of every token response; ``Pragma`` for HTTP/1.0 caches."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
 
 
 def read_bearer_token(environ: dict[str, Any]) -> str | None:
@@ -89,7 +98,21 @@ class Transport:
     def refresh_cookie(self, request: Request) -> str | None:
         return request.cookies.get(self.settings.refresh_cookie_name) or None
 
+    def credential_response(
+        self, body: dict[str, object], *, status: int = 200, cookies: IssuedTokens | None = None
+    ) -> JsonResponse:
+        """The JSON answer that hands over a credential — in ``body`` (a token) or as the
+        session ``cookies`` — and that no cache keeps. Every view that issues one answers
+        with this (or ``set_session_cookies`` for a redirect), so none can forget."""
+        response = jsonify(body)
+        response.status_code = status
+        if cookies is not None:
+            self.set_session_cookies(response, cookies)
+        forbid_storing(response)
+        return response
+
     def set_session_cookies(self, response: Response, issued: IssuedTokens) -> None:
+        forbid_storing(response)
         self._set(
             response,
             self.settings.session_cookie_name,
@@ -127,6 +150,7 @@ class Transport:
         """Ties a login at a provider to this browser. ``SameSite=Lax`` whatever the session
         cookies use: the provider sends the browser back with a top-level GET, which carries
         Lax cookies, and the cookie is set and read on our own site only."""
+        forbid_storing(response)
         response.set_cookie(
             OAUTH_FLOW_COOKIE,
             binding,

@@ -73,6 +73,9 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    # One more each time all of the user's sessions are revoked (password change, disable, ...):
+    # a login opens its session only while the epoch it read is still the current one.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SessionRow(Base):
@@ -217,6 +220,7 @@ def user_record(row: UserRow | Row[Any]) -> UserRecord:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         avatar_url=row.avatar_url,
+        session_epoch=row.session_epoch,
     )
 
 

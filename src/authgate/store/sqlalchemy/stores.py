@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     Engine,
     Table,
+    Update,
     bindparam,
     delete,
     func,
@@ -55,10 +56,31 @@ _USERS = UserRow.__table__
 assert isinstance(_USERS, Table)
 _FIND_BY_EMAIL = select(_USERS).where(_USERS.c.email_key == bindparam("key"))
 _FIND_BY_USERNAME = select(_USERS).where(_USERS.c.username_key == bindparam("key"))
-_RECORD_LOGIN = (
-    update(_USERS).where(_USERS.c.id == bindparam("uid")).values(last_login_at=bindparam("now"))
-)
-_RECORD_LOGIN_REHASHED = _RECORD_LOGIN.values(password_hash=bindparam("password_hash"))
+
+
+def _record_login_statement(*, same_epoch: bool, rehashed: bool) -> Update:
+    """The login's one statement on the user: the check that the user may still log in (active,
+    and no revocation of all its sessions since the login read it) and the update, at once —
+    it returns the user's row, or nothing when the check failed."""
+    users = _USERS
+    assert isinstance(users, Table)
+    statement = update(users).where(
+        users.c.id == bindparam("uid"), users.c.status == UserStatus.ACTIVE.value
+    )
+    if same_epoch:
+        statement = statement.where(users.c.session_epoch == bindparam("epoch"))
+    statement = statement.values(last_login_at=bindparam("now"))
+    if rehashed:
+        statement = statement.values(password_hash=bindparam("password_hash"))
+    return statement.returning(*users.c)
+
+
+# (same epoch checked, password rehashed) -> statement
+_RECORD_LOGIN = {
+    (epoch, rehashed): _record_login_statement(same_epoch=epoch, rehashed=rehashed)
+    for epoch in (False, True)
+    for rehashed in (False, True)
+}
 _INSERT_SESSION = insert(SessionRow)
 _INSERT_REFRESH_TOKEN = insert(RefreshTokenRow)
 
@@ -294,13 +316,14 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
         self,
         *,
         user_id: str,
+        session_epoch: int | None,
         refresh_token_hash: str,
         expires_at: datetime,
         user_agent: str | None,
         ip: str | None,
         now: datetime,
         password_hash: str | None = None,
-    ) -> SessionRecord:
+    ) -> tuple[SessionRecord, UserRecord] | None:
         record = SessionRecord(
             id=secrets.token_urlsafe(18),
             user_id=user_id,
@@ -311,20 +334,26 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
             user_agent=user_agent[:512] if user_agent else None,
             ip=ip,
         )
+        statement = _RECORD_LOGIN[session_epoch is not None, password_hash is not None]
+        # Only the statement's own parameters: one named after a column (password_hash) would
+        # add that column to the SET clause.
+        params: dict[str, object] = {"uid": user_id, "now": now}
+        if session_epoch is not None:
+            params["epoch"] = session_epoch
+        if password_hash is not None:
+            params["password_hash"] = password_hash
+        # On PostgreSQL the UPDATE waits for the row lock of a revocation in progress and then
+        # sees its committed epoch; on SQLite the write transaction waits for it altogether.
         with self._writer.begin() as conn:
-            if password_hash is None:
-                conn.execute(_RECORD_LOGIN, {"uid": user_id, "now": now})
-            else:
-                conn.execute(
-                    _RECORD_LOGIN_REHASHED,
-                    {"uid": user_id, "now": now, "password_hash": password_hash},
-                )
+            user = conn.execute(statement, params).first()
+            if user is None:
+                return None  # nothing was written
             conn.execute(_INSERT_SESSION, asdict(record))
             conn.execute(
                 _INSERT_REFRESH_TOKEN,
                 {"token_hash": refresh_token_hash, "session_id": record.id, "created_at": now},
             )
-        return record
+        return record, user_record(user)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._sessions() as db:
@@ -370,10 +399,15 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
             row = db.get(SessionRow, consumed, with_for_update=True)
             if row is None or not _session_record(row).is_valid_at(now):
                 return RefreshOutcome()
+            # The user is read in this transaction: a failure here leaves the presented token
+            # current (nothing committed), and a committed rotation has all it needs.
+            user = db.get(UserRow, row.user_id)
             row.last_seen_at = now
             row.expires_at = expires_at
             db.add(RefreshTokenRow(token_hash=new_hash, session_id=row.id, created_at=now))
-            return RefreshOutcome(session=_session_record(row))
+            return RefreshOutcome(
+                session=_session_record(row), user=user_record(user) if user else None
+            )
 
     def find_refresh_session(self, token_hash: str) -> str | None:
         with self._sessions() as db:
@@ -397,6 +431,16 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
     def _revoke_user_sessions(
         self, db: Session, user_id: str, now: datetime, keep: str | None = None
     ) -> list[str]:
+        """Revoke all the user's sessions (but ``keep``) and move its session epoch on, so that
+        a login that read the user before cannot open a session after (``create_session``).
+
+        The epoch's UPDATE comes first: on PostgreSQL it takes the user's row lock, waiting for
+        a login that holds it, whose session the SELECT below then sees."""
+        db.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(session_epoch=UserRow.session_epoch + 1)
+        )
         stmt = select(SessionRow.id).where(
             SessionRow.user_id == user_id, SessionRow.revoked_at.is_(None)
         )

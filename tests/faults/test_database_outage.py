@@ -1,0 +1,125 @@
+"""A real PostgreSQL outage: the server of a private cluster stopped, then started again.
+
+While it is down, what needs the database answers 503 with ``Retry-After`` at once; once it is
+back, nothing of the outage remains: no login attempt was counted, no refresh token spent, no
+session lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from authgate.bootstrap import build_service
+from authgate.integrations.flask.errors import RETRY_AFTER_SECONDS
+from authgate.service import AuthService
+from authgate.store.sqlalchemy.engines import create_database_engine
+from authgate.store.sqlalchemy.migrate import upgrade_database
+from tests.faults.postgres import PrivatePostgres
+from tests.helpers import PASSWORD, bearer, make_app, make_settings, register
+
+OUTAGE_LOGINS = 12  # more than the budget of 10 failures per account and address
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        engine = create_database_engine(server.url)
+        upgrade_database(engine)
+        engine.dispose()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def services(tmp_path: Path, postgres: PrivatePostgres) -> Iterator[list[AuthService]]:
+    """Two server processes' services on one database and one key directory."""
+    settings = make_settings(tmp_path, postgres.url)
+    built = [build_service(settings) for _ in range(2)]
+    yield built
+    for service in built:
+        service.close()
+
+
+def _assert_outage(response: Any) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.json["error"]["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+
+def _timed(call: Any) -> tuple[Any, float]:
+    start = time.monotonic()
+    response = call()
+    return response, time.monotonic() - start
+
+
+def test_an_outage_answers_503_and_leaves_no_trace_after_recovery(
+    postgres: PrivatePostgres, services: list[AuthService]
+) -> None:
+    this, other = (make_app(s).test_client() for s in services)
+    register(this)
+    credentials = {"login": "ada@example.com", "password": PASSWORD}
+    first = this.post("/api/auth/login", json=credentials).json
+    second = this.post("/api/auth/login", json=credentials).json
+    assert this.get("/api/auth/me", headers=bearer(first["access_token"])).status_code == 200
+
+    postgres.stop()
+
+    slowest = 0.0
+    for _ in range(OUTAGE_LOGINS):
+        response, took = _timed(lambda: this.post("/api/auth/login", json=credentials))
+        _assert_outage(response)
+        slowest = max(slowest, took)
+    response, took = _timed(
+        lambda: this.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    )
+    _assert_outage(response)
+    slowest = max(slowest, took)
+    # A token this process has not seen must be checked against the database...
+    response, took = _timed(
+        lambda: other.get("/api/auth/me", headers=bearer(first["access_token"]))
+    )
+    _assert_outage(response)
+    slowest = max(slowest, took)
+    # ...one it has checked already needs none.
+    assert this.get("/api/auth/me", headers=bearer(first["access_token"])).status_code == 200
+    response, took = _timed(lambda: this.get("/healthz"))
+    _assert_outage(response)
+    slowest = max(slowest, took)
+    assert slowest < 2.0, f"an answer during the outage took {slowest:.2f} s"
+
+    postgres.start()
+
+    assert this.get("/healthz").status_code == 200
+    # No attempt of the outage was counted: the budget is whole.
+    assert this.post("/api/auth/login", json=credentials).status_code == 200
+    # The refresh token the outage refused is still the current one: no replay, no logout.
+    refreshed = this.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.json
+    assert other.get("/api/auth/me", headers=bearer(first["access_token"])).status_code == 200
+    assert (
+        other.get("/api/auth/me", headers=bearer(refreshed.json["access_token"])).status_code == 200
+    )
+    sessions = other.get("/api/auth/sessions", headers=bearer(first["access_token"])).json
+    assert len(sessions["sessions"]) == 3  # the two from before and the one after the outage
+
+
+def test_wrong_passwords_after_an_outage_are_still_throttled(
+    postgres: PrivatePostgres, services: list[AuthService]
+) -> None:
+    client: FlaskClient = make_app(services[0]).test_client()
+    register(client)
+    postgres.stop()
+    wrong = {"login": "ada@example.com", "password": "a wrong password"}
+    for _ in range(OUTAGE_LOGINS):
+        _assert_outage(client.post("/api/auth/login", json=wrong))
+    postgres.start()
+    codes = [client.post("/api/auth/login", json=wrong).status_code for _ in range(11)]
+    assert codes == [401] * 10 + [429]
