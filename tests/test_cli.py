@@ -124,6 +124,13 @@ def test_create_user_from_stdin_then_login(
     assert service.sessions.login("ada", PASSWORD, ClientInfo()).user.id == user_id
 
 
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliRunner's stdin is no terminal: pretend it is, for the prompt (fed by ``input``)."""
+    monkeypatch.setattr(cli, "_stdin_is_a_terminal", lambda: True)
+
+
+@pytest.mark.usefixtures("terminal")
 def test_create_user_prompts_hidden_and_confirmed(
     runner: CliRunner, env: dict[str, str], service_for: Any
 ) -> None:
@@ -138,6 +145,7 @@ def test_create_user_prompts_hidden_and_confirmed(
     )
 
 
+@pytest.mark.usefixtures("terminal")
 def test_create_user_prompt_mismatch_creates_nobody(
     runner: CliRunner, env: dict[str, str], service_for: Any
 ) -> None:
@@ -164,9 +172,57 @@ def test_password_is_never_accepted_on_the_command_line(
 
 def test_create_user_twice_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
     assert create_user(runner, env).exit_code == 0
-    result = create_user(runner, env, "ADA@example.com")
+    result = create_user(runner, env, "ADA@example.com", "--role", "admin")
     assert_clean_failure(result, 1)
     assert "already exists" in result.stderr
+    assert "`authgate users set-roles ada@example.com user admin`" in result.stderr
+
+
+def test_piped_password_without_password_stdin_is_refused_with_the_way(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    # CliRunner's stdin is no terminal, like a pipe: the prompt is not even tried.
+    result = run(runner, ["users", "create", EMAIL], env, input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert_clean_failure(result, 1)
+    assert "stdin is not a terminal" in result.stderr
+    assert "--password-stdin" in result.stderr
+    assert "Password:" not in result.stderr
+    assert service_for(env).store.find_user_by_login(EMAIL) is None
+
+
+def test_existing_email_is_named_before_the_terminal_check(
+    runner: CliRunner, env: dict[str, str]
+) -> None:
+    assert create_user(runner, env).exit_code == 0
+    result = run(runner, ["users", "create", EMAIL, "--role", "admin"], env, input="")
+    assert_clean_failure(result, 1)
+    assert "users set-roles" in result.stderr
+    assert "--password-stdin" not in result.stderr
+
+
+def test_piped_password_in_a_real_process_has_no_getpass_warning(
+    sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A new session has no controlling terminal (as in CI), and stdin is a pipe: getpass used to
+    # fall back to reading the pipe with a GetPassWarning (and abort at its end).
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "authgate", "users", "create", EMAIL],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        env=environment | sqlite_env,
+        cwd=tmp_path,
+        start_new_session=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "GetPassWarning" not in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "Error: Cannot prompt for the password: stdin is not a terminal." in completed.stderr
+    assert "--password-stdin" in completed.stderr
+    assert completed.stdout == ""
 
 
 def test_duplicate_username_is_refused(runner: CliRunner, env: dict[str, str]) -> None:
@@ -468,7 +524,7 @@ def test_serve_production_flag_applies_the_production_checks(
 ) -> None:
     started: list[object] = []
     monkeypatch.setattr(GunicornApplication, "run", lambda self: started.append(self))
-    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(cli, "run_development_server", started.append)
 
     result = runner.invoke(main, ["serve", "--production"], env=sqlite_env)
     assert_clean_failure(result, 2)
@@ -530,21 +586,19 @@ def test_serve_development_prepares_and_runs_werkzeug(
     sqlite_env: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: calls.append((a, k)))
+    calls: list[Settings] = []
+    monkeypatch.setattr(cli, "run_development_server", calls.append)
     monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("gunicorn"))
 
     result = run(runner, ["serve", "--port", "9123"], sqlite_env)
     assert result.exit_code == 0, result.output
-    assert "DEVELOPMENT server on http://127.0.0.1:9123" in caplog.text
 
-    ((args, kwargs),) = calls
-    host, port, app = args
-    assert (host, port) == ("127.0.0.1", 9123)
-    assert isinstance(app, Flask)
-    assert kwargs == {"threaded": True, "use_debugger": False, "use_reloader": False}
+    # (What the development server does with them: tests/test_dev_server.py.)
+    (settings,) = calls
+    assert (settings.host, settings.port) == ("127.0.0.1", 9123)
+    # --port flows into the default public URL: cookies, CSRF and `iss` follow the address.
+    assert settings.public_url == "http://localhost:9123"
     assert (tmp_path / "authgate.db").exists()  # migrated once in the parent
     ring = load_keyring(tmp_path / "keys")
     assert ring is not None and ring.active.dev
@@ -567,7 +621,7 @@ def test_serve_production_becomes_the_gevent_patched_server_process(
     execs: list[tuple[str, list[str], dict[str, str]]] = []
     monkeypatch.setattr(os, "execve", lambda path, argv, env: execs.append((path, argv, env)))
     monkeypatch.setattr(GunicornApplication, "run", lambda self: pytest.fail("not patched"))
-    monkeypatch.setattr(cli, "run_simple", lambda *a, **k: pytest.fail("werkzeug"))
+    monkeypatch.setattr(cli, "run_development_server", lambda s: pytest.fail("werkzeug"))
     env = _production_env(tmp_path)
 
     result = run(runner, ["serve", "--production", "--host", "0.0.0.0", "--workers", "3"], env)

@@ -21,6 +21,49 @@ def test_defaults_are_the_embedded_development_setup() -> None:
     assert settings.access_token_ttl_seconds == 900
 
 
+def test_the_default_public_url_follows_the_port(tmp_path: Path) -> None:
+    """``authgate serve --port 8099`` (AUTHGATE_PORT) without a public URL is at localhost:8099:
+    cookies, CSRF and the token issuer agree with the address it listens on."""
+    from_env = load_settings(environ={"AUTHGATE_PORT": "8099"})
+    assert from_env.public_url == "http://localhost:8099"
+    assert from_env.resolved_issuer == "http://localhost:8099"
+    # --port arrives as an override (an int), over an environment that names another port.
+    from_option = load_settings({"AUTHGATE_PORT": 9001}, environ={"AUTHGATE_PORT": "8099"})
+    assert from_option.public_url == "http://localhost:9001"
+    config = tmp_path / "authgate.toml"
+    config.write_text("[authgate]\nport = 8100\n")
+    from_toml = load_settings(environ={"AUTHGATE_CONFIG": str(config)})
+    assert from_toml.public_url == "http://localhost:8100"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"AUTHGATE_PUBLIC_URL": "http://localhost:8086", "AUTHGATE_PORT": "8099"},
+        {"AUTHGATE_PUBLIC_URL": "https://auth.example.test", "AUTHGATE_PORT": "8099"},
+    ],
+)
+def test_an_explicit_public_url_is_kept_whatever_the_port(environ: dict[str, str]) -> None:
+    settings = load_settings(environ=environ)
+    assert (settings.public_url, settings.port) == (environ["AUTHGATE_PUBLIC_URL"], 8099)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "eighty"])
+def test_an_invalid_port_is_reported_as_the_port(port: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"AUTHGATE_PORT": port})
+    assert "AUTHGATE_PORT" in str(caught.value)
+    assert "AUTHGATE_PUBLIC_URL" not in str(caught.value)
+
+
+def test_production_names_the_derived_public_url() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"AUTHGATE_ENV": "production", "AUTHGATE_PORT": "8099"})
+    assert "AUTHGATE_PUBLIC_URL is http://localhost:8099: production must be served" in str(
+        caught.value
+    )
+
+
 def test_environment_then_app_config_win(tmp_path: Path) -> None:
     config = tmp_path / "authgate.toml"
     config.write_text('[authgate]\naudience = "from-toml"\naccess_token_ttl_seconds = 600\n')

@@ -24,12 +24,12 @@ from gunicorn.app.base import BaseApplication
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from werkzeug.serving import run_simple
 
 from authgate.bootstrap import build_service
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
+from authgate.dev_server import run_development_server
 from authgate.doctor.cli import doctor
 from authgate.errors import (
     AuthError,
@@ -279,7 +279,8 @@ def _become_production_server(overrides: Mapping[str, Any]) -> None:
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
-    help="Port to listen on [default: AUTHGATE_PORT or 8086].",
+    help="Port to listen on; without AUTHGATE_PUBLIC_URL, the public URL is "
+    "http://localhost:PORT [default: AUTHGATE_PORT or 8086].",
 )
 @click.option(
     "--workers",
@@ -306,20 +307,8 @@ def serve(production: bool, host: str | None, port: int | None, workers: int | N
 
 
 def _run_development_server(settings: Settings) -> None:
-    app = create_app(settings)
-    log.warning(
-        "Starting the authgate DEVELOPMENT server on http://%s (single process, not for "
-        "production: use `authgate serve --production`).",
-        _bind_address(settings.host, settings.port),
-    )
-    run_simple(
-        settings.host,
-        settings.port,
-        app,
-        threaded=True,
-        use_debugger=False,
-        use_reloader=False,
-    )
+    # werkzeug's threaded server; its last startup line names the one URL to open.
+    run_development_server(settings)
 
 
 # db ----------------------------------------------------------------------------------------------
@@ -368,6 +357,11 @@ def users() -> None:
     """Create and administer user accounts."""
 
 
+def _stdin_is_a_terminal() -> bool:
+    stdin = sys.stdin
+    return stdin is not None and stdin.isatty()
+
+
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         line = sys.stdin.readline()
@@ -375,6 +369,13 @@ def _read_password(password_stdin: bool) -> str:
         if not from_stdin:
             raise Refused("No password on stdin: --password-stdin reads its first line.")
         return from_stdin
+    if not _stdin_is_a_terminal():
+        # getpass would fall back to reading stdin with a GetPassWarning, then abort at its end.
+        raise Refused(
+            "Cannot prompt for the password: stdin is not a terminal. To pipe the password, add "
+            "--password-stdin (it reads the first line of stdin), e.g.\n"
+            "  printf '%s\\n' \"$PASSWORD\" | authgate users create EMAIL --password-stdin"
+        )
     prompted: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     return prompted
 
@@ -419,8 +420,13 @@ def users_create(
     data = parse_input(RegisterInput, fields)  # refuse bad input before asking for a password
     settings = _load()
     with _service(settings) as service:
-        if service.store.find_user_by_login(data.email) is not None:
-            raise UserExistsError(f"A user with the email {data.email} already exists.")
+        existing = service.store.find_user_by_login(data.email)
+        if existing is not None:
+            new_roles = " ".join(all_roles) if roles else "user ROLE"
+            raise UserExistsError(
+                f"A user with the email {existing.email} already exists. To change their roles, "
+                f"use `authgate users set-roles {existing.email} {new_roles}`."
+            )
         user = service.accounts.register(
             email=data.email,
             password=_read_password(password_stdin),

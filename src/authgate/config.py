@@ -37,6 +37,9 @@ from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.errors import ConfigError
 
 ENV_PREFIX = "AUTHGATE_"
+# The development public URL: ``authgate serve`` listens on loopback, and browsers reach it (and
+# accept its Secure cookies over plain http) at ``localhost``.
+DEVELOPMENT_PUBLIC_URL = "http://localhost:{port}"
 SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,30}(:[a-z0-9_.-]{1,31})?")
 
 
@@ -160,7 +163,8 @@ class Settings(BaseModel):
     instance_path: Path = Path("instance")
     database_url: SecretStr | None = None
     keys_dir: Path | None = None
-    public_url: str = "http://localhost:8086"
+    # Unset: http://localhost:<port> (see _default_public_url), where ``authgate serve`` is.
+    public_url: str = DEVELOPMENT_PUBLIC_URL.format(port=8086)
     origins: tuple[str, ...] = ()
     issuer: str | None = None
     audience: str = "authgate"
@@ -190,6 +194,21 @@ class Settings(BaseModel):
     oauth_default_redirect: str = "/"
     # The timeouts of each call to a provider: to connect (at most 5 s) and per read.
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_url(cls, data: Any) -> Any:
+        """Without a public URL, the browser reaches ``authgate serve`` at ``localhost`` on the
+        port it listens on: cookies, CSRF and the token issuer then agree with that address.
+        An invalid port is left for its own validation to report."""
+        if not isinstance(data, Mapping) or data.get("public_url") is not None:
+            return data
+        port = data.get("port")
+        if isinstance(port, str) and port.strip().isdigit():
+            port = int(port)
+        if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
+            return {**data, "public_url": DEVELOPMENT_PUBLIC_URL.format(port=port)}
+        return data
 
     @field_validator("origins", "api_token_scopes", mode="before")
     @classmethod

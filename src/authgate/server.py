@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from authgate.config import Settings, load_settings
+from authgate.integrations.flask.errors import register_error_pages
 from authgate.integrations.flask.extension import AuthGate
 from authgate.integrations.flask.web_views import pages_blueprint
 
@@ -21,4 +22,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     AuthGate(app, settings=settings)
     app.register_blueprint(pages_blueprint)
+    register_error_pages(app)  # every path is authgate's: no bare Werkzeug HTML errors
     return app
