@@ -146,3 +146,36 @@ def test_a_busy_ipv6_loopback_is_skipped_and_said(
     finally:
         for server in servers:
             server.server_close()
+
+
+class _StoppedServer:
+    """A server that returns at once from ``serve_forever``: the startup lines are all we want."""
+
+    host = "127.0.0.1"
+    port = 8086
+
+    def serve_forever(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("public_url", "warned"),
+    [("http://app.example.test:8086", True), ("http://localhost:8086", False)],
+)
+def test_serve_warns_at_startup_that_plain_http_off_localhost_drops_the_cookies(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, public_url: str, warned: bool
+) -> None:
+    monkeypatch.setattr(dev_server, "development_app", lambda settings: None)
+    monkeypatch.setattr(dev_server, "_servers", lambda settings, app: [_StoppedServer()])
+    with caplog.at_level(logging.INFO, logger="authgate"):
+        dev_server.run_development_server(Settings(public_url=public_url))
+
+    messages = [record.getMessage() for record in caplog.records]
+    warning = [m for m in messages if "browsers drop the Secure cookies" in m]
+    if warned:
+        (line,) = warning
+        assert "plain http on app.example.test, not localhost" in line
+        assert "authgate tls dev" in line
+    else:
+        assert warning == []
+    assert messages[-1].startswith("Open ")  # still the last line

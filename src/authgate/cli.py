@@ -47,7 +47,7 @@ from authgate.http.schemas import (
     parse_input,
 )
 from authgate.proxy.commands import nginx_command
-from authgate.proxy.tls import dev_certificate_names, issue_dev_certificate
+from authgate.proxy.tls import dev_certificate_names, issue_dev_certificate, nss_trust_commands
 from authgate.server import create_app
 from authgate.service import DEFAULT_ROLES, AuthService
 from authgate.store.records import ApiTokenRecord, UserRecord, UserStatus
@@ -727,8 +727,10 @@ def tls_dev(names: tuple[str, ...], directory: Path | None) -> None:
         "authgate-dev-ca.crt && sudo update-ca-certificates\n"
         f"  macOS:         sudo security add-trusted-cert -d -r trustRoot "
         f"-k /Library/Keychains/System.keychain {cert.ca_path}\n"
-        f"  Chrome/Firefox on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
-        f"-n authgate-dev -i {cert.ca_path}\n"
+        "  Chrome/Chromium on Linux (certutil is in the libnss3-tools package):\n"
+        + "".join(f"    {command}\n" for command in nss_trust_commands(cert.ca_path))
+        + "  Firefox: Settings > Privacy & Security > Certificates > View Certificates > "
+        f"Authorities > Import {cert.ca_path}\n"
         f"  Python (requests/httpx): SSL_CERT_FILE={cert.ca_path} or REQUESTS_CA_BUNDLE=..."
         "\nNever use these certificates in production; use certbot there."
     )

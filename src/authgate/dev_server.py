@@ -25,6 +25,7 @@ from werkzeug.utils import redirect
 from werkzeug.wsgi import get_current_url
 
 from authgate.config import Settings
+from authgate.core.diagnostics import plain_http_cookie_problem
 from authgate.core.origins import is_local_host, parse_origin
 from authgate.integrations.flask.web_views import page_asset, pages_blueprint
 from authgate.server import create_app
@@ -160,6 +161,9 @@ def run_development_server(settings: Settings) -> None:
         "use `authgate serve --production`). Press Ctrl+C to quit.",
         " and ".join(listening),
     )
+    plain_http = plain_http_cookie_problem(settings.public_url)
+    if plain_http is not None:
+        log.warning("Logins will not stick: %s", plain_http)
     log.warning("%s", open_line(settings, listening))
     for extra in servers[1:]:
         threading.Thread(target=extra.serve_forever, name="authgate-ipv6", daemon=True).start()

@@ -156,8 +156,20 @@ def test_malformed_origin_fails_without_echoing_it(origin: str) -> None:
     fails("The request's Origin header is not a valid origin.", origin=origin)
 
 
-def test_lookalike_origin_fails() -> None:
+def test_lookalike_origin_fails_and_is_called_a_lookalike() -> None:
     fails(
-        "Origin https://app.example.com.evil.test is not allowed.",
+        "Origin https://app.example.com.evil.test is not allowed. Did you mean "
+        "https://app.example.com? https://app.example.com.evil.test is a look-alike of it: its "
+        "host app.example.com.evil.test only starts with the allowed host app.example.com: it "
+        "is another host, which anyone can register. Do not add it to AUTHGATE_ORIGINS.",
         origin="https://app.example.com.evil.test",
     )
+
+
+def test_loopback_alias_of_an_allowed_origin_is_pointed_out() -> None:
+    error = fails(
+        "Origin http://127.0.0.1:4100 is not allowed. Did you mean http://localhost:4100? "
+        "Scheme, host and port must match exactly (localhost is not 127.0.0.1).",
+        origin="http://127.0.0.1:4100",
+    )
+    assert error.code == "csrf_failed"

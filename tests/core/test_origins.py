@@ -9,7 +9,9 @@ from authgate.core.origins import (
     CookiePolicy,
     Origin,
     OriginAllowlist,
+    classify_lookalike,
     derive_cookie_policy,
+    explain_refused_origin,
     is_same_site,
     origin_of_url,
     parse_origin,
@@ -409,3 +411,116 @@ def test_origins_and_csrf_import_no_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+# --- look-alikes and "did you mean" --------------------------------------------------------
+
+LOOKALIKE_ALLOWED = [parse_origin(o) for o in ("https://app.example.test", "http://localhost:4100")]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "allowed"),
+    [
+        ("https://app.example.test.evil.test", "prefix", "https://app.example.test"),
+        ("https://app.example.testing", "prefix", "https://app.example.test"),
+        ("https://evilapp.example.test", "suffix", "https://app.example.test"),
+        ("https://sub.app.example.test", "suffix", "https://app.example.test"),
+        ("http://app.example.test", "scheme", "https://app.example.test"),
+        ("https://app.example.test:8443", "port", "https://app.example.test"),
+        ("https://xn--pp-6kc.example.test", "confusable", "https://app.example.test"),  # Cyrillic a
+        ("https://xn--pp-8ka.example.test", "confusable", "https://app.example.test"),  # a-macron
+        ("https://app.examp1e.test", "confusable", "https://app.example.test"),
+        ("https://app.exarnple.test", "confusable", "https://app.example.test"),
+        ("https://xn--pp-6kc.example.test.evil.test", "prefix", "https://app.example.test"),
+        ("http://localhost:5173", "port", "http://localhost:4100"),
+        ("https://localhost:4100", "scheme", "http://localhost:4100"),
+        ("http://127.0.0.1:5173", "port", "http://localhost:4100"),
+        ("http://localhost.evil.test:4100", "prefix", "http://localhost:4100"),
+    ],
+)
+def test_classify_lookalike_names_the_kind_and_the_allowed_origin(
+    text: str, kind: str, allowed: str
+) -> None:
+    found = classify_lookalike(parse_origin(text), LOOKALIKE_ALLOWED)
+
+    assert found is not None
+    assert (found.kind, str(found.allowed)) == (kind, allowed)
+    assert found.describe()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://app.example.test",
+        "HTTPS://APP.example.test:443",
+        "http://127.0.0.1:4100",  # the same machine: a near miss, not a look-alike
+        "http://[::1]:4100",
+        "https://evil.test",
+        "https://api.example.test",
+        "https://example.test",
+        "http://10.0.0.1:4100",
+    ],
+)
+def test_classify_lookalike_leaves_allowed_unrelated_and_loopback_aliases_alone(
+    text: str,
+) -> None:
+    assert classify_lookalike(parse_origin(text), LOOKALIKE_ALLOWED) is None
+
+
+def test_classify_lookalike_prefers_the_closest_allowed_origin() -> None:
+    allowed = [parse_origin("http://localhost:8086"), parse_origin("http://localhost:4100")]
+
+    found = classify_lookalike(parse_origin("https://localhost:4100"), allowed)
+
+    assert found is not None and str(found.allowed) == "http://localhost:4100"
+
+
+def test_refused_lookalike_gets_no_advice_to_allow_it() -> None:
+    own = parse_origin("https://auth.example.test")
+    allowlist = OriginAllowlist(["https://app.example.test"])
+
+    refused = explain_refused_origin(
+        parse_origin("https://app.example.test.evil.test"), own, allowlist
+    )
+
+    assert not refused.may_be_allowed
+    assert refused.hint().startswith("Did you mean https://app.example.test? ")
+    assert "look-alike" in refused.hint()
+    assert "Do not add it to AUTHGATE_ORIGINS" in refused.hint()
+    assert "Add " not in refused.advice()
+    assert "open it at exactly https://app.example.test" in refused.advice()
+
+
+def test_refused_loopback_alias_says_allowing_it_switches_the_cookies() -> None:
+    own = parse_origin("http://localhost:8086")
+    allowlist = OriginAllowlist(["http://localhost:4100"])
+
+    refused = explain_refused_origin(parse_origin("http://127.0.0.1:4100"), own, allowlist)
+
+    assert refused.may_be_allowed
+    assert refused.hint().startswith("Did you mean http://localhost:4100?")
+    assert refused.switches_cookies
+    advice = refused.advice()
+    assert "Add http://127.0.0.1:4100 to AUTHGATE_ORIGINS" in advice
+    assert "from SameSite=Lax to SameSite=None; Secure; Partitioned" in advice
+    assert "Opening the page at http://localhost:4100 instead keeps them first-party" in advice
+
+
+def test_refused_same_site_origin_changes_no_cookie() -> None:
+    own = parse_origin("https://auth.example.test")
+    allowlist = OriginAllowlist(["https://app.example.test"])
+
+    refused = explain_refused_origin(parse_origin("https://admin.example.test"), own, allowlist)
+
+    assert refused.may_be_allowed and not refused.switches_cookies
+    assert refused.hint() == ""
+    assert "SameSite" not in refused.advice()
+
+
+def test_refused_origin_when_cookies_are_already_cross_site_switches_nothing() -> None:
+    own = parse_origin("https://auth.example.test")
+    allowlist = OriginAllowlist(["https://app.other.test"])
+
+    refused = explain_refused_origin(parse_origin("https://evil.test"), own, allowlist)
+
+    assert not refused.switches_cookies

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner, Result
 
@@ -80,6 +81,71 @@ def test_cors_near_miss_is_pointed_out(tmp_path: Path) -> None:
     assert "Did you mean http://localhost:4100?" in finding.message
 
 
+def test_cors_loopback_alias_fix_says_the_cookies_switch_to_partitioned(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = cors_cli(
+        runner,
+        tmp_path,
+        "http://127.0.0.1:4100",
+        public_url="http://localhost:8086",
+        origins="http://localhost:4100",
+    )
+
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "Did you mean http://localhost:4100?" in out
+    assert "AUTHGATE_ORIGINS=http://localhost:4100,http://127.0.0.1:4100 and restart" in out
+    assert "switches every authgate cookie from SameSite=Lax to SameSite=None; Secure; " in out
+    assert "Opening the page at http://localhost:4100 instead keeps them first-party" in out
+
+
+def test_cors_same_site_origin_fix_says_nothing_about_cookies(tmp_path: Path) -> None:
+    settings = dev_settings(tmp_path, public_url=PUBLIC, origins=(SAME_SITE,))
+
+    finding = only(explain_origin(settings, "https://admin.example.com"), "cors.not_allowed")
+
+    assert "SameSite" not in finding.fix
+
+
+def test_cors_lookalike_is_called_out_and_never_advised(runner: CliRunner, tmp_path: Path) -> None:
+    result = cors_cli(
+        runner,
+        tmp_path,
+        "https://app.example.test.evil.test",
+        public_url="https://auth.example.test",
+        origins="https://app.example.test",
+    )
+
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "Did you mean https://app.example.test?" in out
+    assert "is a look-alike of it" in out
+    assert "Do not add it to AUTHGATE_ORIGINS" in out
+    assert "AUTHGATE_ORIGINS=" not in out
+    assert "app.example.test.evil.test and restart" not in out
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "https://evilapp.example.com",
+        "https://xn--pp-6kc.example.com",
+    ],
+)
+def test_cors_every_kind_of_lookalike_gets_no_allowlist_fix(tmp_path: Path, lookalike: str) -> None:
+    settings = dev_settings(tmp_path, public_url=PUBLIC, origins=(SAME_SITE,))
+
+    finding = only(explain_origin(settings, lookalike), "cors.lookalike")
+
+    assert finding.level == "error"
+    assert "look-alike" in finding.message
+    assert "AUTHGATE_ORIGINS=" not in finding.fix
+    assert SAME_SITE in finding.fix
+
+
 def test_cors_http_origin_with_an_https_api(tmp_path: Path) -> None:
     settings = dev_settings(tmp_path, public_url=PUBLIC, origins=("http://app.example.com",))
 
@@ -115,7 +181,8 @@ def test_cors_own_origin_is_same_origin(tmp_path: Path) -> None:
 
 def test_cors_http_origin_not_allowed_in_production_says_so(tmp_path: Path) -> None:
     finding = only(
-        explain_origin(production_settings(tmp_path), "http://app.example.com"), "cors.not_allowed"
+        explain_origin(production_settings(tmp_path), "http://admin.example.com"),
+        "cors.not_allowed",
     )
 
     assert "Production refuses http origins" in finding.fix

@@ -18,7 +18,10 @@ from authgate.doctor import (
     lookalike_origins,
 )
 from authgate.doctor.redirects import default_http_url
+from authgate.proxy.nginx import DEFAULT_HSTS_MAX_AGE, NginxOptions, render_nginx_config
 from tests.doctor.helpers import (
+    PUBLIC,
+    dev_settings,
     fake_server,
     json_findings,
     only,
@@ -146,6 +149,22 @@ def test_hsts(header: str | None, check: str, level: str) -> None:
     finding = check_hsts(header)
 
     assert (finding.check, finding.level) == (check, level)
+
+
+@pytest.mark.parametrize("header", [None, "max-age=300"])
+def test_the_hsts_fix_names_the_generated_nginx_configuration(
+    tmp_path: Path, header: str | None
+) -> None:
+    """``authgate nginx`` does send HSTS: the fix must not say that authgate never sets it, and
+    the value it recommends is the one the generated configuration sends."""
+    fix = check_hsts(header).fix
+
+    assert "does not set it" not in fix
+    assert "`authgate nginx`" in fix
+    assert f"max-age={DEFAULT_HSTS_MAX_AGE}" in fix
+    assert check_hsts(f"max-age={DEFAULT_HSTS_MAX_AGE}").level == "ok"
+    config = render_nginx_config(dev_settings(tmp_path, public_url=PUBLIC), NginxOptions())
+    assert f"max-age={DEFAULT_HSTS_MAX_AGE}" in config
 
 
 def test_an_unreachable_url_is_an_error() -> None:

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from authgate.config import Settings
+from authgate.core.diagnostics import plain_http_cookie_problem
 from authgate.doctor import Finding, check_deployment
 from authgate.doctor.server_reports import check_server_report
 from tests.doctor.helpers import PUBLIC, checks, fake_server, only
@@ -92,6 +93,20 @@ def test_each_server_problem_gets_the_fix_of_its_kind(tmp_path: Path, kind: str,
     assert finding.message == "The server says: what it says"
     assert finding.fix.startswith(fix)
     assert "AUTHGATE_TRUSTED_PROXIES" not in finding.fix
+
+
+def test_a_server_explaining_a_lost_cookie_by_plain_http_gets_that_fix(tmp_path: Path) -> None:
+    public = "http://auth.example.test"
+    message = plain_http_cookie_problem(public)
+    assert message is not None
+    report = report_of(public, host="auth.example.test", scheme="http")
+    report["findings"] = [{"kind": "cookie", "message": message}]
+
+    finding = only(server_findings(tmp_path, report, public), "url.server.problem")
+
+    assert finding.message == f"The server says: {message}"
+    assert "https" in finding.fix and "cookies.secure_over_http" in finding.fix
+    assert "credentials" not in finding.fix
 
 
 def test_a_server_problem_of_an_unknown_kind_gets_no_borrowed_fix(tmp_path: Path) -> None:

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    sync_playwright,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -79,11 +86,19 @@ def no_page_problems() -> Iterator[list[str]]:
 
 
 def new_page(
-    browser: Browser, *, https_errors: bool = False, init_script: str | None = None
+    browser: Browser,
+    *,
+    https_errors: bool = False,
+    init_script: str | None = None,
+    viewport: ViewportSize | None = None,
 ) -> tuple[BrowserContext, Page]:
     """A fresh context (profile) and a page in it; every page of the context is watched for
-    ``PAGE_PROBLEMS``. ``init_script`` runs before any page script (e.g. to remove an API)."""
-    context = browser.new_context(ignore_https_errors=https_errors)
+    ``PAGE_PROBLEMS``. ``init_script`` runs before any page script (e.g. to remove an API);
+    ``viewport`` is the window's size (Playwright's default: 1280x720)."""
+    if viewport is None:
+        context = browser.new_context(ignore_https_errors=https_errors)
+    else:
+        context = browser.new_context(ignore_https_errors=https_errors, viewport=viewport)
     context.add_init_script(_REPORT_CSP_VIOLATIONS)
     if init_script:
         context.add_init_script(init_script)

@@ -210,7 +210,8 @@ def test_a_session_cookie_that_does_not_come_back_is_explained_on_the_page(
 ) -> None:
     """The frontend (localhost) addresses the API as 127.0.0.1 — another site than its public
     URL — so the SameSite=Lax session cookie is third-party and refused: the login answers 200,
-    and the page says the cookie does not come back instead of "nothing happens"."""
+    and the page says the cookie does not come back instead of "nothing happens", naming the
+    other host name (the browser said Sec-Fetch-Site: cross-site) and the fix."""
     _, server, base = api
     address = registered(server)
     other_name = base.replace("localhost", "127.0.0.1")
@@ -226,6 +227,12 @@ def test_a_session_cookie_that_does_not_come_back_is_explained_on_the_page(
     problem = page.locator("#problem")
     expect(problem).to_contain_text("Logged in, but the session cookie does not come back")
     expect(problem).to_contain_text("No session cookie arrived")
+    expect(problem).to_contain_text(
+        f"the API was called as {other_name.removeprefix('http://')} but its public URL is {base}"
+    )
+    expect(problem).to_contain_text("Sec-Fetch-Site: cross-site")
+    expect(problem).to_contain_text(f"createClient({{ baseUrl: '{base}' }})")
+    expect(problem).not_to_contain_text("credentials: 'include'")
     expect(page.locator("#signed-in")).to_be_hidden()
     context.close()
 

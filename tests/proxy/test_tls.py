@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import stat
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from authgate.proxy.tls import (
     CA_KEY_FILE,
     dev_certificate_names,
     issue_dev_certificate,
+    nss_trust_commands,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -120,3 +123,54 @@ def test_the_command_adds_the_names_given_to_localhost(tmp_path: Path) -> None:
         ipaddress.ip_address("::1"),
         ipaddress.ip_address("192.168.1.20"),
     ]
+
+
+def _run_in_fresh_home(home: Path, commands: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join(commands)],
+        env=env,
+        stdin=subprocess.DEVNULL,  # certutil -N on an existing database would ask a password
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_printed_chrome_commands_work_on_a_fresh_home_and_again(tmp_path: Path) -> None:
+    """``certutil -d sql:$HOME/.pki/nssdb -A`` alone fails while ~/.pki/nssdb does not exist:
+    the commands ``tls dev`` prints, run verbatim, must trust the CA on a home that never ran
+    Chrome, and must run again without prompting."""
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(main, ["tls", "dev"], env={"AUTHGATE_INSTANCE_PATH": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  Chrome/Chromium on Linux"))
+    commands = [line.strip() for line in lines[start + 1 :] if line.startswith("    ")]
+    assert commands == list(nss_trust_commands(tmp_path / "tls" / CA_CERT_FILE))
+
+    for attempt in range(2):
+        ran = _run_in_fresh_home(home, commands)
+        assert ran.returncode == 0, (attempt, ran.stdout, ran.stderr)
+
+    listed = _run_in_fresh_home(home, ['certutil -d "sql:$HOME/.pki/nssdb" -L'])
+    assert listed.returncode == 0, listed.stderr
+    assert any(
+        line.split()[:1] == ["authgate-dev"] and line.split()[-1] == "C,,"
+        for line in listed.stdout.splitlines()
+    ), listed.stdout
+
+
+def test_the_old_single_certutil_command_fails_on_a_fresh_home(tmp_path: Path) -> None:
+    """Why the database is created first: the add alone fails where ~/.pki/nssdb is missing."""
+    issued = issue_dev_certificate(tmp_path, ["localhost"], now=NOW)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    ran = _run_in_fresh_home(
+        home, [f'certutil -d "sql:$HOME/.pki/nssdb" -A -t C,, -n authgate-dev -i {issued.ca_path}']
+    )
+
+    assert ran.returncode != 0

@@ -12,7 +12,14 @@ import re
 import pytest
 
 from authgate.core.csrf import check_csrf
-from authgate.core.origins import Origin, OriginAllowlist, origin_of_url, parse_origin
+from authgate.core.origins import (
+    Origin,
+    OriginAllowlist,
+    classify_lookalike,
+    explain_refused_origin,
+    origin_of_url,
+    parse_origin,
+)
 from authgate.errors import CsrfFailedError
 
 ALLOWED = "https://app.example.com"
@@ -210,3 +217,35 @@ def test_referer_lookalike_is_not_trusted() -> None:
             own_origin=parse_origin("https://auth.example.com"),
             allowlist=ALLOWLIST,
         )
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "https://app.example.com.evil.test",
+        "https://evilapp.example.com",
+        "https://sub.app.example.com",
+        "https://app.example.comm",
+        "https://app.example.com:444",
+        "http://app.example.com",
+        "http://app.example.com:443",
+        "https://xn--pp-8ka.example.com",
+        "https://xn--pp-6kc.example.com",
+        "http://localhost:41000",
+        "https://localhost:4100",
+        "http://localhost.evil.test:4100",
+        "http://[::1]:51730",
+    ],
+)
+def test_a_parseable_lookalike_is_classified_and_never_advised(lookalike: str) -> None:
+    """Every look-alike an origin parser accepts is named as one, and no explanation of the
+    refusal advises allowing it (``doctor cors`` and ``/api/auth/diagnose`` build on this)."""
+    origin = parse_origin(lookalike)
+    own = parse_origin("https://auth.example.com")
+
+    assert classify_lookalike(origin, ALLOWLIST) is not None
+    refused = explain_refused_origin(origin, own, ALLOWLIST)
+    assert not refused.may_be_allowed
+    assert "look-alike" in refused.hint()
+    assert "AUTHGATE_ORIGINS=" not in refused.advice()
+    assert f"Add {origin}" not in refused.advice()

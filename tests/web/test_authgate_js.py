@@ -203,6 +203,91 @@ def test_a_401_although_the_cookie_arrived_is_not_called_a_cookie_problem(
     assert out["error"]["code"] == "account_disabled"
 
 
+# A client for a plain-http API that is not on localhost, made by a page at `PAGE` (set
+# before the client exists: it reads `location` when it explains a failure).
+PAGE_CLIENT = """
+globalThis.location = new URL(PAGE);
+const remote = client.createClient({ baseUrl: 'http://api.example.test' });
+"""
+
+
+def test_a_login_over_plain_http_off_localhost_names_the_dropped_secure_cookie(
+    tmp_path: Path,
+) -> None:
+    """The same-origin login page: the server's finding (its diagnose call has no Origin)."""
+    view = RequestView(None, False, False, "http", "api.example.test", "127.0.0.1")
+    report = diagnose_request(
+        view,
+        public_url="http://api.example.test",
+        allowlist=OriginAllowlist([]),
+        cookie_policy=CookiePolicy("Lax", secure=True, partitioned=False, cross_site_origins=()),
+        cookie_name="authgate_session",
+    )
+    script = PAGE_CLIENT.replace("PAGE", "'http://api.example.test/login'")
+    out = run_client(
+        tmp_path,
+        script + "return remote.login('ada@example.com', 'pw');",
+        {
+            **LOGIN,
+            "GET /api/auth/me": {"status": 401, "body": {"error": {"code": "x", "message": "m"}}},
+            "GET /api/auth/diagnose": {"body": report},
+        },
+    )
+
+    assert out["error"]["kind"] == "cookie"
+    assert "plain http on api.example.test, not localhost" in out["error"]["message"]
+    assert "third-party" not in out["error"]["message"]
+    assert "credentials: 'include'" not in out["error"]["message"]
+
+
+def test_without_a_diagnosis_the_client_names_plain_http_itself(tmp_path: Path) -> None:
+    script = PAGE_CLIENT.replace("PAGE", "'http://api.example.test/login'")
+    out = run_client(
+        tmp_path,
+        script + "return remote.login('ada@example.com', 'pw');",
+        {**LOGIN, "GET /api/auth/me": {"status": 401, "body": {}}},  # diagnose: rejected
+    )
+
+    assert out["error"]["kind"] == "cookie"
+    assert "is plain http on api.example.test, not localhost" in out["error"]["message"]
+    assert "third-party" not in out["error"]["message"]
+
+
+def test_a_same_origin_page_is_not_told_about_third_party_cookies(tmp_path: Path) -> None:
+    out = run_client(
+        tmp_path,
+        "globalThis.location = new URL('http://localhost:8086/login');"
+        "return auth.login('ada@example.com', 'pw');",
+        {**LOGIN, "GET /api/auth/me": {"status": 401, "body": {}}},
+    )
+
+    assert out["error"]["kind"] == "cookie"
+    assert out["error"]["message"].endswith("The browser did not keep the session cookie.")
+
+
+def test_an_https_page_calling_a_plain_http_server_is_told_mixed_content(tmp_path: Path) -> None:
+    script = PAGE_CLIENT.replace("PAGE", "'https://app.example.test/'")
+    out = run_client(tmp_path, script + "return remote.me();", {})
+
+    assert out["error"]["kind"] == "unreachable"
+    assert "blocks the request as mixed content" in out["error"]["message"]
+    assert "Cannot reach" not in out["error"]["message"]
+    assert out["calls"] == [
+        {"key": "GET /api/auth/me", "credentials": "include", "contentType": None, "body": None}
+    ]  # no diagnosis: blocked too
+
+
+def test_an_https_page_calling_http_on_localhost_is_not_mixed_content(tmp_path: Path) -> None:
+    """Browsers let an https page call http://localhost: a failure there is something else."""
+    out = run_client(
+        tmp_path,
+        "globalThis.location = new URL('https://app.example.test/'); return auth.me();",
+        {},
+    )
+
+    assert out["error"]["message"].startswith("Cannot reach the authentication server")
+
+
 def test_bodies_fetch_understands_pass_through_and_objects_become_json(tmp_path: Path) -> None:
     """What was sent is what fetch makes of each body itself (its own Content-Type, if any);
     only the plain object became JSON."""

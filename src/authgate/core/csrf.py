@@ -13,7 +13,13 @@ choice belongs to the caller.
 
 from __future__ import annotations
 
-from authgate.core.origins import Origin, OriginAllowlist, origin_of_url, parse_origin
+from authgate.core.origins import (
+    Origin,
+    OriginAllowlist,
+    explain_refused_origin,
+    origin_of_url,
+    parse_origin,
+)
 from authgate.errors import CsrfFailedError
 
 __all__ = ["CSRF_HEADERS", "SAFE_METHODS", "check_csrf"]
@@ -37,7 +43,9 @@ def check_csrf(
 
     request_origin = _request_origin(origin, referer)
     if request_origin != own_origin and request_origin not in allowlist:
-        raise CsrfFailedError(f"Origin {request_origin.serialize()} is not allowed.")
+        hint = explain_refused_origin(request_origin, own_origin, allowlist).hint()
+        message = f"Origin {request_origin.serialize()} is not allowed."
+        raise CsrfFailedError(f"{message} {hint}" if hint else message)
 
     if not has_csrf_header:
         names = " or ".join(CSRF_HEADERS)

@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from authgate.core.origins import CookiePolicy, Origin, OriginAllowlist, is_same_site, parse_origin
+from authgate.core.origins import (
+    CookiePolicy,
+    Origin,
+    OriginAllowlist,
+    explain_refused_origin,
+    is_local_host,
+    is_same_site,
+    parse_origin,
+)
 
-__all__ = ["RequestView", "diagnose_request"]
+__all__ = ["RequestView", "diagnose_request", "plain_http_cookie_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,24 @@ class RequestView:
     scheme: str
     host: str
     client_ip: str | None
+    # What the browser said of the request's site (Fetch Metadata; sent to https and loopback
+    # hosts only): "same-origin", "same-site", "cross-site" or "none".
+    sec_fetch_site: str | None = None
+
+
+def plain_http_cookie_problem(public_url: str) -> str | None:
+    """Why no cookie survives when the public URL is plain http on a host that is not loopback
+    (browsers accept Secure cookies over http on localhost only), or None."""
+    own = parse_origin(public_url)
+    if own.scheme != "http" or is_local_host(own.host):
+        return None
+    return (
+        f"The public URL {own.serialize()} is plain http on "
+        f"{own.host}, not localhost, and browsers drop the Secure cookies authgate sets over "
+        "plain http except on localhost, so a login answers 200 but every later request is 401. "
+        "Serve the API over https (for development `authgate tls dev` makes a certificate) and "
+        "set AUTHGATE_PUBLIC_URL to its https:// URL, or use http://localhost while developing."
+    )
 
 
 def diagnose_request(
@@ -58,15 +84,51 @@ def diagnose_request(
             "file:// page sends 'null'); serve the page from http(s)://host[:port].",
         )
     elif not allowed:
+        refused = explain_refused_origin(origin, own, allowlist)
         found(
             "origin",
-            f"Origin {origin.serialize()} is not allowed: add it to AUTHGATE_ORIGINS (exactly: "
-            "scheme, host and port) and restart the server. Until then the browser hides every "
-            "response from this page ('Failed to fetch').",
+            " ".join(
+                part
+                for part in (
+                    f"Origin {origin.serialize()} is not allowed, so the browser hides every "
+                    "response from this page ('Failed to fetch').",
+                    refused.hint(),
+                    refused.advice(),
+                )
+                if part
+            ),
         )
     cross_site = origin is not None and origin != own and not is_same_site(origin, own)
-    if allowed and not request.session_cookie:
-        if cross_site:
+    plain_http = plain_http_cookie_problem(public_url) if cookie_policy.secure else None
+    # Only a browser's call (an Origin, or Fetch Metadata, which browsers send to loopback): a
+    # script probing 127.0.0.1 on purpose (`authgate doctor --url`) is not told off.
+    from_browser = request.origin is not None or request.sec_fetch_site is not None
+    other_host = _other_loopback_name(request, own) if from_browser else None
+    if (allowed or request.origin is None) and not request.session_cookie:
+        if plain_http is not None:
+            found("cookie", f"No session cookie arrived. {plain_http}")
+        elif other_host is not None:
+            from_elsewhere = request.sec_fetch_site == "cross-site" or (
+                origin is not None and origin.host != other_host.host
+            )
+            found(
+                "cookie",
+                f"No session cookie arrived: the API was called as {other_host.netloc} but its "
+                f"public URL is {own.serialize()}. Browsers keep cookies per host name, and "
+                f"{other_host.host} and {own.host} are different sites to them"
+                + (
+                    f", so this call from {origin.serialize() if origin else 'the page'} is "
+                    "cross-site (Sec-Fetch-Site: cross-site) and the SameSite=Lax session "
+                    "cookie stays behind"
+                    if from_elsewhere
+                    else ""
+                )
+                + f". Call the API at its public URL, {own.serialize()} (createClient({{ "
+                f"baseUrl: '{own.serialize()}' }})), from a page on the same host name.",
+            )
+        elif request.origin is None:
+            pass  # same-origin or curl: not logged in yet, nothing to explain
+        elif cross_site:
             found(
                 "cookie",
                 f"No session cookie arrived. {origin.serialize() if origin else ''} and "
@@ -99,7 +161,7 @@ def diagnose_request(
     return {
         "origin": request.origin,
         "origin_allowed": allowed if request.origin is not None else None,
-        "same_site": None if origin is None else not cross_site,
+        "same_site": _same_site(request, origin, cross_site),
         "session_cookie_received": request.session_cookie,
         "refresh_cookie_received": request.refresh_cookie,
         "cookie_mode": {
@@ -115,6 +177,27 @@ def diagnose_request(
         "problems": [finding["message"] for finding in findings],
         "findings": findings,
     }
+
+
+def _same_site(request: RequestView, origin: Origin | None, cross_site: bool) -> bool | None:
+    """What the browser said (Sec-Fetch-Site), else what the Origin header implies."""
+    if request.sec_fetch_site == "cross-site":
+        return False
+    if request.sec_fetch_site in ("same-origin", "same-site"):
+        return True
+    return None if origin is None else not cross_site
+
+
+def _other_loopback_name(request: RequestView, own: Origin) -> Origin | None:
+    """The host the request was sent to, when the public URL is on loopback and the browser
+    called it by another loopback name (127.0.0.1 for localhost, or the reverse)."""
+    try:
+        seen = parse_origin(f"{own.scheme}://{request.host}")
+    except ValueError:
+        return None
+    if seen.host == own.host or not (is_local_host(seen.host) and is_local_host(own.host)):
+        return None
+    return seen
 
 
 def _parse(value: str | None) -> Origin | None:

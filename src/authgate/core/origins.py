@@ -13,9 +13,11 @@ equal; that decides whether cookies need ``SameSite=None``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import string
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -25,9 +27,14 @@ from publicsuffixlist import PublicSuffixList
 
 __all__ = [
     "CookiePolicy",
+    "Lookalike",
+    "LookalikeKind",
     "Origin",
     "OriginAllowlist",
+    "RefusedOrigin",
+    "classify_lookalike",
     "derive_cookie_policy",
+    "explain_refused_origin",
     "is_same_site",
     "origin_of_url",
     "parse_origin",
@@ -391,3 +398,256 @@ def derive_cookie_policy(public_url: str, allowlist: OriginAllowlist) -> CookieP
             samesite="None", secure=True, partitioned=True, cross_site_origins=cross_site
         )
     return CookiePolicy(samesite="Lax", secure=True, partitioned=False, cross_site_origins=())
+
+
+# Look-alikes and "did you mean" ---------------------------------------------------------------
+
+LookalikeKind = Literal["scheme", "port", "prefix", "suffix", "confusable"]
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# Characters drawn like ASCII letters in host names (Cyrillic, Greek, Latin extensions, digits).
+# Marks such as the macron of "ā" are removed by NFKD before this table applies.
+_CONFUSABLES = str.maketrans(
+    {
+        **dict(
+            zip(
+                "\u0430\u0432\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u04cf\u051b\u051d",
+                "abeopcyxijshdlqw",
+                strict=True,
+            )
+        ),  # Cyrillic
+        **dict(
+            zip("\u03b1\u03bf\u03c1\u03bd\u03b9\u03ba\u03b5\u03c5", "aopvikeu", strict=True)
+        ),  # Greek
+        **dict(zip("\u0131\u0261\u0142", "igl", strict=True)),  # dotless i, script g, l-stroke
+        "\u00df": "ss",
+        "0": "o",
+        "1": "l",
+    }
+)
+_CONFUSABLE_SEQUENCES = (("rn", "m"), ("vv", "w"))
+
+
+@dataclass(frozen=True, slots=True)
+class Lookalike:
+    """``origin`` resembles the allowed ``allowed`` without being it, in the way ``kind`` says:
+    another ``scheme`` or ``port`` of the same host; the allowed host at the start (``prefix``:
+    ``app.example.com.evil.test``) or end (``suffix``: ``evilapp.example.com``) of a longer
+    host; or a host drawn the same (``confusable``: a Cyrillic ``\\u0430``, ``0`` for ``o``)."""
+
+    origin: Origin
+    allowed: Origin
+    kind: LookalikeKind
+
+    def describe(self) -> str:
+        """Why ``origin`` only looks like ``allowed``, as one clause."""
+        allowed, origin = self.allowed, self.origin
+        if self.kind == "scheme":
+            return f"it is the allowed {allowed} with {origin.scheme}:// instead of {allowed.scheme}://"
+        if self.kind == "port":
+            return f"it is the allowed {allowed} on another port ({origin.netloc})"
+        if self.kind == "prefix":
+            return (
+                f"its host {origin.host} only starts with the allowed host {allowed.host}: "
+                "it is another host, which anyone can register"
+            )
+        if self.kind == "suffix":
+            return (
+                f"its host {origin.host} only ends with the allowed host {allowed.host}: "
+                "it is another host"
+            )
+        return (
+            f"its host {origin.host} is drawn like the allowed host {allowed.host} "
+            "(homoglyphs or an internationalised name), but is another host"
+        )
+
+
+def _skeleton(host: str) -> str:
+    """``host`` as it looks: xn-- labels decoded, marks dropped, confusables mapped to ASCII."""
+    labels = []
+    for label in host.lower().split("."):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):
+                label = label[4:].encode("ascii").decode("punycode")
+        labels.append(label)
+    text = unicodedata.normalize("NFKD", ".".join(labels))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = text.translate(_CONFUSABLES)
+    for sequence, drawn_as in _CONFUSABLE_SEQUENCES:
+        text = text.replace(sequence, drawn_as)
+    return text
+
+
+def _same_machine(a: str, b: str) -> bool:
+    return a == b or (a in _LOOPBACK_NAMES and b in _LOOPBACK_NAMES)
+
+
+def _lookalike_kind(origin: Origin, allowed: Origin) -> LookalikeKind | None:
+    if _same_machine(origin.host, allowed.host):
+        if origin.scheme != allowed.scheme:
+            return "scheme"
+        if origin.port != allowed.port:
+            return "port"
+        return None  # the same origin, or a loopback alias on the same port: a near miss
+    if is_ip_address(origin.host) or is_ip_address(allowed.host):
+        return None
+    host, allowed_host = origin.host, allowed.host
+    if host.startswith(allowed_host):
+        return "prefix"
+    if host.endswith(allowed_host):
+        return "suffix"
+    skeleton, allowed_skeleton = _skeleton(host), _skeleton(allowed_host)
+    if skeleton == allowed_skeleton:
+        return "confusable"
+    if skeleton.startswith(allowed_skeleton):
+        return "prefix"
+    if skeleton.endswith(allowed_skeleton):
+        return "suffix"
+    return None
+
+
+def classify_lookalike(origin: Origin, allowed: Iterable[Origin]) -> Lookalike | None:
+    """The allowed origin that ``origin`` only resembles, or ``None`` when ``origin`` is one of
+    them or resembles none. A look-alike must never be suggested for the allowlist: it is what
+    a phishing page or a mistyped address looks like. ``localhost``, ``127.0.0.1`` and
+    ``[::1]`` on the same scheme and port are the same machine, not look-alikes.
+
+    When several allowed origins are resembled, the closest is named: the same host before a
+    loopback alias, another port or scheme before a longer or confusable host."""
+    candidates = list(allowed)
+    if origin in candidates:
+        return None
+    if any(
+        _same_machine(origin.host, c.host) and (origin.scheme, origin.port) == (c.scheme, c.port)
+        for c in candidates
+    ):
+        return None  # a loopback alias of an allowed origin: a near miss, said elsewhere
+    ranks: dict[LookalikeKind, int] = {
+        "port": 0,
+        "scheme": 1,
+        "prefix": 2,
+        "suffix": 3,
+        "confusable": 4,
+    }
+    found: list[tuple[tuple[int, int, int], Lookalike]] = []
+    for candidate in candidates:
+        kind = _lookalike_kind(origin, candidate)
+        if kind is not None:
+            closeness = (
+                int(origin.host != candidate.host),
+                ranks[kind],
+                int(origin.port != candidate.port),
+            )
+            found.append((closeness, Lookalike(origin, candidate, kind)))
+    if not found:
+        return None
+    return min(found, key=lambda item: item[0])[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedOrigin:
+    """What to tell about an origin that is not allowed (see :func:`explain_refused_origin`).
+
+    ``lookalike`` is set when the origin only resembles an allowed one: it must not be added.
+    ``did_you_mean`` holds allowed origins it nearly is. ``switches_cookies`` says whether
+    adding it would turn every cookie from ``SameSite=Lax`` to ``SameSite=None; Partitioned``.
+    """
+
+    origin: Origin
+    own: Origin
+    lookalike: Lookalike | None
+    did_you_mean: tuple[Origin, ...]
+    switches_cookies: bool
+
+    @property
+    def may_be_allowed(self) -> bool:
+        """Whether advising to add the origin to the allowlist is sound."""
+        return self.lookalike is None
+
+    def hint(self) -> str:
+        """ "Did you mean …" and, for a look-alike, why it is one; ``""`` when there is none."""
+        if self.lookalike is not None:
+            if self.lookalike.kind in ("scheme", "port"):
+                rule = (
+                    "Scheme, host and port must match exactly, and authgate never suggests "
+                    "allowing another scheme or port of an allowed origin."
+                )
+            else:
+                rule = "Do not add it to AUTHGATE_ORIGINS."
+            return (
+                f"Did you mean {self.lookalike.allowed}? {self.origin} is a look-alike of it: "
+                f"{self.lookalike.describe()}. {rule}"
+            )
+        if self.did_you_mean:
+            return (
+                f"Did you mean {' or '.join(map(str, self.did_you_mean))}? Scheme, host and port "
+                "must match exactly (localhost is not 127.0.0.1)."
+            )
+        return ""
+
+    def cookie_consequence(self) -> str:
+        """What adding the origin does to the cookies; ``""`` when it changes nothing."""
+        if not self.switches_cookies:
+            return ""
+        return (
+            f"Adding it switches every authgate cookie from SameSite=Lax to SameSite=None; "
+            f"Secure; Partitioned, because {self.origin} (site {site_of(self.origin)}) is not "
+            f"the same site as the API {self.own} (site {site_of(self.own)}): browsers that "
+            "block third-party cookies (Safari by default) then drop them for that page."
+            + (
+                f" Opening the page at {self.did_you_mean[0]} instead keeps them first-party."
+                if self.did_you_mean and is_same_site(self.did_you_mean[0], self.own)
+                else ""
+            )
+        )
+
+    def advice(self) -> str:
+        """What to do, in one or more sentences; never to allow a look-alike."""
+        if self.lookalike is not None:
+            if self.lookalike.kind in ("scheme", "port"):
+                return (
+                    f"Open the page at exactly {self.lookalike.allowed} (serve the frontend "
+                    "with the scheme and port listed in AUTHGATE_ORIGINS)."
+                )
+            return (
+                f"If this is your page, open it at exactly {self.lookalike.allowed}; a page "
+                f"on {self.origin} must stay refused."
+            )
+        return " ".join(
+            part
+            for part in (
+                f"Add {self.origin} to AUTHGATE_ORIGINS (exactly: scheme, host and port) and "
+                "restart the server.",
+                self.cookie_consequence(),
+            )
+            if part
+        )
+
+
+def explain_refused_origin(
+    origin: Origin, own: Origin, allowlist: OriginAllowlist
+) -> RefusedOrigin:
+    """Why ``origin`` (not allowed, not ``own``) is refused, and what may be done about it."""
+    lookalike = classify_lookalike(origin, [own, *allowlist])
+    if lookalike is not None:
+        near: tuple[Origin, ...] = (lookalike.allowed,)
+    else:
+        near = tuple(
+            allowed
+            for allowed in [own, *allowlist]
+            if allowed != origin
+            and allowed.scheme == origin.scheme
+            and allowed.port == origin.port
+            and (
+                _same_machine(allowed.host, origin.host)
+                or allowed.host.removeprefix("www.") == origin.host.removeprefix("www.")
+            )
+        )
+    policy_lax = all(is_same_site(allowed, own) for allowed in allowlist)
+    return RefusedOrigin(
+        origin=origin,
+        own=own,
+        lookalike=lookalike,
+        did_you_mean=near,
+        switches_cookies=policy_lax and not is_same_site(origin, own),
+    )

@@ -20,6 +20,7 @@ from authgate.doctor.findings import Finding, error_finding, ok_finding, warning
 __all__ = [
     "check_cookies",
     "cookie_mode",
+    "same_site_advice",
     "same_site_example",
     "secure_over_http_finding",
 ]
@@ -87,8 +88,8 @@ def _cross_site_warning(origin: Origin, own: Origin, cross_site: Sequence[str]) 
         "SameSite=None; Secure; Partitioned (and so it is for every frontend). Browsers that "
         "block third-party cookies accept it only partitioned (Chrome, Edge, Firefox); Safari "
         f"and strict settings drop it, so logins from {origin} fail there.{also}",
-        f"Serve the API on the frontend's site ({same_site_example(origin)}) so that cookies "
-        "are first-party, or have that frontend use bearer tokens.",
+        f"{same_site_advice(origin)}; then cookies are first-party. Or have that frontend use "
+        "bearer tokens.",
     )
 
 
@@ -98,3 +99,18 @@ def same_site_example(origin: Origin) -> str:
     if is_ip_address(origin.host) or "." not in registrable:  # an IP address, localhost
         return f"e.g. on {origin.scheme}://{origin.host} too, with another port"
     return f"e.g. {origin.scheme}://api.{registrable}"
+
+
+def same_site_advice(origin: Origin) -> str:
+    """How to make the cookies first-party for ``origin``, as the start of a fix.
+
+    An API on plain http off localhost loses its Secure cookies, so for an http frontend that
+    is not on localhost the advice is https for both, never http for the API."""
+    if origin.scheme == "http" and not is_local_host(origin.host):
+        secure = Origin("https", origin.host, None)
+        return (
+            f"Serve that frontend over https ({secure}) and the API on its site "
+            f"({same_site_example(secure)}): an API on plain http off localhost loses its Secure "
+            "cookies"
+        )
+    return f"Serve the API on the frontend's site ({same_site_example(origin)})"

@@ -13,14 +13,14 @@ import requests
 from authgate.config import Settings
 from authgate.core.origins import (
     Origin,
-    OriginAllowlist,
     derive_cookie_policy,
+    explain_refused_origin,
     is_local_host,
     is_same_site,
     parse_origin,
     site_of,
 )
-from authgate.doctor.cookies import cookie_mode, same_site_example, secure_over_http_finding
+from authgate.doctor.cookies import cookie_mode, same_site_advice, secure_over_http_finding
 from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 from authgate.doctor.preflights import (
     FIX_PROXY_CORS,
@@ -36,18 +36,6 @@ from authgate.doctor.probes import (
 )
 
 __all__ = ["explain_origin", "probe_origin"]
-
-
-def _near_misses(origin: Origin, allowlist: OriginAllowlist) -> list[str]:
-    """Allowed origins that differ from ``origin`` only in scheme, port or localhost/127.0.0.1."""
-    swapped = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}
-    found = []
-    for allowed in allowlist:
-        same_host = allowed.host == origin.host or swapped.get(allowed.host) == origin.host
-        www = allowed.host.removeprefix("www.") == origin.host.removeprefix("www.")
-        if same_host or www:
-            found.append(str(allowed))
-    return found
 
 
 def explain_origin(settings: Settings, origin_text: str) -> list[Finding]:
@@ -92,16 +80,20 @@ def _explain_preflight(settings: Settings, origin: Origin, own: Origin) -> Findi
             "preflight). Then the browser sends the request with cookies and lets the page "
             "read the answer.",
         )
-    hint = ""
-    near = _near_misses(origin, settings.allowlist)
-    if near:
-        hint = (
-            f" Did you mean {' or '.join(near)}? Scheme, host and port must match exactly "
-            "(localhost is not 127.0.0.1, :5173 is not :4100)."
+    refused = explain_refused_origin(origin, own, settings.allowlist)
+    hint = f" {refused.hint()}" if refused.hint() else ""
+    if refused.lookalike is not None:
+        return error_finding(
+            "cors.lookalike",
+            f"{origin} is not in AUTHGATE_ORIGINS, so the browser blocks its requests "
+            "('TypeError: Failed to fetch', 'blocked by CORS policy') and no cookie is sent or "
+            f"stored.{hint}",
+            refused.advice(),
         )
     production_note = ""
     if settings.is_production and origin.scheme == "http":
         production_note = " Production refuses http origins: serve that frontend over https."
+    consequence = refused.cookie_consequence()
     return error_finding(
         "cors.not_allowed",
         f"{origin} is not in AUTHGATE_ORIGINS, so the preflight (OPTIONS) gets no "
@@ -110,6 +102,7 @@ def _explain_preflight(settings: Settings, origin: Origin, own: Origin) -> Findi
         "cookie is sent or stored, and the page cannot read any answer (only GET "
         f"/api/auth/diagnose tells it why).{hint}",
         f"AUTHGATE_ORIGINS={','.join([*allowed, str(origin)])} and restart authgate."
+        + (f" {consequence}" if consequence else "")
         + production_note,
     )
 
@@ -158,8 +151,8 @@ def _explain_cookie(settings: Settings, origin: Origin, own: Origin) -> Finding:
         f"(CHIPS): kept for pages on {site_of(origin)} and sent back on their calls with "
         "credentials: 'include'. Browsers that block all third-party cookies (Safari by "
         "default, or strict settings) drop it: the login answers 200, the next call 401.",
-        f"For every browser, serve the API on the frontend's site "
-        f"({same_site_example(origin)}) so the cookie is first-party, or use bearer tokens.",
+        f"{same_site_advice(origin)}; then the cookie is first-party in every browser. Or "
+        "use bearer tokens.",
     )
 
 

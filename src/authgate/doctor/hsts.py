@@ -21,8 +21,12 @@ def _hsts_max_age(value: str) -> int | None:
 def check_hsts(value: str | None) -> Finding:
     """The ``Strict-Transport-Security`` header of an https response."""
     fix = (
-        "Send it from the TLS terminator, e.g. nginx: `add_header Strict-Transport-Security "
-        '"max-age=31536000" always;` (authgate itself does not set it).'
+        "Send it from the TLS terminator. The nginx configuration `authgate nginx` generates "
+        "sends `Strict-Transport-Security: max-age=63072000` (two years; `--hsts-max-age`), "
+        "so this usually means another proxy terminates TLS or the configuration in use is "
+        "not the generated one: regenerate it, or add `add_header Strict-Transport-Security "
+        '"max-age=63072000" always;` to your own. (The authgate application leaves the header '
+        "to the TLS terminator.)"
     )
     if not value:
         return warning_finding(

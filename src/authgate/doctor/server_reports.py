@@ -13,6 +13,7 @@ from __future__ import annotations
 import requests
 
 from authgate.config import Settings
+from authgate.core.diagnostics import plain_http_cookie_problem
 from authgate.core.origins import Origin, origin_of_url, parse_origin
 from authgate.doctor.findings import Finding, ok_finding, warning_finding
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS, request_error_cause
@@ -36,6 +37,12 @@ _FIXES = {
         "--origin ORIGIN` explains the cookies of a frontend on another site."
     ),
 }
+# The fix when the server explains a lost cookie by its plain-http public URL.
+_FIX_PLAIN_HTTP = (
+    "Serve the API over https (`authgate tls dev` makes a development certificate) with "
+    "AUTHGATE_PUBLIC_URL set to its https:// URL, or use http://localhost while developing; "
+    "see the cookies.secure_over_http check."
+)
 # Problems about the scheme and host of the probe itself: judged only through the public URL.
 _VIEW_KINDS = frozenset({"scheme"})
 
@@ -76,8 +83,14 @@ def check_server_report(
         return [_no_report(base_url, request_error_cause(e))]
     except (ValueError, KeyError, TypeError):
         return [_no_report(base_url, "no diagnose report in the answer")]
+    plain_http = plain_http_cookie_problem(str(public_url))
     findings = [
-        warning_finding("url.server.problem", f"The server says: {message}", _FIXES.get(kind, ""))
+        warning_finding(
+            "url.server.problem",
+            f"The server says: {message}",
+            # The plain-http explanation carries its own fix; "log in first" would be wrong.
+            _FIX_PLAIN_HTTP if message == plain_http else _FIXES.get(kind, ""),
+        )
         for kind, message in problems
         if public_url_probed or kind not in _VIEW_KINDS
     ]

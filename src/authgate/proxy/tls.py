@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ __all__ = [
     "dev_certificate_names",
     "ensure_dev_ca",
     "issue_dev_certificate",
+    "nss_trust_commands",
 ]
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -178,3 +180,20 @@ def issue_dev_certificate(
     )
     _write(cert_path, chain, private=False)
     return DevCertificate(cert_path, key_path, directory / CA_CERT_FILE, tuple(names), not_after)
+
+
+NSS_DB = "$HOME/.pki/nssdb"
+
+
+def nss_trust_commands(ca_path: Path, nickname: str = "authgate-dev") -> tuple[str, ...]:
+    """Shell commands that make Chrome/Chromium on Linux (the user's NSS database in
+    ``~/.pki/nssdb``) trust the CA at ``ca_path``, also on a fresh home where that database does
+    not exist yet; safe to run again (``certutil -N`` runs only when there is no database: on
+    an existing one it would ask for its password)."""
+    database = f'"sql:{NSS_DB}"'
+    return (
+        f'mkdir -p "{NSS_DB}"',
+        f'[ -e "{NSS_DB}/cert9.db" ] || certutil -d {database} -N --empty-password',
+        f"certutil -d {database} -A -t C,, -n {shlex.quote(nickname)} "
+        f"-i {shlex.quote(str(ca_path))}",
+    )

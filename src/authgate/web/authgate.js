@@ -15,6 +15,7 @@
 //   'origin'         this page's origin is not in the server's AUTHGATE_ORIGINS
 //   'cookie'         logged in, but the browser did not send the session cookie back
 //   'unreachable'    the server is down, or the URL is wrong, or something blocks the request
+//                    (an https page calling a plain-http server: mixed content, said so)
 // A network failure ("Failed to fetch", which may be CORS or a dead server) is diagnosed against
 // GET /api/auth/diagnose to say which, in `message`. A request that cannot be built at all (a
 // stream body without `duplex: 'half'`, a GET with a body) throws fetch's own TypeError instead.
@@ -108,6 +109,9 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   }
 
   async function explainNetworkFailure(error) {
+    // Blocked before it leaves the browser: asking the server why would be blocked too.
+    const mixed = mixedContentProblem(base);
+    if (mixed !== null) return new AuthgateError('unreachable', mixed);
     const diagnosis = await diagnose().catch(() => null);
     if (diagnosis === null) {
       return new AuthgateError('unreachable',
@@ -149,8 +153,9 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     if (response.status !== 401) throw httpError(response, data);
     const diagnosis = await diagnose().catch(() => null);
     if (diagnosis?.session_cookie_received) throw httpError(response, data);
-    const problem = finding(diagnosis, 'cookie') ??
-      'The browser did not send the session cookie back (third-party cookies blocked?).';
+    const problem = finding(diagnosis, 'cookie') ?? plainHttpProblem(base) ??
+      (sameOrigin(base) ? 'The browser did not keep the session cookie.'
+                        : 'The browser did not send the session cookie back (third-party cookies blocked?).');
     throw new AuthgateError('cookie', `Logged in, but the session cookie does not come back: ${problem}`,
       { status: response.status, diagnosis });
   }
@@ -238,6 +243,42 @@ function randomVerifier() {
 
 async function s256(verifier) {
   return base64url(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+}
+
+/** Hosts on which browsers treat plain http as secure: Secure cookies are kept, and an https
+ * page may call them (no mixed content). */
+function isLoopbackHost(hostname) {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]'
+    || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+function parseUrl(url) {
+  try { return new URL(url); } catch { return null; }
+}
+
+function sameOrigin(base) {
+  return Boolean(globalThis.location?.origin) && parseUrl(base)?.origin === globalThis.location.origin;
+}
+
+/** Why an https page's request to a plain-http server never leaves the browser, or null. */
+function mixedContentProblem(base) {
+  const url = parseUrl(base);
+  if (globalThis.location?.protocol !== 'https:' || url?.protocol !== 'http:'
+      || isLoopbackHost(url.hostname)) return null;
+  return `This page is https and the authentication server's URL ${base} is plain http: the ` +
+    `browser blocks the request as mixed content, so it never reaches the server. Serve the ` +
+    `API over https (for development \`authgate tls dev\` makes a certificate) and use its ` +
+    `https:// URL as baseUrl.`;
+}
+
+/** Why no cookie survives a server on plain http at a host that is not loopback, or null. */
+function plainHttpProblem(base) {
+  const url = parseUrl(base);
+  if (url?.protocol !== 'http:' || isLoopbackHost(url.hostname)) return null;
+  return `The server's URL ${base} is plain http on ${url.hostname}, not localhost: browsers ` +
+    `drop the Secure cookies authgate sets over plain http except on localhost. Serve the API ` +
+    `over https (for development \`authgate tls dev\` makes a certificate), or use ` +
+    `http://localhost while developing.`;
 }
 
 /** What the server's diagnosis says about one `kind` of failure (origin, cookie, scheme). */

@@ -86,3 +86,46 @@ def test_findings_name_the_kind_of_each_problem_in_order(client: FlaskClient) ->
 
     assert [f["kind"] for f in body["findings"]] == ["cookie", "scheme"]
     assert body["problems"] == [f["message"] for f in body["findings"]]
+
+
+def test_the_browsers_sec_fetch_site_and_the_host_it_called_are_read(client: FlaskClient) -> None:
+    """The frontend calls the API as 127.0.0.1 while its public URL is localhost: the browser
+    says cross-site, and the report names the other host name and the fix."""
+    response = client.get(
+        DIAGNOSE,
+        base_url="http://127.0.0.1:8086",
+        headers={"Origin": FRONTEND, "Sec-Fetch-Site": "cross-site"},
+    )
+
+    body = response.get_json()
+    assert body["same_site"] is False
+    (cookie,) = [f["message"] for f in body["findings"] if f["kind"] == "cookie"]
+    assert "called as 127.0.0.1:8086 but its public URL is http://localhost:8086" in cookie
+
+
+def test_a_loopback_alias_of_an_allowed_origin_gets_did_you_mean_and_the_cookie_cost(
+    client: FlaskClient,
+) -> None:
+    """``FRONTEND`` is http://localhost:4100; the same page opened at 127.0.0.1 is refused.
+    Advising to allow it must say that every cookie then becomes SameSite=None; Partitioned."""
+    body = client.get(DIAGNOSE, headers={"Origin": "http://127.0.0.1:4100"}).get_json()
+
+    assert body["origin_allowed"] is False
+    (finding,) = [f for f in body["findings"] if f["kind"] == "origin"]
+    message = finding["message"]
+    assert f"Did you mean {FRONTEND}?" in message
+    assert "Add http://127.0.0.1:4100 to AUTHGATE_ORIGINS" in message
+    assert "from SameSite=Lax to SameSite=None; Secure; Partitioned" in message
+    assert f"Opening the page at {FRONTEND} instead keeps them first-party" in message
+
+
+def test_a_lookalike_origin_is_called_one_and_never_advised(client: FlaskClient) -> None:
+    body = client.get(DIAGNOSE, headers={"Origin": "http://localhost.evil.test:4100"}).get_json()
+
+    assert body["origin_allowed"] is False
+    (finding,) = [f for f in body["findings"] if f["kind"] == "origin"]
+    message = finding["message"]
+    assert f"Did you mean {FRONTEND}?" in message
+    assert "is a look-alike of it" in message
+    assert "Do not add it to AUTHGATE_ORIGINS" in message
+    assert "Add http://localhost.evil.test:4100" not in message

@@ -81,6 +81,7 @@ def _error_page(status: int, title: str, message: str) -> Response:
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{heading} — authgate</title>
+  <link rel="icon" href="/static/authgate/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/authgate/app.css">
 </head>
 <body>

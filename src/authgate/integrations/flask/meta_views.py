@@ -38,6 +38,7 @@ def diagnose() -> Response:
         scheme=request.scheme,
         host=request.host,
         client_ip=request.remote_addr,
+        sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
     )
     report = diagnose_request(
         view,

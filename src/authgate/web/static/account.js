@@ -1,6 +1,6 @@
 import { OAUTH_ERRORS } from '/authgate.js';
 import {
-  $, auth, button, complain, copyText, onSubmit, requireUser, row, say, when, withBusy,
+  $, auth, button, complain, copyText, fillTable, onSubmit, requireUser, row, say, when, withBusy,
 } from './ui.js';
 
 let user = await requireUser();
@@ -74,9 +74,10 @@ $('#logout').addEventListener('click', (event) => withBusy(event.currentTarget, 
 
 async function loadSessions() {
   const { sessions } = await auth.json('/api/auth/sessions');
-  $('#sessions').replaceChildren(...sessions.map((session) => {
+  fillTable($('#sessions'), sessions.map((session) => {
     const label = (session.user_agent || 'Unknown device') + (session.current ? ' (this device)' : '');
-    const action = button(session.current ? 'Log out' : 'Log out this device', async () => {
+    // The visible text is part of the accessible name ("Log out <device>"), as WCAG 2.5.3 asks.
+    const action = button('Log out', async () => {
       await auth.json(`/api/auth/sessions/${encodeURIComponent(session.id)}`, { method: 'DELETE' });
       if (session.current) location.assign('/');
       else { say('That device was logged out.'); await loadSessions(); }
@@ -112,7 +113,7 @@ async function loadTokenForm() {
 
 async function loadTokens() {
   const { tokens } = await auth.json('/api/tokens');
-  $('#tokens').replaceChildren(...tokens.map((token) => row(
+  fillTable($('#tokens'), tokens.map((token) => row(
     token.name,
     token.scopes.join(', ') + (token.resource ? ` (only ${token.resource})` : ''),
     when(token.expires_at),
@@ -122,7 +123,7 @@ async function loadTokens() {
       say(`Token "${token.name}" revoked.`);
       await loadTokens();
     }, { ariaLabel: `Revoke token ${token.name}` }),
-  )));
+  )), 'No API tokens yet.');
 }
 
 onSubmit($('#token-form'), async (data) => {
@@ -154,7 +155,7 @@ async function loadIdentities() {
   ]);
   const names = Object.fromEntries(providers.map((p) => [p.name, p.display_name]));
   $('#identities-section').hidden = !providers.length && !identities.length;
-  $('#identities').replaceChildren(...identities.map((identity) => row(
+  fillTable($('#identities'), identities.map((identity) => row(
     names[identity.provider] ?? identity.provider,
     identity.email,
     when(identity.linked_at),
@@ -183,7 +184,7 @@ async function loadIdentities() {
 
 async function loadTenants() {
   const { tenants } = await auth.json('/api/tenants');
-  $('#tenants').replaceChildren(...tenants.map((tenant) => row(
+  fillTable($('#tenants'), tenants.map((tenant) => row(
     tenant.name + (tenant.personal ? ' (personal)' : ''), tenant.role,
   )));
   $('#token-tenant').replaceChildren(...tenants.map((tenant) => {

@@ -1,26 +1,21 @@
 import {
-  $, auth, button, complain, onSubmit, requireUser, row, say, setDisabled, withBusy,
+  $, auth, button, complain, fillTable, onSubmit, requireUser, row, say, setDisabled, withBusy,
 } from './ui.js';
 
-const me = await requireUser();
 const PER_PAGE = 50;
+let me = null;  // the signed-in user, once known (at the end: the handlers are in place first)
 let page = 1;
 let pages = 1;
 let query = '';
-
-if (!me.roles.includes('admin')) {
-  say('Only administrators can manage users.');
-  $('#search-form').hidden = true;
-  $('#paging').hidden = true;
-} else {
-  await load().catch(complain);
-}
+let loads = 0;  // loads started: only the latest one shows its answer
 
 async function load() {
   const params = new URLSearchParams({ page, per_page: PER_PAGE });
   if (query) params.set('q', query);
+  const ticket = ++loads;
   const data = await auth.json(`/api/users?${params}`);
-  $('#users').replaceChildren(...data.users.map(userRow));
+  if (ticket !== loads) return;  // a later search or page answers instead of this one
+  fillTable($('#users'), data.users.map(userRow), 'No users found.');
   pages = Math.max(1, Math.ceil(data.total / PER_PAGE));
   $('#page-label').textContent = `Page ${page} of ${pages} (${data.total} users)`;
   showPaging();
@@ -34,17 +29,21 @@ function showPaging() {
 function userRow(user) {
   const roles = document.createElement('input');
   roles.type = 'text';
+  roles.className = 'roles';
   roles.value = user.roles.join(' ');
   roles.setAttribute('aria-label', `Roles of ${user.email} (space-separated)`);
   const save = button('Save roles', () => update(user, { roles: roles.value.split(/[\s,]+/).filter(Boolean) }),
     { ariaLabel: `Save roles of ${user.email}` });
-  const disabled = user.status === 'disabled';
-  const toggle = button(disabled ? 'Enable' : 'Disable',
-    () => update(user, { status: disabled ? 'active' : 'disabled' }),
-    { className: disabled ? 'secondary' : 'danger', ariaLabel: `${disabled ? 'Enable' : 'Disable'} ${user.email}` });
   const actions = document.createElement('div');
   actions.className = 'actions';
-  actions.append(save, toggle);
+  actions.append(save);
+  // No "Disable" on your own row: it would lock you out of this page.
+  if (user.id !== me?.id) {
+    const disabled = user.status === 'disabled';
+    actions.append(button(disabled ? 'Enable' : 'Disable',
+      () => update(user, { status: disabled ? 'active' : 'disabled' }),
+      { className: disabled ? 'secondary' : 'danger', ariaLabel: `${disabled ? 'Enable' : 'Disable'} ${user.email}` }));
+  }
   return row(user.email, user.name, roles, user.status, actions);
 }
 
@@ -77,4 +76,14 @@ async function goTo(number) {
     page = shown;
     throw error;
   }
+}
+
+// Last: a search submitted while the page still loads is handled above, not sent as a plain form.
+me = await requireUser();
+if (!me.roles.includes('admin')) {
+  say('Only administrators can manage users.');
+  $('#search-form').hidden = true;
+  $('#paging').hidden = true;
+} else {
+  await load().catch(complain);
 }

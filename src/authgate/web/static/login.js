@@ -33,4 +33,11 @@ auth.providers().then((providers) => {
 }).catch(() => {});
 
 // Already logged in: go on — unless the page was opened to explain a failed provider login.
-if (!error) auth.me().then((user) => { if (user) location.assign(nextPath()); }).catch(() => {});
+// Only a browser that holds a session or refresh cookie asks /me: for anyone else its 401 would
+// be a console error on every visit (the diagnosis says which cookies arrive, with a 200).
+if (!error) {
+  auth.diagnose()
+    .then((seen) => (seen.session_cookie_received || seen.refresh_cookie_received ? auth.me() : null))
+    .then((user) => { if (user) location.assign(nextPath()); })
+    .catch(() => {});
+}

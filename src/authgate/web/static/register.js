@@ -1,5 +1,8 @@
 import { $, auth, onSubmit } from './ui.js';
 
+// authgate's minimum (core/passwords.py MIN_PASSWORD_LENGTH), as the form's hint says.
+const MIN_PASSWORD_LENGTH = 8;
+
 onSubmit($('#register-form'), async (data) => {
   const fields = Object.fromEntries(['email', 'password', 'name', 'username']
     .map((name) => [name, String(data.get(name) || '').trim()]));
@@ -8,6 +11,11 @@ onSubmit($('#register-form'), async (data) => {
     await auth.register(fields);
   } catch (error) {
     if (error.code === 'user_exists') error.fields = { email: error.message };
+    // The server checks the password's strength only once the other fields are valid: report a
+    // password that is too short beside their errors, so that every invalid field shows at once.
+    if (error.fields && !error.fields.password && fields.password.length < MIN_PASSWORD_LENGTH) {
+      error.fields = { ...error.fields, password: `Use at least ${MIN_PASSWORD_LENGTH} characters.` };
+    }
     throw error;
   }
   try {

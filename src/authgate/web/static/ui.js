@@ -61,12 +61,16 @@ export function clearErrors(form) {
   if (alert) alert.textContent = '';
 }
 
-/** Run `action` on submit with the button disabled; errors go to the form. */
+/** Run `action` on submit with the button disabled; errors go to the form.
+ *
+ * The pages' submit buttons start disabled and are enabled here, once the handler is in place:
+ * a form submitted before the page's script ran would go out as a plain GET, with its fields
+ * (a password) in the URL. */
 export function onSubmit(form, action) {
+  const button = form.querySelector('button[type=submit]');
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const button = form.querySelector('button[type=submit]');
     if (button) button.disabled = true;
     try {
       await action(new FormData(form));
@@ -76,6 +80,7 @@ export function onSubmit(form, action) {
       if (button) button.disabled = false;
     }
   });
+  if (button) button.disabled = false;
 }
 
 /** Messages of the page as a whole: `say` in the notice (role=status), `complain` in the
@@ -124,15 +129,39 @@ export function setDisabled(button, disabled) {
   else button.disabled = disabled;
 }
 
-/** A table row from cells (strings or nodes). */
+/** A table row from cells (strings or nodes); a cell holding buttons is an actions cell. */
 export function row(...cells) {
   const tr = document.createElement('tr');
   for (const cell of cells) {
     const td = document.createElement('td');
     if (cell instanceof Node) td.append(cell); else td.textContent = cell ?? '';
+    if (cell instanceof HTMLButtonElement || cell?.classList?.contains('actions')) {
+      td.className = 'actions-cell';
+    }
     tr.append(td);
   }
   return tr;
+}
+
+/** Fill `tbody` with `rows`, each cell labelled with its column's heading (`data-label`, shown
+ * beside it where a narrow screen stacks the cells); none: one row saying `empty`. */
+export function fillTable(tbody, rows, empty = '') {
+  const headings = [...tbody.closest('table').tHead.rows[0].cells].map((th) => th.textContent.trim());
+  for (const tr of rows) {
+    [...tr.cells].forEach((td, index) => {
+      if (headings[index] && td.className !== 'actions-cell') td.dataset.label = headings[index];
+    });
+  }
+  if (!rows.length && empty) {
+    const td = document.createElement('td');
+    td.colSpan = headings.length;
+    td.className = 'empty';
+    td.textContent = empty;
+    const tr = document.createElement('tr');
+    tr.append(td);
+    rows = [tr];
+  }
+  tbody.replaceChildren(...rows);
 }
 
 export function button(label, onClick, { className = 'secondary', ariaLabel } = {}) {
