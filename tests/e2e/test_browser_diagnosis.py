@@ -7,7 +7,9 @@ server under gunicorn, with the example hostnames mapped to 127.0.0.1 (``--host-
   browser calls it cross-site, and the page names the other host name and the fix
   (tests/e2e/test_browser_client.py);
 - an https page calls an http API: the browser blocks it as mixed content, and the client says
-  so instead of "Cannot reach the authentication server".
+  so instead of "Cannot reach the authentication server";
+- a page on a look-alike of an allowed origin calls the API: it is called a look-alike, with
+  "Did you mean", and nothing advises to allow it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from authgate.proxy.tls import issue_dev_certificate
-from tests.e2e.browser import chromium, new_page, static_site
+from tests.e2e.browser import EXAMPLE_FRONTEND, chromium, new_page, static_site
 from tests.e2e.helpers import server_group, unique_email
 from tests.helpers import PASSWORD, free_port
 
 CLIENT = Path(__file__).resolve().parents[2] / "src" / "authgate" / "web" / "authgate.js"
-HOSTS = "MAP localhost 127.0.0.1, MAP app.example.test 127.0.0.1, MAP api.example.test 127.0.0.1"
+HOSTS = (
+    "MAP localhost 127.0.0.1, MAP app.example.test 127.0.0.1, MAP api.example.test 127.0.0.1, "
+    "MAP app.example.test.evil.test 127.0.0.1"
+)
 
 pytestmark = pytest.mark.usefixtures("page_problems")
 
@@ -103,4 +108,30 @@ def test_an_https_page_calling_an_http_api_is_told_mixed_content(
         assert "blocks the request as mixed content" in message, message
         assert f"the authentication server's URL {api} is plain http" in message
         assert "Cannot reach" not in message
+        context.close()
+
+
+def test_a_look_alike_origin_is_called_so_and_never_advised(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The example frontend served at ``app.example.test.evil.test`` calls an API that allows
+    ``app.example.test`` (same port): the page shows the server's explanation."""
+    port = free_port()
+    allowed = f"http://app.example.test:{port}"
+    lookalike = f"http://app.example.test.evil.test:{port}"
+    with (
+        server_group("sqlite", tmp_path_factory) as group,
+        static_site(EXAMPLE_FRONTEND, port),
+    ):
+        api_port = free_port()
+        api = f"http://localhost:{api_port}"
+        group.start(port=api_port, public_url=api, origins=allowed)
+        context, page = new_page(browser)
+        page.goto(f"{lookalike}/?api={api}")
+
+        problem = page.locator("#problem")
+        expect(problem).to_contain_text(f"Did you mean {allowed}?")
+        expect(problem).to_contain_text("look-alike")
+        expect(problem).not_to_contain_text(f"AUTHGATE_ORIGINS={allowed},")
+        expect(problem).not_to_contain_text(f"Add {lookalike}")
         context.close()

@@ -52,9 +52,11 @@ class DevServer:
         return lines[:requests_start]
 
 
-def _wait_for_line(process: subprocess.Popen[bytes], log: Path, text: str) -> None:
+def _wait_for_line(
+    process: subprocess.Popen[bytes], log: Path, text: str, *, timeout: float = 30
+) -> None:
     """Until ``text`` is in the log (the server logs it once it listens)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if text in log.read_text():
             return
@@ -137,8 +139,14 @@ if _ipv6_loopback():
 def test_register_and_log_in_at_each_loopback_name(
     browser: Browser, dev_server: DevServer, name: str
 ) -> None:
-    typed = f"http://{name}:{dev_server.port}"
-    public = dev_server.public_url
+    _register_and_log_in_through_the_pages(
+        browser, f"http://{name}:{dev_server.port}", dev_server.public_url
+    )
+
+
+def _register_and_log_in_through_the_pages(browser: Browser, typed: str, public: str) -> None:
+    """Register on the page opened at ``typed``, then log in from a fresh browser: both end at
+    the account page on the public URL, with the session cookie there."""
     address = f"newcomer-{uuid.uuid4().hex[:8]}@example.com"
 
     context, page = new_page(browser)
@@ -164,3 +172,47 @@ def test_register_and_log_in_at_each_loopback_name(
     session = [c for c in context.cookies(public) if c["name"] == "authgate_session"]
     assert len(session) == 1 and session[0]["domain"] == "localhost"
     context.close()
+
+
+def test_a_fresh_clone_serves_with_the_readme_command(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The README's first command, verbatim, in a fresh clone of this repository: `scripts/serve`
+    creates its virtualenv, installs authgate, and serves; then the pages work at both loopback
+    names. (On a free port, with the README's `scripts/serve --port N`, so that the test does
+    not depend on 8086 being free.)"""
+    repo = Path(__file__).resolve().parents[2]
+    clone = tmp_path_factory.mktemp("newcomer") / "authgate"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", f"file://{repo}", str(clone)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    server = DevServer(port, clone.parent / "serve.log")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHGATE_", "VIRTUAL_ENV"))}
+    with server.log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", "-c", f"scripts/serve --port {port}"],
+            env=env,
+            cwd=clone,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_line(process, server.log, " in your browser", timeout=600)
+        assert (clone / "instance" / "keys").is_dir()  # generated dev keys, in ./instance
+        for name in ("localhost", "127.0.0.1"):
+            _register_and_log_in_through_the_pages(
+                browser, f"http://{name}:{port}", server.public_url
+            )
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
