@@ -16,16 +16,7 @@ from flask.testing import FlaskClient
 from authgate import dev_server
 from authgate.config import Settings
 from authgate.dev_server import development_app, open_line
-from tests.helpers import PASSWORD, free_port
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
+from tests.helpers import PASSWORD, free_port, has_ipv6_loopback
 
 
 def _app(tmp_path: Path, **values: object) -> Flask:
@@ -116,7 +107,7 @@ def test_the_last_line_names_the_url_to_open() -> None:
     assert open_line(proxied, both) == "Open https://auth.example.test in your browser."
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_loopback_listens_on_both_families(tmp_path: Path) -> None:
     port = free_port()
     servers = dev_server._servers(Settings(port=port), _app(tmp_path))
@@ -130,7 +121,7 @@ def test_loopback_listens_on_both_families(tmp_path: Path) -> None:
             server.server_close()
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_a_busy_ipv6_loopback_is_skipped_and_said(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,9 @@ from playwright.sync_api import Browser, expect
 
 from tests.e2e.browser import new_page
 from tests.e2e.helpers import new_http_session
-from tests.helpers import PASSWORD, free_port
+from tests.helpers import PASSWORD, free_port, has_ipv6_loopback
 
 pytestmark = pytest.mark.usefixtures("page_problems")
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 class DevServer:
@@ -100,7 +90,7 @@ def test_the_startup_log_ends_with_the_url_to_open(dev_server: DevServer) -> Non
     *_, starting, open_this = dev_server.startup_lines()
     assert "DEVELOPMENT server on http://127.0.0.1:" in starting
     others = f"http://127.0.0.1:{port} and http://[::1]:{port} redirect"
-    if not _ipv6_loopback():
+    if not has_ipv6_loopback():
         others = f"http://127.0.0.1:{port} redirects"
     assert open_this.endswith(
         f"Open http://localhost:{port} in your browser ({others} pages there)."
@@ -131,7 +121,7 @@ def test_the_port_flows_into_the_public_url(dev_server: DevServer) -> None:
 
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1"]
-if _ipv6_loopback():
+if has_ipv6_loopback():
     LOOPBACK_NAMES.append("[::1]")
 
 
