@@ -51,7 +51,6 @@ def _redirect_with(location: str, error_code: str | None) -> BaseResponse:
 
 def _flow_response(response: BaseResponse, start: OAuthStart) -> BaseResponse:
     get_extension().transport.set_oauth_flow_cookie(response, start.binding, start.max_age)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
