@@ -19,6 +19,8 @@ from authgate.store.records import (
     LoginHandoffRecord,
     MemberRecord,
     OAuthFlowRecord,
+    OutgoingMail,
+    QueuedMail,
     RefreshOutcome,
     RevocationEvent,
     Revocations,
@@ -276,8 +278,50 @@ class IdentityStore(Protocol):
         ...
 
 
+class MailOutbox(Protocol):
+    """The durable outbox: a mail is a row, written in the same transaction as whatever it
+    announces (store methods that create a mailed token take the ``OutgoingMail`` and insert it
+    themselves); senders lease rows, so that several processes and hosts deliver each mail once.
+    """
+
+    def enqueue_mail(self, mail: OutgoingMail) -> None:
+        """Queue a mail that goes with no other change (a notice, a test mail)."""
+        ...
+
+    def lease_mails(self, *, now: datetime, lease_for: timedelta, limit: int) -> list[QueuedMail]:
+        """Due mails (unsent, next attempt at or before ``now``, lease free or expired), oldest
+        first, leased to the caller until ``now + lease_for``. On PostgreSQL concurrent
+        senders skip each other's rows (``FOR UPDATE SKIP LOCKED``)."""
+        ...
+
+    def mark_mail_sent(self, mail_id: str, lease_token: str, *, now: datetime) -> bool:
+        """False when the lease was lost (another sender took the row over)."""
+        ...
+
+    def mark_mail_failed(
+        self,
+        mail_id: str,
+        lease_token: str,
+        *,
+        error: str,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Record a failed attempt; ``retry_at`` None gives up on the mail (kept, as dead)."""
+        ...
+
+    def count_pending_mails(self) -> int: ...
+
+
 class Store(
-    UserStore, SessionStore, TenantStore, ApiTokenStore, IdentityStore, RevocationLog, Protocol
+    UserStore,
+    SessionStore,
+    TenantStore,
+    ApiTokenStore,
+    IdentityStore,
+    RevocationLog,
+    MailOutbox,
+    Protocol,
 ):
     """Everything the service needs, plus lifecycle."""
 

@@ -164,6 +164,33 @@ class LoginHandoffRecord:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """A rendered mail, ready for the outbox: multipart text + HTML to one address.
+
+    ``kind`` names the template it came from (``verify_email``, ``password_reset``, ...), for
+    logs and metrics; the body may carry a single-use link and is never logged in production."""
+
+    id: str
+    kind: str
+    to: str
+    subject: str
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    """A mail leased from the outbox by one sender until ``lease_until``: it must be marked
+    sent or failed with the same ``lease_token``, or it is leased again after that time."""
+
+    mail: OutgoingMail
+    attempts: int
+    lease_token: str = field(repr=False)
+    lease_until: datetime
+
+
 class RevocationKind(StrEnum):
     SESSION = "session"
     USER = "user"

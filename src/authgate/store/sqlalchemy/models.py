@@ -225,3 +225,26 @@ def user_record(row: UserRow | Row[Any]) -> UserRecord:
 
 
 Index("ix_authgate_sessions_expires_at", SessionRow.expires_at)
+
+
+class OutboxMailRow(Base):
+    """A mail waiting for (or done with) delivery; see ``store.protocols.MailOutbox``."""
+
+    __tablename__ = "authgate_mail_outbox"
+    __table_args__ = (Index("ix_authgate_mail_outbox_next_attempt_at", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Given up after the last retry; kept for the operator to see.
+    dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -40,6 +40,7 @@ from authgate.store.records import (
 from authgate.store.sqlalchemy.database_errors import translate_database_errors
 from authgate.store.sqlalchemy.engines import writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
+from authgate.store.sqlalchemy.mail_outbox import MailOutboxMixin
 from authgate.store.sqlalchemy.models import (
     ApiTokenRow,
     RefreshTokenRow,
@@ -113,8 +114,9 @@ def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
 
 
 @translate_database_errors
-class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin):
-    """Users, sessions, refresh tokens, tenants, API tokens and the revocation log in SQL."""
+class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
+    """Users, sessions, refresh tokens, tenants, API tokens, the revocation log and the mail
+    outbox in SQL."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
