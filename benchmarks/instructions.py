@@ -4,9 +4,15 @@ loaded machine, unlike wall-clock time.
 Each scenario runs in its own process under ``valgrind --tool=callgrind``. The app is built, a
 user registered and logged in, and the request made 50 times to warm every cache; then ``N``
 more requests run inside one call of ``operator.call`` — the only code callgrind counts
-(``--toggle-collect=_operator_call``) — and the total is divided by ``N``. Requests go straight
-to the WSGI app with a prepared environ (no HTTP server, no test client), so the figure is the
-app's own cost: Flask, authgate and the view.
+(``--toggle-collect=_operator_call``; other threads are not counted) — and the total is divided
+by ``N``. Requests go straight to the WSGI app with a prepared environ (no HTTP server, no test
+client), so the figure is the app's own cost: Flask, authgate and the view.
+
+``first_request`` is a token's first request, as after a deploy: 50 + ``N`` users each with a
+session and an access token, the process's caches emptied, then one request per token (the
+first 50 warm the code, the next ``N`` are counted). The peers (``peers.py``) are Flask-JWT-
+Extended and Flask-Security-Too ``/me`` views in their documented style; they need
+``pip install -e '.[bench]'`` and are reported as missing otherwise.
 
     .venv/bin/python benchmarks/instructions.py            # every scenario, N=200
     .venv/bin/python benchmarks/instructions.py --requests 500 me_bearer bare
@@ -17,6 +23,7 @@ Needs valgrind (Debian: ``apt-get install valgrind``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import operator
@@ -38,7 +45,12 @@ SCENARIOS = {
     "me_cookie": "GET /api/auth/me with the session cookie",
     "me_api_token": "GET /api/auth/me with Authorization: Bearer ag_...",
     "own_view": "the app's own @token_required() view, bearer access token",
+    "first_request": "GET /api/auth/me, bearer, a token's first request (nothing cached)",
+    "peer_jwt_extended": "Flask-JWT-Extended GET /me (documented style, HS256, user loader)",
+    "peer_security_too": "Flask-Security-Too GET /me (documented style, auth token)",
 }
+PEERS = {"peer_jwt_extended": "flask_jwt_extended", "peer_security_too": "flask_security"}
+WARM_UP = 50
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -137,11 +149,48 @@ def _bare_app() -> Any:
     return app
 
 
-def _prepare(scenario: str, instance: Path) -> tuple[WsgiApp, dict[str, Any]]:
-    """The app and the environ of the measured request; asserts that it answers 200."""
+def _first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
+    """``count`` users, each with a session and its access token; then the process forgets
+    everything it cached about them, as a new process would."""
+    from authgate.integrations.flask.context import EXTENSION_KEY
+    from authgate.service import ClientInfo
+
+    service = app.extensions[EXTENSION_KEY].service
+    environs = []
+    for n in range(count):
+        user = service.store.create_user(
+            email=f"user{n}@example.com",
+            username=None,
+            name=None,
+            password_hash=None,
+            roles=["user"],
+            now=service.clock.now(),
+        )
+        issued = service.sessions.open_session(
+            user, ClientInfo(), generation=service.cache.users.generation
+        )
+        environs.append(_environ("/api/auth/me", authorization=f"Bearer {issued.access_token}"))
+    service.cache.clear()
+    return environs
+
+
+def _prepare(scenario: str, instance: Path, requests: int) -> tuple[WsgiApp, list[dict[str, Any]]]:
+    """The app and the environs of the requests (the first ``WARM_UP`` for the warm-up when
+    there are several); asserts that the first answers 200."""
     if scenario == "bare":
         app = _bare_app()
-        environ = _environ("/me")
+        environs = [_environ("/me")]
+    elif scenario in PEERS:
+        import peers
+
+        build = (
+            peers.jwt_extended_app if scenario == "peer_jwt_extended" else peers.security_too_app
+        )
+        app, headers = build(instance)
+        environs = [_environ("/me", **headers)]
+    elif scenario == "first_request":
+        app = _authgate_app(instance, own_views=False)
+        environs = _first_request_environs(app, WARM_UP + requests)
     else:
         app = _authgate_app(instance, own_views=scenario in ("own_view", "public_route"))
         _post_json(app, "/api/auth/register", {"email": "ada@example.com", "password": PASSWORD})
@@ -168,27 +217,44 @@ def _prepare(scenario: str, instance: Path) -> tuple[WsgiApp, dict[str, Any]]:
             environ = _environ("/api/notes", authorization=f"Bearer {access}")
         else:
             environ = _environ("/hello")
-    status, body, _ = _call(app, environ)
+        environs = [environ]
+    status, body, _ = _call(app, environs[0])
     assert status.startswith("200"), (scenario, status, body[:300])
-    return app, environ
+    return app, environs
 
 
 def run_inner(scenario: str, requests: int) -> None:
     """In the process under callgrind: warm up, then the measured loop in operator.call."""
     with tempfile.TemporaryDirectory() as tmp:
-        app, environ = _prepare(scenario, Path(tmp))
-        for _ in range(50):
+        app, environs = _prepare(scenario, Path(tmp), requests)
+        # One environ: the same request again and again. Several: each one once.
+        warm, counted = (
+            (environs[:WARM_UP], environs[WARM_UP:])
+            if len(environs) > 1
+            else (
+                environs * WARM_UP,
+                environs * requests,
+            )
+        )
+        for environ in warm:
             _call(app, environ)
 
         def measured() -> None:
-            for _ in range(requests):
+            for environ in counted:
                 _call(app, environ)
 
         operator.call(measured)
+        # Stop authgate's background threads (the mail sender writes the registration's
+        # verification mail into ``tmp``) before the folder goes.
+        state = getattr(app, "extensions", {}).get("authgate")
+        if state is not None:
+            state.service.close()
 
 
-def count(scenario: str, requests: int) -> int:
-    """Instructions per request of ``scenario``."""
+def count(scenario: str, requests: int) -> int | None:
+    """Instructions per request of ``scenario``; None for a peer that is not installed."""
+    if scenario in PEERS and importlib.util.find_spec(PEERS[scenario]) is None:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         done = subprocess.run(
@@ -233,9 +299,13 @@ def main() -> None:
         scenarios.insert(0, "bare")
     figures = {name: count(name, args.requests) for name in scenarios}
     bare = figures["bare"]
+    assert bare is not None
     print(f"instructions per request (callgrind, {args.requests} requests after 50 warm-up)")
     for name, value in figures.items():
-        print(f"  {name:<13} {value:>10,}  {value / bare:5.2f} x bare   {SCENARIOS[name]}")
+        if value is None:
+            print(f"  {name:<17} {'-':>10}             not installed: pip install -e '.[bench]'")
+            continue
+        print(f"  {name:<17} {value:>10,}  {value / bare:6.2f} x bare   {SCENARIOS[name]}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

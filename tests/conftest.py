@@ -8,7 +8,7 @@ The helpers these fixtures use, and the tests too, are in ``tests/helpers.py``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from tests.helpers import (
     make_tenant_app,
     pg_base_url,
 )
+from tests.mail_server import MailServer, Mode
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,3 +114,27 @@ def app(request: pytest.FixtureRequest, service: AuthService) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def mail_server(tmp_path: Path) -> Iterator[MailServer]:
+    """A real SMTP server process, plain, no AUTH (``tests/mail_server.py``); its settings:
+    ``mail_server.settings()``, what arrived: ``mail_server.wait_for(n)``."""
+    with MailServer(tmp_path / "smtp") as server:
+        yield server
+
+
+@pytest.fixture
+def start_mail_server(tmp_path: Path) -> Iterator[Callable[..., MailServer]]:
+    """``start_mail_server(mode="starttls", auth=("user", "password"))``: SMTP server
+    processes of any mode, all stopped at the end of the test."""
+    servers: list[MailServer] = []
+
+    def start(mode: Mode = "plain", auth: tuple[str, str] | None = None) -> MailServer:
+        server = MailServer(tmp_path / f"smtp{len(servers)}", mode=mode, auth=auth)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

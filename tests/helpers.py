@@ -344,3 +344,86 @@ def has_ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+# Mail in the outbox --------------------------------------------------------------------------
+#
+# A sent (or given-up) mail keeps no body in the outbox: its link carries a live token. Without
+# AUTHGATE_SMTP_URL the sender writes each mail as ``<instance>/mail/<time>-<kind>-<id>.eml``,
+# so a sent mail's text is read from there.
+
+
+def eml_mail(path: Path) -> dict[str, Any] | None:
+    """A mail the development transport wrote: ``kind``, ``to``, ``subject``, ``text``,
+    ``html``; None while the file is still being written."""
+    from email import policy
+    from email.message import EmailMessage
+    from email.parser import BytesParser
+
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert isinstance(message, EmailMessage)
+    text, html = (message.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
+    if not isinstance(text, EmailMessage) or not isinstance(html, EmailMessage):
+        return None
+    return {
+        "kind": path.stem.split("-")[1],
+        "to": str(message["To"]),
+        "subject": str(message["Subject"]),
+        "text": text.get_content(),
+        "html": html.get_content(),
+    }
+
+
+def folder_mails(folder: Path) -> dict[str, dict[str, Any]]:
+    """The mails the development transport wrote to ``folder`` (complete ones), by outbox id,
+    oldest first."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+        mail = eml_mail(path)
+        if mail is not None:
+            found[path.stem.rpartition("-")[2]] = mail
+    return found
+
+
+def queued_mails(service: AuthService, kind: str | None = None) -> list[dict[str, Any]]:
+    """The mails in the outbox (after the background work queued so far has run), oldest
+    first: ``kind``, ``to``, ``subject``, ``text``, ``html``; the bodies of one already sent
+    from the ``.eml`` file the development transport wrote ("" if it went elsewhere)."""
+    from sqlalchemy import select
+
+    from authgate.store.sqlalchemy.models import OutboxMailRow
+
+    service.tasks.wait_idle()
+    query = select(OutboxMailRow).order_by(OutboxMailRow.created_at, OutboxMailRow.id)
+    if kind is not None:
+        query = query.where(OutboxMailRow.kind == kind)
+    with service.store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    folder = service.settings.instance_path / "mail"
+    mails = []
+    for r in rows:
+        mail = {"kind": r.kind, "to": r.recipient, "subject": r.subject}
+        if r.body_text:
+            mail.update(text=r.body_text, html=r.body_html)
+        else:  # sent: its file was complete before the row was marked
+            written = [eml_mail(path) for path in folder.glob(f"*-{r.id}.eml")]
+            sent = written[0] if written and written[0] else {}
+            mail.update(text=sent.get("text", ""), html=sent.get("html", ""))
+        mails.append(mail)
+    return mails
+
+
+def token_in(text: str) -> str:
+    """The token of the link in a mail's text (its ``#token=`` part)."""
+    import re
+
+    found = re.search(r"#token=([A-Za-z0-9_-]+)", text)
+    assert found, f"no link with a token in: {text!r}"
+    return found.group(1)
+
+
+def mailed_token(service: AuthService, kind: str, to: str) -> str:
+    """The token of the link in the latest ``kind`` mail to ``to``."""
+    mails = [m for m in queued_mails(service, kind) if m["to"].casefold() == to.casefold()]
+    assert mails, f"no {kind} mail to {to}"
+    return token_in(mails[-1]["text"])

@@ -681,7 +681,9 @@ def test_the_server_process_patches_for_gevent_before_importing_authgate() -> No
         "def check():\n"
         "    import gevent.ssl, urllib3.util.ssl_\n"
         "    print(urllib3.util.ssl_.SSLContext is gevent.ssl.SSLContext)\n"
-        "sys.modules['authgate.cli'] = types.SimpleNamespace(run_production_server=check)\n"
+        "sys.modules['authgate.production_server'] = types.SimpleNamespace(\n"
+        "    run_production_server=check\n"
+        ")\n"
         "authgate.serving.main()\n"
     )
     done = subprocess.run(

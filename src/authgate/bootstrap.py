@@ -2,8 +2,8 @@
 
 It builds the store (migrating the embedded SQLite default), the signing keys, and the backends
 the service is handed — the login throttle, the OAuth provider clients, the revocation feed with
-the process's cache, the avatar files — then the service itself. The Flask extension, the
-standalone server and the CLI all start here.
+the process's cache, the avatar files, the mail composer and the outbox sender — then the service
+itself. The Flask extension, the standalone server and the CLI all start here.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from authgate.backends.auth_cache import AuthCache
 from authgate.backends.avatar_files import AvatarFiles
+from authgate.backends.background_tasks import BackgroundTasks
 from authgate.backends.login_throttle import LoginThrottle
-from authgate.backends.oauth_providers import build_provider_clients
+from authgate.backends.mail_composer import MailComposer
+from authgate.backends.mail_sender import OutboxSender
+from authgate.backends.mail_transport import build_mail_transport
 from authgate.backends.revocation_feed import RevocationFeed
 from authgate.config import Settings
 from authgate.core.clocks import Clock, SystemClock
@@ -28,6 +31,9 @@ from authgate.service import AuthService, KeySource
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+if TYPE_CHECKING:
+    from authgate.backends.oauth_providers import ProviderClient
 
 
 def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthService:
@@ -57,6 +63,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
             memory_cost_kib=settings.password_memory_cost_kib,
             parallelism=settings.password_parallelism,
             offload=gevent_offload(),
+            prehash_salt=settings.read_legacy_password_hmac_salt(),
         ),
         throttle=LoginThrottle(
             per_account=settings.login_rate_limit_per_account,
@@ -73,11 +80,38 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
             remember_seconds=float(settings.access_token_ttl_seconds + 60),
             redis_url=redis_url,
         ),
-        oauth_clients=build_provider_clients(
-            settings.oauth_providers, clock, timeout_seconds=settings.oauth_http_timeout_seconds
-        ),
+        oauth_clients=_provider_clients(settings, clock),
         avatar_files=AvatarFiles(settings.instance_path / "avatars"),
+        mail=build_mail_composer(settings, clock, check=True),
+        mail_sender=OutboxSender(store, build_mail_transport(settings), clock),
+        tasks=BackgroundTasks(),
     )
+
+
+def _provider_clients(settings: Settings, clock: Clock) -> dict[str, ProviderClient]:
+    """The OAuth providers' clients; requests and Authlib are loaded only when one is configured."""
+    if not settings.oauth_providers:
+        return {}
+    from authgate.backends.oauth_providers import build_provider_clients
+
+    return build_provider_clients(
+        settings.oauth_providers, clock, timeout_seconds=settings.oauth_http_timeout_seconds
+    )
+
+
+def build_mail_composer(settings: Settings, clock: Clock, *, check: bool = False) -> MailComposer:
+    """The templates of the package, overridden by those in ``<instance>/mail_templates/``;
+    with ``check``, overrides that do not render are refused now (``ConfigError``)."""
+    overrides = settings.instance_path / "mail_templates"
+    composer = MailComposer(
+        app_name=settings.app_name,
+        app_url=settings.link_base_url,
+        clock=clock,
+        override_dir=overrides,
+    )
+    if check and overrides.is_dir():
+        composer.check_templates()
+    return composer
 
 
 T = TypeVar("T")

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
-from gunicorn.app.base import BaseApplication
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -46,9 +44,17 @@ from authgate.http.schemas import (
     format_time,
     parse_input,
 )
+from authgate.import_commands import tokens_import, users_import
+from authgate.mail_commands import mail
+from authgate.production_server import (
+    MAX_DEFAULT_WORKERS,
+    GunicornApplication,
+    default_workers,
+    gunicorn_options,
+    run_production_server,
+)
 from authgate.proxy.commands import nginx_command
 from authgate.proxy.tls import dev_certificate_names, issue_dev_certificate, nss_trust_commands
-from authgate.server import create_app
 from authgate.service import DEFAULT_ROLES, AuthService
 from authgate.store.records import ApiTokenRecord, UserRecord, UserStatus
 from authgate.store.sqlalchemy.engines import create_database_engine
@@ -64,8 +70,6 @@ __all__ = [
 
 log = logging.getLogger("authgate")
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)s "%(a)s" %({x-request-id}o)s'
-_MAX_DEFAULT_WORKERS = 64  # the most AUTHGATE_WORKERS accepts
 _USER_PAGE = 100
 
 
@@ -182,78 +186,6 @@ def main() -> None:
 # serve -------------------------------------------------------------------------------------------
 
 
-def default_workers() -> int:
-    """Gunicorn's rule of thumb, ``2 * CPUs + 1``, capped at what the settings accept."""
-    return min(2 * (os.cpu_count() or 1) + 1, _MAX_DEFAULT_WORKERS)
-
-
-def _bind_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# gevent workers: each connection is a greenlet, so a client that sends its request slowly holds
-# one of a worker's WORKER_CONNECTIONS, not the whole worker (sync) nor one of a few threads
-# (gthread). Measured with benchmarks/slow_clients.py; the figures are in docs/deploy.md.
-WORKER_CLASS = "gevent"
-WORKER_CONNECTIONS = 1000
-
-
-def gunicorn_options(settings: Settings, workers: int | None = None) -> dict[str, Any]:
-    """The gunicorn settings ``authgate serve --production`` runs with."""
-    return {
-        "bind": [_bind_address(settings.host, settings.port)],
-        "workers": workers or settings.workers or default_workers(),
-        "worker_class": WORKER_CLASS,
-        "worker_connections": WORKER_CONNECTIONS,
-        # The gevent worker also gives a request's head this long to arrive: a slow-loris client
-        # is cut off after 2 s (a request body has no such limit; it holds one connection).
-        "keepalive": 2,
-        "graceful_timeout": 30,
-        "timeout": 30,
-        "accesslog": "-",
-        "errorlog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
-        # Each worker builds its own app (database pool, revocation threads) after the fork.
-        "preload_app": False,
-        "proc_name": "authgate",
-        # gunicorn >= 25 opens a control socket in $HOME by default; two servers on one host
-        # would fight over it, and authgate does not need it.
-        "control_socket_disable": True,
-    }
-
-
-_OPTIONAL_GUNICORN_SETTINGS = frozenset({"control_socket_disable"})
-
-
-class GunicornApplication(BaseApplication):  # type: ignore[misc]
-    """gunicorn, driven from Python: ``create_app(settings)`` in every worker after the fork."""
-
-    def __init__(self, settings: Settings, options: Mapping[str, Any]):
-        self.settings = settings
-        self.options = dict(options)
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in _OPTIONAL_GUNICORN_SETTINGS and key not in self.cfg.settings:
-                continue  # an older gunicorn without this feature
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        return create_app(self.settings)
-
-
-def run_production_server() -> None:
-    """The gunicorn master of ``authgate serve --production``, with settings from the environment.
-
-    ``python -m authgate.serving`` calls this once gevent has monkey-patched the process."""
-    try:
-        settings = load_settings()
-    except ConfigError as e:
-        raise SystemExit(f"Error: {e}") from None
-    GunicornApplication(settings, gunicorn_options(settings)).run()
-
-
 def _become_production_server(overrides: Mapping[str, Any]) -> None:
     """Replace this process with ``python -m authgate.serving`` (same pid: systemd's and docker's
     signals reach the gunicorn master), the command-line options passed in its environment.
@@ -284,7 +216,7 @@ def _become_production_server(overrides: Mapping[str, Any]) -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, _MAX_DEFAULT_WORKERS),
+    type=click.IntRange(1, MAX_DEFAULT_WORKERS),
     help="gunicorn worker processes (production) [default: AUTHGATE_WORKERS or 2*CPUs+1].",
 )
 def serve(production: bool, host: str | None, port: int | None, workers: int | None) -> None:
@@ -736,8 +668,11 @@ def tls_dev(names: tuple[str, ...], directory: Path | None) -> None:
     )
 
 
+users.add_command(users_import)
+tokens.add_command(tokens_import)
 main.add_command(nginx_command)
 main.add_command(doctor)
+main.add_command(mail)
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,13 @@ from pydantic import (
 
 from authgate.core.oauth import safe_redirect_target
 from authgate.core.origins import OriginAllowlist, parse_origin
+from authgate.core.smtp_urls import SmtpEndpoint, parse_mail_address, parse_smtp_url
 from authgate.errors import ConfigError
+
+# The algorithms a legacy session token may use: HMAC only (the old app's shared secret); never
+# "none", and never an asymmetric one whose public key could be confused for the secret.
+LEGACY_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+LEGACY_JWT_ALGORITHMS_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 ENV_PREFIX = "AUTHGATE_"
 # The development public URL: ``authgate serve`` listens on loopback, and browsers reach it (and
@@ -186,6 +193,13 @@ class Settings(BaseModel):
     api_token_max_ttl_days: int = Field(default=365, ge=1, le=3650)
     login_rate_limit_per_account: str = "10 per 5 minutes"
     login_rate_limit_per_ip: str = "100 per 5 minutes"
+    # Requests that mail a link (forgot password, verification, email change, invitation): per
+    # address (or account) from anywhere, and per client IP; mails to an address not the
+    # sender's own (invitation, email change) also per that address, invitations per inviter.
+    mail_rate_limit_per_address: str = "5 per 15 minutes"
+    mail_rate_limit_per_ip: str = "50 per 15 minutes"
+    # "required": a password login of an unverified address answers 403 email_not_verified.
+    email_verification: Literal["optional", "required"] = "optional"
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1, le=64)
@@ -194,6 +208,85 @@ class Settings(BaseModel):
     oauth_default_redirect: str = "/"
     # The timeouts of each call to a provider: to connect (at most 5 s) and per read.
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Mail (docs/email.md). Without an SMTP URL, mails are logged and written as .eml files
+    # under <instance>/mail/ (development).
+    smtp_url: SecretStr | None = None
+    # A CA bundle (PEM) trusted for the SMTP server's certificate instead of the system's.
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Required with smtp_url: "Example <no-reply@example.com>" or no-reply@example.com.
+    mail_from: str | None = Field(default=None, validate_default=True)
+    app_name: str = Field(default="authgate", min_length=1, max_length=80)
+    # Where the links in mails point (a frontend on another origin, maybe under a path), without
+    # a trailing slash; unset: the public URL.
+    link_base_url: str = ""
+    # Dual-run of the previous app's sessions (docs/migrating.md): with a secret (or a file
+    # holding it), a request that carries a valid JWT of the old app and no authgate session is
+    # exchanged once for an authgate session, until the cut-off; then it is refused.
+    legacy_jwt_secret: SecretStr | None = None
+    legacy_jwt_secret_file: Path | None = None
+    legacy_jwt_algorithms: tuple[str, ...] = ("HS256",)
+    legacy_jwt_cookie: str | None = "jwt"
+    legacy_jwt_header: str | None = None
+    # The claim naming the user, and which of the imported users' columns it matches.
+    legacy_jwt_claim: str = "sub"
+    legacy_jwt_user_column: Literal["email", "username", "legacy_id"] = "email"
+    legacy_jwt_cutoff: datetime | None = None
+    # Bearer credentials that are neither ours (``ag_``) nor JWTs are looked up as API tokens
+    # imported with ``authgate tokens import`` -- only when this is on, so that junk tokens cost
+    # no database query on deployments that imported none.
+    legacy_api_tokens: bool = False
+    # Flask-Security-Too's SECURITY_PASSWORD_SALT: verifies the hashes imported with
+    # ``--password-prehash flask-security`` (its default double hashing).
+    legacy_password_hmac_salt: SecretStr | None = None
+
+    @field_validator("legacy_jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check_legacy_jwt(self) -> Settings:
+        if self.legacy_jwt_secret is not None and self.legacy_jwt_secret_file is not None:
+            raise ValueError("set legacy_jwt_secret or legacy_jwt_secret_file, not both")
+        if self.legacy_jwt_secret_file is not None and not self.legacy_jwt_secret_file.is_file():
+            raise ValueError(f"legacy_jwt_secret_file {self.legacy_jwt_secret_file} is not a file")
+        if not self.legacy_jwt_enabled:
+            return self
+        unknown = [a for a in self.legacy_jwt_algorithms if a not in LEGACY_JWT_ALGORITHMS]
+        if unknown or not self.legacy_jwt_algorithms:
+            raise ValueError(
+                f"legacy_jwt_algorithms may hold only {', '.join(LEGACY_JWT_ALGORITHMS)} "
+                f"(never none), got {', '.join(self.legacy_jwt_algorithms) or 'nothing'}"
+            )
+        secret = self.read_legacy_jwt_secret() or b""
+        needed = max(LEGACY_JWT_ALGORITHMS_MIN_KEY_BYTES[a] for a in self.legacy_jwt_algorithms)
+        if len(secret) < needed:
+            raise ValueError(
+                f"the legacy JWT secret is {len(secret)} bytes; "
+                f"{', '.join(self.legacy_jwt_algorithms)} needs at least {needed} "
+                "(RFC 7518 §3.2). A shorter or placeholder secret (the seed tutorial's default "
+                "is 'SECRET_KEY') lets anyone forge the old app's "
+                "tokens: do not dual-run with it, let users log in again"
+            )
+        if self.legacy_jwt_cutoff is None:
+            raise ValueError(
+                "legacy_jwt_cutoff is required with a legacy JWT secret: the dual run must end "
+                "(e.g. AUTHGATE_LEGACY_JWT_CUTOFF=2027-03-01T00:00:00Z)"
+            )
+        if self.legacy_jwt_cutoff.tzinfo is None:
+            raise ValueError("legacy_jwt_cutoff needs a time zone, e.g. 2027-03-01T00:00:00Z")
+        if not (self.legacy_jwt_cookie or self.legacy_jwt_header):
+            raise ValueError("legacy_jwt_cookie or legacy_jwt_header must name where the token is")
+        if self.legacy_jwt_header and self.legacy_jwt_header.lower() == "authorization":
+            raise ValueError(
+                "legacy_jwt_header cannot be Authorization: authgate's own bearer tokens use it"
+            )
+        if not self.legacy_jwt_claim:
+            raise ValueError("legacy_jwt_claim must name a claim")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -255,7 +348,12 @@ class Settings(BaseModel):
             raise ValueError(str(e)) from None
         return allowlist.as_strings()
 
-    @field_validator("login_rate_limit_per_account", "login_rate_limit_per_ip")
+    @field_validator(
+        "login_rate_limit_per_account",
+        "login_rate_limit_per_ip",
+        "mail_rate_limit_per_address",
+        "mail_rate_limit_per_ip",
+    )
     @classmethod
     def _check_rate(cls, value: str) -> str:
         try:
@@ -280,6 +378,67 @@ class Settings(BaseModel):
             providers[name] = fields
         return providers
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _check_smtp_ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file (a PEM bundle of CA certificates)")
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.strip():
+            value = None
+        if value is None:
+            if info.data.get("smtp_url") is not None:
+                raise ValueError(
+                    "is required when AUTHGATE_SMTP_URL is set: the sender of every mail, e.g. "
+                    "AUTHGATE_MAIL_FROM='Example <no-reply@example.com>'"
+                )
+            return None
+        parse_mail_address(value)
+        return value.strip()
+
+    @field_validator("app_name")
+    @classmethod
+    def _check_app_name(cls, value: str) -> str:
+        if any(ord(c) < 32 for c in value) or not value.strip():
+            raise ValueError("must be one line of text, such as 'Example'")
+        return value.strip()
+
+    @field_validator("link_base_url")
+    @classmethod
+    def _check_link_base_url(cls, value: str) -> str:
+        if not value:
+            return value  # the public URL (_default_link_base_url)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an absolute http(s) URL such as https://app.example.com or "
+                "https://example.com/app"
+            )
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("must not have a query or fragment (the token goes in the fragment)")
+        try:
+            origin = parse_origin(f"{parts.scheme}://{parts.netloc}").serialize()
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+        return origin + parts.path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_link_base_url(self) -> Settings:
+        if not self.link_base_url:
+            object.__setattr__(self, "link_base_url", self.public_url)
+        return self
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -289,6 +448,23 @@ class Settings(BaseModel):
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("must be an origin without a path, such as https://auth.example.com")
         return parse_origin(f"{parts.scheme}://{parts.netloc}").serialize()
+
+    @property
+    def legacy_jwt_enabled(self) -> bool:
+        return self.legacy_jwt_secret is not None or self.legacy_jwt_secret_file is not None
+
+    def read_legacy_password_hmac_salt(self) -> bytes | None:
+        salt = self.legacy_password_hmac_salt
+        return None if salt is None else salt.get_secret_value().encode("utf-8")
+
+    def read_legacy_jwt_secret(self) -> bytes | None:
+        """The previous app's signing secret, from the setting or its file (read now; trailing
+        newlines dropped); None when the dual run is off."""
+        if self.legacy_jwt_secret is not None:
+            return self.legacy_jwt_secret.get_secret_value().encode("utf-8")
+        if self.legacy_jwt_secret_file is not None:
+            return self.legacy_jwt_secret_file.read_bytes().rstrip(b"\r\n")
+        return None
 
     def __hash__(self) -> int:
         # Frozen, but the providers mapping is a dict: hash the validated values as text.
@@ -313,6 +489,17 @@ class Settings(BaseModel):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.instance_path / 'authgate.db').resolve()}"
+
+    @property
+    def smtp_endpoint(self) -> SmtpEndpoint | None:
+        """The parsed ``smtp_url``; None: development mail (logged, written as files)."""
+        if self.smtp_url is None:
+            return None
+        return parse_smtp_url(self.smtp_url.get_secret_value())
+
+    @property
+    def resolved_mail_from(self) -> str:
+        return self.mail_from or f"{self.app_name} <no-reply@localhost>"
 
     @property
     def allowlist(self) -> OriginAllowlist:
@@ -351,6 +538,18 @@ class Settings(BaseModel):
                     f"OAuth provider {name} allows plain http: production talks to providers "
                     f"over https only (unset AUTHGATE_OAUTH_{name.upper()}_ALLOW_HTTP)."
                 )
+        if self.link_base_url.startswith("http://") and self.link_base_url != self.public_url:
+            problems.append(
+                f"AUTHGATE_LINK_BASE_URL is {self.link_base_url}: the links in mails carry "
+                "single-use tokens and must be https."
+            )
+        endpoint = self.smtp_endpoint
+        if endpoint is not None and endpoint.security == "plain" and not endpoint.is_loopback:
+            problems.append(
+                f"AUTHGATE_SMTP_URL is plain smtp:// to {endpoint.host}: production sends mail "
+                "(with password-reset links) over plain SMTP only to a relay on this host; use "
+                "smtp+starttls:// or smtps://, or a relay on 127.0.0.1."
+            )
         for origin in self.origins:
             if origin.startswith("http://"):
                 problems.append(

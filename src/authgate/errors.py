@@ -84,6 +84,14 @@ class TokenExpiredError(AuthError):
     default_message = "The token has expired."
 
 
+class LegacySessionEndedError(AuthError):
+    """A session token of the app authgate replaced, presented after the dual run's cut-off."""
+
+    code = "legacy_session_ended"
+    status = 401
+    default_message = "Sessions of the previous app have ended: log in again."
+
+
 class TokenRevokedError(AuthError):
     code = "token_revoked"
     status = 401
@@ -180,6 +188,30 @@ class LastLoginMethodError(AuthError):
     )
 
 
+class InvalidAccountTokenError(AuthError):
+    """A mailed link's token that opens nothing: unknown, already used, expired, or issued
+    before the account's email or password changed (one answer for all: no oracle)."""
+
+    code = "invalid_or_expired_token"
+    status = 400
+    default_message = "This link is invalid, has expired or was already used; ask for a new one."
+
+
+class EmailNotVerifiedError(AuthError):
+    code = "email_not_verified"
+    status = 403
+    default_message = (
+        "Verify your email address first: follow the link in the mail we sent "
+        "(POST /api/auth/email/verify/resend sends a new one)."
+    )
+
+
+class InvitationEmailMismatchError(AuthError):
+    code = "invitation_email_mismatch"
+    status = 403
+    default_message = "This invitation was sent to another email address: log in with that address."
+
+
 # "Log in with ..." ---------------------------------------------------------------------------
 # Raised while a browser is away at the provider or coming back; the Flask adapter redirects the
 # browser to the frontend with ``error=<code>`` instead of rendering an error page.
@@ -269,3 +301,12 @@ class OAuthEmailMissingError(OAuthError):
     code = "oauth_email_missing"
     status = 422
     default_message = "The provider did not share an email address; authgate needs one."
+
+
+class OAuthEmailUnverifiedError(OAuthError):
+    code = "oauth_email_unverified"
+    status = 422
+    default_message = (
+        "The provider has not verified this account's email address, so it cannot open an "
+        "account here: verify the address at the provider, or register with a password."
+    )

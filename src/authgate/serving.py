@@ -1,11 +1,10 @@
 """``python -m authgate.serving``: the production server, the process ``authgate serve
 --production`` becomes once it has checked the settings and migrated.
 
-gunicorn with gevent workers (``authgate.cli.gunicorn_options``). gevent's monkey-patching has to
+gunicorn with gevent workers (``authgate.production_server``). gevent's monkey-patching has to
 come before anything uses ``ssl``, ``socket`` or ``threading`` (urllib3 keeps ``ssl.SSLContext``
-from its own import, for one), and ``authgate.cli`` imports all of them: so this patches first and
-imports authgate after. The settings come from the environment, where ``authgate serve`` put its
-command-line options.
+from its own import, for one): so this patches first and imports authgate after. The settings
+come from the environment, where ``authgate serve`` put its command-line options.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ def main() -> None:
 
     monkey.patch_all()
 
-    from authgate.cli import run_production_server
+    from authgate.production_server import run_production_server
 
     run_production_server()
 

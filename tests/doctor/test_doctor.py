@@ -24,11 +24,12 @@ from tests.doctor.helpers import (
     run_cli,
 )
 from tests.helpers import REDIS_URL
+from tests.mail_server import MailServer
 
 
 @pytest.fixture
-def healthy_env(tmp_path: Path) -> dict[str, str]:
-    """A production deployment with nothing wrong."""
+def healthy_env(tmp_path: Path, mail_server: MailServer) -> dict[str, str]:
+    """A production deployment with nothing wrong (mail through a relay on loopback)."""
     keys = production_keys(tmp_path)
     return {
         "AUTHGATE_ENV": "production",
@@ -38,6 +39,7 @@ def healthy_env(tmp_path: Path) -> dict[str, str]:
         "AUTHGATE_DATABASE_URL": migrated_sqlite(tmp_path),
         "AUTHGATE_KEYS_DIR": str(keys),
         "AUTHGATE_REDIS_URL": REDIS_URL,
+        **mail_server.environment(),
     }
 
 

@@ -33,7 +33,16 @@ from authgate.bootstrap import build_service
 from authgate.config import Settings, load_settings
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
-from tests.helpers import BROWSER, FRONTEND, PASSWORD, REDIS_URL, free_port, pg_base_url
+from tests.helpers import (
+    BROWSER,
+    FRONTEND,
+    PASSWORD,
+    REDIS_URL,
+    folder_mails,
+    free_port,
+    pg_base_url,
+    token_in,
+)
 
 STARTUP_TIMEOUT_SECONDS = 20.0
 # The client authgate is registered as at the OpenID Provider of the OAuth tests.
@@ -292,11 +301,11 @@ class ServerGroup:
         assert port is None or count == 1
         servers: list[Server] = []
         for _ in range(count):
-            port = port or free_port()
+            server_port = port or free_port()
             env = server_env(
                 instance_path=self.instance_path,
                 database_url=self.database.url,
-                port=port,
+                port=server_port,
                 redis_url=redis_url,
                 extra={f"AUTHGATE_{k.upper()}": v for k, v in extra.items()},
             )
@@ -306,7 +315,10 @@ class ServerGroup:
                 # Migrate SQLite and create the development keys once, before any worker starts.
                 build_service(authgate_settings(env)).close()
             server = Server(
-                port=port, env=env, workers=workers, log_path=self.log_dir / f"gunicorn-{port}.log"
+                port=server_port,
+                env=env,
+                workers=workers,
+                log_path=self.log_dir / f"gunicorn-{server_port}.log",
             )
             self.servers.append(server)
             servers.append(server)
@@ -402,6 +414,24 @@ def register(server: Server, email: str, password: str = PASSWORD, **extra: Any)
     user: dict[str, Any] = response.json()["user"]
     assert user["email"] == email
     return user
+
+
+def wait_for_mailed_token(server: Server, kind: str, to: str, *, timeout: float = 10.0) -> str:
+    """The token of the link in the latest ``kind`` mail to ``to`` from a server without SMTP:
+    its sender writes each mail as an ``.eml`` file in the instance's ``mail/`` folder (the
+    outbox keeps no body once a mail is sent), soon after the request that queued it."""
+    folder = Path(server.env["AUTHGATE_INSTANCE_PATH"]) / "mail"
+    deadline = time.monotonic() + timeout
+    while True:
+        mails = [
+            m
+            for m in folder_mails(folder).values()
+            if m["kind"] == kind and m["to"].casefold() == to.casefold()
+        ]
+        if mails:
+            return token_in(mails[-1]["text"])
+        assert time.monotonic() < deadline, f"no {kind} mail to {to} in {folder}"
+        time.sleep(0.05)
 
 
 def login_script(server: Server, email: str, password: str = PASSWORD) -> dict[str, Any]:

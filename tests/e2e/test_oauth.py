@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
     register,
     server_group,
     set_cookies,
+    wait_for_mailed_token,
 )
 from tests.e2e.oauth_browser import (
     FLOW_COOKIE,
@@ -605,7 +606,7 @@ def test_unverified_provider_email_never_joins_an_existing_account(
 
     response = browser.login_with(deployment.op, email)
 
-    assert redirected_error(response.headers["Location"]) == "oauth_account_exists"
+    assert redirected_error(response.headers["Location"]) == "oauth_email_unverified"
     assert SESSION_COOKIE not in browser.cookies
     owner = deployment.browser()
     owner.password_login(email)
@@ -625,7 +626,7 @@ def test_unverified_provider_email_never_joins_a_verified_account(
 
     response = deployment.browser().login_with(deployment.op, email)
 
-    assert redirected_error(response.headers["Location"]) == "oauth_account_exists"
+    assert redirected_error(response.headers["Location"]) == "oauth_email_unverified"
     identities = owner.get("/api/auth/identities").json()["identities"]
     assert [i["provider"] for i in identities] == ["github"]
 
@@ -680,6 +681,48 @@ def test_verified_emails_on_both_sides_link_the_accounts(deployment: OAuthDeploy
     assert providers == {"github", "corp"}
 
 
+def verification_token(server: Server, email: str) -> str:
+    """The token of the verification link registration mailed to ``email`` (the deployment has
+    no SMTP: its mail folder)."""
+    return wait_for_mailed_token(server, "verify_email", email)
+
+
+def test_an_address_verified_by_its_mail_joins_a_verified_github_login(
+    deployment: OAuthDeployment,
+) -> None:
+    """Both sides verified, the local side by the link its registration mailed: one account."""
+    email = account("ivy")
+    local = register(deployment.server, email)
+    github_user(deployment, email)
+    assert redirected_error(github_login(deployment, deployment.browser())) == (
+        "oauth_account_exists"  # not verified yet: no link
+    )
+    verified = deployment.server.post(
+        "/api/auth/email/verify",
+        json={"token": verification_token(deployment.server, email)},
+        headers=BROWSER,
+    )
+    assert verified.status_code == 200 and verified.json()["user"]["email_verified"] is True
+
+    browser = deployment.browser()
+    assert redirected_error(github_login(deployment, browser)) is None
+
+    assert browser.me().json()["user"]["id"] == local["id"]
+    identities = browser.get("/api/auth/identities").json()["identities"]
+    assert [i["provider"] for i in identities] == ["github"]
+
+
+def test_an_unverified_provider_email_leaves_the_address_to_its_owner(
+    deployment: OAuthDeployment,
+) -> None:
+    email = account("jude")
+    github_user(deployment, email, verified=False)
+    intruder = deployment.browser()
+    assert redirected_error(github_login(deployment, intruder)) == "oauth_email_unverified"
+    assert SESSION_COOKIE not in intruder.cookies
+    register(deployment.server, email)  # the real owner registers the address
+
+
 # GitHub -----------------------------------------------------------------------------------------
 
 
@@ -709,7 +752,7 @@ def test_github_unverified_primary_email_does_not_join_an_existing_account(
 
     location = github_login(deployment, deployment.browser())
 
-    assert redirected_error(location) == "oauth_account_exists"
+    assert redirected_error(location) == "oauth_email_unverified"
 
 
 def test_github_unverified_primary_email_does_not_join_a_verified_account(
@@ -724,7 +767,7 @@ def test_github_unverified_primary_email_does_not_join_a_verified_account(
 
     location = github_login(deployment, intruder)
 
-    assert redirected_error(location) == "oauth_account_exists"
+    assert redirected_error(location) == "oauth_email_unverified"
     assert SESSION_COOKIE not in intruder.cookies
     identities = owner.get("/api/auth/identities").json()["identities"]
     assert [i["provider"] for i in identities] == ["corp"]

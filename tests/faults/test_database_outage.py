@@ -6,6 +6,8 @@ session lost."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,15 @@ from authgate.service import AuthService
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
 from tests.faults.postgres import PrivatePostgres
-from tests.helpers import PASSWORD, bearer, make_app, make_settings, register
+from tests.helpers import (
+    PASSWORD,
+    bearer,
+    mailed_token,
+    make_app,
+    make_settings,
+    queued_mails,
+    register,
+)
 
 OUTAGE_LOGINS = 12  # more than the budget of 10 failures per account and address
 
@@ -123,3 +133,59 @@ def test_wrong_passwords_after_an_outage_are_still_throttled(
     postgres.start()
     codes = [client.post("/api/auth/login", json=wrong).status_code for _ in range(11)]
     assert codes == [401] * 10 + [429]
+
+
+def _forgot(client: FlaskClient, email: str) -> None:
+    response = client.post("/api/auth/password/forgot", json={"email": email})
+    assert response.status_code == 202, response.json
+
+
+def test_forgot_password_while_the_database_is_down_is_tried_again_then_given_up_in_one_line(
+    postgres: PrivatePostgres, services: list[AuthService], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = services[0]
+    service.recovery.retry_delays_seconds = (0.2, 0.4)
+    client = make_app(service).test_client()
+    register(client)
+    postgres.stop()
+
+    with caplog.at_level(logging.INFO):
+        _forgot(client, "ada@example.com")
+        assert service.tasks.wait_idle(timeout=10)
+
+    lines = [r for r in caplog.records if r.name in ("authgate.recovery", "authgate.tasks")]
+    assert [(r.levelno, r.exc_info) for r in lines] == [
+        (logging.INFO, None),
+        (logging.INFO, None),
+        (logging.WARNING, None),
+    ], [r.getMessage() for r in lines]
+    given_up = lines[-1].getMessage()
+    digest = hashlib.sha256(b"ada@example.com").hexdigest()[:10]
+    assert given_up.startswith(f"forgot password for an address at example.com (sha256 {digest})")
+    assert "after 3 attempts; no reset link was mailed" in given_up
+    assert not any("ada@" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "\n" not in given_up
+    postgres.start()
+    assert queued_mails(service, "password_reset") == []
+
+
+def test_forgot_password_during_a_short_outage_mails_the_link_once_the_database_is_back(
+    postgres: PrivatePostgres, services: list[AuthService], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = services[0]
+    service.recovery.retry_delays_seconds = (0.2, 8.0)
+    client = make_app(service).test_client()
+    register(client)
+    postgres.stop()
+
+    with caplog.at_level(logging.INFO, logger="authgate.recovery"):
+        _forgot(client, "ada@example.com")
+        deadline = time.monotonic() + 5
+        while not caplog.records or "attempt 2 of 3" not in caplog.records[-1].getMessage():
+            assert time.monotonic() < deadline, "the second attempt did not fail"
+            time.sleep(0.05)
+        postgres.start()  # during the wait before the third attempt
+        assert service.tasks.wait_idle(timeout=15)
+
+    assert "handled at attempt 3" in caplog.records[-1].getMessage()
+    assert mailed_token(service, "password_reset", "ada@example.com")

@@ -75,7 +75,35 @@ CONFIG = {
                     "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
                 }
             },
-        }
+        },
+        *[
+            {
+                # A mailed link's token exists only in a mail: a generated one opens nothing,
+                # which is 400 invalid_or_expired_token.
+                "include-path": path,
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": [
+                            "2xx",
+                            "3xx",
+                            "400",
+                            "401",
+                            "403",
+                            "404",
+                            "409",
+                            "429",
+                        ]
+                    }
+                },
+            }
+            for path in (
+                "/api/auth/email/verify",
+                "/api/auth/email/change/confirm",
+                "/api/auth/password/reset",
+                "/api/invitations/preview",
+                "/api/invitations/accept",
+            )
+        ],
     ],
 }
 
@@ -150,6 +178,8 @@ def help_valid_request(case: Case, account: Account) -> None:
         body["new_password"] = valid_new_password(
             body.get("new_password"), identity=account.identity()
         )
+    elif label == "POST /api/auth/email/change" and isinstance(body, dict):
+        body["password"] = account.password
     elif label == "POST /api/auth/me/avatar" and isinstance(body, dict):
         body["avatar"] = png()
 
@@ -216,6 +246,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     make_admin(service, admin.id)
     deployment = Deployment()
     deployment.app = make_app(service)
+    # Mails queued by the generated requests stay in the outbox: delivering them is not what this
+    # test checks, and the MIME boundaries of a message come from the ``random`` module, which
+    # Hypothesis refuses to see used during a test case.
+    service.mail_sender.stop()
     deployment.app.wsgi_app = read_whole(deployment.app.wsgi_app)  # type: ignore[method-assign]
     deployment.account = Account(service)
     # Something to find: an API token (in the personal tenant) and a team tenant.

@@ -241,6 +241,7 @@ def test_a_few_field_errors_keep_the_usual_message() -> None:
 NULLABLE = {
     ("RegisterInput", "name"),  # no name
     ("RegisterInput", "username"),  # no username
+    ("RegisterInput", "invitation_token"),  # no invitation: registers unverified
     ("ProfileInput", "name"),  # clears the name
     ("ProfileInput", "username"),  # clears the username
     ("RefreshInput", "refresh_token"),  # none in the body: the cookie's

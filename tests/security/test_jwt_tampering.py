@@ -197,3 +197,75 @@ def test_unexpected_header_parameters_are_rejected(extra: dict[str, Any]) -> Non
 
     with pytest.raises(InvalidTokenError):
         _decode(token, KeyRing([key]))
+
+
+# --- encoding ---------------------------------------------------------------------------------
+# The compact form is read by authgate itself (``core/tokens.py``), not by PyJWT: these hold it to
+# RFC 7515's strict base64url and to JSON objects, whatever a lenient decoder would repair.
+
+
+def test_signature_with_other_trailing_bits_is_rejected() -> None:
+    """86 base64url characters carry 516 bits for a 64-byte signature: a lenient decoder drops
+    the last 4, so the same signature has 16 spellings. Only the canonical one passes."""
+    key = _key()
+    token = _genuine(key)
+    head, _, signature = token.rpartition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    respelled = f"{head}.{signature[:-1]}{alphabet[last ^ 1]}"
+    assert _unb64(respelled.rpartition(".")[2]) == _unb64(signature)  # the same 64 bytes
+    assert _decode(token, KeyRing([key]))  # control
+
+    with pytest.raises(InvalidTokenError):
+        _decode(respelled, KeyRing([key]))
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        lambda token: token.replace("-", "+").replace("_", "/"),  # base64, not base64url
+        lambda token: token.replace(".", "=.", 1),  # padding
+        lambda token: token + ".AAAA.AAAA",  # five segments (the JWE form)
+        lambda token: token.rpartition(".")[0] + ".",  # no signature
+        lambda token: " " + token,
+    ],
+    ids=["base64", "padding", "five-segments", "no-signature", "leading-space"],
+)
+def test_respelled_tokens_are_rejected(respell: Any) -> None:
+    key = _key()
+    token = _genuine(key)
+    while respell(token) == token:  # a token without - or _ would not be respelled
+        token = _genuine(key)
+
+    with pytest.raises(InvalidTokenError):
+        _decode(respell(token), KeyRing([key]))
+
+
+@pytest.mark.parametrize("segment", ["header", "payload"])
+def test_deeply_nested_json_is_an_invalid_token_not_a_crash(segment: str) -> None:
+    """A parser's recursion limit is an input error like any other, not a 500."""
+    key = _key()
+    header, payload, _ = _parts(_genuine(key))
+    nested = "[" * 2000 + "]" * 2000  # deeper than the interpreter allows, within 8 KB
+    if segment == "header":
+        token = f"{_b64(nested.encode())}.{_b64(json.dumps(payload).encode())}.AAAA"
+    else:
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(nested.encode())}"
+        token = f"{signing_input}.{_b64(key.private_key.sign(signing_input.encode()))}"
+
+    with pytest.raises(InvalidTokenError):
+        _decode(token, KeyRing([key]))
+
+
+@pytest.mark.parametrize("value", ["[]", '"x"', "1", "null"])
+def test_header_and_payload_must_be_json_objects(value: str) -> None:
+    key = _key()
+    header, _, _ = _parts(_genuine(key))
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(value.encode())}"
+    token = f"{signing_input}.{_b64(key.private_key.sign(signing_input.encode()))}"
+    with pytest.raises(InvalidTokenError):
+        _decode(token, KeyRing([key]))
+
+    token = f"{_b64(value.encode())}.{signing_input.partition('.')[2]}.AAAA"
+    with pytest.raises(InvalidTokenError):
+        _decode(token, KeyRing([key]))

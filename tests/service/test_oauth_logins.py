@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import update
 
 from authgate.bootstrap import build_service
 from authgate.core.oauth import ExternalProfile, ResponseIssuer
@@ -16,8 +15,14 @@ from authgate.errors import LastLoginMethodError
 from authgate.service import AuthService, ClientInfo
 from authgate.service.oauth_logins import OAuthOutcome
 from authgate.store.records import UserRecord
-from authgate.store.sqlalchemy.models import UserRow
-from tests.helpers import PROVIDERS, PUBLIC_URL, ScriptedProvider, StepClock, make_settings
+from tests.helpers import (
+    PROVIDERS,
+    PUBLIC_URL,
+    ScriptedProvider,
+    StepClock,
+    mailed_token,
+    make_settings,
+)
 
 
 @pytest.fixture
@@ -62,11 +67,9 @@ def log_in(service: AuthService, provider: str) -> tuple[UserRecord | None, str 
 
 
 def verified_password_user(service: AuthService, email: str) -> UserRecord:
-    """A password account whose email is verified (no verification flow exists yet: set it)."""
-    user = service.accounts.register(email=email, password="correct horse battery staple")
-    with service.store.engine.begin() as conn:  # type: ignore[attr-defined]
-        conn.execute(update(UserRow).where(UserRow.id == user.id).values(email_verified=True))
-    return user
+    """A password account whose email is verified by the link its registration mailed."""
+    service.accounts.register(email=email, password="correct horse battery staple")
+    return service.email_addresses.verify_email(mailed_token(service, "verify_email", email))
 
 
 def test_a_picture_pointing_into_our_own_avatars_is_not_taken(
@@ -257,3 +260,49 @@ def test_a_provider_without_a_known_issuer_ignores_any_iss(
     outcome = finish(service, "corp", iss="https://evil.example.test")
 
     assert outcome.error is None and outcome.issued is not None
+
+
+# The real owner of an address -----------------------------------------------------------------
+
+
+def test_an_unverified_provider_email_opens_no_account_and_leaves_the_address_free(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    providers["trusted"].profile = ExternalProfile(
+        "sub-carol", "carol@example.com", False, "Carol?", None
+    )
+
+    user, error = log_in(service, "trusted")
+
+    assert user is None and error == "oauth_email_unverified"
+    assert service.store.find_user_by_email("carol@example.com") is None
+    owner = service.accounts.register(email="carol@example.com", password="a fine passphrase")
+    assert owner.email == "carol@example.com"
+
+
+def test_a_provider_account_gets_a_verified_address(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    service, providers = oauth_service
+    providers["corp"].profile = ExternalProfile("sub-v", "vic@example.com", True, "Vic", None)
+    user, _ = log_in(service, "corp")
+    assert user is not None and user.email_verified
+
+
+def test_an_address_verified_by_its_link_joins_a_trusted_providers_verified_login(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    """Both sides verified: the local owner proved the address with the mailed link, the
+    provider (trusted for email) says it verified it too."""
+    service, providers = oauth_service
+    service.accounts.register(email="hal@example.com", password="correct horse battery staple")
+    providers["trusted"].profile = ExternalProfile("sub-hal", "hal@example.com", True, "Hal", None)
+    assert log_in(service, "trusted") == (None, "oauth_account_exists")  # not verified yet
+
+    token = mailed_token(service, "verify_email", "hal@example.com")
+    local = service.email_addresses.verify_email(token)
+    user, error = log_in(service, "trusted")
+
+    assert error is None and user is not None and user.id == local.id
+    assert [i.provider for i in service.store.list_identities(local.id)] == ["trusted"]

@@ -12,9 +12,10 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from authgate.backends.avatar_images import ProcessedAvatar, process_avatar
+if TYPE_CHECKING:
+    from authgate.backends.avatar_images import ProcessedAvatar
 
 log = logging.getLogger("authgate")
 
@@ -41,6 +42,9 @@ class AvatarFiles:
     def save_upload(self, upload: bytes | IO[bytes]) -> str:
         """Check and re-encode an upload, write it, and return its new name;
         ``InvalidImageError`` (422) for anything but a readable JPEG, PNG or GIF."""
+        # Pillow is loaded by the first upload, not by every worker as it boots.
+        from authgate.backends.avatar_images import process_avatar
+
         return self.save(
             process_avatar(upload, max_pixels=AVATAR_MAX_PIXELS, max_side=AVATAR_MAX_SIDE)
         )

@@ -11,6 +11,7 @@ asks Redis again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -124,6 +125,22 @@ class LoginThrottle:
             retry_after=max(1, math.ceil(reset - time.time())),
         )
 
+    def spend_request(
+        self, purpose: str, name: str, ip: str | None, *, per_name: str, per_ip: str
+    ) -> None:
+        """Count one request that costs something whatever its outcome (a mail sent, or not
+        sent to an unknown address: the same count either way) against ``name`` (an address,
+        from anywhere) and against the client's address; ``RateLimitedError`` (with
+        ``retry_after``) when either budget is used up."""
+        where = ip or "unknown"
+        budgets = (
+            (_parsed(per_ip), [_NAMESPACE, purpose, "ip", where]),
+            (_parsed(per_name), [_NAMESPACE, purpose, "name", name.casefold()]),
+        )
+        for item, ids in budgets:
+            if not self._call("hit", item, ids):
+                self._refuse(item, ids)
+
     def record_failure(self, login: str, ip: str | None) -> None:
         """A wrong password also counts against the address's budget."""
         address, address_ids = self._budgets(login, ip)[1]
@@ -133,6 +150,11 @@ class LoginThrottle:
         """A correct password gives that name+address its whole budget back."""
         account, account_ids = self._budgets(login, ip)[0]
         self._call("clear", account, account_ids)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(rate: str) -> limits.RateLimitItem:
+    return limits.parse(rate)
 
 
 def _storage(uri: str) -> StorageTypes:

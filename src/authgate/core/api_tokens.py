@@ -34,7 +34,9 @@ __all__ = [
     "api_token_secret_matches",
     "generate_api_token",
     "hash_api_token_secret",
+    "legacy_api_token_id",
     "looks_like_api_token",
+    "looks_like_legacy_api_token",
     "parse_api_token",
 ]
 
@@ -59,6 +61,12 @@ _SECRET_START = _ID_END + len(_SEPARATOR)
 _SECRET_END = _SECRET_START + _SECRET_LENGTH
 
 _MALFORMED = "The API token is malformed or mistyped."
+
+# Tokens imported from another app (``authgate tokens import``): opaque strings of another shape
+# (RAGFlow's 32 hex digits or ``ragflow-...``), kept valid. The whole string is the secret.
+_LEGACY_MIN_LENGTH = 16
+_LEGACY_MAX_LENGTH = 256
+_LEGACY_ID_DOMAIN = b"authgate legacy api token id\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +167,27 @@ def api_token_secret_matches(secret: str, stored_hash: str) -> bool:
         return False
     computed = hash_api_token_secret(secret).encode("ascii")
     return hmac.compare_digest(computed, stored_hash.encode("utf-8", "surrogatepass"))
+
+
+def looks_like_legacy_api_token(value: str) -> bool:
+    """Whether a bearer credential that is not ours (no ``ag_``) may be an imported token: an
+    opaque, printable ASCII word of 16 to 256 characters without ``.`` -- never a JWT, which
+    always holds two dots, so access tokens do not take this path."""
+    return (
+        isinstance(value, str)
+        and _LEGACY_MIN_LENGTH <= len(value) <= _LEGACY_MAX_LENGTH
+        and "." not in value
+        and not value.startswith(API_TOKEN_PREFIX)
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def legacy_api_token_id(value: str) -> str:
+    """The id an imported token is stored under: 16 base62 characters derived from the token
+    (SHA-256 with a domain of its own, so the id never equals the stored secret hash), found by
+    the same one indexed lookup as our own tokens' ids; the token itself is stored only as
+    :func:`hash_api_token_secret` of the whole string."""
+    digest = hashlib.sha256(_LEGACY_ID_DOMAIN + value.encode("utf-8", "surrogatepass")).digest()
+    return _encode_base62(int.from_bytes(digest[:11], "big"), _ID_LENGTH)

@@ -2,18 +2,24 @@
 
 New hashes are always argon2id with self-describing parameters
 (``$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>``). Verification also accepts hashes imported from
-elsewhere -- argon2i/argon2d, werkzeug ``pbkdf2:``/``scrypt:`` and bcrypt ``$2a$``/``$2b$``/``$2y$``
--- and reports ``needs_rehash`` so the caller can upgrade them to argon2id after a successful
-login. Like werkzeug's ``security.py``, a malformed, unknown or empty hash verifies as ``False``
-instead of raising.
+elsewhere (:data:`IMPORTED_HASH_FORMATS`) -- argon2i/argon2d, werkzeug ``pbkdf2:``/``scrypt:``,
+bcrypt ``$2a$``/``$2b$``/``$2y$``, passlib's ``$pbkdf2$``/``$pbkdf2-sha256$``/``$pbkdf2-sha512$``
+and Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/``bcrypt$`` -- and
+reports ``needs_rehash`` so the caller can upgrade them to argon2id after a successful login.
+Like werkzeug's ``security.py``, a malformed, unknown or empty hash verifies as ``False`` instead
+of raising; :func:`identify_password_hash` names the format of a hash (``None`` when unknown or
+malformed), so that an importer can refuse what no login could ever verify.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,12 +30,15 @@ import bcrypt
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 __all__ = [
+    "FLASK_SECURITY_PREFIX",
+    "IMPORTED_HASH_FORMATS",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "Offload",
     "PasswordCheck",
     "PasswordHasher",
     "find_password_problem",
+    "identify_password_hash",
     "is_common_password",
 ]
 
@@ -52,6 +61,49 @@ _WERKZEUG_SCRYPT_R = 8
 _WERKZEUG_SCRYPT_P = 1
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _BCRYPT_MAX_PASSWORD_BYTES = 72
+# passlib's pbkdf2 hashes: "$pbkdf2[-<digest>]$<rounds>$<salt>$<checksum>", salt and checksum in
+# its "adapted base64" (``.`` for ``+``, no padding); "$pbkdf2$" is SHA-1.
+_PASSLIB_PBKDF2_DIGESTS = {
+    "$pbkdf2$": "sha1",
+    "$pbkdf2-sha256$": "sha256",
+    "$pbkdf2-sha512$": "sha512",
+}
+# Django's: "pbkdf2_<digest>$<iterations>$<salt>$<base64 digest>"; "argon2$" + an argon2 hash;
+# "bcrypt_sha256$" + a bcrypt hash of the password's SHA-256 hex digest; "bcrypt$" + a bcrypt hash.
+_DJANGO_PBKDF2_DIGESTS = {"pbkdf2_sha256$": "sha256", "pbkdf2_sha1$": "sha1"}
+_DJANGO_ARGON2_PREFIX = "argon2$"
+_DJANGO_BCRYPT_SHA256_PREFIX = "bcrypt_sha256$"
+_DJANGO_BCRYPT_PREFIX = "bcrypt$"
+# Flask-Security-Too hashes the password twice unless told otherwise: its passlib scheme is given
+# base64(HMAC-SHA512(SECURITY_PASSWORD_SALT, password)) instead of the password. An importer marks
+# such a hash with this prefix (``authgate users import --password-prehash flask-security``); a
+# login checks it with the salt (``AUTHGATE_LEGACY_PASSWORD_HMAC_SALT``).
+FLASK_SECURITY_PREFIX = "flask-security$"
+
+_B64 = r"[A-Za-z0-9+/]+={0,2}"
+_AB64 = r"[A-Za-z0-9./]+"
+_ARGON2 = rf"\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=\d+,t=\d+,p=\d+(?:,[^$]*)?\${_B64}\${_B64}"
+_BCRYPT = r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"
+# The shape of each format a login can verify. A hash matching none of them is refused on import.
+_HASH_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("argon2", _ARGON2),
+        ("werkzeug-pbkdf2", r"pbkdf2:[a-z0-9_]+(?::\d+)?\$[^$]*\$[0-9a-f]+"),
+        ("werkzeug-scrypt", r"scrypt:\d+:\d+:\d+\$[^$]*\$[0-9a-f]+"),
+        ("bcrypt", _BCRYPT),
+        ("passlib-pbkdf2", rf"\$pbkdf2(?:-sha256|-sha512)?\$\d+\$(?:{_AB64})?\${_AB64}"),
+        ("django-pbkdf2", rf"pbkdf2_sha(?:256|1)\$\d+\$[^$]+\${_B64}"),
+        ("django-argon2", rf"argon2{_ARGON2}"),
+        ("django-bcrypt-sha256", rf"bcrypt_sha256\${_BCRYPT}"),
+        ("django-bcrypt", rf"bcrypt\${_BCRYPT}"),
+        (
+            "flask-security",
+            rf"flask-security\$(?:{_ARGON2}|{_BCRYPT}|\$pbkdf2(?:-sha256|-sha512)?\$\d+\$(?:{_AB64})?\${_AB64})",
+        ),
+    )
+)
+IMPORTED_HASH_FORMATS = tuple(name for name, _shape in _HASH_SHAPES)
 
 _TOO_SHORT = f"Use at least {MIN_PASSWORD_LENGTH} characters."
 _TOO_LONG = f"Use at most {MAX_PASSWORD_LENGTH} characters."
@@ -102,6 +154,7 @@ class PasswordHasher:
         memory_cost_kib: int = 19456,
         parallelism: int = 1,
         offload: Offload | None = None,
+        prehash_salt: bytes | None = None,
     ) -> None:
         if time_cost < _MIN_TIME_COST:
             raise ValueError(f"time_cost must be at least {_MIN_TIME_COST}, got {time_cost}.")
@@ -115,6 +168,9 @@ class PasswordHasher:
         self.memory_cost_kib = memory_cost_kib
         self.parallelism = parallelism
         self._offload: Offload = offload or _run_here
+        # Flask-Security-Too's SECURITY_PASSWORD_SALT, for its imported hashes (None: they never
+        # match).
+        self._prehash_salt = prehash_salt
         self._argon2 = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
@@ -152,7 +208,45 @@ class PasswordHasher:
             return _verify_werkzeug(password, stored_hash)
         if stored_hash.startswith(_BCRYPT_PREFIXES):
             return _verify_bcrypt(password_bytes, stored_hash)
+        return self._verify_other(password_bytes, stored_hash)
+
+    def _verify_other(self, password: bytes, stored_hash: str) -> PasswordCheck:
+        """passlib's and Django's formats; each asks for a rehash when it matches."""
+        if stored_hash.startswith("$pbkdf2"):
+            return _verify_passlib_pbkdf2(password, stored_hash)
+        if stored_hash.startswith("pbkdf2_"):
+            return _verify_django_pbkdf2(password, stored_hash)
+        if stored_hash.startswith(_DJANGO_ARGON2_PREFIX):
+            inner = self._verify_argon2(password, stored_hash[len("argon2") :])
+            return PasswordCheck(ok=inner.ok, needs_rehash=inner.ok)
+        if stored_hash.startswith(_DJANGO_BCRYPT_SHA256_PREFIX):
+            prehashed = hashlib.sha256(password).hexdigest().encode("ascii")
+            return _verify_bcrypt(prehashed, stored_hash[len(_DJANGO_BCRYPT_SHA256_PREFIX) :])
+        if stored_hash.startswith(_DJANGO_BCRYPT_PREFIX):
+            return _verify_bcrypt(password, stored_hash[len(_DJANGO_BCRYPT_PREFIX) :])
+        if stored_hash.startswith(FLASK_SECURITY_PREFIX) and self._prehash_salt is not None:
+            return self._verify_flask_security(password, stored_hash[len(FLASK_SECURITY_PREFIX) :])
         return _MISMATCH
+
+    def _verify_flask_security(self, password: bytes, inner: str) -> PasswordCheck:
+        """Flask-Security-Too's double hash: its ``get_hmac`` of the password, then the scheme."""
+        assert self._prehash_salt is not None
+        digest = hmac.new(self._prehash_salt, password, hashlib.sha512).digest()
+        secret = base64.b64encode(digest)  # 88 bytes
+        if inner.startswith(_BCRYPT_PREFIXES):
+            # passlib's bcrypt, as Flask-Security uses it, truncates the secret to 72 bytes.
+            try:
+                ok = bcrypt.checkpw(secret[:_BCRYPT_MAX_PASSWORD_BYTES], inner.encode("ascii"))
+            except ValueError:
+                return _MISMATCH
+            return PasswordCheck(ok=ok, needs_rehash=ok)
+        if inner.startswith(_ARGON2_PREFIXES):
+            check = self._verify_argon2(secret, inner)
+        elif inner.startswith("$pbkdf2"):
+            check = _verify_passlib_pbkdf2(secret, inner)
+        else:
+            return _MISMATCH
+        return PasswordCheck(ok=check.ok, needs_rehash=check.ok)
 
     def verify_dummy(self, password: str) -> None:
         """Spend the time of a real argon2id verification, for a user who does not exist.
@@ -239,6 +333,75 @@ def _werkzeug_hexdigest(method: str, salt: str, password: str) -> str:
         # hashlib refuses unknown digests and iteration counts below 1 or above 2**31 - 1.
         return hashlib.pbkdf2_hmac(hash_name, password_bytes, salt_bytes, iterations).hex()
     raise ValueError(f"Invalid hash method {name!r}.")
+
+
+def identify_password_hash(stored_hash: str) -> str | None:
+    """The format of ``stored_hash`` (one of :data:`IMPORTED_HASH_FORMATS`), or ``None`` when it
+    is of no format a login can verify, or malformed: such a hash would never match, and an
+    importer refuses it rather than guess."""
+    if not isinstance(stored_hash, str) or not stored_hash.isascii():
+        return None
+    for name, shape in _HASH_SHAPES:
+        if shape.fullmatch(stored_hash):
+            return name
+    return None
+
+
+def _decode_ab64(value: str) -> bytes:
+    """passlib's "adapted base64": standard base64 with ``.`` for ``+`` and no padding. Only the
+    canonical spelling of the bytes decodes (``binascii.Error`` otherwise): unused low bits set
+    would give one checksum several spellings."""
+    standard = value.replace(".", "+")
+    decoded = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    if base64.b64encode(decoded).decode("ascii").rstrip("=") != standard:
+        raise binascii.Error("non-canonical base64")
+    return decoded
+
+
+def _pbkdf2_matches(
+    digest: str, password: bytes, salt: bytes, iterations_text: str, expected: bytes
+) -> bool:
+    iterations = int(iterations_text)  # ValueError unless an integer
+    # hashlib refuses iteration counts below 1 or above 2**31 - 1 (ValueError, OverflowError).
+    # The full digest, as passlib and Django write it: a truncated checksum matches nothing.
+    computed = hashlib.pbkdf2_hmac(digest, password, salt, iterations)
+    return hmac.compare_digest(computed, expected)
+
+
+def _verify_passlib_pbkdf2(password: bytes, stored_hash: str) -> PasswordCheck:
+    """passlib's ``pbkdf2_sha1``/``pbkdf2_sha256``/``pbkdf2_sha512`` (Flask-Security-Too's)."""
+    prefix, _, rest = stored_hash[1:].partition("$")
+    digest = _PASSLIB_PBKDF2_DIGESTS.get(f"${prefix}$")
+    parts = rest.split("$")
+    if digest is None or len(parts) != 3:
+        return _MISMATCH
+    iterations, salt, checksum = parts
+    try:
+        ok = _pbkdf2_matches(
+            digest, password, _decode_ab64(salt), iterations, _decode_ab64(checksum)
+        )
+    except (ValueError, OverflowError, binascii.Error):
+        return _MISMATCH
+    return PasswordCheck(ok=ok, needs_rehash=ok)
+
+
+def _verify_django_pbkdf2(password: bytes, stored_hash: str) -> PasswordCheck:
+    """Django's ``PBKDF2PasswordHasher`` and ``PBKDF2SHA1PasswordHasher``."""
+    parts = stored_hash.split("$")
+    digest = _DJANGO_PBKDF2_DIGESTS.get(parts[0] + "$")
+    if digest is None or len(parts) != 4:
+        return _MISMATCH
+    _algorithm, iterations, salt, encoded = parts
+    try:
+        expected = base64.b64decode(encoded, validate=True)
+        if base64.b64encode(expected).decode("ascii") != encoded:
+            return _MISMATCH  # Django compares the base64 text: one spelling only
+        ok = _pbkdf2_matches(
+            digest, password, salt.encode("utf-8", "surrogatepass"), iterations, expected
+        )
+    except (ValueError, OverflowError, binascii.Error):
+        return _MISMATCH
+    return PasswordCheck(ok=ok, needs_rehash=ok)
 
 
 def _verify_bcrypt(password: bytes, stored_hash: str) -> PasswordCheck:

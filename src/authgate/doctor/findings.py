@@ -38,6 +38,7 @@ GROUP_ORDER = (
     "database",
     "clock",
     "redis",
+    "mail",
     "url.tls",
     "url",
     "url.public_url",

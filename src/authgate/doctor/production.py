@@ -16,6 +16,8 @@ _COVERED_PRODUCTION_PROBLEMS = (
     "AUTHGATE_KEYS_DIR is not set",
     "OAuth provider ",
     "Origin ",
+    "AUTHGATE_SMTP_URL is plain",  # mail.plain_smtp
+    "AUTHGATE_LINK_BASE_URL is ",  # mail.link_base_url_http
 )
 
 

@@ -12,6 +12,7 @@ from authgate.doctor.database import check_database
 from authgate.doctor.deployment import check_deployment
 from authgate.doctor.findings import Finding, run_guarded, sort_findings
 from authgate.doctor.keys import check_keys
+from authgate.doctor.mail import check_mail
 from authgate.doctor.oauth import check_oauth
 from authgate.doctor.origins import check_origins
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
@@ -44,6 +45,7 @@ def run_doctor(
             ("oauth", lambda: check_oauth(settings)),
             ("database", lambda: check_database(settings, now=now)),
             ("redis", lambda: check_redis(settings)),
+            ("mail", lambda: check_mail(settings)),
         ]
         for group, check in checks:
             findings += run_guarded(group, check)

@@ -34,6 +34,7 @@ from authgate.errors import BadRequestError, ValidationFailedError
 from authgate.store.records import (
     ApiTokenRecord,
     IdentityRecord,
+    InvitationRecord,
     MemberRecord,
     SessionRecord,
     TenantRecord,
@@ -80,7 +81,7 @@ class SchemaPattern:
 
 # Path ids, as the OpenAPI document states them. An API token's id is 16 base62 characters
 # (``core/api_tokens.py``); any other id is one path segment without control characters. A
-# segment that is no id answers 404 (unknown, or ``_refuse_control_characters`` in the extension).
+# segment that is no id answers 404 (unknown, or refused by ``integrations/flask/path_ids``).
 TOKEN_ID_LENGTH = 16
 TOKEN_ID_PATTERN = rf"^[0-9A-Za-z]{{{TOKEN_ID_LENGTH}}}$"
 PATH_ID_PATTERN = rf"^[^/{CONTROL_CHARACTER_RANGES}]+$"
@@ -202,6 +203,13 @@ class RegisterInput(Input):
     )
     name: Name | None = None
     username: Username | None = None
+    invitation_token: str | None = Field(
+        default=None,
+        max_length=200,
+        repr=False,
+        description="The token of an invitation link to this address: the account starts "
+        "verified (no verification mail). Any other token is ignored.",
+    )
 
 
 class LoginInput(Input):
@@ -281,6 +289,42 @@ class ApiTokenCreateInput(Input):
 class HandoffInput(Input):
     code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     code_verifier: Annotated[str, StringConstraints(min_length=43, max_length=128)]
+
+
+# A mailed link's token (``#token=`` of the link), posted by the page the link opens.
+LinkToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class LinkTokenInput(Input):
+    token: LinkToken = Field(repr=False)
+
+
+class ForgotPasswordInput(Input):
+    email: Email = Field(max_length=254)
+
+
+class PasswordResetInput(Input):
+    token: LinkToken = Field(repr=False)
+    password: str = Field(
+        max_length=MAX_PASSWORD_LENGTH + 1, repr=False, json_schema_extra=NEW_PASSWORD_SCHEMA
+    )
+
+
+class VerificationResendInput(Input):
+    email: str = Field(
+        min_length=1, max_length=320, description="What the login used: email (or username)."
+    )
+    password: Password = Field(repr=False)
+
+
+class EmailChangeInput(Input):
+    email: Email = Field(max_length=254, description="The new address.")
+    password: Password = Field(repr=False, description="The current password.")
+
+
+class InvitationInput(Input):
+    email: Email = Field(max_length=254)
+    role: TenantRoleName = "member"
 
 
 # Responses -------------------------------------------------------------------------------------
@@ -422,6 +466,41 @@ class ApiTokenList(BaseModel):
     tokens: list[ApiTokenOut]
 
 
+class MailRequestedOut(BaseModel):
+    message: str = Field(description="The same for every outcome.")
+
+
+class InvitationOut(BaseModel):
+    id: str
+    tenant_id: str
+    email: str
+    role: TenantRoleName
+    inviter_name: str | None
+    created_at: str
+    expires_at: str
+
+
+class InvitationEnvelope(BaseModel):
+    invitation: InvitationOut
+
+
+class InvitationList(BaseModel):
+    invitations: list[InvitationOut]
+
+
+class InvitationPreviewOut(BaseModel):
+    tenant_name: str
+    email: str
+    role: TenantRoleName
+    inviter_name: str | None
+    expires_at: str
+
+
+class InvitationAcceptedOut(BaseModel):
+    tenant: TenantOut
+    role: TenantRoleName
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -496,6 +575,29 @@ def api_token_to_json(token: ApiTokenRecord) -> dict[str, Any]:
         "expires_at": format_time(token.expires_at),
         "last_used_at": format_time(token.last_used_at),
         "last_used_ip": token.last_used_ip,
+    }
+
+
+def invitation_to_json(invitation: InvitationRecord) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "tenant_id": invitation.tenant_id,
+        "email": invitation.email,
+        "role": invitation.role.value,
+        "inviter_name": invitation.inviter_name,
+        "created_at": format_time(invitation.created_at),
+        "expires_at": format_time(invitation.expires_at),
+    }
+
+
+def invitation_preview_to_json(invitation: InvitationRecord) -> dict[str, Any]:
+    """What the invitation page shows before anyone logs in."""
+    return {
+        "tenant_name": invitation.tenant_name,
+        "email": invitation.email,
+        "role": invitation.role.value,
+        "inviter_name": invitation.inviter_name,
+        "expires_at": format_time(invitation.expires_at),
     }
 
 

@@ -1,8 +1,9 @@
 """The service: every authentication and authorization decision, framework-free.
 
 ``AuthService`` is a facade over one part per kind of decision (``sessions``, ``accounts``,
-``authorization``, ``api_tokens``, ``tenants``, ``oauth_logins``, ``avatars``, ``keys``); the
-values it speaks in are in ``principals``.
+``email_addresses``, ``recovery``, ``authorization``, ``api_tokens``, ``tenants``,
+``invitations``, ``oauth_logins``, ``avatars``, ``keys``); the values it speaks in are in
+``principals``.
 """
 
 from authgate.service.auth_service import AuthService

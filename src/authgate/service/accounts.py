@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
+from authgate.core.account_tokens import hash_account_token
 from authgate.core.passwords import find_password_problem
 from authgate.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    StoreUnavailableError,
     TokenRevokedError,
     ValidationFailedError,
 )
@@ -24,7 +27,11 @@ if TYPE_CHECKING:
     from authgate.core.passwords import PasswordHasher
     from authgate.service.authorization import Authorization
     from authgate.service.avatars import Avatars
+    from authgate.service.email_addresses import EmailAddresses
     from authgate.store.protocols import Store
+
+
+log = logging.getLogger("authgate")
 
 
 @dataclass(eq=False, repr=False)
@@ -37,6 +44,7 @@ class Accounts:
     feed: RevocationFeed
     authorization: Authorization
     avatars: Avatars
+    email_addresses: EmailAddresses
 
     # One's own account -----------------------------------------------------------------------
 
@@ -48,19 +56,43 @@ class Accounts:
         name: str | None = None,
         username: str | None = None,
         roles: Sequence[str] = DEFAULT_ROLES,
+        invitation_token: str | None = None,
     ) -> UserRecord:
+        """Create the account; its address is unverified and a verification link is mailed,
+        unless ``invitation_token`` opens a live invitation to this very address: that link
+        proved it, so the account starts verified (a login works at once, even where
+        verification is required) and no mail goes. The invitation stays open (accepting it is
+        ``Invitations.accept_invitation``). Any other token (unknown, used, revoked, expired, or
+        to another address) registers as if none had been given: no error, the same answer."""
         context = [email, email.split("@", 1)[0], username or ""]
         problem = find_password_problem(password, context=context)
         if problem:
             raise ValidationFailedError({"password": problem})
-        return self.store.create_user(
+        user = self.store.create_user(
             email=email,
             username=username,
             name=name,
             password_hash=self.hasher.hash_password(password),
             roles=roles,
             now=self.clock.now(),
+            email_verified=self._is_invited(email, invitation_token),
         )
+        if user.email_verified:
+            return user
+        try:
+            self.email_addresses.send_verification(user)
+        except StoreUnavailableError:
+            # The account exists: the user asks for a new link later (verify/request, resend).
+            log.warning("registered %s; its verification mail could not be queued", user.id)
+        return user
+
+    def _is_invited(self, email: str, invitation_token: str | None) -> bool:
+        if not invitation_token:
+            return False
+        invitation = self.store.find_invitation(
+            hash_account_token(invitation_token), now=self.clock.now()
+        )
+        return invitation is not None and invitation.email.casefold() == email.casefold()
 
     def update_profile(
         self, principal: Principal, *, fields: set[str], name: str | None, username: str | None

@@ -14,6 +14,7 @@ from authgate.core.api_tokens import (
     api_token_secret_matches,
     generate_api_token,
     hash_api_token_secret,
+    legacy_api_token_id,
     parse_api_token,
 )
 from authgate.errors import (
@@ -64,6 +65,21 @@ class ApiTokens:
         if token_id is None:
             parts = parse_api_token(plaintext)
             token_id, secret = parts.token_id, parts.secret
+        return self._authenticate(plaintext, token_id, secret, now=now, ip=ip)
+
+    def authenticate_legacy_api_token(self, plaintext: str, *, ip: str | None = None) -> Principal:
+        """Check a token imported from another app (``authgate tokens import``): stored under an
+        id derived from it, the whole string its secret; then the same checks as ours."""
+        now = self.clock.timestamp()
+        token_id = self.cache.verified_api_tokens.get(plaintext)
+        secret = None
+        if token_id is None:
+            token_id, secret = legacy_api_token_id(plaintext), plaintext
+        return self._authenticate(plaintext, token_id, secret, now=now, ip=ip)
+
+    def _authenticate(
+        self, plaintext: str, token_id: str, secret: str | None, *, now: float, ip: str | None
+    ) -> Principal:
         record = self.reads.api_token(token_id)
         if record is None:
             raise InvalidTokenError("Unknown API token.")

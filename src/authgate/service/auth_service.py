@@ -9,21 +9,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from authgate.core.api_tokens import looks_like_api_token
+from authgate.core.api_tokens import looks_like_api_token, looks_like_legacy_api_token
 from authgate.service.accounts import Accounts
 from authgate.service.api_tokens import ApiTokens
 from authgate.service.authorization import Authorization
 from authgate.service.avatars import Avatars
 from authgate.service.cached_reads import CachedReads
+from authgate.service.email_addresses import EmailAddresses
+from authgate.service.invitations import Invitations
+from authgate.service.legacy_sessions import LegacySessions
+from authgate.service.mailed_links import MailedLinks
 from authgate.service.oauth_logins import OAuthLogins
 from authgate.service.principals import Principal
+from authgate.service.recovery import Recovery
 from authgate.service.sessions import Sessions
 from authgate.service.tenants import Tenants
+from authgate.service.user_imports import UserImports
 
 if TYPE_CHECKING:
     from authgate.backends.auth_cache import AuthCache
     from authgate.backends.avatar_files import AvatarFiles
+    from authgate.backends.background_tasks import BackgroundTasks
     from authgate.backends.login_throttle import LoginThrottle
+    from authgate.backends.mail_composer import MailComposer
+    from authgate.backends.mail_sender import OutboxSender
     from authgate.backends.oauth_providers import ProviderClient
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
@@ -35,8 +44,11 @@ if TYPE_CHECKING:
 
 class AuthService:
     """The parts: ``sessions`` (login, refresh, logout), ``accounts`` (registration, profile,
-    password, user administration), ``authorization``, ``api_tokens``, ``tenants``,
-    ``oauth_logins`` and ``avatars``; ``keys`` signs. ``authenticate`` is the hot path."""
+    password, user administration), ``email_addresses`` (verification, email change),
+    ``recovery`` (forgot and reset password), ``authorization``, ``api_tokens``, ``tenants``,
+    ``invitations``, ``oauth_logins``, ``avatars``, ``user_imports`` (moving in from another app)
+    and ``legacy_sessions`` (its sessions' dual run); ``keys`` signs. ``authenticate`` is the
+    hot path."""
 
     def __init__(
         self,
@@ -51,14 +63,23 @@ class AuthService:
         feed: RevocationFeed,
         oauth_clients: dict[str, ProviderClient],
         avatar_files: AvatarFiles,
+        mail: MailComposer,
+        mail_sender: OutboxSender,
+        tasks: BackgroundTasks,
     ):
         self.settings = settings
+        self._legacy_api_tokens = settings.legacy_api_tokens
         self.store = store
         self.clock = clock
         self.keys = keys
         self.throttle = throttle
         self.cache = cache
         self.feed = feed
+        # Mails are composed here and queued in the outbox with what they announce (one
+        # transaction); ``mail_sender.notify()`` after the commit sends them at once.
+        self.mail = mail
+        self.mail_sender = mail_sender
+        self.tasks = tasks
         reads = CachedReads(store, cache)
         self.authorization = Authorization(reads)
         self.sessions = Sessions(
@@ -81,6 +102,27 @@ class AuthService:
             files=avatar_files,
             authorization=self.authorization,
         )
+        links = MailedLinks(settings, store, clock=clock, mail=mail, mail_sender=mail_sender)
+        self.email_addresses = EmailAddresses(
+            settings,
+            store,
+            clock=clock,
+            hasher=hasher,
+            throttle=throttle,
+            feed=feed,
+            authorization=self.authorization,
+            links=links,
+        )
+        self.recovery = Recovery(
+            settings,
+            store,
+            clock=clock,
+            hasher=hasher,
+            throttle=throttle,
+            feed=feed,
+            tasks=tasks,
+            links=links,
+        )
         self.accounts = Accounts(
             store,
             clock=clock,
@@ -89,6 +131,7 @@ class AuthService:
             feed=feed,
             authorization=self.authorization,
             avatars=self.avatars,
+            email_addresses=self.email_addresses,
         )
         self.api_tokens = ApiTokens(
             settings,
@@ -100,6 +143,21 @@ class AuthService:
             authorization=self.authorization,
         )
         self.tenants = Tenants(store, clock=clock, feed=feed, authorization=self.authorization)
+        self.user_imports = UserImports(
+            settings, store, clock=clock, feed=feed, api_tokens=self.api_tokens
+        )
+        self.legacy_sessions = LegacySessions(
+            settings, store, clock=clock, cache=cache, sessions=self.sessions
+        )
+        self.invitations = Invitations(
+            store,
+            clock=clock,
+            feed=feed,
+            authorization=self.authorization,
+            links=links,
+            settings=settings,
+            throttle=throttle,
+        )
         self.oauth_logins = OAuthLogins(
             settings,
             store,
@@ -116,18 +174,26 @@ class AuthService:
         """Who presents ``token``: an access token (bearer or cookie) or an API token (bearer).
         In steady state: dict lookups, no database."""
         self.feed.ensure_started()
-        if transport == "bearer" and looks_like_api_token(token):
-            return self.api_tokens.authenticate_api_token(token, ip=ip)
+        self.mail_sender.ensure_started()  # in a forked worker: its own sender thread
+        if transport == "bearer":
+            if looks_like_api_token(token):
+                return self.api_tokens.authenticate_api_token(token, ip=ip)
+            if self._legacy_api_tokens and looks_like_legacy_api_token(token):  # never a JWT
+                return self.api_tokens.authenticate_legacy_api_token(token, ip=ip)
         return self.sessions.authenticate_access_token(token, transport)
 
     def start(self) -> None:
-        """Start following revocations (background threads); again after a fork."""
+        """Start following revocations and sending mail (background threads); again after a
+        fork."""
         self.feed.ensure_started()
+        self.mail_sender.start()
 
     def is_healthy(self) -> bool:
         return self.store.ping()
 
     def close(self) -> None:
+        self.tasks.close()  # before the sender stops: a reset link queued last is still sent
+        self.mail_sender.stop()
         self.feed.stop()
         self.throttle.close()
         self.store.dispose()

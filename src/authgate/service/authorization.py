@@ -33,7 +33,8 @@ class Authorization:
 
     def require_roles(self, principal: Principal, roles: Sequence[str]) -> None:
         """Every role in ``roles`` is held by the caller now (not when the token was issued)."""
-        require_roles(principal.roles, roles)
+        if roles:  # the caller's roles are worked out only when a view requires some
+            require_roles(principal.roles, roles)
 
     def require_session(self, principal: Principal) -> str:
         """The caller's login session id; ``SessionRequiredError`` for an API token."""
@@ -61,7 +62,7 @@ class Authorization:
         if token is not None:
             if sessions_only:
                 raise SessionRequiredError()
-            missing = [scope for scope in scopes if scope not in token.scopes]
+            missing = [scope for scope in scopes if scope not in token.scopes] if scopes else None
             if missing:
                 raise InsufficientScopeError(
                     f"This API token lacks the scope(s): {', '.join(missing)}."

@@ -38,6 +38,7 @@ from authgate.errors import (
     OAuthAccountExistsError,
     OAuthDeniedError,
     OAuthEmailMissingError,
+    OAuthEmailUnverifiedError,
     OAuthError,
     OAuthHandoffInvalidError,
     OAuthIdentityTakenError,
@@ -264,14 +265,20 @@ class OAuthLogins:
         return self.sessions.open_session(user, client, generation=generation)
 
     def _account_for_new_identity(self, provider: str, profile: ExternalProfile) -> UserRecord:
-        """A new user, or an existing one when both sides have verified the same email."""
+        """A new user, or an existing one when both sides have verified the same email.
+
+        Only an address the provider has verified opens an account: an unverified one would
+        occupy the address, and its real owner could then neither register nor log in with
+        a provider that verified it. (An identity already linked logs in whatever its email.)"""
         email = _usable_email(profile.email)
         if email is None:
             raise OAuthEmailMissingError()
+        if not profile.email_verified:
+            raise OAuthEmailUnverifiedError()
         existing = self.store.find_user_by_email(email)
         if existing is not None:
             trusted = self.settings.oauth_providers[provider].trust_email
-            if not (trusted and profile.email_verified and existing.email_verified):
+            if not (trusted and existing.email_verified):
                 raise OAuthAccountExistsError()
             self.store.link_identity(
                 existing.id,
@@ -287,7 +294,7 @@ class OAuthLogins:
                 email=email,
                 name=profile.name,
                 avatar_url=self._external_avatar(profile.avatar_url),
-                email_verified=profile.email_verified,
+                email_verified=True,
                 roles=("user",),
                 provider=provider,
                 subject=profile.subject,

@@ -17,6 +17,7 @@ from authgate.core.tokens import (
 )
 from authgate.errors import (
     AccountDisabledError,
+    EmailNotVerifiedError,
     InvalidCredentialsError,
     InvalidTokenError,
     NotFoundError,
@@ -76,6 +77,8 @@ class Sessions:
             self.throttle.record_failure(login, client.ip)
             raise InvalidCredentialsError()
         self.throttle.record_success(login, client.ip)
+        if self.settings.email_verification == "required" and not user.email_verified:
+            raise EmailNotVerifiedError()
         new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
         issued = self._open_session(
             user, client, generation, session_epoch=user.session_epoch, password_hash=new_hash

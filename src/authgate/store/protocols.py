@@ -13,9 +13,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from authgate.core.account_tokens import TokenPurpose
+from authgate.core.user_imports import ImportedUser, ImportOutcome
 from authgate.store.records import (
+    AccountTokenRecord,
     ApiTokenRecord,
     IdentityRecord,
+    InvitationRecord,
     LoginHandoffRecord,
     MemberRecord,
     OAuthFlowRecord,
@@ -42,8 +46,10 @@ class UserStore(Protocol):
         password_hash: str | None,
         roles: Sequence[str],
         now: datetime,
+        email_verified: bool = False,
     ) -> UserRecord:
-        """Insert a user; raise ``UserExistsError`` when email or username is taken."""
+        """Insert a user (its address verified only when ``email_verified``: an invitation link
+        proved it); raise ``UserExistsError`` when email or username is taken."""
         ...
 
     def get_user(self, user_id: str) -> UserRecord | None: ...
@@ -74,7 +80,7 @@ class UserStore(Protocol):
         now: datetime,
     ) -> tuple[UserRecord, Revocations] | None:
         """Change roles/status and log a user event (disabling also revokes sessions and API
-        tokens); the user and what was revoked."""
+        tokens, and deletes the user's mailed-link tokens); the user and what was revoked."""
         ...
 
     def set_password_hash(
@@ -295,7 +301,8 @@ class MailOutbox(Protocol):
         ...
 
     def mark_mail_sent(self, mail_id: str, lease_token: str, *, now: datetime) -> bool:
-        """False when the lease was lost (another sender took the row over)."""
+        """False when the lease was lost (another sender took the row over). The same update
+        blanks the mail's bodies: they hold a live token, which is not kept in clear."""
         ...
 
     def mark_mail_failed(
@@ -307,10 +314,118 @@ class MailOutbox(Protocol):
         retry_at: datetime | None,
         now: datetime,
     ) -> bool:
-        """Record a failed attempt; ``retry_at`` None gives up on the mail (kept, as dead)."""
+        """Record a failed attempt; ``retry_at`` None gives up on the mail (kept, as dead, with
+        its bodies blanked in the same update)."""
         ...
 
     def count_pending_mails(self) -> int: ...
+
+    def prune_mails(self, *, sent_before: datetime, dead_before: datetime) -> int:
+        """Delete mails sent before ``sent_before`` and given up before ``dead_before``;
+        how many went."""
+        ...
+
+
+class AccountTokenStore(Protocol):
+    """Mailed single-use tokens (``core.account_tokens``). Each is consumed by the first request
+    that uses it (a conditional update), and only while still bound to its user: same email,
+    same password (``core.account_tokens.is_bound_to``), and the user active. What a token does
+    happens in the transaction that consumes it."""
+
+    def create_account_token(
+        self, token: AccountTokenRecord, mail: OutgoingMail, *, notice: OutgoingMail | None = None
+    ) -> None:
+        """Store the token and queue the mail that carries it (and ``notice``), in one
+        transaction."""
+        ...
+
+    def find_account_token(
+        self, token_hash: str, purpose: TokenPurpose, *, now: datetime
+    ) -> tuple[AccountTokenRecord, UserRecord] | None:
+        """The token and its user, while the token is usable (it stays so: nothing is
+        consumed)."""
+        ...
+
+    def verify_email_with_token(self, token_hash: str, *, now: datetime) -> UserRecord | None:
+        """Consume a ``verify_email`` token and mark the user's address verified."""
+        ...
+
+    def reset_password_with_token(
+        self,
+        token_hash: str,
+        password_hash: str,
+        *,
+        now: datetime,
+        notice: OutgoingMail | None,
+    ) -> tuple[UserRecord, Revocations] | None:
+        """Consume a ``password_reset`` token, store the new hash, mark the address verified,
+        revoke every session of the user (moving its session epoch on) and queue ``notice``;
+        when the address was not verified before (the account changes hands), also revoke the
+        user's API tokens and unlink its provider identities. The user and what was revoked
+        (sessions, API tokens; the USER entry is the caller's to announce)."""
+        ...
+
+    def change_email_with_token(self, token_hash: str, *, now: datetime) -> UserRecord | None:
+        """Consume an ``email_change`` token and move the user to its new address (verified);
+        ``UserExistsError``, with nothing changed, when another account has that address."""
+        ...
+
+
+class InvitationStore(Protocol):
+    def create_invitation(
+        self, invitation: InvitationRecord, token_hash: str, mail: OutgoingMail
+    ) -> None:
+        """Store the invitation (revoking an open one of the same address to the same tenant)
+        and queue its mail, in one transaction."""
+        ...
+
+    def list_invitations(self, tenant_id: str, *, now: datetime) -> list[InvitationRecord]:
+        """Open invitations: not accepted, revoked or expired."""
+        ...
+
+    def revoke_invitation(self, tenant_id: str, invitation_id: str, *, now: datetime) -> bool:
+        """False when no open invitation of the tenant has this id."""
+        ...
+
+    def find_invitation(self, token_hash: str, *, now: datetime) -> InvitationRecord | None:
+        """The open invitation this token belongs to."""
+        ...
+
+    def accept_invitation(
+        self, token_hash: str, *, user_id: str, email: str, now: datetime
+    ) -> tuple[InvitationRecord, Revocations] | None:
+        """Accept an open invitation addressed to ``email`` (once: the first request wins):
+        membership added and the address marked verified, in one transaction. None when the
+        token opens no such invitation; ``ConflictError`` when already a member."""
+        ...
+
+
+class ImportStore(Protocol):
+    """Users and API tokens brought in from another app (``authgate users import``)."""
+
+    def import_users(
+        self,
+        users: Sequence[ImportedUser],
+        *,
+        on_conflict: Literal["skip", "update"],
+        dry_run: bool,
+        now: datetime,
+    ) -> tuple[list[ImportOutcome], Revocations]:
+        """One batch in one transaction: each user is created (with its personal tenant, as at
+        registration), or, when its email exists, skipped or updated with the fields it gives;
+        a username or legacy id held by another user refuses the row. Every row is decided
+        before anything is written, so the batch is written whole or not at all. The outcome of
+        each user in order, and what the updates revoked (a changed password hash ends the
+        user's sessions; the hash of a user who has logged in since is kept). ``dry_run``
+        decides the same and writes nothing."""
+        ...
+
+    def find_user_by_legacy_id(self, legacy_id: str) -> UserRecord | None: ...
+
+    def import_api_tokens(self, records: Sequence[ApiTokenRecord], *, dry_run: bool) -> list[bool]:
+        """Insert, in one transaction, the tokens whose id is not stored yet; for each token,
+        whether it was new."""
+        ...
 
 
 class Store(
@@ -321,6 +436,9 @@ class Store(
     IdentityStore,
     RevocationLog,
     MailOutbox,
+    AccountTokenStore,
+    InvitationStore,
+    ImportStore,
     Protocol,
 ):
     """Everything the service needs, plus lifecycle."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from authgate.core.account_tokens import TokenPurpose
+
 
 class UserStatus(StrEnum):
     ACTIVE = "active"
@@ -189,6 +191,39 @@ class QueuedMail:
     attempts: int
     lease_token: str = field(repr=False)
     lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTokenRecord:
+    """A mailed single-use token (``core.account_tokens``) as stored: only its hash, and what it
+    is bound to (the user's ``email`` and ``password_fingerprint`` when it was issued)."""
+
+    token_hash: str = field(repr=False)
+    purpose: TokenPurpose
+    user_id: str
+    email: str
+    password_fingerprint: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+    # The address an email change moves to.
+    new_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationRecord:
+    """An invitation to join a tenant with ``role``, mailed to ``email``."""
+
+    id: str
+    tenant_id: str
+    tenant_name: str
+    email: str
+    role: TenantRole
+    inviter_id: str | None
+    inviter_name: str | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 class RevocationKind(StrEnum):

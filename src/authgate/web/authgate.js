@@ -19,6 +19,20 @@
 // A network failure ("Failed to fetch", which may be CORS or a dead server) is diagnosed against
 // GET /api/auth/diagnose to say which, in `message`. A request that cannot be built at all (a
 // stream body without `duplex: 'half'`, a GET with a body) throws fetch's own TypeError instead.
+//
+// The links authgate mails (verify an address, reset a password, confirm a new address, join a
+// tenant) carry their token in the URL fragment — `https://app.example.com/reset-password#token=…`
+// — which never reaches a server log or a Referer. The page they open reads it with
+// `tokenFromFragment()` (which also removes it from the address bar) and posts it:
+//
+//   const token = tokenFromFragment();               // null when the page was opened without one
+//   await auth.resetPassword(token, newPassword);    // verifyEmail(token), confirmEmailChange(token),
+//                                                    // previewInvitation(token), acceptInvitation(token)
+//
+// The other account functions: requestEmailVerification(), resendVerification(email, password)
+// (for a login refused with `email_not_verified`), forgotPassword(email), changeEmail(email,
+// password), createInvitation(tenantId, email, role), listInvitations(tenantId),
+// revokeInvitation(tenantId, invitationId). Each throws an AuthgateError like the others.
 
 const CSRF_HEADER = 'X-Requested-With';
 
@@ -170,10 +184,13 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       await checkCookieArrives();
       return data.user;
     },
-    async register({ email, password, name, username } = {}) {
+    /** Create an account (no login). `invitationToken`: the token of an invitation link to
+     * `email`, so that the account starts verified; any other token is ignored. */
+    async register({ email, password, name, username, invitationToken } = {}) {
       const body = { email, password };
       if (name) body.name = name;
       if (username) body.username = username;
+      if (invitationToken) body.invitation_token = invitationToken;
       return (await json('/api/auth/register', { method: 'POST', body })).user;
     },
     async me() {
@@ -184,6 +201,62 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       return data.user;
     },
     async logout() { await json('/api/auth/logout', { method: 'POST' }); },
+    // Email verification, password reset, email change -----------------------------------------
+    /** Mail a verification link to the logged-in user's current address. */
+    async requestEmailVerification() {
+      await json('/api/auth/email/verify/request', { method: 'POST' });
+    },
+    /** Verify the address with the token of a mailed link: the user, now `email_verified`. */
+    async verifyEmail(token) {
+      return (await json('/api/auth/email/verify', { method: 'POST', body: { token } })).user;
+    },
+    /** Mail a new verification link to someone whose login was refused with
+     * `email_not_verified` (they have no session: the password proves who asks). */
+    async resendVerification(email, password) {
+      await json('/api/auth/email/verify/resend', { method: 'POST', body: { email, password } });
+    },
+    /** Mail a password-reset link to `email` if an account has it. The answer is the same
+     * whether one does or not: say "if an account exists, we sent a link". */
+    async forgotPassword(email) {
+      await json('/api/auth/password/forgot', { method: 'POST', body: { email } });
+    },
+    /** Set a new password with the token of a reset link; every session of the user ends (log
+     * in afterwards). */
+    async resetPassword(token, password) {
+      await json('/api/auth/password/reset', { method: 'POST', body: { token, password } });
+    },
+    /** Ask to change the logged-in user's address to `email`: a link goes to the new address,
+     * and the address changes when it is opened (`confirmEmailChange`). */
+    async changeEmail(email, password) {
+      await json('/api/auth/email/change', { method: 'POST', body: { email, password } });
+    },
+    /** Confirm an address change with the token of the link mailed to the new address: the user. */
+    async confirmEmailChange(token) {
+      return (await json('/api/auth/email/change/confirm', { method: 'POST', body: { token } })).user;
+    },
+    // Tenant invitations -----------------------------------------------------------------------
+    /** Invite `email` into a tenant with `role` (a tenant owner or admin): the invitation. */
+    async createInvitation(tenantId, email, role) {
+      return (await json(`/api/tenants/${encodeURIComponent(tenantId)}/invitations`,
+        { method: 'POST', body: { email, role } })).invitation;
+    },
+    /** The tenant's pending invitations. */
+    async listInvitations(tenantId) {
+      return (await json(`/api/tenants/${encodeURIComponent(tenantId)}/invitations`)).invitations;
+    },
+    async revokeInvitation(tenantId, invitationId) {
+      await json(`/api/tenants/${encodeURIComponent(tenantId)}/invitations/` +
+        encodeURIComponent(invitationId), { method: 'DELETE' });
+    },
+    /** What an invitation link offers, without logging in (the token is the secret):
+     * `{tenant_name, email, role, inviter_name}`. */
+    previewInvitation(token) {
+      return json('/api/invitations/preview', { method: 'POST', body: { token } });
+    },
+    /** Join the tenant of an invitation, logged in with the invited address: `{tenant, role}`. */
+    acceptInvitation(token) {
+      return json('/api/invitations/accept', { method: 'POST', body: { token } });
+    },
     async logoutAll() { await json('/api/auth/logout-all', { method: 'POST' }); },
     providers() { return json('/api/oauth/providers'); },
     /** The URL of a "Continue with <provider>" link for a page on the server's own site; the
@@ -227,6 +300,22 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       return data.user;
     },
   };
+}
+
+/** The `token` of a mailed link's fragment (`#token=…`), or null; it is removed from the
+ * address bar at once (history.replaceState), so it stays out of the history, bookmarks and
+ * screenshots. Other parts of the fragment stay. */
+export function tokenFromFragment(name = 'token') {
+  const here = new URL(globalThis.location.href);
+  const params = new URLSearchParams(here.hash.slice(1));
+  const token = params.get(name);
+  if (token === null) return null;
+  params.delete(name);
+  const rest = params.toString();
+  here.hash = rest ? `#${rest}` : '';
+  // A fragment set to '' still leaves a bare '#' in the URL: cut it.
+  globalThis.history.replaceState(globalThis.history.state, '', here.href.replace(/#$/, ''));
+  return token || null;
 }
 
 const VERIFIER_KEY = 'authgate.handoff_verifier';

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from authgate.errors import AuthenticationRequiredError, AuthError
 from authgate.http.schemas import (
@@ -14,7 +14,7 @@ from authgate.http.schemas import (
     session_to_json,
     user_to_json,
 )
-from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.context import current_flask_app, get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
 from authgate.integrations.flask.requests import client_info, read_json
 from authgate.service import IssuedTokens
@@ -56,7 +56,11 @@ def register() -> tuple[dict[str, object], int]:
     guard_browser()
     data = read_json(RegisterInput)
     user = get_extension().service.accounts.register(
-        email=data.email, password=data.password, name=data.name, username=data.username
+        email=data.email,
+        password=data.password,
+        name=data.name,
+        username=data.username,
+        invitation_token=data.invitation_token,
     )
     return {"user": user_to_json(user)}, 201
 
@@ -122,21 +126,21 @@ def logout_all() -> Response:
     return _cleared_response()
 
 
-# /me is the endpoint clients poll: its body is serialised once per user record (records are
-# immutable and replaced when the user changes), then reused.
+# /me is the endpoint clients poll: its body is serialised and encoded once per user record
+# (records are immutable and replaced when the user changes), then reused.
 _ME_BODIES_LIMIT = 10_000
-_me_bodies: dict[tuple[int, str], tuple[UserRecord, str]] = {}
+_me_bodies: dict[tuple[int, str], tuple[UserRecord, bytes]] = {}
 
 
-def _me_body(user: UserRecord) -> str:
-    provider = current_app.json
+def _me_body(user: UserRecord) -> bytes:
+    provider = current_flask_app().json
     key = (id(provider), user.id)
     cached = _me_bodies.get(key)
     if cached is not None and cached[0] is user:
         return cached[1]
     if len(_me_bodies) >= _ME_BODIES_LIMIT:
         _me_bodies.clear()
-    body = provider.dumps({"user": user_to_json(user)}) + "\n"
+    body = (provider.dumps({"user": user_to_json(user)}) + "\n").encode()
     _me_bodies[key] = (user, body)
     return body
 
@@ -144,7 +148,7 @@ def _me_body(user: UserRecord) -> str:
 @blueprint.get("/me")
 @token_required()
 def me() -> Response:
-    return Response(_me_body(authenticate_request().user), mimetype="application/json")
+    return Response(_me_body(authenticate_request().user), content_type="application/json")
 
 
 @blueprint.patch("/me")

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from flask import Request, current_app, g
+from flask import Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from authgate.config import Settings
 from authgate.errors import AuthenticationRequiredError, NotFoundError
+from authgate.integrations.flask.legacy_sessions import exchange_legacy_session
 from authgate.integrations.flask.transport import Transport
 from authgate.service import AuthService, Principal, TenantAccess
 from authgate.store.records import UserRecord
+
+if TYPE_CHECKING:
+    from flask.ctx import _AppCtxGlobals
 
 EXTENSION_KEY = "authgate"
 # Where ``token_required`` finds the app's authenticator: an ``AuthGateState`` or a
@@ -32,7 +36,13 @@ class AuthGateState:
     transport: Transport
 
     def authenticate(self, request: Request) -> Principal:
-        token, transport = self.transport.credential(request)
+        try:
+            token, transport = self.transport.credential(request)
+        except AuthenticationRequiredError:
+            if not self.service.legacy_sessions.enabled:
+                raise
+            # The dual run: the previous app's session token, exchanged for one of ours.
+            return exchange_legacy_session(self.service, self.transport, request)
         principal = self.service.authenticate(token, transport, ip=(request.remote_addr or "")[:64])
         if transport == "cookie":
             self.transport.check_csrf(request)
@@ -60,13 +70,30 @@ class AuthGateState:
         )
 
 
+# The objects behind Flask's context proxies. Each attribute read through a proxy looks the
+# object up again; the hot path (``token_required``, ``current_user``) looks up each once.
+
+
+def current_flask_app() -> Flask:
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
+
+
+def current_request() -> Request:
+    return cast("LocalProxy[Request]", request)._get_current_object()
+
+
+def request_globals() -> _AppCtxGlobals:
+    """The current ``g``."""
+    return cast("LocalProxy[_AppCtxGlobals]", g)._get_current_object()
+
+
 def get_extension() -> AuthGateState:
     """This app's authgate state (settings, service, transport)."""
-    return cast(AuthGateState, current_app.extensions[EXTENSION_KEY])
+    return cast(AuthGateState, current_flask_app().extensions[EXTENSION_KEY])
 
 
 def _principal() -> Principal:
-    principal: Principal | None = g.get("authgate_principal")
+    principal: Principal | None = request_globals().get("authgate_principal")
     if principal is None:
         raise AuthenticationRequiredError()
     return principal
@@ -77,7 +104,7 @@ def _user() -> UserRecord:
 
 
 def _tenant() -> TenantAccess:
-    tenant: TenantAccess | None = g.get("authgate_tenant")
+    tenant: TenantAccess | None = request_globals().get("authgate_tenant")
     if tenant is None:
         raise NotFoundError("No tenant in this request.")
     return tenant

@@ -7,9 +7,14 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from flask import Request, current_app, g, request
+from flask import Request
 
-from authgate.integrations.flask.context import AUTHENTICATOR_KEY
+from authgate.integrations.flask.context import (
+    AUTHENTICATOR_KEY,
+    current_flask_app,
+    current_request,
+    request_globals,
+)
 from authgate.service import Principal, TenantAccess
 
 P = ParamSpec("P")
@@ -45,7 +50,7 @@ class Authenticator(Protocol[C]):
 
 def current_authenticator() -> Authenticator[Any]:
     try:
-        return cast("Authenticator[Any]", current_app.extensions[AUTHENTICATOR_KEY])
+        return cast("Authenticator[Any]", current_flask_app().extensions[AUTHENTICATOR_KEY])
     except KeyError:
         raise RuntimeError(
             "Neither AuthGate(app) nor ResourceServer(app) is set up on this app."
@@ -54,10 +59,11 @@ def current_authenticator() -> Authenticator[Any]:
 
 def authenticate_request() -> Principal:
     """Authenticate the current request (once per request; CSRF enforced for cookies)."""
-    principal: Principal | None = g.get("authgate_principal")
+    state = request_globals()
+    principal: Principal | None = state.get("authgate_principal")
     if principal is None:
-        principal = current_authenticator().authenticate(request)
-        g.authgate_principal = principal
+        principal = current_authenticator().authenticate(current_request())
+        state.authgate_principal = principal
     return principal
 
 
@@ -119,7 +125,7 @@ def token_required(
             principal = authenticate_request()
             # A view under a tenant (a ``tenant_id`` argument) always checks membership.
             if declares_anything or principal.api_token is not None or "tenant_id" in kwargs:
-                g.authgate_tenant = current_authenticator().authorize(
+                request_globals().authgate_tenant = current_authenticator().authorize(
                     principal,
                     roles=required,
                     scopes=required_scopes,

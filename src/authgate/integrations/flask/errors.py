@@ -21,10 +21,12 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 
 from authgate.errors import (
     AuthError,
+    NotFoundError,
     RateLimitedError,
     ServiceUnavailableError,
     StoreUnavailableError,
 )
+from authgate.integrations.flask.path_ids import PathIdNotFound
 from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.web_views import PAGE_CSP
 
@@ -185,8 +187,14 @@ def _handle_unexpected(error: Exception) -> Response | HTTPException:
     return response
 
 
+def _handle_path_id(_error: PathIdNotFound) -> Response:
+    return error_response(NotFoundError())
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AuthError, error_response)
+    # authgate's own 404 for its ids, before any 404 handler of the app.
+    app.register_error_handler(PathIdNotFound, _handle_path_id)
     app.register_error_handler(StoreUnavailableError, _handle_store_unavailable)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

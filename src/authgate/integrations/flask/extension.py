@@ -2,58 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
-from flask import Flask, Response, current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authgate.bootstrap import build_service
 from authgate.config import Settings, load_settings
-from authgate.errors import NotFoundError
-from authgate.http.schemas import has_control_characters
 from authgate.integrations.flask import (
     auth_views,
     avatar_views,
+    email_views,
+    invitation_views,
     meta_views,
     oauth_views,
+    recovery_views,
     tenant_views,
     token_views,
     user_views,
     web_views,
 )
 from authgate.integrations.flask.context import AUTHENTICATOR_KEY, EXTENSION_KEY, AuthGateState
-from authgate.integrations.flask.cors import make_cors
+from authgate.integrations.flask.cors import CorsPolicy
 from authgate.integrations.flask.decorators import Authenticator
 from authgate.integrations.flask.errors import register_error_handlers
-from authgate.integrations.flask.request_ids import current_request_id
+from authgate.integrations.flask.legacy_sessions import finish_legacy_exchange
+from authgate.integrations.flask.path_ids import PathIdConverter
+from authgate.integrations.flask.response_headers import ResponseHeaders
 from authgate.integrations.flask.transport import Transport
 from authgate.service import AuthService, Principal
 
 log = logging.getLogger("authgate")
-
-
-def _refuse_control_characters(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """authgate's path parameters (ids) never contain control characters; answer 404 rather
-    than ask the database about them."""
-    if values and endpoint and endpoint.startswith("authgate_") and has_control_characters(values):
-        raise NotFoundError()
-
-
-def _finish_response(
-    apply_cors: Callable[[Response], None] | None,
-) -> Callable[[Response], Response]:
-    """One after-request hook for every response: the request id, then CORS."""
-
-    def finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = current_request_id()
-        if apply_cors is not None:
-            apply_cors(response)
-        return response
-
-    return finish
 
 
 class AuthGate:
@@ -97,19 +79,29 @@ class AuthGate:
         if app.config.get("MAX_CONTENT_LENGTH") is None:
             app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
         register_error_handlers(app)
-        app.url_value_preprocessor(_refuse_control_characters)
+        if service.legacy_sessions.enabled:
+            app.after_request(functools.partial(finish_legacy_exchange, state.transport))
+        # authgate's routes check their ids as they match (``path_ids``); the app's keep theirs.
+        converters = app.url_map.converters
+        app_default, converters["default"] = converters["default"], PathIdConverter
         for module in (
             auth_views,
+            email_views,
+            recovery_views,
             avatar_views,
             user_views,
             tenant_views,
+            invitation_views,
             token_views,
             oauth_views,
             meta_views,
         ):
             app.register_blueprint(module.blueprint)
         app.register_blueprint(web_views.client_blueprint)
-        app.after_request(_finish_response(make_cors(settings) if settings.origins else None))
+        converters["default"] = app_default
+        # The request id, Vary and CORS on every response: at the WSGI level, not a Flask hook.
+        cors = CorsPolicy(settings) if settings.origins else None
+        app.wsgi_app = ResponseHeaders(app.wsgi_app, cors=cors)  # type: ignore[method-assign]
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

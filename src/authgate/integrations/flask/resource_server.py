@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import requests
 from flask import Flask, Request
 
 from authgate.core.keys import PublicKeySet
@@ -84,6 +83,8 @@ class JwksKeys:
             return self._keys
 
     def _fetch(self) -> PublicKeySet:
+        import requests  # only where the keys are fetched: a worker need not load it to boot
+
         try:
             response = requests.get(self.jwks_url, timeout=_TIMEOUT, allow_redirects=False)
             response.raise_for_status()

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 from flask.blueprints import BlueprintSetupState
-from werkzeug.routing import BaseConverter
 
 from authgate.http.schemas import ApiTokenCreateInput, api_token_to_json
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.path_ids import PathIdConverter
 from authgate.integrations.flask.requests import read_json
 
 blueprint = Blueprint("authgate_tokens", __name__, url_prefix="/api/tokens")
 
 
-class TokenIdConverter(BaseConverter):
+class TokenIdConverter(PathIdConverter):
     """A token id: any one path segment but ``scopes``, the route beside it. Without this,
     ``/api/tokens/scopes`` would match ``/api/tokens/<token_id>`` too, and its ``Allow`` (an
-    OPTIONS, a 405) would offer DELETE."""
+    OPTIONS, a 405) would offer DELETE. Control characters are refused as in every id."""
 
     regex = r"(?!scopes$)[^/]+"
 

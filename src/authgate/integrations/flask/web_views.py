@@ -1,11 +1,19 @@
 """The browser side: ``/authgate.js`` (the JS client) for every app, and the login, register,
-account and admin pages for the standalone server. Plain files, no build step, no CDN."""
+account and admin pages — and those of the mailed links (reset a password, verify or change an
+address, accept an invitation) — for the standalone server. Plain files, no build step, no CDN."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
+
+from authgate.http.routes import (
+    CONFIRM_EMAIL_CHANGE_PAGE,
+    INVITATION_PAGE,
+    RESET_PASSWORD_PAGE,
+    VERIFY_EMAIL_PAGE,
+)
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGES_DIR = WEB_DIR / "pages"
@@ -60,6 +68,34 @@ def account_page() -> Response:
 @pages_blueprint.get("/admin/users")
 def admin_users_page() -> Response:
     return _page("admin-users")
+
+
+# The pages the mailed links open (``{AUTHGATE_LINK_BASE_URL}/<page>#token=…``, paths shared with
+# the service that builds the links) and the form that asks for a reset link. Each page reads its
+# token from the fragment, which never reaches this server.
+@pages_blueprint.get("/forgot-password")
+def forgot_password_page() -> Response:
+    return _page("forgot-password")
+
+
+@pages_blueprint.get(RESET_PASSWORD_PAGE)
+def reset_password_page() -> Response:
+    return _page("reset-password")
+
+
+@pages_blueprint.get(VERIFY_EMAIL_PAGE)
+def verify_email_page() -> Response:
+    return _page("verify-email")
+
+
+@pages_blueprint.get(CONFIRM_EMAIL_CHANGE_PAGE)
+def confirm_email_change_page() -> Response:
+    return _page("confirm-email-change")
+
+
+@pages_blueprint.get(INVITATION_PAGE)
+def invitation_page() -> Response:
+    return _page("invitation")
 
 
 @pages_blueprint.get("/static/authgate/<path:filename>")

@@ -7,13 +7,16 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from authgate.store.records import OutgoingMail, QueuedMail
 from authgate.store.sqlalchemy.models import OutboxMailRow
 
 _ERROR_LENGTH = 500
+# What a mail's bodies become once it is sent or given up: they carry a live link (its token),
+# and tokens are kept hashed at rest. Kind, recipient, subject and timestamps stay for the operator.
+_BLANKED_BODIES: dict[str, object] = {"body_text": "", "body_html": ""}
 
 
 def insert_outbox_mail(db: Session, mail: OutgoingMail) -> None:
@@ -102,6 +105,7 @@ class MailOutboxMixin:
                     lease_token=None,
                     lease_until=None,
                     last_error=None,
+                    **_BLANKED_BODIES,
                 )
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -123,6 +127,7 @@ class MailOutboxMixin:
         }
         if retry_at is None:
             values["dead_at"] = now
+            values.update(_BLANKED_BODIES)
         else:
             values["next_attempt_at"] = retry_at
         with self._transaction() as db:
@@ -139,3 +144,19 @@ class MailOutboxMixin:
                 OutboxMailRow.sent_at.is_(None), OutboxMailRow.dead_at.is_(None)
             )
             return int(db.scalar(pending) or 0)
+
+    def prune_mails(self: _HasTransactions, *, sent_before: datetime, dead_before: datetime) -> int:
+        with self._transaction() as db:
+            result = db.execute(
+                delete(OutboxMailRow).where(
+                    or_(
+                        and_(
+                            OutboxMailRow.sent_at.is_not(None), OutboxMailRow.sent_at < sent_before
+                        ),
+                        and_(
+                            OutboxMailRow.dead_at.is_not(None), OutboxMailRow.dead_at < dead_before
+                        ),
+                    )
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]

@@ -76,6 +76,8 @@ class UserRow(Base):
     # One more each time all of the user's sessions are revoked (password change, disable, ...):
     # a login opens its session only while the epoch it read is still the current one.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The user's id in the app it was imported from (``authgate users import``), if given.
+    legacy_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
 class SessionRow(Base):
@@ -248,3 +250,49 @@ class OutboxMailRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Given up after the last retry; kept for the operator to see.
     dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AccountTokenRow(Base):
+    """A single-use mailed token (``core.account_tokens``): found by its hash, bound to the
+    user's email and password fingerprint at issue, consumed by setting ``used_at``."""
+
+    __tablename__ = "authgate_account_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    # The user's address when the token was issued (where the link went, but for an email
+    # change: that goes to ``new_email``).
+    email: Mapped[str] = mapped_column(String(320))
+    password_fingerprint: Mapped[str] = mapped_column(String(64))
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class InvitationRow(Base):
+    """An invitation to join a tenant, mailed to ``email`` with a single-use token."""
+
+    __tablename__ = "authgate_invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    inviter_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="SET NULL")
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    accepted_by: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -10,9 +10,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Row,
     Table,
     Update,
     bindparam,
@@ -37,11 +39,14 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.account_tokens import AccountTokenStoreMixin
 from authgate.store.sqlalchemy.database_errors import translate_database_errors
 from authgate.store.sqlalchemy.engines import writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
+from authgate.store.sqlalchemy.invitations import InvitationStoreMixin
 from authgate.store.sqlalchemy.mail_outbox import MailOutboxMixin
 from authgate.store.sqlalchemy.models import (
+    AccountTokenRow,
     ApiTokenRow,
     RefreshTokenRow,
     RevocationRow,
@@ -50,6 +55,7 @@ from authgate.store.sqlalchemy.models import (
     user_record,
 )
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
+from authgate.store.sqlalchemy.user_imports import ImportStoreMixin
 
 # Login statements, built once: a login runs them on a plain connection (no ORM unit of work),
 # so that it costs little more than its password hash.
@@ -57,6 +63,11 @@ _USERS = UserRow.__table__
 assert isinstance(_USERS, Table)
 _FIND_BY_EMAIL = select(_USERS).where(_USERS.c.email_key == bindparam("key"))
 _FIND_BY_USERNAME = select(_USERS).where(_USERS.c.username_key == bindparam("key"))
+# A token's first request in a process reads its session and its user: plain statements too.
+_SESSIONS = SessionRow.__table__
+assert isinstance(_SESSIONS, Table)
+_GET_USER = select(_USERS).where(_USERS.c.id == bindparam("id"))
+_GET_SESSION = select(_SESSIONS).where(_SESSIONS.c.id == bindparam("id"))
 
 
 def _record_login_statement(*, same_epoch: bool, rehashed: bool) -> Update:
@@ -86,7 +97,7 @@ _INSERT_SESSION = insert(SessionRow)
 _INSERT_REFRESH_TOKEN = insert(RefreshTokenRow)
 
 
-def _session_record(row: SessionRow) -> SessionRecord:
+def _session_record(row: SessionRow | Row[Any]) -> SessionRecord:
     return SessionRecord(
         id=row.id,
         user_id=row.user_id,
@@ -114,9 +125,16 @@ def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
 
 
 @translate_database_errors
-class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
-    """Users, sessions, refresh tokens, tenants, API tokens, the revocation log and the mail
-    outbox in SQL."""
+class SqlAlchemyStore(
+    TenantStoreMixin,
+    IdentityStoreMixin,
+    MailOutboxMixin,
+    AccountTokenStoreMixin,
+    InvitationStoreMixin,
+    ImportStoreMixin,
+):
+    """Users, sessions, refresh tokens, tenants, API tokens, the revocation log, the mail
+    outbox, mailed account tokens and invitations in SQL."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -168,6 +186,7 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
         password_hash: str | None,
         roles: Sequence[str],
         now: datetime,
+        email_verified: bool = False,
     ) -> UserRecord:
         row = UserRow(
             id=secrets.token_hex(12),
@@ -179,7 +198,7 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
             password_hash=password_hash,
             roles=json.dumps(list(roles)),
             status=UserStatus.ACTIVE.value,
-            email_verified=False,
+            email_verified=email_verified,
             created_at=now,
             last_login_at=None,
         )
@@ -193,9 +212,9 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
         return user_record(row)
 
     def get_user(self, user_id: str) -> UserRecord | None:
-        with self._sessions() as db:
-            row = db.get(UserRow, user_id)
-            return user_record(row) if row else None
+        with self.engine.connect() as conn:
+            row = conn.execute(_GET_USER, {"id": user_id}).first()
+        return user_record(row) if row else None
 
     def find_user_by_login(self, login: str) -> UserRecord | None:
         statement = _FIND_BY_EMAIL if "@" in login else _FIND_BY_USERNAME
@@ -263,6 +282,8 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
             if status is UserStatus.DISABLED:
                 sessions = self._revoke_user_sessions(db, user_id, now)
                 tokens = self._revoke_user_api_tokens(db, user_id, now)
+                # Its mailed links too: re-enabling brings none of them back.
+                db.execute(delete(AccountTokenRow).where(AccountTokenRow.user_id == user_id))
                 revoked += [(RevocationKind.SESSION, s) for s in sessions]
                 revoked += [(RevocationKind.API_TOKEN, t) for t in tokens]
             self._log(db, RevocationKind.USER, [user_id], now)
@@ -358,9 +379,9 @@ class SqlAlchemyStore(TenantStoreMixin, IdentityStoreMixin, MailOutboxMixin):
         return record, user_record(user)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
-        with self._sessions() as db:
-            row = db.get(SessionRow, session_id)
-            return _session_record(row) if row else None
+        with self.engine.connect() as conn:
+            row = conn.execute(_GET_SESSION, {"id": session_id}).first()
+        return _session_record(row) if row else None
 
     def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
         with self._sessions() as db:

@@ -9,6 +9,7 @@ function showUser() {
   $('#whoami').textContent = user.name || user.email;
   $('#email').textContent = user.email;
   $('#email-status').textContent = user.email_verified ? '(verified)' : '(not verified)';
+  $('#send-verification').hidden = user.email_verified;
   $('#name').value = user.name ?? '';
   $('#username').value = user.username ?? '';
   $('#admin-link').hidden = !user.roles.includes('admin');
@@ -53,6 +54,34 @@ onSubmit($('#avatar-form'), async (data) => {
   $('#avatar-form').reset();
   showUser();
   say('Avatar updated.');
+});
+
+const sendVerification = $('#send-verification');
+sendVerification.addEventListener('click', () => withBusy(sendVerification, async () => {
+  await auth.requestEmailVerification();
+  say(`We sent a verification mail to ${user.email}. Open the link in it to verify your address.`);
+}));
+
+// Email ---------------------------------------------------------------------------------------
+
+onSubmit($('#email-form'), async (data) => {
+  const email = String(data.get('email') || '').trim();
+  const password = String(data.get('password') || '');
+  const missing = {};
+  if (!email) missing.email = 'Enter the new address.';
+  if (!password) missing.password = 'Enter your current password.';
+  if (Object.keys(missing).length) throw { fields: missing };
+  try {
+    await auth.changeEmail(email, password);
+  } catch (error) {
+    // A wrong password is a 401 about the password field, not a logged-out page.
+    if (error.code === 'invalid_credentials') error.fields = { password: error.message };
+    if (error.code === 'user_exists') error.fields = { email: error.message };
+    throw error;
+  }
+  $('#email-form').reset();
+  say(`We sent a link to ${email}. Your address changes to it when you open the link; ` +
+    `until then you log in with ${user.email}.`);
 });
 
 onSubmit($('#password-form'), async (data) => {
@@ -194,6 +223,7 @@ async function loadTenants() {
     option.selected = tenant.personal;
     return option;
   }));
+  await loadInvitations(tenants);
 }
 
 onSubmit($('#tenant-form'), async (data) => {
@@ -201,6 +231,46 @@ onSubmit($('#tenant-form'), async (data) => {
   $('#tenant-form').reset();
   say('Tenant created.');
   await loadTenants();
+});
+
+// Invitations: into the team tenants this user manages (owner or admin) -----------------------
+
+let managed = [];
+
+async function loadInvitations(tenants) {
+  if (tenants) {
+    managed = tenants.filter((t) => !t.personal && (t.role === 'owner' || t.role === 'admin'));
+    $('#invitations-section').hidden = !managed.length;
+    $('#invite-tenant').replaceChildren(...managed.map((tenant) => {
+      const option = document.createElement('option');
+      option.value = tenant.id;
+      option.textContent = tenant.name;
+      return option;
+    }));
+  }
+  const lists = await Promise.all(managed.map(async (tenant) =>
+    (await auth.listInvitations(tenant.id)).map((invitation) => ({ tenant, invitation }))));
+  fillTable($('#invitations'), lists.flat().map(({ tenant, invitation }) => row(
+    tenant.name,
+    invitation.email,
+    invitation.role,
+    when(invitation.expires_at),
+    button('Revoke', async () => {
+      await auth.revokeInvitation(tenant.id, invitation.id);
+      say(`The invitation of ${invitation.email} to ${tenant.name} was revoked.`);
+      await loadInvitations();
+    }, { ariaLabel: `Revoke the invitation of ${invitation.email} to ${tenant.name}` }),
+  )), 'No pending invitations.');
+}
+
+onSubmit($('#invite-form'), async (data) => {
+  const tenantId = String(data.get('tenant_id') || '');
+  const email = String(data.get('email') || '').trim();
+  if (!email) throw { fields: { email: 'Enter the address to invite.' } };
+  await auth.createInvitation(tenantId, email, String(data.get('role') || 'member'));
+  $('#invite-email').value = '';
+  say(`We mailed an invitation to ${email}.`);
+  await loadInvitations();
 });
 
 const error = new URLSearchParams(location.search).get('error');

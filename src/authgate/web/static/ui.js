@@ -1,5 +1,5 @@
 // Small helpers shared by authgate's pages: forms with accessible errors, tables, the client.
-import { createClient } from '/authgate.js';
+import { createClient, tokenFromFragment } from '/authgate.js';
 
 export const auth = createClient({ baseUrl: location.origin });
 
@@ -213,6 +213,35 @@ export async function requireUser() {
     return new Promise(() => {});
   }
   return user;
+}
+
+/** The logged-in user, or null. Only a browser that holds a session or refresh cookie asks
+ * /api/auth/me: for anyone else its 401 would be a console error on every visit. */
+export async function loggedInUser() {
+  const seen = await auth.diagnose();
+  return seen.session_cookie_received || seen.refresh_cookie_received ? auth.me() : null;
+}
+
+/** A mailed link's token, taken from the fragment (and out of the address bar). A second link
+ * opened in the same tab changes only the fragment, which reloads nothing: reload for it. */
+export function linkToken() {
+  addEventListener('hashchange', () => {
+    if (new URLSearchParams(location.hash.slice(1)).has('token')) location.reload();
+  });
+  return tokenFromFragment();
+}
+
+/** Where an invitation's token waits (this tab only) while its visitor logs in or registers. */
+export const INVITATION_KEY = 'authgate.invitation_token';
+
+/** Whether `error` is the server refusing a mailed link's token — expired, already used,
+ * revoked, never issued (one answer for all), or mangled so that it is no token at all —
+ * rather than a problem with the rest of the request. */
+export function isDeadLink(error) {
+  if (error?.kind !== 'http') return false;
+  if (error.code === 'invalid_or_expired_token') return true;
+  const fields = Object.keys(error.fields ?? {});
+  return fields.length === 1 && fields[0] === 'token';
 }
 
 /** Where to go after logging in: ?next= if it resolves to this origin, else /account. The

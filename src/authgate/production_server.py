@@ -1,0 +1,97 @@
+"""The gunicorn master of ``authgate serve --production`` (``python -m authgate.serving`` runs
+it once gevent has patched the process) and the app each of its workers builds.
+
+Every worker is a fork of the master and starts with the master's memory: so the master imports
+only what it needs to read the settings and run gunicorn, and each worker imports the app
+(``create_app``) after the fork. The commands (``authgate.cli``) are never loaded here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+from authgate.config import Settings, load_settings
+from authgate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)s "%(a)s" %({x-request-id}o)s'
+MAX_DEFAULT_WORKERS = 64  # the most AUTHGATE_WORKERS accepts
+
+# gevent workers: each connection is a greenlet, so a client that sends its request slowly holds
+# one of a worker's WORKER_CONNECTIONS, not the whole worker (sync) nor one of a few threads
+# (gthread). Measured with benchmarks/slow_clients.py; the figures are in docs/deploy.md.
+WORKER_CLASS = "gevent"
+WORKER_CONNECTIONS = 1000
+
+
+def default_workers() -> int:
+    """Gunicorn's rule of thumb, ``2 * CPUs + 1``, capped at what the settings accept."""
+    return min(2 * (os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gunicorn_options(settings: Settings, workers: int | None = None) -> dict[str, Any]:
+    """The gunicorn settings ``authgate serve --production`` runs with."""
+    return {
+        "bind": [_bind_address(settings.host, settings.port)],
+        "workers": workers or settings.workers or default_workers(),
+        "worker_class": WORKER_CLASS,
+        "worker_connections": WORKER_CONNECTIONS,
+        # The gevent worker also gives a request's head this long to arrive: a slow-loris client
+        # is cut off after 2 s (a request body has no such limit; it holds one connection).
+        "keepalive": 2,
+        "graceful_timeout": 30,
+        "timeout": 30,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        # Each worker builds its own app (database pool, revocation threads) after the fork.
+        "preload_app": False,
+        "proc_name": "authgate",
+        # gunicorn >= 25 opens a control socket in $HOME by default; two servers on one host
+        # would fight over it, and authgate does not need it.
+        "control_socket_disable": True,
+    }
+
+
+_OPTIONAL_GUNICORN_SETTINGS = frozenset({"control_socket_disable"})
+
+
+class GunicornApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn, driven from Python: ``create_app(settings)`` in every worker after the fork."""
+
+    def __init__(self, settings: Settings, options: Mapping[str, Any]):
+        self.settings = settings
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in _OPTIONAL_GUNICORN_SETTINGS and key not in self.cfg.settings:
+                continue  # an older gunicorn without this feature
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        from authgate.server import create_app  # in the worker, after the fork
+
+        return create_app(self.settings)
+
+
+def run_production_server() -> None:
+    """The gunicorn master of ``authgate serve --production``, with settings from the environment.
+
+    ``python -m authgate.serving`` calls this once gevent has monkey-patched the process."""
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        raise SystemExit(f"Error: {e}") from None
+    GunicornApplication(settings, gunicorn_options(settings)).run()
