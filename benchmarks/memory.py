@@ -28,6 +28,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from slow_clients import instance_env
+
 HERE = Path(__file__).resolve().parent
 TARGET_MB = 70.0
 
@@ -49,19 +51,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _instance_env(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
-    env.update(
-        AUTHGATE_ENV="production",
-        AUTHGATE_INSTANCE_PATH=str(workdir / "instance"),
-        AUTHGATE_PUBLIC_URL="https://auth.example.test",
-        AUTHGATE_ORIGINS="https://app.example.test",
-        AUTHGATE_DATABASE_URL=f"sqlite:///{workdir / 'authgate.db'}",
-        AUTHGATE_KEYS_DIR=str(workdir / "keys"),
-    )
-    return env
 
 
 def _prepare(env: dict[str, str]) -> None:
@@ -136,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        env = _instance_env(Path(tmp))
+        env = instance_env(Path(tmp))
         _prepare(env)
         port = _free_port()
         command = ["-m", "authgate", "serve", "--production", "--workers", "1", "--port", str(port)]

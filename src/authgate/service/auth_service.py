@@ -7,6 +7,7 @@ store and backends (``authgate.bootstrap.build_service``) and builds none of the
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Literal
 
 from authgate.core.api_tokens import looks_like_api_token, looks_like_legacy_api_token
@@ -69,6 +70,7 @@ class AuthService:
     ):
         self.settings = settings
         self._legacy_api_tokens = settings.legacy_api_tokens
+        self._started_in: int | None = None  # the process whose background threads run
         self.store = store
         self.clock = clock
         self.keys = keys
@@ -173,8 +175,8 @@ class AuthService:
     ) -> Principal:
         """Who presents ``token``: an access token (bearer or cookie) or an API token (bearer).
         In steady state: dict lookups, no database."""
-        self.feed.ensure_started()
-        self.mail_sender.ensure_started()  # in a forked worker: its own sender thread
+        if self._started_in != os.getpid():  # the first request here, or in a forked worker
+            self._start_here()
         if transport == "bearer":
             if looks_like_api_token(token):
                 return self.api_tokens.authenticate_api_token(token, ip=ip)
@@ -187,6 +189,12 @@ class AuthService:
         fork."""
         self.feed.ensure_started()
         self.mail_sender.start()
+
+    def _start_here(self) -> None:
+        """This process's revocation threads and, if mail was started, its sender thread."""
+        self.feed.ensure_started()
+        self.mail_sender.ensure_started()
+        self._started_in = os.getpid()
 
     def is_healthy(self) -> bool:
         return self.store.ping()
