@@ -10,6 +10,7 @@ for 100,000 rows as for 1,000,000.
 
     .venv/bin/python benchmarks/import_users.py                       # 1,000,000 rows
     .venv/bin/python benchmarks/import_users.py --rows 100000 --also 10000
+    .venv/bin/python benchmarks/import_users.py --rows 200000 --dry-run  # then the import
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def generate(path: Path, rows: int) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def run_import(path: Path, database_url: str, instance: Path, batch_size: int) -> dict[str, float]:
+def run_import(
+    path: Path, database_url: str, instance: Path, batch_size: int, dry_run: bool = False
+) -> dict[str, float]:
     env = {
         **os.environ,
         "AUTHGATE_DATABASE_URL": database_url,
@@ -56,7 +59,15 @@ def run_import(path: Path, database_url: str, instance: Path, batch_size: int) -
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
-            [*AUTHGATE, "users", "import", str(path), "--batch-size", str(batch_size)],
+            [
+                *AUTHGATE,
+                "users",
+                "import",
+                str(path),
+                "--batch-size",
+                str(batch_size),
+                *(["--dry-run"] if dry_run else []),
+            ],
             env=env,
             stdout=out,
             stderr=err,
@@ -78,6 +89,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--also", type=int, default=0, help="first import this many rows too")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="also measure a --dry-run of the same file first (it remembers what it would write)",
+    )
     parser.add_argument(
         "--database-url", default=os.environ.get("AUTHGATE_TEST_DATABASE_URL", DEFAULT_PG)
     )
@@ -113,6 +129,13 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                 )
+                if args.dry_run:
+                    figures = run_import(source, url, Path(tmp), args.batch_size, dry_run=True)
+                    print(
+                        f"  dry run: {figures['seconds']:.1f} s, "
+                        f"{rows / figures['seconds']:,.0f} rows/s, "
+                        f"peak RSS {figures['peak_rss_mib']:.0f} MiB"
+                    )
                 figures = run_import(source, url, Path(tmp), args.batch_size)
                 seconds = figures["seconds"]
                 print(

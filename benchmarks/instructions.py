@@ -43,6 +43,7 @@ SCENARIOS = {
     "public_route": "an unauthenticated view in an app with AuthGate(app)",
     "me_bearer": "GET /api/auth/me with Authorization: Bearer <access token>",
     "me_cookie": "GET /api/auth/me with the session cookie",
+    "me_bearer_metrics": "me_bearer with AUTHGATE_METRICS=loopback (the metrics hook on)",
     "me_api_token": "GET /api/auth/me with Authorization: Bearer ag_...",
     "own_view": "the app's own @token_required() view, bearer access token",
     "first_request": "GET /api/auth/me, bearer, a token's first request (nothing cached)",
@@ -177,6 +178,9 @@ def _first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
 def _prepare(scenario: str, instance: Path, requests: int) -> tuple[WsgiApp, list[dict[str, Any]]]:
     """The app and the environs of the requests (the first ``WARM_UP`` for the warm-up when
     there are several); asserts that the first answers 200."""
+    if scenario.endswith("_metrics"):  # the same request, with the metrics middleware on
+        os.environ["AUTHGATE_METRICS"] = "loopback"
+        scenario = scenario.removesuffix("_metrics")
     if scenario == "bare":
         app = _bare_app()
         environs = [_environ("/me")]

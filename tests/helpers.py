@@ -36,6 +36,8 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FRONTEND = "http://localhost:4100"
 PUBLIC_URL = "http://localhost:8086"
+# A key-encryption key for tests in production mode (AUTHGATE_KEY_ENCRYPTION_KEY).
+KEY_ENCRYPTION_KEY = "FXhJLkGT6FKNr9vCvIzqq99xXvNmSGulpOgpO3NZIeI"
 PASSWORD = "correct horse battery staple"
 BROWSER = {"Origin": FRONTEND, "X-Requested-With": "fetch"}
 

@@ -31,7 +31,7 @@ from authgate.http.schemas import format_time
 from authgate.service import AuthService, ClientInfo
 from authgate.store.records import UserStatus
 from authgate.store.sqlalchemy.migrate import head_revision
-from tests.helpers import PASSWORD, PUBLIC_URL, clear_authgate_environment
+from tests.helpers import KEY_ENCRYPTION_KEY, PASSWORD, PUBLIC_URL, clear_authgate_environment
 
 EMAIL = "ada@example.com"
 
@@ -415,6 +415,7 @@ def test_rotate_with_keys_dir_creates_the_first_production_key(
         "AUTHGATE_INSTANCE_PATH": str(tmp_path),
         "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
         "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
     }
     result = runner.invoke(main, ["keys", "rotate"], env=production)
     assert_clean_failure(result, 2)
@@ -542,6 +543,7 @@ def test_serve_production_refuses_missing_and_dev_keys(
         "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
         "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
         "AUTHGATE_KEYS_DIR": str(tmp_path / "secrets"),
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
     }
     result = runner.invoke(main, ["serve", "--production"], env=env)
     assert_clean_failure(result, 2)
@@ -612,6 +614,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
         "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
         "AUTHGATE_KEYS_DIR": str(keys_dir),
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
     }
 
 
@@ -899,3 +902,43 @@ def test_tokens_create_needs_a_scope(runner: CliRunner, env: dict[str, str]) -> 
     result = runner.invoke(main, ["tokens", "create", "--user", EMAIL], env=env)
     assert_clean_failure(result, 2)
     assert "--scope" in result.stderr
+
+
+def test_encryption_key_writes_a_new_private_key_once(runner: CliRunner, tmp_path: Path) -> None:
+    from authgate.core.secret_boxes import parse_key_encryption_key
+
+    path = tmp_path / "kek"
+    result = runner.invoke(main, ["keys", "encryption-key", str(path)])
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = path.read_text()
+    assert len(parse_key_encryption_key(key)) == 32
+    again = runner.invoke(main, ["keys", "encryption-key", str(path)])
+    assert again.exit_code == 1 and path.read_text() == key  # never overwritten
+
+
+def test_mfa_reset_removes_the_factors_and_the_sessions(
+    runner: CliRunner, env: dict[str, str], service_for: Any
+) -> None:
+    import pyotp
+
+    from authgate.errors import MfaRequiredError
+
+    assert create_user(runner, env).exit_code == 0
+    service = service_for(env)
+    principal = service.authenticate(
+        service.sessions.login(EMAIL, PASSWORD, ClientInfo()).access_token, "bearer"
+    )
+    setup = service.second_factors.begin_totp(principal, PASSWORD, ip=None)
+    service.second_factors.confirm_totp(principal, pyotp.TOTP(setup.secret).now())
+    with pytest.raises(MfaRequiredError):
+        service.sessions.login(EMAIL, PASSWORD, ClientInfo())
+
+    result = run(runner, ["users", "mfa-reset", EMAIL], env)
+    assert result.exit_code == 0, result.output
+    user = service.store.find_user_by_login(EMAIL)
+    assert service.store.list_sessions(user.id, now=service.clock.now()) == []
+    assert service.sessions.login(EMAIL, PASSWORD, ClientInfo()).user.id == user.id
+    assert_clean_failure(
+        runner.invoke(main, ["users", "mfa-reset", "nobody@example.com"], env=env), 1
+    )

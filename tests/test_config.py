@@ -10,6 +10,7 @@ import pytest
 
 from authgate.config import Environment, load_settings
 from authgate.errors import ConfigError
+from tests.helpers import KEY_ENCRYPTION_KEY
 
 
 def test_defaults_are_the_embedded_development_setup() -> None:
@@ -115,6 +116,7 @@ def test_production_accepts_safe_settings(tmp_path: Path) -> None:
             "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
             "AUTHGATE_DATABASE_URL": "postgresql+psycopg://app:s3cret@db/app",
             "AUTHGATE_KEYS_DIR": str(tmp_path),
+            "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
             "AUTHGATE_ORIGINS": "https://app.example.com",
         }
     )
@@ -134,6 +136,7 @@ def test_production_refuses_missing_and_development_keys(tmp_path: Path) -> None
             "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
             "AUTHGATE_DATABASE_URL": "sqlite:///x.db",
             "AUTHGATE_KEYS_DIR": str(tmp_path / "keys"),
+            "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
         }
     )
     with pytest.raises(ConfigError, match="No signing key"):
@@ -343,6 +346,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "AUTHGATE_PUBLIC_URL": "https://auth.example.com",
         "AUTHGATE_DATABASE_URL": "postgresql+psycopg://app@db/app",
         "AUTHGATE_KEYS_DIR": str(tmp_path),
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
         "AUTHGATE_ORIGINS": "https://app.example.com",
     }
 
@@ -562,3 +566,11 @@ def test_settings_with_providers_are_hashable_and_never_show_secrets() -> None:
         for secret in ALL_SECRETS:
             assert secret not in text
     assert "corp-client" in repr(first)  # the providers are in the repr, only masked
+
+
+def test_roles_are_a_list_of_role_names_each_once() -> None:
+    settings = load_settings(environ={"AUTHGATE_ROLES": "editor, support editor"})
+    assert settings.roles == ("editor", "support")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"AUTHGATE_ROLES": "editor Support"})
+    assert "AUTHGATE_ROLES" in str(info.value) and "'Support' is not a role name" in str(info.value)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
+import pymysql
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
@@ -18,9 +20,11 @@ from werkzeug.security import generate_password_hash
 from authgate.bootstrap import build_service
 from authgate.cli import main
 from authgate.config import load_settings
+from authgate.core.audit import AuditQuery
 from authgate.service import AuthService, ClientInfo
 from authgate.store.sqlalchemy.engines import create_database_engine
 from tests.helpers import PASSWORD, PUBLIC_URL, clear_authgate_environment, pg_base_url
+from tests.mariadb_server import MariaDBServer
 
 CLIENT = ClientInfo(user_agent="test", ip="127.0.0.1")
 SEED_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
@@ -89,6 +93,8 @@ def test_jsonl_import_reports_counts_refusals_and_reruns(
         assert service.sessions.login("ada", PASSWORD, CLIENT).access_token
         bob = service.store.find_user_by_login("bob@example.com")
         assert bob is not None and bob.roles == ("user", "admin")
+        imported = service.store.list_audit_events(AuditQuery(type="user.imported"))
+        assert len(imported) == 2 and {e.actor_type for e in imported} == {"cli"}
     finally:
         service.close()
 
@@ -202,7 +208,26 @@ def sqlite_source(tmp_path: Path) -> tuple[str, str]:
     return url, "users"
 
 
-@pytest.mark.parametrize("kind", ["sqlite_source", "pg_source"])
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDBServer]:
+    """A private MariaDB server (Debian's mariadb-server), started for this module."""
+    try:
+        server = MariaDBServer()
+    except RuntimeError as e:  # not installed: fail, never skip
+        pytest.fail(str(e))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def mysql_source(mariadb: MariaDBServer) -> tuple[str, str]:
+    """A seed-style ``users`` table in a new database of the private MariaDB server."""
+    url = mariadb.create_database(f"legacy_{uuid.uuid4().hex[:10]}")
+    fill_seed_table(url, "users")
+    return url, "users"
+
+
+@pytest.mark.parametrize("kind", ["sqlite_source", "pg_source", "mysql_source"])
 def test_from_database_imports_a_seed_style_table(
     request: pytest.FixtureRequest, kind: str, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -234,6 +259,34 @@ def test_from_database_imports_a_seed_style_table(
         service.close()
 
 
+def test_a_refused_token_row_never_shows_the_token(
+    sqlite_source: tuple[str, str], env: dict[str, str]
+) -> None:
+    """RAGFlow's ``api_token`` table has the token in its primary key (tenant_id, token): the
+    refusal on stderr names the row by its key, but shows the token's column hidden."""
+    url, table = sqlite_source
+    assert run(
+        ["users", "import", "--from-database", url, "--table", table, "--map", SEED_MAP], env
+    )
+    engine = create_database_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TABLE api_token (tenant_id VARCHAR(32), token VARCHAR(255), "
+                    "PRIMARY KEY (tenant_id, token))"
+                )
+            )
+            conn.execute(text("INSERT INTO api_token VALUES ('999', :t)"), {"t": TOKEN})
+    finally:
+        engine.dispose()
+    args = ["tokens", "import", "--from-database", url, "--table", "api_token"]
+    result = run([*args, "--map", "token=token,legacy_user_id=tenant_id"], env)
+    assert result.exit_code == 0, result.output
+    assert "refused row 1 (tenant_id='999', token=<hidden>): no imported user" in result.stderr
+    assert TOKEN not in result.output and TOKEN[8:20] not in result.stderr
+
+
 def test_from_database_names_missing_columns(
     sqlite_source: tuple[str, str], env: dict[str, str]
 ) -> None:
@@ -246,3 +299,60 @@ def test_from_database_names_missing_columns(
     missing = run(["users", "import", "--from-database", url, "--table", "nope"], env)
     assert missing.exit_code == 2
     assert "no table 'nope'" in missing.stderr
+
+
+def test_mysql_source_streams_through_an_unbuffered_cursor(
+    mariadb: MariaDBServer, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MariaDB table of werkzeug and bcrypt hashes, imported with ``mysql+pymysql://``, read
+    through PyMySQL's ``SSCursor`` (rows come off the socket as the import takes them: a buffered
+    cursor would read the whole table into memory at ``execute``); the old passwords log in."""
+    url = mariadb.create_database(f"legacy_{uuid.uuid4().hex[:10]}")
+    bcrypt_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    count = 2500
+    connection = mariadb.connect(url.rpartition("/")[2])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(SEED_TABLE.format(table="users"))
+            cursor.executemany(
+                "INSERT INTO users VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        n,
+                        f"User {n}",
+                        f"user{n}",
+                        f"user{n}@example.com",
+                        SEED_HASH if n % 2 else bcrypt_hash,
+                        "User",
+                    )
+                    for n in range(1, count + 1)
+                ],
+            )
+        connection.commit()
+    finally:
+        connection.close()
+    reads: list[tuple[type, str]] = []
+    execute = pymysql.cursors.Cursor.execute
+
+    def spy(cursor: pymysql.cursors.Cursor, query: str, args: object = None) -> int:
+        reads.append((type(cursor), query))
+        return execute(cursor, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", spy)
+    args = ["users", "import", "--from-database", url, "--table", "users", "--map", SEED_MAP]
+    result = run([*args, "--batch-size", "500"], env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"created {count}, updated 0, skipped 0, refused 0"
+    assert f"{count:,} rows of {count:,} (100%)" in result.stderr
+    [(cursor_class, _query)] = [
+        (kind, query) for kind, query in reads if "FROM users ORDER BY" in query
+    ]
+    assert issubclass(cursor_class, pymysql.cursors.SSCursor)
+    # A slow batch must not make the server drop the reading connection.
+    assert any("SET SESSION net_write_timeout = 3600" in query for _kind, query in reads)
+    service = service_of(env)
+    try:
+        for login in ("user1", "user2"):  # werkzeug, bcrypt
+            assert service.sessions.login(login, PASSWORD, CLIENT).access_token
+    finally:
+        service.close()

@@ -58,3 +58,22 @@ def test_a_secret_from_the_environment_or_a_file(tmp_path: Path) -> None:
 def test_unsafe_values_are_refused(values: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(values)
+
+
+def test_a_secret_file_that_cannot_be_read_is_a_clear_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a traceback: the file is there, but this user may not read it (root reads anything,
+    so the refusal is simulated)."""
+    secret_file = tmp_path / "legacy-secret"
+    secret_file.write_text(SECRET)
+    real_read = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path == secret_file:
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(ConfigError, match=r"legacy-secret cannot be read \(Permission denied\)"):
+        load_settings(legacy(secret_file=str(secret_file), cutoff=CUTOFF))

@@ -10,6 +10,7 @@ import pytest
 
 from authgate.config import Settings, load_settings
 from authgate.errors import ConfigError
+from tests.helpers import KEY_ENCRYPTION_KEY
 
 FROM = "Example <no-reply@example.com>"
 
@@ -24,6 +25,7 @@ def production(tmp_path: Path, **values: str) -> dict[str, str]:
         "public_url": "https://auth.example.com",
         "database_url": f"sqlite:///{tmp_path / 'db'}",
         "keys_dir": str(tmp_path),
+        "key_encryption_key": KEY_ENCRYPTION_KEY,
         **values,
     }
 

@@ -9,6 +9,7 @@ itself. The Flask extension, the standalone server and the CLI all start here.
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,10 +25,12 @@ from authgate.backends.mail_sender import OutboxSender
 from authgate.backends.mail_transport import build_mail_transport
 from authgate.backends.revocation_feed import RevocationFeed
 from authgate.config import Settings
+from authgate.core.audit import AuditEvent, json_line
 from authgate.core.clocks import Clock, SystemClock
 from authgate.core.passwords import Offload, PasswordHasher
 from authgate.errors import ConfigError
 from authgate.service import AuthService, KeySource
+from authgate.service.keys import load_secret_box
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import is_up_to_date, upgrade_database
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
@@ -50,7 +53,10 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
                 raise ConfigError("The database schema is not current: run `authgate db upgrade`.")
             upgrade_database(engine)
         keys = KeySource(settings, clock)
+        secret_box = load_secret_box(settings)
     store = SqlAlchemyStore(engine)
+    if settings.audit_log:
+        store.audit_listener = log_audit_event
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     cache = AuthCache()
     return AuthService(
@@ -85,7 +91,16 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> AuthServ
         mail=build_mail_composer(settings, clock, check=True),
         mail_sender=OutboxSender(store, build_mail_transport(settings), clock),
         tasks=BackgroundTasks(),
+        secret_box=secret_box,
     )
+
+
+_audit_log = logging.getLogger("authgate.audit")
+
+
+def log_audit_event(event: AuditEvent) -> None:
+    """``AUTHGATE_AUDIT_LOG``: each committed event as one JSON line (for a SIEM)."""
+    _audit_log.info("%s", json_line(event))
 
 
 def _provider_clients(settings: Settings, clock: Clock) -> dict[str, ProviderClient]:

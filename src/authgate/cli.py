@@ -23,10 +23,13 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from authgate.audit_commands import audit, record_key_rotation
 from authgate.bootstrap import build_service
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
+from authgate.core.audit import CLI
 from authgate.core.keys import generate_key, insecure_key_files, load_keyring
+from authgate.core.roles import ROLE_PATTERN
 from authgate.dev_server import run_development_server
 from authgate.doctor.cli import doctor
 from authgate.errors import (
@@ -38,7 +41,6 @@ from authgate.errors import (
     ValidationFailedError,
 )
 from authgate.http.schemas import (
-    ROLE_PATTERN,
     ApiTokenCreateInput,
     RegisterInput,
     format_time,
@@ -135,6 +137,7 @@ def _load(overrides: Mapping[str, Any] | None = None) -> Settings:
 @contextmanager
 def _service(settings: Settings) -> Iterator[AuthService]:
     service = build_service(settings)
+    service.audit.context = lambda: CLI  # what a command changes is recorded as the CLI's
     try:
         yield service
     finally:
@@ -407,6 +410,18 @@ def users_enable(email: str) -> None:
     click.echo(f"{user.email}: active")
 
 
+@users.command("mfa-reset")
+@click.argument("email")
+def users_mfa_reset(email: str) -> None:
+    """Remove a user's second factors (authenticator app, recovery codes, passkeys) and revoke
+    their sessions; they are told by mail. For a user who lost every factor."""
+    settings = _load()
+    with _service(settings) as service:
+        user = _find_user(service, email)
+        service.second_factors.remove_all(user.id)
+    click.echo(f"{user.email}: second factors removed; all of their sessions are revoked.")
+
+
 @users.command("list")
 @click.option("--q", "query", help="Only users whose email, username or name contains this.")
 def users_list(query: str | None) -> None:
@@ -595,6 +610,9 @@ def keys_rotate(keys_dir: Path | None) -> None:
     directory = _keys_dir(keys_dir)
     key = generate_key(directory, dev=False, now=datetime.now(UTC))
     click.echo(key.kid)
+    not_recorded = record_key_rotation(key.kid)
+    if not_recorded is not None:
+        click.echo(f"(Not recorded in the audit trail: {not_recorded}.)", err=True)
     click.echo(
         f"Created signing key {key.kid} in {directory}; it is now the active key.\n"
         "Tokens signed by older keys keep verifying until they expire; remove an old key file "
@@ -628,6 +646,22 @@ def keys_list(keys_dir: Path | None) -> None:
             f"Warning: {path} is readable or writable by other users; run `chmod 600 {path}`.",
             err=True,
         )
+
+
+@keys.command("encryption-key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keys_encryption_key(path: Path) -> None:
+    """Write a new key-encryption key to PATH (a new file, mode 0600).
+
+    It seals the secrets stored in the database (TOTP seeds): point AUTHGATE_KEY_ENCRYPTION_KEY_FILE
+    at it, and keep it with the database's backups -- without it those secrets cannot be read."""
+    from authgate.core.secret_boxes import generate_key_file
+
+    try:
+        generate_key_file(path)
+    except FileExistsError:
+        raise Refused(f"{path} exists: a key-encryption key is never overwritten.") from None
+    click.echo(f"Wrote a new key-encryption key to {path} (mode 0600).", err=True)
 
 
 # tls -------------------------------------------------------------------------------------------
@@ -673,6 +707,7 @@ tokens.add_command(tokens_import)
 main.add_command(nginx_command)
 main.add_command(doctor)
 main.add_command(mail)
+main.add_command(audit)
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,9 @@ from pydantic import (
 
 from authgate.core.oauth import safe_redirect_target
 from authgate.core.origins import OriginAllowlist, parse_origin
+from authgate.core.roles import is_role_name
 from authgate.core.smtp_urls import SmtpEndpoint, parse_mail_address, parse_smtp_url
+from authgate.core.webauthn_origins import WebAuthnOrigins, webauthn_origins
 from authgate.errors import ConfigError
 
 # The algorithms a legacy session token may use: HMAC only (the old app's shared secret); never
@@ -48,6 +50,13 @@ ENV_PREFIX = "AUTHGATE_"
 # accept its Secure cookies over plain http) at ``localhost``.
 DEVELOPMENT_PUBLIC_URL = "http://localhost:{port}"
 SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,30}(:[a-z0-9_.-]{1,31})?")
+# AUTHGATE_METRICS: its two keywords; any other value is the bearer token a scraper must send.
+METRICS_OFF = "off"
+METRICS_LOOPBACK = "loopback"
+METRICS_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{1,512}")
+# What production asks of a metrics token: long, and not one character repeated.
+METRICS_TOKEN_MIN_LENGTH = 32
+METRICS_TOKEN_MIN_DISTINCT = 10
 
 
 class Environment(StrEnum):
@@ -181,6 +190,10 @@ class Settings(BaseModel):
     refresh_cookie_name: str = "authgate_refresh"
     redis_url: SecretStr | None = None
     revocation_poll_interval_seconds: float = Field(default=0.25, gt=0, le=1.0)
+    # The audit trail keeps events this many days (0: for ever); each event may also be logged
+    # as one JSON line on the ``authgate.audit`` logger (for a SIEM).
+    audit_retention_days: int = Field(default=365, ge=0, le=36500)
+    audit_log: bool = False
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # An avatar upload may be this large (its request only; every other body: max_body_bytes).
     avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -189,6 +202,9 @@ class Settings(BaseModel):
     password_memory_cost_kib: int = Field(default=19456, ge=19456)
     password_parallelism: int = Field(default=1, ge=1)
     api_token_scopes: tuple[str, ...] = ()
+    # The roles this deployment gives users besides the built-in "user" and "admin": the choices
+    # of the admin console and of PATCH /api/users/{id} (any other role is refused there).
+    roles: tuple[str, ...] = ()
     api_token_default_ttl_days: int = Field(default=90, ge=1, le=3650)
     api_token_max_ttl_days: int = Field(default=365, ge=1, le=3650)
     login_rate_limit_per_account: str = "10 per 5 minutes"
@@ -203,6 +219,11 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1, le=64)
+    # Prometheus metrics at GET /metrics (docs/operations.md): "off", "loopback" (scrapes
+    # straight from this host only) or a bearer token the scraper must send.
+    metrics: SecretStr = SecretStr(METRICS_OFF)
+    # "text" or "json": one JSON object per log line, with the request id (docs/operations.md).
+    log_format: Literal["text", "json"] = "text"
     oauth_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
     # Where a browser lands after an OAuth login (or its error) when no valid ``next`` was given.
     oauth_default_redirect: str = "/"
@@ -217,6 +238,10 @@ class Settings(BaseModel):
     # Required with smtp_url: "Example <no-reply@example.com>" or no-reply@example.com.
     mail_from: str | None = Field(default=None, validate_default=True)
     app_name: str = Field(default="authgate", min_length=1, max_length=80)
+    # Passkeys (docs/passkeys.md): the WebAuthn Relying Party ID (unset: the public URL's host)
+    # and the name authenticators show (unset: app_name).
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str | None = Field(default=None, max_length=80)
     # Where the links in mails point (a frontend on another origin, maybe under a path), without
     # a trailing slash; unset: the public URL.
     link_base_url: str = ""
@@ -239,6 +264,16 @@ class Settings(BaseModel):
     # Flask-Security-Too's SECURITY_PASSWORD_SALT: verifies the hashes imported with
     # ``--password-prehash flask-security`` (its default double hashing).
     legacy_password_hmac_salt: SecretStr | None = None
+    # Second factors (docs/mfa.md). The key-encryption key seals secrets stored in the database
+    # (TOTP seeds): 32 random bytes, base64url, given inline or in a file (read at startup).
+    # Development without one generates <instance>/key-encryption-key (0600); production refuses.
+    key_encryption_key: SecretStr | None = None
+    key_encryption_key_file: Path | None = None
+    # Sensitive actions (password or email change, turning a factor off...) need a login or a
+    # POST /api/auth/reauthenticate at most this long ago.
+    reauth_seconds: int = Field(default=600, ge=30, le=86400)
+    # Users with one of these roles must set up a second factor before they get a session.
+    mfa_required_roles: tuple[str, ...] = ()
 
     @field_validator("legacy_jwt_algorithms", mode="before")
     @classmethod
@@ -261,7 +296,13 @@ class Settings(BaseModel):
                 f"legacy_jwt_algorithms may hold only {', '.join(LEGACY_JWT_ALGORITHMS)} "
                 f"(never none), got {', '.join(self.legacy_jwt_algorithms) or 'nothing'}"
             )
-        secret = self.read_legacy_jwt_secret() or b""
+        try:
+            secret = self.read_legacy_jwt_secret() or b""
+        except OSError as e:  # a file is_file() found but this user cannot read
+            raise ValueError(
+                f"legacy_jwt_secret_file {self.legacy_jwt_secret_file} cannot be read "
+                f"({e.strerror or type(e).__name__})"
+            ) from None
         needed = max(LEGACY_JWT_ALGORITHMS_MIN_KEY_BYTES[a] for a in self.legacy_jwt_algorithms)
         if len(secret) < needed:
             raise ValueError(
@@ -303,7 +344,7 @@ class Settings(BaseModel):
             return {**data, "public_url": DEVELOPMENT_PUBLIC_URL.format(port=port)}
         return data
 
-    @field_validator("origins", "api_token_scopes", mode="before")
+    @field_validator("origins", "api_token_scopes", "mfa_required_roles", "roles", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -326,10 +367,28 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _check_webauthn_origins(self) -> Settings:
+        """Every allowed origin must be able to use the passkeys' RP ID (refused with the fix
+        when the RP ID was set explicitly; see core.webauthn_origins)."""
+        webauthn_origins(self.webauthn_rp_id, self.public_url, self.origins)
+        return self
+
+    @model_validator(mode="after")
     def _default_within_max(self) -> Settings:
         if self.api_token_default_ttl_days > self.api_token_max_ttl_days:
             raise ValueError("api_token_default_ttl_days must not exceed api_token_max_ttl_days")
         return self
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for role in value:
+            if not is_role_name(role):
+                raise ValueError(
+                    f"{role!r} is not a role name: use 1 to 32 lower-case letters, digits, "
+                    "'_', ':' or '-', starting with a letter"
+                )
+        return tuple(dict.fromkeys(value))
 
     @field_validator("api_token_scopes")
     @classmethod
@@ -377,6 +436,19 @@ class Settings(BaseModel):
                 fields = {**fields, "kind": kind}
             providers[name] = fields
         return providers
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text.lower() in (METRICS_OFF, METRICS_LOOPBACK):
+            return SecretStr(text.lower())
+        if not text or not METRICS_TOKEN_PATTERN.fullmatch(text):
+            raise ValueError(
+                "must be off, loopback or a bearer token of visible ASCII characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return SecretStr(text)
 
     @field_validator("smtp_url")
     @classmethod
@@ -466,6 +538,11 @@ class Settings(BaseModel):
             return self.legacy_jwt_secret_file.read_bytes().rstrip(b"\r\n")
         return None
 
+    @property
+    def resolved_key_encryption_key_file(self) -> Path:
+        """Where the key is read from: the file set, or the development one in the instance."""
+        return self.key_encryption_key_file or self.instance_path / "key-encryption-key"
+
     def __hash__(self) -> int:
         # Frozen, but the providers mapping is a dict: hash the validated values as text.
         return hash(self.model_dump_json())
@@ -475,6 +552,20 @@ class Settings(BaseModel):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def metrics_mode(self) -> Literal["off", "loopback", "token"]:
+        value = self.metrics.get_secret_value()
+        if value == METRICS_OFF:
+            return "off"
+        return "loopback" if value == METRICS_LOOPBACK else "token"
+
+    @property
+    def metrics_token(self) -> bytes | None:
+        """The bearer token ``/metrics`` requires; None unless ``metrics`` is a token."""
+        if self.metrics_mode != "token":
+            return None
+        return self.metrics.get_secret_value().encode("ascii")
 
     @property
     def resolved_issuer(self) -> str:
@@ -505,6 +596,15 @@ class Settings(BaseModel):
     def allowlist(self) -> OriginAllowlist:
         return OriginAllowlist(self.origins)
 
+    @property
+    def webauthn(self) -> WebAuthnOrigins:
+        """The passkeys' RP ID and the origins that may use it (checked at validation)."""
+        return webauthn_origins(self.webauthn_rp_id, self.public_url, self.origins)
+
+    @property
+    def resolved_webauthn_rp_name(self) -> str:
+        return self.webauthn_rp_name or self.app_name
+
     def raise_if_unsafe(self) -> None:
         """In production, refuse settings with any problem (``ConfigError`` listing them all)."""
         if self.is_production:
@@ -526,6 +626,12 @@ class Settings(BaseModel):
             problems.append(
                 "AUTHGATE_DATABASE_URL is not set: production needs an explicit database "
                 "(e.g. postgresql+psycopg://user@host/dbname)."
+            )
+        if self.key_encryption_key is None and self.key_encryption_key_file is None:
+            problems.append(
+                "AUTHGATE_KEY_ENCRYPTION_KEY is not set: production seals second-factor secrets "
+                "with a key of its own. Create one with `authgate keys encryption-key FILE` (a "
+                "new 0600 file) and set AUTHGATE_KEY_ENCRYPTION_KEY_FILE=FILE."
             )
         if self.keys_dir is None:
             problems.append(
@@ -549,6 +655,15 @@ class Settings(BaseModel):
                 f"AUTHGATE_SMTP_URL is plain smtp:// to {endpoint.host}: production sends mail "
                 "(with password-reset links) over plain SMTP only to a relay on this host; use "
                 "smtp+starttls:// or smtps://, or a relay on 127.0.0.1."
+            )
+        token = self.metrics_token
+        if token is not None and (
+            len(token) < METRICS_TOKEN_MIN_LENGTH or len(set(token)) < METRICS_TOKEN_MIN_DISTINCT
+        ):
+            problems.append(
+                f"AUTHGATE_METRICS is a weak token ({len(token)} characters): production needs "
+                f"at least {METRICS_TOKEN_MIN_LENGTH} random characters, e.g. "
+                "AUTHGATE_METRICS=$(openssl rand -hex 32), or loopback."
             )
         for origin in self.origins:
             if origin.startswith("http://"):

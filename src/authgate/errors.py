@@ -188,6 +188,23 @@ class LastLoginMethodError(AuthError):
     )
 
 
+class LastAdminError(AuthError):
+    """Disabling, deleting or demoting the last active administrator: nobody could administer
+    the deployment afterwards (``authgate users set-roles`` on the server could)."""
+
+    code = "last_admin"
+    status = 409
+    default_message = (
+        "This is the last active administrator: make someone else an administrator first."
+    )
+
+
+class UnknownRoleError(AuthError):
+    code = "unknown_role"
+    status = 400
+    default_message = "Unknown role."
+
+
 class InvalidAccountTokenError(AuthError):
     """A mailed link's token that opens nothing: unknown, already used, expired, or issued
     before the account's email or password changed (one answer for all: no oracle)."""
@@ -309,4 +326,83 @@ class OAuthEmailUnverifiedError(OAuthError):
     default_message = (
         "The provider has not verified this account's email address, so it cannot open an "
         "account here: verify the address at the provider, or register with a password."
+    )
+
+
+class PasskeyInvalidError(AuthError):
+    """A passkey ceremony that cannot be accepted: its challenge is unknown, used, expired or
+    was issued to another browser, or the authenticator's response does not verify (one
+    answer for all: no oracle)."""
+
+    code = "passkey_invalid"
+    status = 400
+    default_message = "The passkey could not be verified; start again."
+
+
+class PasskeyExistsError(AuthError):
+    code = "passkey_exists"
+    status = 409
+    default_message = "This passkey is registered already."
+
+
+class PasskeysUnavailableError(AuthError):
+    code = "passkeys_unavailable"
+    status = 404
+    default_message = (
+        "Passkeys are not available: authgate is served at an IP address; serve it under a "
+        "host name (or set AUTHGATE_WEBAUTHN_RP_ID)."
+    )
+
+
+# Second factors and step-up (docs/mfa.md) ------------------------------------------------------
+
+
+class MfaRequiredError(AuthError):
+    """The password was right; the login completes at ``POST /api/auth/mfa/verify`` with the
+    ``mfa`` token (and the browser's binding cookie) and a second factor. No session yet."""
+
+    code = "mfa_required"
+    status = 401
+    default_message = "Enter a code from your authenticator app (or a recovery code)."
+
+    def __init__(
+        self, token: str, methods: list[str], *, binding: str | None, message: str | None = None
+    ):
+        super().__init__(message)
+        self.token = token
+        self.methods = methods
+        self.binding = binding  # the browser's cookie value, set by the adapter
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "mfa": {"token": self.token, "methods": self.methods}}
+
+
+class MfaEnrollmentRequiredError(MfaRequiredError):
+    """The account's role requires a second factor it does not have: the ``mfa`` token allows
+    setting one up (``/api/auth/mfa/totp`` and ``/confirm``), which completes the login."""
+
+    code = "mfa_enrollment_required"
+    default_message = "Your account requires a second factor: set up an authenticator app."
+
+
+class InvalidMfaTokenError(AuthError):
+    """Unknown, expired, used up, out of attempts, or from another browser: one answer."""
+
+    code = "invalid_mfa_token"
+    status = 401
+    default_message = "This sign-in step has expired or was already used: log in again."
+
+
+class InvalidMfaCodeError(AuthError):
+    code = "invalid_code"
+    status = 401
+    default_message = "The code is not correct (or was already used)."
+
+
+class ReauthenticationRequiredError(AuthError):
+    code = "reauthentication_required"
+    status = 403
+    default_message = (
+        "Confirm it is you: POST /api/auth/reauthenticate with your password or a code, then "
+        "try again."
     )

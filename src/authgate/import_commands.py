@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ import click
 from authgate.backends.import_sources import DatabaseSource, FileSource, detect_file_format
 from authgate.bootstrap import build_service
 from authgate.config import load_settings
+from authgate.core.audit import CLI
 from authgate.core.user_imports import IMPORT_FIELDS, parse_field_map
 from authgate.service import AuthService
 from authgate.service.user_imports import (
@@ -36,6 +38,7 @@ class _BadOptions(click.UsageError):
 @contextmanager
 def _service() -> Iterator[AuthService]:
     service = build_service(load_settings({}))
+    service.audit.context = lambda: CLI  # its user.imported events are the CLI's
     try:
         yield service
     finally:
@@ -264,6 +267,8 @@ def tokens_import(
     """
     source = _source(file, file_format, database_url, table)
     field_map = _field_map(map_spec, source, fields=LEGACY_TOKEN_FIELDS, required="token")
+    if isinstance(source, DatabaseSource):  # a refused row never shows the token in its key
+        source = replace(source, secret=frozenset({(field_map or {}).get("token", "token")}))
     progress = _Progress(source.count(), "tokens")
     with _service() as service:
         report = service.user_imports.import_api_tokens(

@@ -9,7 +9,10 @@ only what it needs to read the settings and run gunicorn, and each worker import
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
@@ -20,7 +23,8 @@ from authgate.errors import ConfigError
 if TYPE_CHECKING:
     from flask import Flask
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)s "%(a)s" %({x-request-id}o)s'
+# The path without its query string (%(U)s, not %(r)s): a query may carry an OAuth code or state.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)s "%(a)s" %({x-request-id}o)s'
 MAX_DEFAULT_WORKERS = 64  # the most AUTHGATE_WORKERS accepts
 
 # gevent workers: each connection is a greenlet, so a client that sends its request slowly holds
@@ -60,7 +64,59 @@ def gunicorn_options(settings: Settings, workers: int | None = None) -> dict[str
         # gunicorn >= 25 opens a control socket in $HOME by default; two servers on one host
         # would fight over it, and authgate does not need it.
         "control_socket_disable": True,
+        **_log_options(settings),
+        **_metrics_options(settings),
     }
+
+
+def _log_options(settings: Settings) -> dict[str, Any]:
+    if settings.log_format != "json":
+        return {}
+    from authgate.log_format import gunicorn_logger_class
+
+    return {"logger_class": gunicorn_logger_class()}
+
+
+# Metrics under several workers ---------------------------------------------------------------
+#
+# Each worker keeps its own counters; for a scrape (answered by any one worker) to see them all,
+# prometheus_client's multiprocess mode has every worker write its values to files in one
+# directory, PROMETHEUS_MULTIPROC_DIR, which it reads when it is imported. So the master (which
+# never imports prometheus_client before forking) makes a fresh directory per instance and puts
+# it in its environment before the workers are forked; a worker that exits is marked dead (its
+# live gauges go; its counters stay, as counters must); the directory goes when the master exits.
+
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_options(settings: Settings) -> dict[str, Any]:
+    if settings.metrics_mode == "off":
+        return {}
+    return {"child_exit": _worker_exited, "on_exit": _remove_metrics_directory}
+
+
+def prepare_metrics_directory(settings: Settings) -> Path | None:
+    """With metrics on: a new, empty directory for this instance's workers' values, named in
+    the environment the workers inherit. None with metrics off."""
+    if settings.metrics_mode == "off":
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="authgate-metrics-"))
+    os.environ[MULTIPROC_DIR_VARIABLE] = str(directory)
+    return directory
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    if not os.environ.get(MULTIPROC_DIR_VARIABLE):
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _remove_metrics_directory(_server: Any) -> None:
+    directory = os.environ.pop(MULTIPROC_DIR_VARIABLE, None)
+    if directory and Path(directory).name.startswith("authgate-metrics-"):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _OPTIONAL_GUNICORN_SETTINGS = frozenset({"control_socket_disable"})
@@ -94,4 +150,11 @@ def run_production_server() -> None:
         settings = load_settings()
     except ConfigError as e:
         raise SystemExit(f"Error: {e}") from None
-    GunicornApplication(settings, gunicorn_options(settings)).run()
+    master = os.getpid()
+    directory = prepare_metrics_directory(settings)
+    try:
+        GunicornApplication(settings, gunicorn_options(settings)).run()
+    finally:
+        # In the master only: a worker leaves through here too (gunicorn's sys.exit).
+        if directory is not None and os.getpid() == master:
+            shutil.rmtree(directory, ignore_errors=True)

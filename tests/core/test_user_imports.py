@@ -13,7 +13,12 @@ from authgate.core.api_tokens import (
     legacy_api_token_id,
     looks_like_legacy_api_token,
 )
-from authgate.core.user_imports import ImportedUser, parse_field_map, parse_imported_user
+from authgate.core.user_imports import (
+    ImportedUser,
+    ImportLedger,
+    parse_field_map,
+    parse_imported_user,
+)
 from authgate.errors import ValidationFailedError
 
 BCRYPT = "$2b$04$" + "a" * 53
@@ -74,6 +79,25 @@ def test_empty_optional_fields_are_not_given() -> None:
 )
 def test_bad_fields_are_named(fields: dict[str, object], field: str, starts: str) -> None:
     assert problems(fields)[field].startswith(starts) or starts in problems(fields)[field]
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("123toby-lightbulb", None),  # a password kept in plain text
+        ("5f4dcc3b5aa765d61d327deb882cf99b", None),  # an unsalted MD5 digest
+        ("$6$saltsalt$Lq5Jv0Uu7hGk", "'$6'"),
+        ("md5$salt$5f4dcc3b5aa765d61d327deb882cf99b", "'md5'"),
+    ],
+)
+def test_a_refused_hash_shows_its_scheme_never_its_value(stored: str, shown: str | None) -> None:
+    """The refusal goes to stderr and CI logs: a plain-text password or a digest without a
+    scheme is not echoed, not even its beginning."""
+    reason = problems({"email": "a@example.com", "password_hash": stored})["password_hash"]
+    assert reason.startswith("not a hash format authgate can verify")
+    assert stored[:4] not in reason.replace(shown or "", "")
+    if shown is not None:
+        assert f"(it begins {shown})" in reason
 
 
 def test_a_uuid_legacy_id_is_kept_as_its_jwts_spell_it() -> None:
@@ -152,3 +176,31 @@ def test_legacy_token_ids_are_stable_16_base62_and_distinct() -> None:
     assert first == legacy_api_token_id("0f6c5d3a9b2e4c1d8e7f6a5b4c3d2e1f")
     assert len(first) == 16 and first.isalnum() and first.isascii()
     assert first != legacy_api_token_id("0f6c5d3a9b2e4c1d8e7f6a5b4c3d2e1e")
+
+
+def test_the_dry_run_ledger_remembers_emails_and_who_holds_what() -> None:
+    """Thousands of keys (the tables grow several times), each found again, none invented; a
+    username or legacy id follows its holder's last one."""
+    ledger = ImportLedger()
+    count = 20_000
+    for n in range(count):
+        ledger.add_email(f"u{n}@example.com")
+        ledger.set_username(f"u{n}@example.com", f"name{n}")
+    assert len(ledger) == count
+    assert all(ledger.has_email(f"u{n}@example.com") for n in range(count))
+    assert not any(ledger.has_email(f"v{n}@example.com") for n in range(count))
+    assert ledger.username_owner("name7") == ledger.email_id("u7@example.com")
+    assert ledger.username_owner("name7") != ledger.email_id("u8@example.com")
+    assert ledger.username_owner("nobody") is None
+    ledger.set_username("u7@example.com", "seven")  # lets name7 go
+    assert ledger.username_owner("name7") == 0
+    assert ledger.username_owner("seven") == ledger.email_id("u7@example.com")
+    # A user of the database (not created by the ledger) that an earlier batch renamed.
+    assert ledger.username_owner("old", db_owner="db@example.com") is None
+    ledger.set_username("db@example.com", "new")
+    assert ledger.username_owner("old", db_owner="db@example.com") == 0
+    assert ledger.legacy_id_owner("42") is None
+    ledger.set_legacy_id("u1@example.com", "42")
+    assert ledger.legacy_id_owner("42") == ledger.email_id("u1@example.com")
+    ledger.set_legacy_id("u1@example.com", "43")
+    assert ledger.legacy_id_owner("42") == 0

@@ -20,6 +20,7 @@ from authgate.core.keys import generate_key
 from authgate.doctor import Finding
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
+from tests.helpers import KEY_ENCRYPTION_KEY
 
 PUBLIC = "https://auth.example.com"
 SAME_SITE = "https://app.example.com"
@@ -72,6 +73,7 @@ def production_settings(tmp_path: Path, **values: Any) -> Settings:
         "public_url": PUBLIC,
         "database_url": sqlite_url(tmp_path),
         "keys_dir": tmp_path / "keys",
+        "key_encryption_key": KEY_ENCRYPTION_KEY,
         "origins": (SAME_SITE,),
     }
     return Settings(**{**defaults, **values})

@@ -23,7 +23,7 @@ from tests.doctor.helpers import (
     production_keys,
     run_cli,
 )
-from tests.helpers import REDIS_URL
+from tests.helpers import KEY_ENCRYPTION_KEY, REDIS_URL
 from tests.mail_server import MailServer
 
 
@@ -38,6 +38,7 @@ def healthy_env(tmp_path: Path, mail_server: MailServer) -> dict[str, str]:
         "AUTHGATE_ORIGINS": SAME_SITE,
         "AUTHGATE_DATABASE_URL": migrated_sqlite(tmp_path),
         "AUTHGATE_KEYS_DIR": str(keys),
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
         "AUTHGATE_REDIS_URL": REDIS_URL,
         **mail_server.environment(),
     }

@@ -76,7 +76,7 @@ def test_every_production_refusal_is_reported_once(tmp_path: Path) -> None:
     }
     settings, _ = load_doctor_settings(environ)
     assert settings is not None
-    assert len(settings.production_problems()) == 5
+    assert len(settings.production_problems()) == 6
 
     findings = run_doctor(environ)
 
@@ -84,6 +84,7 @@ def test_every_production_refusal_is_reported_once(tmp_path: Path) -> None:
         "public_url.http_in_production",
         "database.url_not_set",
         "secrets.keys_dir_not_set",
+        "secrets.key_encryption_key_not_set",
         "origins.http_in_production",
         "oauth.allow_http_in_production",
         "oauth.redirect_uri_http",  # the provider would have to register an http redirect URI

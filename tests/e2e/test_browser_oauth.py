@@ -5,6 +5,7 @@ Chromium going back and forth between them by clicks, form posts and redirects."
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def test_continue_with_corp_sso_creates_the_account_and_shows_it(
     page.goto(f"{api}/")
     link = page.get_by_role("link", name="Continue with Corp SSO")
     expect(link).to_have_attribute(
-        "href", f"{api}/api/oauth/corp/login?" + urlencode({"next": f"{api}/account"})
+        "href", f"{api}/api/oauth/corp/login?" + urlencode({"next": f"{api}/?next=%2Faccount"})
     )
 
     link.click()
@@ -272,4 +273,55 @@ def test_a_frontend_on_another_site_logs_in_with_the_provider(
     screenshot(page, "oauth-frontend-cross-site")
     session = next(c for c in context.cookies(deployment.api) if c["name"] == SESSION_COOKIE)
     assert session["sameSite"] == "None" and session.get("partitionKey"), session
+    context.close()
+
+
+def test_a_provider_login_of_an_account_with_an_authenticator_app_asks_for_its_code(
+    browser: Browser, deployment: Deployment
+) -> None:
+    """The provider's login is the first step only: the login page asks for the app's code
+    (the mfa token reached it in the fragment, bound to the browser by its cookie)."""
+    import pyotp
+
+    api, server = deployment.api, deployment.server
+    address = account("mfa")
+    response = server.post("/api/auth/register", json={"email": address, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    provider_account = account("mfa-linked")
+    context, page = fresh_page(browser)
+    page.goto(f"{api}/")
+    page.get_by_label("Email or username").fill(address)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{api}/account")
+    page.get_by_role("button", name="Link Corp SSO").click()
+    complete_provider_login(page, provider_account)
+    expect(page.locator("#identities tr")).to_have_count(1)
+    context.close()
+    access = server.post("/api/auth/login", json={"login": address, "password": PASSWORD}).json()[
+        "access_token"
+    ]
+    auth = {"Authorization": f"Bearer {access}"}
+    secret = server.post("/api/auth/mfa/totp", json={"password": PASSWORD}, headers=auth).json()[
+        "secret"
+    ]
+    totp = pyotp.TOTP(secret)
+    confirmed = server.post("/api/auth/mfa/totp/confirm", json={"code": totp.now()}, headers=auth)
+    assert confirmed.status_code == 200, confirmed.text
+
+    context, page = fresh_page(browser)
+    page.goto(f"{api}/")
+    page.get_by_role("link", name="Continue with Corp SSO").click()
+    complete_provider_login(page, provider_account)
+
+    expect(page.get_by_role("heading", name="Second step")).to_be_visible()
+    expect(page.get_by_role("heading", name="Second step")).to_be_focused()
+    assert "authgate_mfa" not in page.url and "#" not in page.url  # the token left the URL
+    assert SESSION_COOKIE not in {c["name"] for c in context.cookies(api)}
+    page.locator("#mfa-code").fill(totp.at(time.time() + 30))  # the next step: not a replay
+    page.get_by_role("button", name="Verify").click()
+
+    expect(page).to_have_url(f"{api}/account")
+    expect(page.locator("#email")).to_have_text(address)
+    assert SESSION_COOKIE in {c["name"] for c in context.cookies(api)}
     context.close()

@@ -30,11 +30,12 @@ DESKTOP = ViewportSize(width=1280, height=900)
 PHONE = ViewportSize(width=390, height=844)
 BOTH_SIZES = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
-# A real phone's user agent: the longest text of the sessions table.
+# A real phone's user agent; the sessions table shows it in words.
 LONG_USER_AGENT = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro Build/AP2A.240805.005) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/127.0.6533.103 Mobile Safari/537.36"
 )
+LONG_USER_AGENT_DEVICE = "Chrome Mobile 127 on Android 14"
 
 PAGES = ("/", "/register", "/account", "/admin/users")
 
@@ -160,18 +161,22 @@ def test_no_page_scrolls_sideways(browser: Browser, site: Site, viewport: Viewpo
 
 
 @BOTH_SIZES
-def test_the_roles_inputs_show_their_whole_value(
+def test_the_users_list_shows_roles_as_text_and_links_each_user_page(
     browser: Browser, site: Site, viewport: ViewportSize
 ) -> None:
+    """Roles are no free text to edit in the list (the user's page offers the deployment's as a
+    choice): the list shows them, whole, and links each user's page."""
     context, page = new_page(browser, viewport=viewport)
     log_in(page, site, site.admin)
     page.goto(f"{site.api}/admin/users")
     wait_until_shown(page, "/admin/users")
-    for address, value in ((site.admin, "user admin"), (site.other, "user auditor support")):
-        roles = page.get_by_label(f"Roles of {address} (space-separated)")
-        expect(roles).to_have_value(value)
-        shown = roles.evaluate("(input) => [input.scrollWidth, input.clientWidth]")
-        assert shown[0] <= shown[1], (address, shown)
+    expect(page.locator("#users input")).to_have_count(0)
+    for address, value in ((site.admin, "user, admin"), (site.other, "user, auditor, support")):
+        user_row = page.locator("#users tr", has=page.get_by_role("link", name=address, exact=True))
+        expect(user_row.locator("td").nth(2)).to_have_text(value)
+        manage = page.get_by_role("link", name=f"Manage {address}")
+        href = manage.get_attribute("href") or ""
+        assert href.startswith("/admin/users/") and len(href) > len("/admin/users/"), href
     context.close()
 
 
@@ -287,7 +292,7 @@ def test_row_buttons_keep_their_label_on_one_line(
     context, page = new_page(browser, viewport=viewport)
     log_in(page, site, site.admin)
     wait_until_shown(page, "/account")
-    other_device = page.get_by_role("button", name=f"Log out {LONG_USER_AGENT}", exact=True)
+    other_device = page.get_by_role("button", name=f"Log out {LONG_USER_AGENT_DEVICE}", exact=True)
     expect(other_device).to_have_text("Log out")
     buttons = page.locator("#sessions button, #tokens button")
     expect(buttons.first).to_be_visible()
@@ -296,7 +301,7 @@ def test_row_buttons_keep_their_label_on_one_line(
         assert button.evaluate(_ONE_LINE), button.text_content()
     page.goto(f"{site.api}/admin/users")
     wait_until_shown(page, "/admin/users")
-    for button in page.locator("#users button").all():
+    for button in page.locator("#users button, #users a.button").all():
         assert button.evaluate(_ONE_LINE), button.text_content()
     context.close()
 
@@ -311,14 +316,14 @@ def test_the_admin_row_buttons_line_up_with_its_text_and_spare_your_own_row(
 
     expect(page.get_by_role("button", name=f"Disable {site.other}")).to_be_visible()
     expect(page.get_by_role("button", name=f"Disable {site.admin}")).to_have_count(0)
-    expect(page.get_by_role("button", name=f"Save roles of {site.admin}")).to_be_visible()
+    expect(page.get_by_role("link", name=f"Manage {site.admin}")).to_be_visible()
 
     middles: dict[str, Any] = page.evaluate("""() => [...document.querySelectorAll('#users tr')]
       .map((tr) => {
         const range = document.createRange();
         range.selectNodeContents(tr.cells[0]);
         const text = range.getBoundingClientRect();
-        const button = tr.querySelector('button').getBoundingClientRect();
+        const button = tr.querySelector('button, a.button').getBoundingClientRect();
         return [tr.cells[0].textContent, (text.top + text.bottom) / 2,
                 (button.top + button.bottom) / 2];
       })""")

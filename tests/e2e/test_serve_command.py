@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import create_database, new_http_session
-from tests.helpers import PASSWORD, free_port
+from tests.helpers import KEY_ENCRYPTION_KEY, PASSWORD, free_port
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -135,6 +135,7 @@ def _production_settings(workdir: Path, database_url: str) -> dict[str, str]:
         "AUTHGATE_PUBLIC_URL": "https://auth.example.test",
         "AUTHGATE_DATABASE_URL": database_url,
         "AUTHGATE_KEYS_DIR": str(workdir / "keys"),
+        "AUTHGATE_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY,
         "AUTHGATE_ORIGINS": "https://app.example.test",
     }
     rotate = subprocess.run(
@@ -188,7 +189,9 @@ def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> N
             login = _register_and_log_in(http, base, "prod@example.com")
             token = login.json()["access_token"]
             me = http.get(
-                base + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
+                base + "/api/auth/me?code=never-logged",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
             )
             assert me.json()["user"]["email"] == "prod@example.com"
             assert "SameSite=Lax" in login.headers["Set-Cookie"]
@@ -203,6 +206,7 @@ def test_production_serve_runs_gunicorn_and_stops_gracefully(workdir: Path) -> N
         me_lines = [e for e in entries if e["request"] == "GET /api/auth/me HTTP/1.1"]
         assert me_lines and me_lines[0]["status"] == "200", output
         assert re.fullmatch(r"[0-9a-f-]{8,}", me_lines[0]["request_id"]), me_lines[0]
+        assert "never-logged" not in output  # no query string in the access log
     finally:
         database.close()
 

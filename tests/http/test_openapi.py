@@ -75,6 +75,7 @@ def test_every_operation_that_needs_the_database_may_answer_503_with_retry_after
         ("get", "/authgate.js"),
         ("get", "/api/openapi.json"),
         ("get", "/.well-known/jwks.json"),
+        ("get", "/.well-known/webauthn"),  # from the settings
         ("get", "/api/auth/diagnose"),
         ("get", "/api/oauth/providers"),
         ("get", "/avatars/{name}"),

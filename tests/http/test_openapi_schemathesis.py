@@ -102,6 +102,20 @@ CONFIG = {
                 "/api/auth/password/reset",
                 "/api/invitations/preview",
                 "/api/invitations/accept",
+                # A passkey's answer is signed by an authenticator over a server challenge: a
+                # generated one never verifies (400 passkey_invalid, 401 invalid_credentials).
+                "/api/auth/passkeys/register",
+                "/api/auth/passkeys/login",
+                "/api/auth/passkeys/mfa/options",
+                "/api/auth/passkeys/mfa",
+                "/api/auth/passkeys/reauthenticate",
+                # ... and the step-up that takes one as its "credential" (or the password or a
+                # code: one of them, else 400).
+                "/api/auth/reauthenticate",
+                # An mfa token exists only after a password login, and a TOTP code only in the
+                # app: generated ones complete nothing (401 invalid_mfa_token, invalid_code).
+                "/api/auth/mfa/verify",
+                "/api/auth/mfa/totp/confirm",
             )
         ],
     ],
@@ -179,6 +193,13 @@ def help_valid_request(case: Case, account: Account) -> None:
             body.get("new_password"), identity=account.identity()
         )
     elif label == "POST /api/auth/email/change" and isinstance(body, dict):
+        body["password"] = account.password
+    elif label in ("POST /api/auth/mfa/totp", "POST /api/auth/reauthenticate") and isinstance(
+        body, dict
+    ):
+        # The caller's own password (an mfa token or a code is known only to a login or an app).
+        body.pop("mfa_token", None)
+        body.pop("code", None)
         body["password"] = account.password
     elif label == "POST /api/auth/me/avatar" and isinstance(body, dict):
         body["avatar"] = png()

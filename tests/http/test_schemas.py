@@ -109,6 +109,7 @@ INPUT_MODELS = [
     for model in vars(schemas).values()
     if isinstance(model, type) and issubclass(model, Input) and model is not Input
 ]
+QUERY_MODELS = (UserListQuery, schemas.AuditListQuery, schemas.ActivityQuery)
 
 
 def patterns_in(schema: object) -> set[str]:
@@ -261,7 +262,7 @@ def accepts_null_in_schema(model: type[Input], field: str) -> bool:
     [
         (model, field)
         for model in INPUT_MODELS
-        if model is not UserListQuery  # a query string has no null
+        if model not in QUERY_MODELS  # a query string has no null
         for field in model.model_fields
     ],
     ids=lambda value: value if isinstance(value, str) else value.__name__,

@@ -249,7 +249,13 @@ def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
     https = servers(text)[1]
     assert "limit_req_status 429;" in https.lines
     assert "error_page 429 @authgate_429;" in https.lines
-    for path in ("/api/auth/login", "/api/auth/register", "/api/tokens"):
+    for path in (
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/tokens",
+        "/api/auth/mfa/verify",
+        "/api/auth/reauthenticate",
+    ):
         block = find_block(text, f"location = {path}")
         assert "limit_req zone=authgate_login burst=3 nodelay;" in block.lines
     refresh = find_block(text, "location = /api/auth/refresh")
@@ -259,7 +265,7 @@ def test_credential_endpoints_are_rate_limited_with_a_429() -> None:
     assert find_block(text, "location /", within=https).lines == (
         "proxy_pass http://127.0.0.1:8086;",
     )
-    assert sum(line.startswith("limit_req zone=") for line in directives(text)) == 5
+    assert sum(line.startswith("limit_req zone=") for line in directives(text)) == 7
     no_burst = render_nginx_config(make_settings(), NginxOptions(login_burst=0))
     assert "limit_req zone=authgate_login;" in find_block(no_burst, "location = /api/tokens").lines
 

@@ -169,3 +169,47 @@ def test_a_key_added_in_the_same_mtime_tick_as_the_last_read_is_picked_up(
     os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick
     fresh = service.sessions.login("t@example.com", PASSWORD, ClientInfo())
     assert old_kid(fresh.access_token) == key.kid
+
+
+# The key-encryption key ----------------------------------------------------------------------
+
+
+def test_development_generates_a_private_key_encryption_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from authgate.config import Settings
+    from authgate.service.keys import load_secret_box
+
+    settings = Settings(instance_path=tmp_path)
+    box = load_secret_box(settings)
+    path = tmp_path / "key-encryption-key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "Generated a development key-encryption key" in caplog.text
+    sealed = box.seal(b"JBSWY3DPEHPK3PXP", context="totp:u1")
+    assert load_secret_box(settings).open(sealed, context="totp:u1") == b"JBSWY3DPEHPK3PXP"
+
+
+def test_production_refuses_a_missing_or_exposed_key_encryption_key(tmp_path: Path) -> None:
+    from authgate.config import Environment, Settings
+    from authgate.core.secret_boxes import generate_key_file
+    from authgate.errors import ConfigError
+    from authgate.service.keys import load_secret_box
+
+    production = {
+        "env": Environment.PRODUCTION,
+        "public_url": "https://auth.example.com",
+        "database_url": "postgresql+psycopg://app@db/app",
+        "keys_dir": tmp_path / "keys",
+    }
+    problems = Settings(**production).production_problems()  # type: ignore[arg-type]
+    assert [p for p in problems if "AUTHGATE_KEY_ENCRYPTION_KEY is not set" in p]
+    path = tmp_path / "kek"
+    generate_key_file(path)
+    settings = Settings(**production, key_encryption_key_file=path)  # type: ignore[arg-type]
+    assert settings.production_problems() == []
+    load_secret_box(settings)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_secret_box(settings)
+    with pytest.raises(ConfigError, match="32 random bytes"):
+        load_secret_box(Settings(**production, key_encryption_key="too short"))  # type: ignore[arg-type]

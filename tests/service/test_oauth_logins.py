@@ -11,7 +11,7 @@ import pytest
 
 from authgate.bootstrap import build_service
 from authgate.core.oauth import ExternalProfile, ResponseIssuer
-from authgate.errors import LastLoginMethodError
+from authgate.errors import InvalidMfaTokenError, LastLoginMethodError, MfaRequiredError
 from authgate.service import AuthService, ClientInfo
 from authgate.service.oauth_logins import OAuthOutcome
 from authgate.store.records import UserRecord
@@ -21,6 +21,7 @@ from tests.helpers import (
     ScriptedProvider,
     StepClock,
     mailed_token,
+    make_admin,
     make_settings,
 )
 
@@ -306,3 +307,146 @@ def test_an_address_verified_by_its_link_joins_a_trusted_providers_verified_logi
 
     assert error is None and user is not None and user.id == local.id
     assert [i.provider for i in service.store.list_identities(local.id)] == ["trusted"]
+
+
+# A second factor after the provider's login ------------------------------------------------------
+
+
+def _fragment(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).fragment).items()}
+
+
+def _provider_user_with_totp(
+    service: AuthService, providers: dict[str, ScriptedProvider]
+) -> tuple[UserRecord, str]:
+    """A verified password account with an authenticator app on, whose verified email the
+    trusted provider vouches for too (its login joins the account)."""
+    from tests.service.test_second_factors import enroll
+
+    user = verified_password_user(service, "ada@example.com")
+    secret, _ = enroll(service, user)
+    providers["trusted"].profile = ExternalProfile("t-ada", "ada@example.com", True, "Ada", None)
+    return user, secret
+
+
+def test_a_provider_login_of_a_user_with_a_second_factor_opens_no_session_until_its_code(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    from tests.service.test_second_factors import code
+
+    service, providers = oauth_service
+    user, secret = _provider_user_with_totp(service, providers)
+    sessions_before = len(service.store.list_sessions(user.id, now=service.clock.now()))
+
+    outcome = finish(service, "trusted", next_url="/account")
+
+    assert outcome.issued is None and outcome.error is None and outcome.mfa is not None
+    assert outcome.mfa.code == "mfa_required" and outcome.mfa.binding
+    assert len(service.store.list_sessions(user.id, now=service.clock.now())) == sessions_before
+    # The browser goes on to its page with the token in the fragment, never in the query.
+    parts = urlsplit(outcome.redirect_to)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{PUBLIC_URL}/account"
+    assert parts.query == ""
+    fragment = _fragment(outcome.redirect_to)
+    assert fragment == {
+        "authgate_mfa": outcome.mfa.token,
+        "authgate_mfa_step": "mfa_required",
+        "authgate_mfa_methods": "totp,recovery_code",
+    }
+    factors = service.second_factors
+    with pytest.raises(InvalidMfaTokenError):  # bound to the browser the callback answered
+        factors.verify(
+            outcome.mfa.token, browser_binding="another", client=ClientInfo(), code="000000"
+        )
+
+    issued = factors.verify(
+        outcome.mfa.token,
+        browser_binding=outcome.mfa.binding,
+        client=ClientInfo(),
+        code=code(service, secret),
+    )
+
+    assert issued.user.id == user.id
+    claims = service.authenticate(issued.access_token, "bearer").claims
+    assert claims is not None and claims.amr == ("fed", "otp", "mfa")
+    from tests.service.test_audit_events import events
+
+    (succeeded,) = [e for e in events(service, "login.succeeded") if e.details.get("second_factor")]
+    assert (succeeded.details["method"], succeeded.details["second_factor"]) == ("oauth", "otp")
+
+
+def test_a_handed_off_provider_login_asks_for_the_second_factor_when_collected(
+    oauth_service: tuple[AuthService, dict[str, ScriptedProvider]],
+) -> None:
+    import base64
+    import hashlib
+
+    from tests.service.test_second_factors import code
+
+    service, providers = oauth_service
+    user, secret = _provider_user_with_totp(service, providers)
+    verifier = "v" * 64
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    start = service.oauth_logins.begin_oauth(
+        "trusted", next_url="/", handoff_challenge=challenge.rstrip(b"=").decode()
+    )
+    state = parse_qs(urlsplit(start.authorization_url).query)["state"][0]
+    outcome = service.oauth_logins.finish_oauth(
+        "trusted",
+        binding=start.binding,
+        state=state,
+        code="c",
+        error=None,
+        iss=None,
+        client=ClientInfo(),
+    )
+    handoff = _fragment(outcome.redirect_to)["authgate_handoff"]
+
+    with pytest.raises(MfaRequiredError) as raised:
+        service.oauth_logins.complete_handoff(
+            handoff, verifier, ClientInfo(), browser_binding="page-binding"
+        )
+
+    assert raised.value.methods == ["totp", "recovery_code"]
+    issued = service.second_factors.verify(
+        raised.value.token,
+        browser_binding="page-binding",
+        client=ClientInfo(),
+        code=code(service, secret),
+    )
+    assert issued.user.id == user.id
+
+
+def test_a_provider_login_of_a_role_that_requires_a_factor_goes_to_enrollment(
+    tmp_path: Path, database_url: str, clock: StepClock
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url, oauth_providers=PROVIDERS, mfa_required_roles=["admin"]
+    )
+    service = build_service(settings, clock=clock)
+    try:
+        providers = {name: ScriptedProvider(name) for name in PROVIDERS}
+        service.oauth_logins.clients = dict(providers)  # type: ignore[arg-type]
+        first, _ = log_in(service, "corp")  # a new account: a plain user, in
+        assert first is not None
+        make_admin(service, first.id)
+
+        outcome = finish(service, "corp")
+
+        assert outcome.issued is None and outcome.mfa is not None
+        assert outcome.mfa.code == "mfa_enrollment_required"
+        assert _fragment(outcome.redirect_to)["authgate_mfa_step"] == "mfa_enrollment_required"
+        setup = service.second_factors.begin_totp_for_login(
+            outcome.mfa.token, browser_binding=outcome.mfa.binding
+        )
+        import pyotp
+
+        codes, issued = service.second_factors.confirm_totp_for_login(
+            outcome.mfa.token,
+            pyotp.TOTP(setup.secret).at(clock.timestamp()),
+            browser_binding=outcome.mfa.binding,
+            client=ClientInfo(),
+        )
+        assert len(codes) == 10 and issued.user.id == first.id
+    finally:
+        service.close()

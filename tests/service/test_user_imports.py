@@ -296,3 +296,51 @@ def test_flask_security_users_log_in_with_the_old_apps_salt(
         assert user.password_hash.startswith("$argon2id$")
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("on_conflict", ["skip", "update"])
+def test_a_dry_run_counts_what_the_real_run_does_across_batches(
+    service: AuthService, on_conflict: str
+) -> None:
+    """Batches of two, and every repeat several batches after what it repeats: the same email
+    again (in another case), rows colliding with users already there, a username or legacy id
+    taken by an earlier batch, and one let go by an earlier update. The dry run decides each
+    row as the real run then does."""
+    run_import(
+        service,
+        {"email": "old@example.com", "username": "old", "legacy_id": "1"},
+        {"email": "renamed@example.com", "username": "before"},
+    )
+    source = [
+        {"email": "ada@example.com", "username": "ada", "legacy_id": "10"},
+        {"email": "bob@example.com", "username": "bob"},
+        {"email": "renamed@example.com", "username": "after"},  # lets "before" go
+        {"email": "x1@example.com"},
+        {"email": "x2@example.com"},
+        {"email": "x3@example.com"},
+        {"email": "ADA@example.com", "name": "Ada again"},  # the same email, 3 batches later
+        {"email": "eve@example.com", "username": "Bob"},  # taken by an earlier batch
+        {"email": "old@example.com", "name": "Old"},  # already a user
+        {"email": "mal@example.com", "legacy_id": "10"},  # taken by an earlier batch
+        {"email": "x4@example.com"},
+        {"email": "kim@example.com", "username": "before"},  # free since the update
+        {"email": "x5@example.com", "username": "old"},  # an existing user's
+        {"email": "bob@example.com", "username": "bobby"},
+        {"email": "zed@example.com", "username": "bob"},  # bob's, or free once bob renamed
+    ]
+    options = {"on_conflict": on_conflict, "batch_size": 2}
+    dry, dry_refused = run_import(service, *source, dry_run=True, **options)
+    assert service.store.count_users() == 2
+    real, real_refused = run_import(service, *source, **options)
+    counts = ("read", "created", "updated", "skipped", "refused")
+    assert [getattr(dry, name) for name in counts] == [getattr(real, name) for name in counts]
+    assert dry_refused == real_refused
+    if on_conflict == "skip":
+        assert (real.created, real.updated, real.skipped, real.refused) == (6, 0, 4, 5)
+    else:
+        assert (real.created, real.updated, real.skipped, real.refused) == (8, 4, 0, 3)
+    assert real.created == service.store.count_users() - 2
+    again, again_refused = run_import(service, *source, dry_run=True, **options)
+    rerun, rerun_refused = run_import(service, *source, **options)
+    assert [getattr(again, n) for n in counts] == [getattr(rerun, n) for n in counts]
+    assert again_refused == rerun_refused

@@ -62,3 +62,30 @@ def test_checking_the_schema_loads_no_alembic(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_revocation_ids_never_come_back_after_pruning_emptied_the_log(tmp_path: Path) -> None:
+    """The pollers' cursor: a database migrated before 0012, with revocations in its log, keeps
+    them, and once pruning has emptied the log a new revocation still gets a higher id."""
+    from datetime import UTC, datetime, timedelta
+
+    from authgate.store.records import RevocationKind
+    from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade_database(engine, "0011")
+        now = datetime.now(UTC)
+        store = SqlAlchemyStore(engine)
+        with store._transaction() as db:
+            store._log(db, RevocationKind.SESSION, ["s1", "s2", "s3"], now)
+        upgrade_database(engine)
+        events = store.read_revocations(0)
+        assert [(e.id, e.subject) for e in events] == [(1, "s1"), (2, "s2"), (3, "s3")]
+        assert store.prune_revocations(older_than=now + timedelta(seconds=1)) == 3
+        with store._transaction() as db:
+            store._log(db, RevocationKind.SESSION, ["s4"], now)
+        [fresh] = store.read_revocations(0)
+        assert fresh.subject == "s4" and fresh.id == 4  # not 1: a poller at 3 still reads it
+    finally:
+        engine.dispose()

@@ -226,3 +226,42 @@ def test_an_empty_token_is_none_but_still_leaves_the_address_bar(tmp_path: Path)
 
     assert out["result"]["token"] is None
     assert out["result"]["href"] == "https://app.example.com/verify-email"
+
+
+# A provider login that stopped at its second step (docs/mfa.md#after-a-provider-login).
+PROVIDER_MFA_PAGE = """
+globalThis.location = new URL(PAGE_URL);
+globalThis.sessionStorage = { getItem() { return null; }, removeItem() {}, setItem() {} };
+globalThis.history = { state: null, replaceState(state, title, url) {
+  globalThis.location = new URL(url, globalThis.location.href);
+} };
+try {
+  await auth.completeProviderLogin();
+  return { thrown: null };
+} catch (e) {
+  return { thrown: { code: e.code, status: e.status, mfa: e.mfa }, href: globalThis.location.href };
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "methods"),
+    [("mfa_required", ["totp", "passkey", "recovery_code"]), ("mfa_enrollment_required", ["totp"])],
+)
+def test_complete_provider_login_throws_the_second_step_of_the_fragment(
+    tmp_path: Path, step: str, methods: list[str]
+) -> None:
+    url = (
+        "https://app.example.com/?next=%2Faccount#authgate_mfa=tok-123"
+        f"&authgate_mfa_step={step}&authgate_mfa_methods={'%2C'.join(methods)}"
+    )
+    out = run_client(tmp_path, PROVIDER_MFA_PAGE.replace("PAGE_URL", json.dumps(url)), {})
+
+    assert out["error"] is None, out["error"]
+    assert out["result"]["thrown"] == {
+        "code": step,
+        "status": 401,
+        "mfa": {"token": "tok-123", "methods": methods},
+    }
+    assert out["result"]["href"] == "https://app.example.com/?next=%2Faccount"  # token gone
+    assert out["calls"] == []  # nothing to exchange: the browser holds the binding cookie

@@ -30,6 +30,7 @@ _FORMATS_BY_SUFFIX: dict[str, FileFormat] = {
     ".csv": "csv",
 }
 _STREAM_ROWS = 1000
+_MYSQL_WRITE_TIMEOUT = 3600  # seconds
 
 
 def detect_file_format(path: Path) -> FileFormat:
@@ -95,12 +96,15 @@ class FileSource:
 @dataclass(frozen=True)
 class DatabaseSource:
     """A table (``schema.table`` or ``table``) of any database SQLAlchemy has a driver for
-    (SQLite, PostgreSQL with psycopg; MySQL/MariaDB once a driver such as PyMySQL is installed).
-    The table is reflected and read with a server-side cursor; ``where`` is the row's number in
-    that reading, with its primary key when it has one."""
+    (SQLite, PostgreSQL with psycopg, MySQL/MariaDB with PyMySQL: ``mysql+pymysql://``).
+    The table is reflected and read with a server-side cursor (psycopg's named cursor, PyMySQL's
+    unbuffered ``SSCursor``), ``_STREAM_ROWS`` rows at a time; ``where`` is the row's number in
+    that reading, with its primary key when it has one — but never the value of a ``secret``
+    column (RAGFlow's ``api_token`` table has the token itself in its primary key)."""
 
     url: str
     table: str
+    secret: frozenset[str] = frozenset()
 
     def _reflect(self, connection: Connection) -> Table:
         schema, _, name = self.table.rpartition(".")
@@ -140,6 +144,11 @@ class DatabaseSource:
         try:
             with engine.connect() as conn:
                 table = self._reflect(conn)
+                if conn.dialect.name in ("mysql", "mariadb"):
+                    # An unbuffered read keeps the server writing to the socket as the import
+                    # takes rows; a server gives up on a client that reads nothing for
+                    # net_write_timeout (60 s by default), e.g. while a slow batch is written.
+                    conn.exec_driver_sql(f"SET SESSION net_write_timeout = {_MYSQL_WRITE_TIMEOUT}")
                 keys = [column.name for column in table.primary_key.columns]
                 statement = select(table)
                 if keys:
@@ -149,7 +158,9 @@ class DatabaseSource:
                 ).execute(statement)
                 for number, row in enumerate(result, start=1):
                     fields = dict(row._mapping)
-                    key = ", ".join(f"{k}={fields[k]!r}" for k in keys)
+                    key = ", ".join(
+                        f"{k}=<hidden>" if k in self.secret else f"{k}={fields[k]!r}" for k in keys
+                    )
                     yield SourceRow(f"row {number} ({key})" if key else f"row {number}", fields)
         finally:
             engine.dispose()

@@ -35,6 +35,7 @@ KINDS = (
     "email_change_notice",
     "invitation",
     "password_changed_notice",
+    "mfa_removed",
     "test",
 )
 # What a template may assume when its caller does not say otherwise.
@@ -45,6 +46,7 @@ DEFAULT_VALUES: Mapping[str, Mapping[str, str]] = {
     "email_change_notice": {"name": ""},
     "invitation": {"expires_in": "7 days", "inviter_name": "A member"},
     "password_changed_notice": {"name": ""},
+    "mfa_removed": {"name": ""},
     "test": {},
 }
 # Values that let every template render, to check them (startup, ``authgate doctor``).

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -101,6 +102,8 @@ class OutboxSender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Told of each delivery attempt: (mail kind, "sent" | "failed" | "given_up").
+        self.on_delivery: list[Callable[[str, str], None]] = []
 
     # Lifecycle ---------------------------------------------------------------------------------
 
@@ -214,6 +217,7 @@ class OutboxSender:
             )
             self._outage = None
         report.sent += 1
+        self._tell(mail.kind, "sent")
         if not self.outbox.mark_mail_sent(mail.id, queued.lease_token, now=self._clock.now()):
             log.warning(
                 "%s mail %s was sent, but its lease had run out: another sender may send it "
@@ -224,6 +228,13 @@ class OutboxSender:
         else:
             log.info("sent %s mail %s to %s", mail.kind, mail.id, mail.to)
         return None
+
+    def _tell(self, kind: str, outcome: str) -> None:
+        for callback in self.on_delivery:
+            try:
+                callback(kind, outcome)
+            except Exception:
+                log.exception("a mail delivery callback failed")
 
     def _record_failure(
         self, queued: QueuedMail, error: MailDeliveryError, report: DeliveryReport
@@ -236,6 +247,7 @@ class OutboxSender:
         self.outbox.mark_mail_failed(
             mail.id, queued.lease_token, error=str(error), retry_at=retry_at, now=now
         )
+        self._tell(mail.kind, "given_up" if give_up else "failed")
         if give_up:
             report.given_up += 1
             log.error(

@@ -70,6 +70,8 @@ class RevocationFeed:
         self._poll_interval = poll_interval_seconds
         self.remember_seconds = remember_seconds
         self._touch_interval = touch_interval_seconds
+        # More pruning of the same kind, run with it (the audit trail's retention).
+        self.housekeeping: list[Callable[[], object]] = []
         # Connects lazily. Short timeouts, and no retry but one of a connection found broken
         # (Redis restarted); ``socket_timeout`` / ``socket_connect_timeout`` in the URL win.
         self._redis: redis.Redis[bytes] | None = (
@@ -100,6 +102,8 @@ class RevocationFeed:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.on_apply: list[Callable[[RevocationKind, str], None]] = []
+        # Told of each change this process announces (the metrics count revocations here).
+        self.on_announce: list[Callable[[RevocationKind], None]] = []
 
     # Local changes ---------------------------------------------------------------------------
 
@@ -109,6 +113,8 @@ class RevocationFeed:
         changes = list(changes)
         for kind, subject in changes:
             self._apply(kind, subject)
+            for callback in self.on_announce:
+                callback(kind)
         if self._redis is not None and changes:
             self._publish_later(json.dumps([[kind.value, subject] for kind, subject in changes]))
 
@@ -121,6 +127,17 @@ class RevocationFeed:
         self._cache.apply(kind, subject, forget_at=self._clock.timestamp() + self.remember_seconds)
         for callback in self.on_apply:
             callback(kind, subject)
+
+    def ping_redis(self) -> bool | None:
+        """Whether Redis answers now (bounded by ``REDIS_TIMEOUT_SECONDS``); None without Redis.
+        For readiness checks, never for a request's own work."""
+        if self._redis is None:
+            return None
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError as e:
+            log.warning("Redis does not answer a ping: %s", e)
+            return False
 
     # Background work -------------------------------------------------------------------------
 
@@ -246,6 +263,8 @@ class RevocationFeed:
                     self._store.prune_sessions(
                         now=self._clock.now(), grace=timedelta(seconds=self.remember_seconds)
                     )
+                    for work in self.housekeeping:
+                        work()
             except StoreUnavailableError as e:
                 if not failing:
                     failing = True

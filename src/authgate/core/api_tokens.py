@@ -34,6 +34,7 @@ __all__ = [
     "api_token_secret_matches",
     "generate_api_token",
     "hash_api_token_secret",
+    "is_read_only_scope",
     "legacy_api_token_id",
     "looks_like_api_token",
     "looks_like_legacy_api_token",
@@ -191,3 +192,9 @@ def legacy_api_token_id(value: str) -> str:
     :func:`hash_api_token_secret` of the whole string."""
     digest = hashlib.sha256(_LEGACY_ID_DOMAIN + value.encode("utf-8", "surrogatepass")).digest()
     return _encode_base62(int.from_bytes(digest[:11], "big"), _ID_LENGTH)
+
+
+def is_read_only_scope(scope: str) -> bool:
+    """A scope that only reads: ``read``, ``read:...`` or ``...:read``. Creating an API token
+    with any other scope is a sensitive action (it needs a recent authentication)."""
+    return scope == "read" or scope.startswith("read:") or scope.endswith(":read")

@@ -10,21 +10,38 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import jwt
 
 from authgate.errors import InvalidTokenError, TokenExpiredError
 
-__all__ = ["decode_legacy_session_token", "legacy_token_fingerprint"]
+__all__ = [
+    "LegacySessionClaims",
+    "decode_legacy_session_token",
+    "legacy_token_fingerprint",
+    "legacy_token_hash",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LegacySessionClaims:
+    """What a valid legacy token says: the user (the configured claim, as text) and its
+    ``exp`` when it has one."""
+
+    user: str
+    expires_at: datetime | None = None
+
 
 _INVALID = "The previous app's session token is not valid: log in again."
 
 
 def decode_legacy_session_token(
     token: str, *, secret: bytes, algorithms: Sequence[str], claim: str
-) -> str:
+) -> LegacySessionClaims:
     """The value of ``claim`` (a string or an integer, as text) in a token signed with
-    ``secret`` by one of ``algorithms``; ``TokenExpiredError`` past its ``exp``,
+    ``secret`` by one of ``algorithms``, and its expiry; ``TokenExpiredError`` past its ``exp``,
     ``InvalidTokenError`` for anything else."""
     if not algorithms or any(not name.startswith("HS") for name in algorithms):
         raise ValueError("legacy session tokens are HMAC-signed: give HS256, HS384 or HS512")
@@ -42,9 +59,22 @@ def decode_legacy_session_token(
     value = claims.get(claim)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise InvalidTokenError(_INVALID)
-    return str(value)
+    exp = claims.get("exp")  # PyJWT checked it is a number when present
+    expires_at = None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        try:
+            expires_at = datetime.fromtimestamp(exp, UTC)
+        except (OverflowError, OSError, ValueError):  # far beyond any cut-off
+            expires_at = None
+    return LegacySessionClaims(str(value), expires_at)
 
 
 def legacy_token_fingerprint(token: str) -> str:
     """A short, one-way name of a token for logs (never the token itself)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def legacy_token_hash(token: str) -> str:
+    """The SHA-256 of a token (hex), by which an exchanged one is remembered: a token signed
+    with a secret of the old app is high-entropy, so a fast hash is enough (as for API tokens)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

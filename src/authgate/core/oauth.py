@@ -98,10 +98,11 @@ def verifier_matches(verifier: str, challenge: str) -> bool:
     return hmac.compare_digest(computed, challenge)
 
 
-def add_fragment(url: str, name: str, value: str) -> str:
-    """``url`` with its fragment replaced by ``name=value``: never sent to any server."""
+def add_fragment(url: str, name: str, value: str, *more: tuple[str, str]) -> str:
+    """``url`` with its fragment replaced by ``name=value`` (and the pairs of ``more``): never
+    sent to any server."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(fragment=urlencode([(name, value)])))
+    return urlunsplit(parts._replace(fragment=urlencode([(name, value), *more])))
 
 
 def hash_flow_secret(value: str) -> str:

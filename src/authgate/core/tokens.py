@@ -54,6 +54,10 @@ class AccessClaims:
     expires_at: int
     token_id: str
     key_id: str
+    # When the user last proved who they are in this session (OIDC ``auth_time``) and how
+    # (RFC 8176 ``amr``): what ``token_required(fresh=True)`` checks. None in older tokens.
+    auth_time: int | None = None
+    amr: tuple[str, ...] = ()
 
 
 def issue_access_token(
@@ -66,6 +70,8 @@ def issue_access_token(
     roles: Sequence[str],
     ttl_seconds: int,
     now: float,
+    auth_time: int | None = None,
+    amr: Sequence[str] = (),
 ) -> str:
     """Sign an access token for ``subject``'s session ``session_id``, valid for ``ttl_seconds``."""
     if ttl_seconds <= 0:
@@ -83,6 +89,9 @@ def issue_access_token(
         "exp": issued_at + ttl_seconds,
         "jti": secrets.token_urlsafe(16),
     }
+    if auth_time is not None:
+        payload["auth_time"] = auth_time
+        payload["amr"] = list(amr)
     headers = {"kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
     return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers=headers)
 
@@ -184,6 +193,12 @@ def decode_access_token(
             raise InvalidTokenError()
     if expires_at <= now - leeway_seconds:
         raise TokenExpiredError()
+    auth_time = payload.get("auth_time")
+    if auth_time is not None and (not _is_int(auth_time) or auth_time > issued_at):
+        raise InvalidTokenError()
+    amr = payload.get("amr", [])
+    if not isinstance(amr, list) or not all(isinstance(m, str) for m in amr):
+        raise InvalidTokenError()
 
     return AccessClaims(
         subject=subject,
@@ -193,4 +208,6 @@ def decode_access_token(
         expires_at=expires_at,
         token_id=token_id,
         key_id=kid,
+        auth_time=auth_time,
+        amr=tuple(amr),
     )

@@ -12,9 +12,9 @@ is everything before the last dot. ``docs/doctor.md`` lists them all.
 
 One module per group of checks: :mod:`.settings`, :mod:`.production`, :mod:`.keys`,
 :mod:`.origins`, :mod:`.cookies`, :mod:`.oauth`, :mod:`.database`, :mod:`.clock`,
-:mod:`.redis_checks`, :mod:`.mail`; with a URL :mod:`.deployment` (through :mod:`.probes`),
-:mod:`.tls`, :mod:`.redirects`, :mod:`.hsts`, :mod:`.preflights` and :mod:`.server_reports`;
-``doctor cors`` is :mod:`.cors_explainer`.
+:mod:`.redis_checks`, :mod:`.mail`, :mod:`.legacy`; with a URL :mod:`.deployment` (through
+:mod:`.probes`), :mod:`.tls`, :mod:`.redirects`, :mod:`.hsts`, :mod:`.preflights` and
+:mod:`.server_reports`; ``doctor cors`` is :mod:`.cors_explainer`.
 :mod:`.runner` runs them all, :mod:`.reports` prints them, :mod:`.cli` is the command line.
 """
 
@@ -28,6 +28,7 @@ from authgate.doctor.deployment import check_deployment
 from authgate.doctor.findings import GROUP_ORDER, Finding, sort_findings
 from authgate.doctor.hsts import check_hsts
 from authgate.doctor.keys import check_keys
+from authgate.doctor.legacy import check_legacy
 from authgate.doctor.mail import check_mail, check_mail_templates
 from authgate.doctor.oauth import check_oauth
 from authgate.doctor.origins import check_origins, check_raw_origins
@@ -56,6 +57,7 @@ __all__ = [
     "check_hsts",
     "check_http_redirect",
     "check_keys",
+    "check_legacy",
     "check_lookalikes",
     "check_mail",
     "check_mail_templates",

@@ -39,6 +39,7 @@ GROUP_ORDER = (
     "clock",
     "redis",
     "mail",
+    "legacy",
     "url.tls",
     "url",
     "url.public_url",

@@ -13,7 +13,7 @@ from authgate.core.keys import insecure_key_files, load_keyring
 from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
 from authgate.errors import ConfigError
 
-__all__ = ["check_keys"]
+__all__ = ["check_key_encryption_key", "check_keys"]
 
 
 def _is_writable_directory(directory: Path) -> bool:
@@ -141,3 +141,52 @@ def _keys_ok(directory: Path, count: int, active: str, rotate: str) -> Finding:
         f"{count} signing keys in {directory}; the newest, {active}, signs.",
         f"Delete an old key's file once the tokens it signed have expired; rotate with `{rotate}`.",
     )
+
+
+def check_key_encryption_key(settings: Settings) -> list[Finding]:
+    """The key-encryption key (second factors' secrets): set in production, private, valid."""
+    from authgate.core.secret_boxes import parse_key_encryption_key
+
+    fix = (
+        "Create one with `authgate keys encryption-key /etc/authgate/key-encryption-key` and set "
+        "AUTHGATE_KEY_ENCRYPTION_KEY_FILE=/etc/authgate/key-encryption-key."
+    )
+    if settings.key_encryption_key is not None:
+        try:
+            parse_key_encryption_key(settings.key_encryption_key.get_secret_value())
+        except ConfigError as e:
+            return [error_finding("secrets.bad_key_encryption_key", str(e), fix)]
+        return [ok_finding("secrets.key_encryption_key", "AUTHGATE_KEY_ENCRYPTION_KEY is set.")]
+    if settings.key_encryption_key_file is None:
+        if settings.is_production:
+            return [
+                error_finding(
+                    "secrets.key_encryption_key_not_set",
+                    "AUTHGATE_KEY_ENCRYPTION_KEY is not set: production refuses to start (it "
+                    "seals second-factor secrets with it).",
+                    fix,
+                )
+            ]
+        return [
+            ok_finding(
+                "secrets.key_encryption_key",
+                "No key-encryption key set: development generates one in the instance folder.",
+            )
+        ]
+    path = settings.key_encryption_key_file
+    try:
+        parse_key_encryption_key(path.read_text("ascii"))
+        mode = path.stat().st_mode
+    except (ConfigError, OSError, UnicodeDecodeError) as e:
+        return [error_finding("secrets.bad_key_encryption_key", f"{path}: {e}", fix)]
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [
+            error_finding(
+                "secrets.key_encryption_key_exposed",
+                f"The key-encryption key file {path} is readable by other users.",
+                f"Run `chmod 600 {path}`.",
+            )
+        ]
+    return [
+        ok_finding("secrets.key_encryption_key", f"The key-encryption key in {path} is private.")
+    ]

@@ -14,10 +14,12 @@ _COVERED_PRODUCTION_PROBLEMS = (
     "AUTHGATE_PUBLIC_URL is ",
     "AUTHGATE_DATABASE_URL is not set",
     "AUTHGATE_KEYS_DIR is not set",
+    "AUTHGATE_KEY_ENCRYPTION_KEY is not set",  # secrets.key_encryption_key_not_set
     "OAuth provider ",
     "Origin ",
     "AUTHGATE_SMTP_URL is plain",  # mail.plain_smtp
     "AUTHGATE_LINK_BASE_URL is ",  # mail.link_base_url_http
+    "AUTHGATE_METRICS is a weak token",  # metrics.weak_token
 )
 
 

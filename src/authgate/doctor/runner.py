@@ -11,10 +11,13 @@ from authgate.doctor.cookies import check_cookies
 from authgate.doctor.database import check_database
 from authgate.doctor.deployment import check_deployment
 from authgate.doctor.findings import Finding, run_guarded, sort_findings
-from authgate.doctor.keys import check_keys
+from authgate.doctor.keys import check_key_encryption_key, check_keys
+from authgate.doctor.legacy import check_legacy
 from authgate.doctor.mail import check_mail
+from authgate.doctor.metrics import check_metrics
 from authgate.doctor.oauth import check_oauth
 from authgate.doctor.origins import check_origins
+from authgate.doctor.passkeys import check_passkeys
 from authgate.doctor.probes import DEFAULT_TIMEOUT_SECONDS
 from authgate.doctor.production import check_production_refusals, check_public_url
 from authgate.doctor.redis_checks import check_redis
@@ -40,12 +43,16 @@ def run_doctor(
             ("production", lambda: check_production_refusals(settings)),
             ("public_url", lambda: check_public_url(settings)),
             ("secrets", lambda: check_keys(settings)),
+            ("secrets", lambda: check_key_encryption_key(settings)),
             ("origins", lambda: check_origins(settings)),
+            ("origins", lambda: check_passkeys(settings)),
             ("cookies", lambda: check_cookies(settings)),
             ("oauth", lambda: check_oauth(settings)),
             ("database", lambda: check_database(settings, now=now)),
             ("redis", lambda: check_redis(settings)),
             ("mail", lambda: check_mail(settings)),
+            ("metrics", lambda: check_metrics(settings)),
+            ("legacy", lambda: check_legacy(settings, now=now)),
         ]
         for group, check in checks:
             findings += run_guarded(group, check)

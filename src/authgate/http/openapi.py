@@ -17,9 +17,12 @@ from authgate.http.routes import OAUTH_CALLBACK_PATH
 from authgate.http.schemas import (
     PATH_ID_PATTERN,
     TOKEN_ID_PATTERN,
+    ActivityQuery,
     ApiTokenCreated,
     ApiTokenCreateInput,
     ApiTokenList,
+    AuditEventPage,
+    AuditListQuery,
     EmailChangeInput,
     ErrorOut,
     ForgotPasswordInput,
@@ -38,23 +41,43 @@ from authgate.http.schemas import (
     MemberEnvelope,
     MemberList,
     MemberRoleInput,
+    MfaRequiredOut,
+    MfaStatusOut,
+    MfaVerifyInput,
     OAuthLinkOut,
+    PasskeyAssertionInput,
+    PasskeyEnvelope,
+    PasskeyList,
+    PasskeyMfaInput,
+    PasskeyMfaOptionsInput,
+    PasskeyRegisterInput,
+    PasskeyRenameInput,
     PasswordChangeInput,
     PasswordResetInput,
     ProfileInput,
     ProviderList,
+    ReauthenticatedOut,
+    ReauthenticateInput,
+    RecoveryCodesOut,
     RefreshInput,
     RefreshOut,
     RegisterInput,
+    RelatedOriginsOut,
+    RoleList,
     SessionList,
     TenantEnvelope,
     TenantInput,
     TenantList,
+    TotpBeginInput,
+    TotpConfirmInput,
+    TotpSetupOut,
     UserAccessInput,
     UserEnvelope,
     UserListQuery,
+    UserMfaOut,
     UserPage,
     VerificationResendInput,
+    WebAuthnOptionsOut,
 )
 from authgate.version import __version__
 
@@ -88,6 +111,9 @@ _ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
     429: ("RateLimited", "Too many failed attempts", _RETRY_AFTER),
     503: ("ServiceUnavailable", "The database (or a login provider) is unavailable", _RETRY_AFTER),
 }
+
+METRICS_PATH = "/metrics"  # served only with AUTHGATE_METRICS on
+READYZ_PATH = "/readyz"
 
 
 @dataclass(frozen=True)
@@ -180,6 +206,83 @@ OPERATIONS: tuple[Operation, ...] = (
         204,
         PasswordChangeInput,
         errors=(400, 401, 403, 413, 422, 429),
+    ),
+    Operation(
+        "get",
+        "/api/auth/mfa",
+        "Which second factors the caller has on (and whether their role requires one)",
+        200,
+        None,
+        MfaStatusOut,
+        errors=(401, 403),
+        tag="mfa",
+    ),
+    Operation(
+        "post",
+        "/api/auth/mfa/totp",
+        "Set up an authenticator app: a new secret and its QR code, pending until confirmed "
+        "(the password of a session, or the mfa token of mfa_enrollment_required)",
+        200,
+        TotpBeginInput,
+        TotpSetupOut,
+        auth=False,
+        errors=(400, 401, 403, 409, 413, 422, 429),
+        tag="mfa",
+    ),
+    Operation(
+        "post",
+        "/api/auth/mfa/totp/confirm",
+        "Turn the authenticator app on with a code: 10 recovery codes, shown once (with an "
+        "mfa token: also the answer of a login)",
+        200,
+        TotpConfirmInput,
+        RecoveryCodesOut,
+        auth=False,
+        errors=(400, 401, 403, 409, 413, 422, 429),
+        tag="mfa",
+    ),
+    Operation(
+        "delete",
+        "/api/auth/mfa/totp",
+        "Turn the authenticator app off (needs a recent authentication)",
+        204,
+        errors=(401, 403, 404, 409),
+        tag="mfa",
+    ),
+    Operation(
+        "post",
+        "/api/auth/mfa/recovery-codes",
+        "A new set of recovery codes; the old set stops working (needs a recent authentication)",
+        200,
+        None,
+        RecoveryCodesOut,
+        errors=(401, 403, 409),
+        tag="mfa",
+    ),
+    Operation(
+        "post",
+        "/api/auth/mfa/verify",
+        "The second step of a login answered 401 mfa_required: the mfa token (and, for a "
+        "browser, its cookie) with a code, a recovery code or a passkey assertion (credential, "
+        "for the options of /api/auth/passkeys/mfa/options); the answer of a login",
+        200,
+        MfaVerifyInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 401, 403, 413, 422, 429),
+        tag="mfa",
+    ),
+    Operation(
+        "post",
+        "/api/auth/reauthenticate",
+        "Step-up: the password, a code or a passkey assertion (credential, for the options of "
+        "/api/auth/passkeys/reauthenticate/options); the session's auth_time becomes now (a new "
+        "access token, or cookie)",
+        200,
+        ReauthenticateInput,
+        ReauthenticatedOut,
+        errors=(400, 401, 403, 413, 422, 429),
+        tag="mfa",
     ),
     Operation(
         "post",
@@ -311,6 +414,29 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/api/auth/activity",
+        "The caller's own security events (sign-ins, failed sign-ins, password and email "
+        "changes, sessions revoked, ...), newest first; login sessions only",
+        200,
+        None,
+        AuditEventPage,
+        errors=(400, 401, 403, 422),
+        query_model=ActivityQuery,
+    ),
+    Operation(
+        "get",
+        "/api/audit",
+        "The audit trail (admin), newest first, filtered by user, type and time range "
+        "(since inclusive, until exclusive); next_cursor pages on, stable under new events",
+        200,
+        None,
+        AuditEventPage,
+        errors=(400, 401, 403, 422),
+        query_model=AuditListQuery,
+        tag="audit",
+    ),
+    Operation(
+        "get",
         "/api/users",
         "List users (admin)",
         200,
@@ -333,19 +459,93 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "patch",
         "/api/users/{user_id}",
-        "Set roles and status (admin)",
+        "Set roles and status (admin): roles among GET /api/roles (400 unknown_role); never "
+        "the last active admin's demotion or disabling (409 last_admin)",
         200,
         UserAccessInput,
         UserEnvelope,
-        errors=(400, 401, 403, 404, 413, 422),
+        errors=(400, 401, 403, 404, 409, 413, 422),
         tag="users",
     ),
     Operation(
         "delete",
         "/api/users/{user_id}",
-        "Delete a user (admin)",
+        "Delete a user (admin); not the last active admin (409 last_admin)",
         204,
         errors=(401, 403, 404, 409),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/api/users/{user_id}/sessions",
+        "A user's live sessions, with their devices (admin)",
+        200,
+        None,
+        SessionList,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/api/users/{user_id}/mfa",
+        "The second factors a user has on (admin)",
+        200,
+        None,
+        UserMfaOut,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "delete",
+        "/api/users/{user_id}/mfa",
+        "Remove every second factor of a user (TOTP, recovery codes, passkeys) and log them out "
+        "everywhere; they are told by mail (admin, recent authentication)",
+        204,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "delete",
+        "/api/users/{user_id}/sessions",
+        "Log a user out everywhere: revoke all their sessions (admin)",
+        204,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "delete",
+        "/api/users/{user_id}/sessions/{session_id}",
+        "Revoke one of a user's sessions (admin)",
+        204,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/api/users/{user_id}/identities",
+        "A user's linked provider identities (admin)",
+        200,
+        None,
+        IdentityList,
+        errors=(401, 403, 404),
+        tag="users",
+    ),
+    Operation(
+        "delete",
+        "/api/users/{user_id}/identities/{identity_id}",
+        "Unlink one of a user's identities (admin); not their last way to log in (409)",
+        204,
+        errors=(401, 403, 404, 409),
+        tag="users",
+    ),
+    Operation(
+        "get",
+        "/api/roles",
+        "The roles an admin can give (admin)",
+        200,
+        None,
+        RoleList,
+        errors=(401, 403),
         tag="users",
     ),
     *[
@@ -519,7 +719,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 200,
                 None,
                 ApiTokenList,
-                (401, 403),
+                (401, 403, 404),
                 "users",
             ),
             (
@@ -556,6 +756,28 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get", "/healthz", "200 when the database answers", auth=False, errors=(503,), tag="meta"
+    ),
+    Operation(
+        "get",
+        READYZ_PATH,
+        "Readiness: 200 {status: ready, checks} when the database, Redis (when configured) and "
+        "the signing keys are usable; 503 {status: not_ready, checks} naming each check's "
+        "result (ok, failed, timeout)",
+        auth=False,
+        tag="meta",
+        store=False,
+    ),
+    Operation(
+        "get",
+        METRICS_PATH,
+        "Prometheus metrics (text format; docs/operations.md). Served only with "
+        "AUTHGATE_METRICS set: to this host only (loopback) or with Authorization: Bearer "
+        "<the metrics token>",
+        auth=False,
+        errors=(401, 403),
+        tag="meta",
+        media=("text/plain",),
+        store=False,
     ),
     Operation("get", "/api/openapi.json", "This document", auth=False, tag="meta", store=False),
     Operation(
@@ -619,19 +841,23 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
         "/api/oauth/exchange",
-        "Collect a handed-off provider login (code + verifier): sets the session cookies",
+        "Collect a handed-off provider login (code + verifier): sets the session cookies; "
+        "401 mfa_required (or mfa_enrollment_required) with an mfa token, as a password login, "
+        "for a user with a second factor",
         200,
         HandoffInput,
         LoginOut,
         auth=False,
-        errors=(400, 403, 413, 422),
+        errors=(400, 401, 403, 413, 422),
         tag="oauth",
     ),
     Operation(
         "get",
         "/api/oauth/{provider}/callback",
         "The provider's redirect back: logs in (session cookies), then redirects to next; "
-        "errors redirect with ?error=<code>",
+        "errors redirect with ?error=<code>; a user with a second factor is redirected to "
+        "next#authgate_mfa=<token>&authgate_mfa_step=<code>&authgate_mfa_methods=<list> "
+        "(no session; the token bound to the browser by the authgate_mfa cookie)",
         302,
         auth=False,
         query=(
@@ -669,6 +895,130 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(401, 403, 404, 409),
         tag="oauth",
     ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/register/options",
+        "Start registering a passkey (recent authentication needed): creation options (a "
+        "discoverable credential; the caller's passkeys excluded); a browser also gets the "
+        "challenge's binding cookie",
+        response=WebAuthnOptionsOut,
+        errors=(400, 401, 403, 404),
+        body_required=False,
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/register",
+        "Finish registering: the credential navigator.credentials.create() made with those "
+        "options, and a name",
+        201,
+        PasskeyRegisterInput,
+        PasskeyEnvelope,
+        errors=(400, 401, 403, 404, 409, 413, 422),
+        tag="passkeys",
+    ),
+    Operation(
+        "get",
+        "/api/auth/passkeys",
+        "The caller's passkeys",
+        response=PasskeyList,
+        errors=(401, 403),
+        tag="passkeys",
+    ),
+    Operation(
+        "patch",
+        "/api/auth/passkeys/{passkey_id}",
+        "Rename a passkey",
+        200,
+        PasskeyRenameInput,
+        PasskeyEnvelope,
+        errors=(400, 401, 403, 404, 413, 422),
+        tag="passkeys",
+    ),
+    Operation(
+        "delete",
+        "/api/auth/passkeys/{passkey_id}",
+        "Delete a passkey (recent authentication needed)",
+        204,
+        errors=(401, 403, 404),
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/login/options",
+        "Start a login with a passkey, without a password or a user name: request options "
+        "(no credentials listed, user verification required)",
+        response=WebAuthnOptionsOut,
+        auth=False,
+        errors=(403, 404),
+        body_required=False,
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/login",
+        "Log in with the assertion navigator.credentials.get() made with those options: the "
+        "answer of a login (tokens, session cookies)",
+        200,
+        PasskeyAssertionInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 401, 403, 413, 422, 429),
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/mfa/options",
+        "The second step of a password login (mfa_required) with a passkey: request options "
+        "listing the user's passkeys (spends one of the mfa token's attempts)",
+        200,
+        PasskeyMfaOptionsInput,
+        WebAuthnOptionsOut,
+        auth=False,
+        errors=(400, 401, 403, 404, 413, 422),
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/mfa",
+        "Finish the second step with the passkey's assertion: the answer of a login",
+        200,
+        PasskeyMfaInput,
+        LoginOut,
+        auth=False,
+        errors=(400, 401, 403, 413, 422, 429),
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/reauthenticate/options",
+        "Step-up with a passkey: request options listing the caller's passkeys",
+        response=WebAuthnOptionsOut,
+        errors=(401, 403, 404),
+        body_required=False,
+        tag="passkeys",
+    ),
+    Operation(
+        "post",
+        "/api/auth/passkeys/reauthenticate",
+        "Finish the step-up with the assertion: a new access token whose auth_time is now "
+        "(as POST /api/auth/reauthenticate)",
+        200,
+        PasskeyAssertionInput,
+        RefreshOut,
+        errors=(400, 401, 403, 413, 422, 429),
+        tag="passkeys",
+    ),
+    Operation(
+        "get",
+        "/.well-known/webauthn",
+        "WebAuthn Related Origin Requests: the origins that may use this RP ID's passkeys",
+        response=RelatedOriginsOut,
+        auth=False,
+        errors=(404,),
+        tag="meta",
+        store=False,
+    ),
 )
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -682,7 +1032,10 @@ _MODELS: tuple[type[BaseModel], ...] = (
     LoginOut,
     RefreshOut,
     SessionList,
+    AuditEventPage,
     UserPage,
+    RoleList,
+    UserMfaOut,
     ErrorOut,
     TenantInput,
     TenantList,
@@ -709,6 +1062,24 @@ _MODELS: tuple[type[BaseModel], ...] = (
     InvitationList,
     InvitationPreviewOut,
     InvitationAcceptedOut,
+    MfaStatusOut,
+    TotpBeginInput,
+    TotpConfirmInput,
+    TotpSetupOut,
+    RecoveryCodesOut,
+    MfaVerifyInput,
+    MfaRequiredOut,
+    ReauthenticateInput,
+    ReauthenticatedOut,
+    PasskeyRegisterInput,
+    PasskeyRenameInput,
+    PasskeyAssertionInput,
+    PasskeyMfaOptionsInput,
+    PasskeyMfaInput,
+    PasskeyEnvelope,
+    PasskeyList,
+    WebAuthnOptionsOut,
+    RelatedOriginsOut,
 )
 
 
@@ -740,6 +1111,8 @@ def _operation(op: Operation, path_schemas: dict[str, dict[str, Any]]) -> dict[s
         responses[str(op.ok)] = ok
     for status in sorted(_error_statuses(op)):
         responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
+    if op.path == READYZ_PATH:
+        responses.update(_readiness_responses())
     doc: dict[str, Any] = {
         "summary": op.summary,
         "operationId": _operation_id(op),
@@ -765,6 +1138,28 @@ def _operation(op: Operation, path_schemas: dict[str, dict[str, Any]]) -> dict[s
     else:
         doc["security"] = []
     return doc
+
+
+def _readiness_responses() -> dict[str, Any]:
+    """``/readyz``: its own body, ready or not, each check's result by name."""
+
+    def body(status: str) -> dict[str, Any]:
+        result = {"type": "string", "enum": ["ok", "failed", "timeout"]}
+        return _json(
+            {
+                "type": "object",
+                "required": ["status", "checks"],
+                "properties": {
+                    "status": {"const": status},
+                    "checks": {"type": "object", "additionalProperties": result},
+                },
+            }
+        )
+
+    return {
+        "200": {"description": "Ready", **body("ready")},
+        "503": {"description": "Not ready: the failed checks are named", **body("not_ready")},
+    }
 
 
 def _upload_body(name: str) -> dict[str, Any]:
@@ -870,6 +1265,8 @@ def build_openapi(settings: Settings, scopes: tuple[str, ...] = ()) -> dict[str,
     path_schemas = _path_schemas(settings)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
+        if op.path == METRICS_PATH and settings.metrics_mode == "off":
+            continue  # not served
         paths.setdefault(op.path, {})[op.method] = _operation(op, path_schemas)
     return {
         "openapi": "3.1.0",

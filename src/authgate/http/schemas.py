@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import email_validator
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -29,13 +31,17 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from authgate.core.api_tokens import API_TOKEN_PREFIX
+from authgate.core.audit import CURSOR_PATTERN, AuditEvent
+from authgate.core.devices import describe_device
 from authgate.core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from authgate.core.roles import ROLE_PATTERN
 from authgate.errors import BadRequestError, ValidationFailedError
 from authgate.store.records import (
     ApiTokenRecord,
     IdentityRecord,
     InvitationRecord,
     MemberRecord,
+    PasskeyRecord,
     SessionRecord,
     TenantRecord,
     TenantRole,
@@ -43,7 +49,6 @@ from authgate.store.records import (
 )
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
-ROLE_PATTERN = r"^[a-z][a-z0-9_:-]{0,31}$"
 
 # The C0 control characters that no request string may hold (tab, newline and carriage return
 # aside): ``check_input_shape`` refuses them (400) before any field is validated. The JSON schema
@@ -251,6 +256,53 @@ class UserListQuery(Input):
     q: str | None = Field(default=None, max_length=100)
 
 
+AUDIT_TYPE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+_ISO_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_time(value: object) -> object:
+    """Only an ISO 8601 date or time (pydantic alone would take a number as a timestamp)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_START.match(value)):
+        return value
+    raise ValueError("Use an ISO 8601 time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z.")
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC (UTC if it names no zone); a time that has no UTC equivalent (year 9999
+    at -14:00) is refused here, not left to fail in the database driver."""
+    try:
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("Use a time between the years 1 and 9999.") from None
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_in_utc)]
+AuditCursor = Annotated[
+    str,
+    Field(
+        max_length=19,
+        pattern=CURSOR_PATTERN,
+        description="The next_cursor of the previous page (opaque).",
+    ),
+]
+
+
+class AuditListQuery(Input):
+    user_id: str | None = Field(default=None, min_length=1, max_length=64)
+    type: str | None = Field(default=None, max_length=64, pattern=AUDIT_TYPE_PATTERN)
+    since: IsoTime | None = Field(
+        default=None, description="Events at or after this time (ISO 8601; UTC if no zone)."
+    )
+    until: IsoTime | None = Field(default=None, description="Events before this time.")
+    cursor: AuditCursor | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class ActivityQuery(Input):
+    cursor: AuditCursor | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 TenantName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
@@ -303,11 +355,24 @@ class ForgotPasswordInput(Input):
     email: Email = Field(max_length=254)
 
 
+MfaToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+TotpCode = Annotated[str, StringConstraints(min_length=1, max_length=20)]
+RecoveryCode = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
 class PasswordResetInput(Input):
     token: LinkToken = Field(repr=False)
     password: str = Field(
         max_length=MAX_PASSWORD_LENGTH + 1, repr=False, json_schema_extra=NEW_PASSWORD_SCHEMA
     )
+    code: Annotated[TotpCode | None, NotNull("Cannot be null: leave the field out.")] = Field(
+        default=None,
+        repr=False,
+        description="For an account with a second factor: a code of its authenticator app.",
+    )
+    recovery_code: Annotated[
+        RecoveryCode | None, NotNull("Cannot be null: leave the field out.")
+    ] = Field(default=None, repr=False, description="Or one of its recovery codes.")
 
 
 class VerificationResendInput(Input):
@@ -325,6 +390,105 @@ class EmailChangeInput(Input):
 class InvitationInput(Input):
     email: Email = Field(max_length=254)
     role: TenantRoleName = "member"
+
+
+# Second factors (docs/mfa.md) -----------------------------------------------------------------
+
+# One of several alternatives (a code or a recovery code...): left out, never null.
+_ALTERNATIVE = NotNull("Cannot be null: leave the field out.")
+
+
+class TotpBeginInput(Input):
+    password: Annotated[Password | None, _ALTERNATIVE] = Field(
+        default=None, repr=False, description="The password (of a logged-in caller)."
+    )
+    mfa_token: Annotated[MfaToken | None, _ALTERNATIVE] = Field(
+        default=None,
+        repr=False,
+        description="Instead of a session and password: the token of mfa_enrollment_required.",
+    )
+
+
+class TotpConfirmInput(Input):
+    code: TotpCode = Field(repr=False, description="The 6 digits the app shows now.")
+    mfa_token: Annotated[MfaToken | None, _ALTERNATIVE] = Field(
+        default=None,
+        repr=False,
+        description="Instead of a session: the token of mfa_enrollment_required (completes the "
+        "login: the answer is also a login's).",
+    )
+
+
+# A passkey assertion given where a code also does (the options come from the /passkeys paths).
+_ASSERTION_ALTERNATIVE = (
+    "Or a passkey: the PublicKeyCredential of navigator.credentials.get() as JSON (its "
+    "toJSON()), for the options of {options}"
+)
+
+
+class MfaVerifyInput(Input):
+    mfa_token: MfaToken = Field(repr=False)
+    code: Annotated[TotpCode | None, _ALTERNATIVE] = Field(default=None, repr=False)
+    recovery_code: Annotated[RecoveryCode | None, _ALTERNATIVE] = Field(default=None, repr=False)
+    credential: Annotated[dict[str, Any] | None, _ALTERNATIVE] = Field(
+        default=None,
+        description=_ASSERTION_ALTERNATIVE.format(options="POST /api/auth/passkeys/mfa/options"),
+    )
+
+
+class ReauthenticateInput(Input):
+    password: Annotated[Password | None, _ALTERNATIVE] = Field(default=None, repr=False)
+    code: Annotated[TotpCode | None, _ALTERNATIVE] = Field(default=None, repr=False)
+    credential: Annotated[dict[str, Any] | None, _ALTERNATIVE] = Field(
+        default=None,
+        description=_ASSERTION_ALTERNATIVE.format(
+            options="POST /api/auth/passkeys/reauthenticate/options"
+        ),
+    )
+
+
+class TotpSetupOut(BaseModel):
+    secret: str = Field(description="Base32, for typing into the app by hand.")
+    otpauth_uri: str
+    qr_svg: str = Field(description="The otpauth URI as a QR code: an inline <svg> element.")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once: only their hashes are stored.")
+
+
+class MfaStatusOut(BaseModel):
+    totp: bool
+    totp_pending: bool
+    recovery_codes_left: int
+    passkeys: int
+    required: bool = Field(description="The caller's roles require a second factor.")
+
+
+class MfaChallengeOut(BaseModel):
+    token: str = Field(description="For POST /api/auth/mfa/verify; 5 minutes, 5 attempts.")
+    methods: list[str] = Field(description='Among "totp", "passkey", "recovery_code".')
+
+
+class UserMfaOut(BaseModel):
+    methods: list[str] = Field(
+        description='The second factors the user has on, among "totp", "passkey", '
+        '"recovery_code" (recovery codes only beside another); empty: none.'
+    )
+
+
+class MfaRequiredOut(BaseModel):
+    error: dict[str, str]
+    mfa: MfaChallengeOut
+
+
+class ReauthenticatedOut(BaseModel):
+    user: UserOut
+    access_token: str | None = Field(
+        default=None, description="For bearer clients; a browser gets the session cookie."
+    )
+    token_type: Literal["Bearer"]
+    expires_in: int
 
 
 # Responses -------------------------------------------------------------------------------------
@@ -373,12 +537,47 @@ class SessionOut(BaseModel):
     last_seen_at: str
     expires_at: str
     user_agent: str | None
+    device: str | None = Field(
+        description='The user agent in words ("Chrome 156 on Linux"); null when unknown.'
+    )
     ip: str | None
     current: bool
 
 
 class SessionList(BaseModel):
     sessions: list[SessionOut]
+
+
+class AuditActorOut(BaseModel):
+    type: Literal["user", "cli", "system"] = Field(
+        description="A user (``id`` their user id; null for an anonymous caller), a command "
+        "of the ``authgate`` CLI, or authgate itself (background work)."
+    )
+    id: str | None
+
+
+class AuditEventOut(BaseModel):
+    id: int = Field(description="Monotonic: a later event has a larger id.")
+    time: str
+    type: str = Field(description="A dotted name, e.g. login.succeeded (see docs/audit.md).")
+    outcome: Literal["success", "failure"]
+    actor: AuditActorOut
+    user_id: str | None = Field(description="The user the event is about.")
+    tenant_id: str | None
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    details: dict[str, Any] = Field(
+        description="What changed; never a password, token, hash or secret."
+    )
+
+
+class AuditEventPage(BaseModel):
+    events: list[AuditEventOut] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next (older) page; null on the last page. "
+        "A page stays the same whatever is recorded meanwhile."
+    )
 
 
 class IdentityOut(BaseModel):
@@ -404,6 +603,12 @@ class ProviderList(RootModel[list[ProviderOut]]):
 
 class OAuthLinkOut(BaseModel):
     authorization_url: str = Field(description="Send the browser here (top-level navigation).")
+
+
+class RoleList(BaseModel):
+    roles: list[str] = Field(
+        description='The roles an admin can give: "user", "admin", then AUTHGATE_ROLES.'
+    )
 
 
 class UserPage(BaseModel):
@@ -517,6 +722,10 @@ def format_time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
+def audit_page_to_json(events: Sequence[AuditEvent], next_cursor: str | None) -> dict[str, Any]:
+    return {"events": [event.as_json() for event in events], "next_cursor": next_cursor}
+
+
 def user_to_json(user: UserRecord) -> dict[str, Any]:
     return {
         "id": user.id,
@@ -608,6 +817,7 @@ def session_to_json(session: SessionRecord, *, current: bool) -> dict[str, Any]:
         "last_seen_at": format_time(session.last_seen_at),
         "expires_at": format_time(session.expires_at),
         "user_agent": session.user_agent,
+        "device": describe_device(session.user_agent),
         "ip": session.ip,
         "current": current,
     }
@@ -659,6 +869,8 @@ _PATTERN_MESSAGES = {
     NO_CONTROL_CHARACTERS_PATTERN: "Do not use control characters.",
     EMAIL_PATTERN: "Use an address at a domain that can receive email.",
     NOT_BLANK_PATTERN: "This field cannot be empty.",
+    AUDIT_TYPE_PATTERN: "Use an event type: lowercase words joined by '.', e.g. login.failed.",
+    CURSOR_PATTERN: "Use the next_cursor of the previous page, as it was given.",
 }
 
 _INVALID_VALUE = "Invalid value."
@@ -791,3 +1003,88 @@ def _validation_failed(error: ValidationError) -> ValidationFailedError:
     return ValidationFailedError(
         shown, f"{len(fields)} fields are invalid; the first {MAX_FIELD_ERRORS} are listed."
     )
+
+
+# Passkeys ------------------------------------------------------------------------------------
+
+PasskeyName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    SchemaPattern(NOT_BLANK_PATTERN),
+]
+# A PublicKeyCredential as JSON (``PublicKeyCredential.toJSON()``, or authgate.js's encoding):
+# binary fields base64url. Verified by the service; only its shape is checked here.
+PASSKEY_CREDENTIAL_DESCRIPTION = (
+    "The PublicKeyCredential of navigator.credentials.create()/get() as JSON (its toJSON(): "
+    "id, rawId, type, response with base64url-encoded fields, clientExtensionResults)"
+)
+
+
+class PasskeyRegisterInput(Input):
+    credential: dict[str, Any] = Field(description=PASSKEY_CREDENTIAL_DESCRIPTION)
+    name: Annotated[
+        PasskeyName | None,
+        NotNull("Cannot be null: leave the field out for a default name."),
+    ] = Field(default=None, description="A name to tell the passkey apart, e.g. 'Laptop'")
+
+
+class PasskeyRenameInput(Input):
+    name: PasskeyName
+
+
+class PasskeyAssertionInput(Input):
+    credential: dict[str, Any] = Field(description=PASSKEY_CREDENTIAL_DESCRIPTION)
+
+
+class PasskeyMfaOptionsInput(Input):
+    mfa_token: MfaToken = Field(repr=False, description="The token of the mfa_required answer")
+
+
+class PasskeyMfaInput(Input):
+    mfa_token: MfaToken = Field(repr=False, description="The token of the mfa_required answer")
+    credential: dict[str, Any] = Field(description=PASSKEY_CREDENTIAL_DESCRIPTION)
+
+
+class PasskeyOut(BaseModel):
+    id: str
+    name: str
+    created_at: str
+    last_used_at: str | None
+    transports: list[str]
+    backup_eligible: bool
+    backed_up: bool
+    aaguid: str
+
+
+class PasskeyEnvelope(BaseModel):
+    passkey: PasskeyOut
+
+
+class PasskeyList(BaseModel):
+    passkeys: list[PasskeyOut]
+
+
+class WebAuthnOptionsOut(BaseModel):
+    """PublicKeyCredentialCreationOptions or ...RequestOptions as JSON (binary fields
+    base64url): for PublicKeyCredential.parseCreationOptionsFromJSON() /
+    parseRequestOptionsFromJSON(), or authgate.js."""
+
+    model_config = ConfigDict(extra="allow")
+    challenge: str
+
+
+class RelatedOriginsOut(BaseModel):
+    origins: list[str]
+
+
+def passkey_to_json(passkey: PasskeyRecord) -> dict[str, Any]:
+    return {
+        "id": passkey.id,
+        "name": passkey.name,
+        "created_at": format_time(passkey.created_at),
+        "last_used_at": format_time(passkey.last_used_at),
+        "transports": list(passkey.transports),
+        "backup_eligible": passkey.backup_eligible,
+        "backed_up": passkey.backed_up,
+        "aaguid": passkey.aaguid,
+    }

@@ -75,7 +75,14 @@ DEFAULT_HSTS_MAX_AGE = 63072000  # two years, as Mozilla recommends
 # Credential endpoints: guessing passwords, creating accounts and tokens (writes only: reading
 # one's token list is not limited). Refreshing has a zone of its own, four times as generous: a
 # page calls it whenever its short-lived access cookie has expired.
-RATE_LIMITED_PATHS = ("/api/auth/login", "/api/auth/register", "/api/tokens")
+RATE_LIMITED_PATHS = (
+    "/api/auth/login",
+    "/api/auth/register",
+    "/api/tokens",
+    # Second-factor codes (docs/mfa.md): guessed like passwords.
+    "/api/auth/mfa/verify",
+    "/api/auth/reauthenticate",
+)
 REFRESH_PATH = "/api/auth/refresh"
 # Starting a provider login stores a flow: limited like a login, GETs included, except the list
 # of providers (read by the login and account pages on every load) and preflights.

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
+from authgate.core import audit as events
 from authgate.core.account_tokens import hash_account_token
 from authgate.core.passwords import find_password_problem
+from authgate.core.roles import BUILTIN_ROLES, unknown_roles
 from authgate.errors import (
     ConflictError,
-    ForbiddenError,
     NotFoundError,
     StoreUnavailableError,
     TokenRevokedError,
+    UnknownRoleError,
     ValidationFailedError,
 )
 from authgate.service.principals import ADMIN_ROLE, DEFAULT_ROLES, Principal
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.avatars import Avatars
     from authgate.service.email_addresses import EmailAddresses
@@ -45,6 +48,9 @@ class Accounts:
     authorization: Authorization
     avatars: Avatars
     email_addresses: EmailAddresses
+    audit: Audit
+    # The roles an admin may give (core.roles.known_roles of the settings).
+    known_roles: tuple[str, ...] = BUILTIN_ROLES
 
     # One's own account -----------------------------------------------------------------------
 
@@ -76,6 +82,7 @@ class Accounts:
             roles=roles,
             now=self.clock.now(),
             email_verified=self._is_invited(email, invitation_token),
+            audit=self.audit.event(events.USER_CREATED, details={"method": "password"}),
         )
         if user.email_verified:
             return user
@@ -113,8 +120,10 @@ class Accounts:
     def change_password(
         self, principal: Principal, current: str, new: str, *, ip: str | None = None
     ) -> None:
-        """Throttled like a login: a stolen session must not become a password oracle."""
+        """Throttled like a login: a stolen session must not become a password oracle. Needs a
+        recent authentication (step-up)."""
         session_id = self.authorization.require_session(principal)
+        self.authorization.require_recent_authentication(principal)
         user = self.store.get_user(principal.user.id)
         if user is None or user.password_hash is None:
             raise TokenRevokedError()
@@ -134,6 +143,7 @@ class Accounts:
             self.hasher.hash_password(new),
             keep_session_id=session_id,
             now=self.clock.now(),
+            audit=self.audit.event(events.PASSWORD_CHANGED, actor=principal, user_id=user.id),
         )
         self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
 
@@ -160,20 +170,54 @@ class Accounts:
         roles: Sequence[str] | None,
         status: UserStatus | None,
     ) -> UserRecord:
-        """Set roles/status; takes effect on the user's very next request, in every process."""
+        """Set roles/status; takes effect on the user's very next request, in every process.
+
+        Roles are chosen among the deployment's (``known_roles``; a role the user already holds
+        may stay): any other is ``UnknownRoleError``. No change may leave the deployment without
+        an active admin (``LastAdminError``): an admin may step down or disable themselves only
+        while another active admin remains, checked in the change's transaction."""
+        user = self.get_user(actor, user_id)
+        if roles is not None and tuple(roles) != user.roles:
+            self.authorization.require_recent_authentication(actor)  # step-up
+        if roles is not None:
+            unknown = unknown_roles(roles, known=self.known_roles, held=user.roles)
+            if unknown:
+                raise UnknownRoleError(
+                    f"Unknown role(s): {', '.join(unknown)}. The roles of this deployment are "
+                    f"{', '.join(self.known_roles)} (AUTHGATE_ROLES adds more).",
+                    details={"unknown_roles": unknown, "known_roles": list(self.known_roles)},
+                )
+        return self.set_user_access(
+            user_id, roles=roles, status=status, keep_role=ADMIN_ROLE, actor=actor
+        )
+
+    def list_known_roles(self, actor: Principal) -> tuple[str, ...]:
+        """The roles an admin can give: the built-in ones and ``AUTHGATE_ROLES``."""
         self.authorization.require_admin(actor)
-        removes_own_admin = roles is not None and ADMIN_ROLE not in roles
-        if user_id == actor.user.id and (removes_own_admin or status is UserStatus.DISABLED):
-            raise ForbiddenError(
-                "You cannot disable yourself or remove your own admin role; ask another admin."
-            )
-        return self.set_user_access(user_id, roles=roles, status=status)
+        return self.known_roles
 
     def set_user_access(
-        self, user_id: str, *, roles: Sequence[str] | None, status: UserStatus | None
+        self,
+        user_id: str,
+        *,
+        roles: Sequence[str] | None,
+        status: UserStatus | None,
+        keep_role: str | None = None,
+        actor: Principal | None = None,
     ) -> UserRecord:
-        """Operator-level change (CLI, admin API after its checks), announced to every process."""
-        result = self.store.update_access(user_id, roles=roles, status=status, now=self.clock.now())
+        """Operator-level change (CLI, admin API after its checks), announced to every process.
+        ``keep_role``: refuse (``LastAdminError``) to leave no active user holding it."""
+        # The store writes ``user.roles_changed`` / ``user.disabled`` / ``user.enabled`` from
+        # this event, for what the change really changed.
+        audit = self.audit.event(events.USER_ROLES_CHANGED, actor=actor, user_id=user_id)
+        result = self.store.update_access(
+            user_id,
+            roles=roles,
+            status=status,
+            now=self.clock.now(),
+            keep_role=keep_role,
+            audit=audit,
+        )
         if result is None:
             raise NotFoundError("No such user.")
         updated, revoked = result
@@ -181,15 +225,19 @@ class Accounts:
         return updated
 
     def delete_user(self, actor: Principal, user_id: str) -> None:
+        """Delete an account; not the last active admin's (``LastAdminError``)."""
         self.authorization.require_admin(actor)
-        if user_id == actor.user.id:
-            raise ForbiddenError("You cannot delete your own account here; ask another admin.")
         if self.store.sole_owned_tenants(user_id):
             raise ConflictError(
                 "This user is the only owner of a shared tenant; make someone else owner first."
             )
         user = self.store.get_user(user_id)
-        revoked = self.store.delete_user(user_id, now=self.clock.now())
+        revoked = self.store.delete_user(
+            user_id,
+            now=self.clock.now(),
+            keep_role=ADMIN_ROLE,
+            audit=self.audit.event(events.USER_DELETED, actor=actor, user_id=user_id),
+        )
         if revoked is None:
             raise NotFoundError("No such user.")
         self.feed.announce(revoked)

@@ -10,10 +10,12 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from authgate.core import audit as events
 from authgate.core.api_tokens import (
     api_token_secret_matches,
     generate_api_token,
     hash_api_token_secret,
+    is_read_only_scope,
     legacy_api_token_id,
     parse_api_token,
 )
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.cached_reads import CachedReads
     from authgate.store.protocols import Store
@@ -49,6 +52,7 @@ class ApiTokens:
     feed: RevocationFeed
     reads: CachedReads
     authorization: Authorization
+    audit: Audit
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -111,10 +115,14 @@ class ApiTokens:
         resource: str | None = None,
         expires_in_days: int | None = None,
     ) -> tuple[str, ApiTokenRecord]:
-        """A new token; its plaintext is returned here and never again."""
+        """A new token; its plaintext is returned here and never again. One with a write scope
+        (``is_read_only_scope``) needs a recent authentication (step-up)."""
         self.authorization.require_session(principal)
+        if not all(is_read_only_scope(scope) for scope in scopes):
+            self.authorization.require_recent_authentication(principal)
         return self.issue_api_token(
             principal.user,
+            actor=principal,
             name=name,
             scopes=scopes,
             tenant_id=tenant_id,
@@ -131,6 +139,7 @@ class ApiTokens:
         tenant_id: str | None = None,
         resource: str | None = None,
         expires_in_days: int | None = None,
+        actor: Principal | None = None,
     ) -> tuple[str, ApiTokenRecord]:
         """Operator-level creation (the CLI; ``create_api_token`` after its checks)."""
         unknown = [scope for scope in scopes if scope not in self.scopes]
@@ -167,7 +176,14 @@ class ApiTokens:
             last_used_at=None,
             last_used_ip=None,
         )
-        self.store.create_api_token(record)
+        audit = self.audit.event(
+            events.API_TOKEN_CREATED,
+            actor=actor,
+            user_id=user.id,
+            tenant_id=tenant_id,
+            details={"token_id": record.id, "name": name, "scopes": list(record.scopes)},
+        )
+        self.store.create_api_token(record, audit=audit)
         return plaintext, record
 
     def list_api_tokens(self, principal: Principal) -> list[ApiTokenRecord]:
@@ -176,7 +192,7 @@ class ApiTokens:
 
     def revoke_api_token(self, principal: Principal, token_id: str) -> None:
         self.authorization.require_session(principal)
-        self._revoke(token_id, user_id=principal.user.id)
+        self._revoke(token_id, user_id=principal.user.id, actor=principal)
 
     def revoke_any_api_token(self, token_id: str) -> None:
         """Operator-level revocation (the CLI), announced to every process."""
@@ -184,13 +200,22 @@ class ApiTokens:
 
     def list_user_api_tokens(self, actor: Principal, user_id: str) -> list[ApiTokenRecord]:
         self.authorization.require_admin(actor)
+        if self.store.get_user(user_id) is None:
+            raise NotFoundError("No such user.")
         return self.store.list_api_tokens(user_id)
 
     def revoke_user_api_token(self, actor: Principal, user_id: str, token_id: str) -> None:
         self.authorization.require_admin(actor)
-        self._revoke(token_id, user_id=user_id)
+        self._revoke(token_id, user_id=user_id, actor=actor)
 
-    def _revoke(self, token_id: str, *, user_id: str | None) -> None:
-        if not self.store.revoke_api_token(token_id, user_id=user_id, now=self.clock.now()):
+    def _revoke(
+        self, token_id: str, *, user_id: str | None, actor: Principal | None = None
+    ) -> None:
+        audit = self.audit.event(
+            events.API_TOKEN_REVOKED, actor=actor, details={"token_id": token_id}
+        )
+        if not self.store.revoke_api_token(
+            token_id, user_id=user_id, now=self.clock.now(), audit=audit
+        ):
             raise NotFoundError("No such API token.")
         self.feed.announce([(RevocationKind.API_TOKEN, token_id)])

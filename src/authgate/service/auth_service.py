@@ -11,8 +11,10 @@ import os
 from typing import TYPE_CHECKING, Literal
 
 from authgate.core.api_tokens import looks_like_api_token, looks_like_legacy_api_token
+from authgate.core.roles import known_roles
 from authgate.service.accounts import Accounts
 from authgate.service.api_tokens import ApiTokens
+from authgate.service.audit import Audit
 from authgate.service.authorization import Authorization
 from authgate.service.avatars import Avatars
 from authgate.service.cached_reads import CachedReads
@@ -21,8 +23,10 @@ from authgate.service.invitations import Invitations
 from authgate.service.legacy_sessions import LegacySessions
 from authgate.service.mailed_links import MailedLinks
 from authgate.service.oauth_logins import OAuthLogins
+from authgate.service.passkeys import Passkeys
 from authgate.service.principals import Principal
 from authgate.service.recovery import Recovery
+from authgate.service.second_factors import SecondFactors
 from authgate.service.sessions import Sessions
 from authgate.service.tenants import Tenants
 from authgate.service.user_imports import UserImports
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from authgate.config import Settings
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
+    from authgate.core.secret_boxes import SecretBox
     from authgate.service.keys import KeySource
     from authgate.store.protocols import Store
 
@@ -67,6 +72,7 @@ class AuthService:
         mail: MailComposer,
         mail_sender: OutboxSender,
         tasks: BackgroundTasks,
+        secret_box: SecretBox,
     ):
         self.settings = settings
         self._legacy_api_tokens = settings.legacy_api_tokens
@@ -83,7 +89,14 @@ class AuthService:
         self.mail_sender = mail_sender
         self.tasks = tasks
         reads = CachedReads(store, cache)
-        self.authorization = Authorization(reads)
+        self.authorization = Authorization(
+            reads, clock=clock, reauth_seconds=settings.reauth_seconds
+        )
+        # The audit trail: each part builds the events of its changes here and hands them to
+        # the store method that makes the change (one transaction).
+        self.audit = Audit(settings, store, clock=clock, authorization=self.authorization)
+        # Events past their retention go a few batches at a time, with the other pruning.
+        feed.housekeeping.append(self.audit.purge_some)
         self.sessions = Sessions(
             settings,
             store,
@@ -95,6 +108,7 @@ class AuthService:
             feed=feed,
             reads=reads,
             authorization=self.authorization,
+            audit=self.audit,
         )
         self.avatars = Avatars(
             settings,
@@ -103,8 +117,11 @@ class AuthService:
             feed=feed,
             files=avatar_files,
             authorization=self.authorization,
+            audit=self.audit,
         )
-        links = MailedLinks(settings, store, clock=clock, mail=mail, mail_sender=mail_sender)
+        links = MailedLinks(
+            settings, store, clock=clock, mail=mail, mail_sender=mail_sender, audit=self.audit
+        )
         self.email_addresses = EmailAddresses(
             settings,
             store,
@@ -114,6 +131,7 @@ class AuthService:
             feed=feed,
             authorization=self.authorization,
             links=links,
+            audit=self.audit,
         )
         self.recovery = Recovery(
             settings,
@@ -124,6 +142,7 @@ class AuthService:
             feed=feed,
             tasks=tasks,
             links=links,
+            audit=self.audit,
         )
         self.accounts = Accounts(
             store,
@@ -134,6 +153,8 @@ class AuthService:
             authorization=self.authorization,
             avatars=self.avatars,
             email_addresses=self.email_addresses,
+            audit=self.audit,
+            known_roles=known_roles(settings.roles),
         )
         self.api_tokens = ApiTokens(
             settings,
@@ -143,13 +164,16 @@ class AuthService:
             feed=feed,
             reads=reads,
             authorization=self.authorization,
+            audit=self.audit,
         )
-        self.tenants = Tenants(store, clock=clock, feed=feed, authorization=self.authorization)
+        self.tenants = Tenants(
+            store, clock=clock, feed=feed, authorization=self.authorization, audit=self.audit
+        )
         self.user_imports = UserImports(
-            settings, store, clock=clock, feed=feed, api_tokens=self.api_tokens
+            settings, store, clock=clock, feed=feed, api_tokens=self.api_tokens, audit=self.audit
         )
         self.legacy_sessions = LegacySessions(
-            settings, store, clock=clock, cache=cache, sessions=self.sessions
+            settings, store, clock=clock, cache=cache, sessions=self.sessions, audit=self.audit
         )
         self.invitations = Invitations(
             store,
@@ -159,6 +183,7 @@ class AuthService:
             links=links,
             settings=settings,
             throttle=throttle,
+            audit=self.audit,
         )
         self.oauth_logins = OAuthLogins(
             settings,
@@ -168,6 +193,32 @@ class AuthService:
             clients=oauth_clients,
             sessions=self.sessions,
             authorization=self.authorization,
+            audit=self.audit,
+        )
+        # Second factors: asked by every password login (``Sessions.gate``).
+        self.second_factors = SecondFactors(
+            settings,
+            store,
+            clock=clock,
+            hasher=hasher,
+            throttle=throttle,
+            feed=feed,
+            box=secret_box,
+            sessions=self.sessions,
+            authorization=self.authorization,
+            links=links,
+        )
+        self.sessions.gate = self.second_factors
+        self.recovery.second_factor = self.second_factors
+        feed.housekeeping.append(self.second_factors.prune)  # expired mfa tokens
+        self.passkeys = Passkeys(
+            settings,
+            store,
+            clock=clock,
+            throttle=throttle,
+            sessions=self.sessions,
+            authorization=self.authorization,
+            second_factors=self.second_factors,
         )
 
     def authenticate(

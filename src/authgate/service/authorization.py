@@ -8,6 +8,7 @@ role, never able to manage tokens or the account).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,18 +19,23 @@ from authgate.errors import (
     InsufficientRoleError,
     InsufficientScopeError,
     NotFoundError,
+    ReauthenticationRequiredError,
     SessionRequiredError,
     TokenRevokedError,
 )
 from authgate.service.principals import ADMIN_ROLE, Principal, TenantAccess
 
 if TYPE_CHECKING:
+    from authgate.core.clocks import Clock
     from authgate.service.cached_reads import CachedReads
 
 
 @dataclass(eq=False, repr=False)
 class Authorization:
     reads: CachedReads
+    # Step-up: how recent a session's authentication must be for sensitive actions.
+    clock: Clock | None = None
+    reauth_seconds: int = 600
 
     def require_roles(self, principal: Principal, roles: Sequence[str]) -> None:
         """Every role in ``roles`` is held by the caller now (not when the token was issued)."""
@@ -41,6 +47,18 @@ class Authorization:
         if principal.session_id is None:
             raise SessionRequiredError()
         return principal.session_id
+
+    def require_recent_authentication(self, principal: Principal) -> None:
+        """A login session whose user proved who they are (login, ``/reauthenticate``) within
+        ``AUTHGATE_REAUTH_SECONDS``, by its access token's ``auth_time``: else
+        ``ReauthenticationRequiredError``. No I/O."""
+        self.require_session(principal)
+        claims = principal.claims
+        now = self.clock.timestamp() if self.clock is not None else time.time()
+        if claims is None or claims.auth_time is None:
+            raise ReauthenticationRequiredError()
+        if now - claims.auth_time > self.reauth_seconds:
+            raise ReauthenticationRequiredError()
 
     def require_admin(self, actor: Principal) -> None:
         self.require_session(actor)

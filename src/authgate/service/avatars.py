@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import IO, TYPE_CHECKING
 
+from authgate.core import audit as events
 from authgate.errors import TokenRevokedError
 from authgate.http.routes import AVATAR_PATH
 from authgate.service.principals import Principal
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.store.protocols import Store
 
@@ -34,6 +36,7 @@ class Avatars:
     feed: RevocationFeed
     files: AvatarFiles
     authorization: Authorization
+    audit: Audit
 
     def avatar_url(self, name: str) -> str:
         return f"{self.settings.public_url}{AVATAR_PATH}{name}"
@@ -72,7 +75,13 @@ class Avatars:
             self.files.remove(name)
 
     def _replace_avatar_url(self, user_id: str, url: str | None) -> UserRecord:
-        result = self.store.set_avatar_url(user_id, url, now=self.clock.now())
+        audit = self.audit.event(
+            events.AVATAR_CHANGED,
+            actor=user_id,
+            user_id=user_id,
+            details={"removed": url is None},
+        )
+        result = self.store.set_avatar_url(user_id, url, now=self.clock.now(), audit=audit)
         if result is None:
             raise TokenRevokedError()
         user, old_url = result

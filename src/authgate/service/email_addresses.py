@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
+from authgate.core import audit as events
 from authgate.core.account_tokens import TokenPurpose, hash_account_token
 from authgate.errors import (
     ConflictError,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from authgate.config import Settings
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.mailed_links import MailedLinks
     from authgate.service.principals import Principal
@@ -45,6 +47,7 @@ class EmailAddresses:
     feed: RevocationFeed
     authorization: Authorization
     links: MailedLinks
+    audit: Audit
 
     # Verification ----------------------------------------------------------------------------
 
@@ -85,7 +88,11 @@ class EmailAddresses:
             self.send_verification(user)
 
     def verify_email(self, token: str) -> UserRecord:
-        user = self.store.verify_email_with_token(hash_account_token(token), now=self.clock.now())
+        user = self.store.verify_email_with_token(
+            hash_account_token(token),
+            now=self.clock.now(),
+            audit=self.audit.event(events.EMAIL_VERIFIED),
+        )
         if user is None:
             raise InvalidAccountTokenError()
         self.feed.announce([(RevocationKind.USER, user.id)])
@@ -98,8 +105,10 @@ class EmailAddresses:
     ) -> None:
         """Mail a confirmation link to ``new_email`` and a notice to the current address;
         nothing changes until the link is used. The password is checked (and throttled) as
-        a login: a stolen session must not move the account to another address."""
+        a login: a stolen session must not move the account to another address. Needs a
+        recent authentication (step-up)."""
         self.authorization.require_session(principal)
+        self.authorization.require_recent_authentication(principal)
         user = self.store.get_user(principal.user.id)
         if user is None:
             raise TokenRevokedError()
@@ -130,12 +139,22 @@ class EmailAddresses:
             values={"new_email": new_email},
             new_email=new_email,
             notice=notice,
+            audit=self.audit.event(
+                events.EMAIL_CHANGE_REQUESTED,
+                actor=principal,
+                user_id=user.id,
+                details={"to": new_email},
+            ),
         )
 
     def confirm_email_change(self, token: str) -> UserRecord:
         """Move the account to the address the link was mailed to (now verified); 409
         ``user_exists`` when another account took that address meanwhile."""
-        user = self.store.change_email_with_token(hash_account_token(token), now=self.clock.now())
+        user = self.store.change_email_with_token(
+            hash_account_token(token),
+            now=self.clock.now(),
+            audit=self.audit.event(events.EMAIL_CHANGED),
+        )
         if user is None:
             raise InvalidAccountTokenError()
         self.feed.announce([(RevocationKind.USER, user.id)])

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
+from authgate.core import audit as events
 from authgate.core.account_tokens import TOKEN_LIFETIMES, TokenPurpose, hash_account_token
 from authgate.errors import (
     ConflictError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.mailed_links import MailedLinks
     from authgate.service.principals import Principal, TenantAccess
@@ -53,6 +55,7 @@ class Invitations:
     links: MailedLinks
     settings: Settings
     throttle: LoginThrottle
+    audit: Audit
 
     def invite(
         self,
@@ -110,7 +113,14 @@ class Invitations:
                 "role": role.value,
             },
         )
-        self.store.create_invitation(invitation, token_hash, mail)
+        audit = self.audit.event(
+            events.INVITATION_CREATED,
+            actor=principal,
+            user_id=existing.id if existing is not None else None,
+            tenant_id=tenant_id,
+            details={"invitation_id": invitation.id, "email": email, "role": role.value},
+        )
+        self.store.create_invitation(invitation, token_hash, mail, audit=audit)
         self.links.mail_sender.notify()
         return invitation
 
@@ -155,7 +165,11 @@ class Invitations:
                 "Whoever sent this invitation can no longer grant it; ask for a new one."
             )
         accepted = self.store.accept_invitation(
-            token_hash, user_id=user.id, email=user.email, now=now
+            token_hash,
+            user_id=user.id,
+            email=user.email,
+            now=now,
+            audit=self.audit.event(events.INVITATION_ACCEPTED, actor=principal, user_id=user.id),
         )
         if accepted is None:
             raise InvalidAccountTokenError()

@@ -1,4 +1,5 @@
-"""The signing keys the service issues access tokens with, from their directory."""
+"""The signing keys the service issues access tokens with, from their directory; the
+key-encryption key that seals secrets stored in the database (``load_secret_box``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from authgate.config import Settings
 from authgate.core.clocks import Clock
 from authgate.core.keys import KeyRing, generate_key, insecure_key_files, load_keyring
+from authgate.core.secret_boxes import SecretBox, generate_key_file, parse_key_encryption_key
 from authgate.errors import ConfigError
 
 log = logging.getLogger("authgate")
@@ -126,3 +128,37 @@ class KeySource:
                 self.ring = self._checked(ring)
         except ConfigError as e:
             log.error("kept the current signing keys: %s", e)
+
+
+def load_secret_box(settings: Settings) -> SecretBox:
+    """The key-encryption key of ``AUTHGATE_KEY_ENCRYPTION_KEY`` (or its ``_FILE``).
+
+    In development without either, the key of ``<instance>/key-encryption-key``, generated
+    there (mode 0600) the first time; production refuses to start without one
+    (``Settings.production_problems``) and with a key file others may read."""
+    if settings.key_encryption_key is not None:
+        return SecretBox(parse_key_encryption_key(settings.key_encryption_key.get_secret_value()))
+    path = settings.resolved_key_encryption_key_file
+    if settings.key_encryption_key_file is None and not path.exists():
+        if settings.is_production:
+            raise ConfigError("AUTHGATE_KEY_ENCRYPTION_KEY is not set.")
+        try:
+            generate_key_file(path)
+            log.warning(
+                "Generated a development key-encryption key in %s (mode 0600). Production "
+                "needs AUTHGATE_KEY_ENCRYPTION_KEY or AUTHGATE_KEY_ENCRYPTION_KEY_FILE.",
+                path,
+            )
+        except FileExistsError:
+            pass  # another process wrote it first: read it
+    try:
+        text = path.read_text("ascii")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Cannot read the key-encryption key file {path}: {e}") from e
+    if settings.is_production and mode & 0o077:
+        raise ConfigError(
+            f"The key-encryption key file {path} is readable by other users: "
+            f"run `chmod 600 {path}`."
+        )
+    return SecretBox(parse_key_encryption_key(text))

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from authgate.backends.mail_composer import MailComposer
     from authgate.backends.mail_sender import OutboxSender
     from authgate.config import Settings
+    from authgate.core.audit import AuditEvent
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.store.protocols import Store
 
 LINK_PAGES = {
@@ -58,6 +60,7 @@ class MailedLinks:
     clock: Clock
     mail: MailComposer
     mail_sender: OutboxSender
+    audit: Audit
 
     def link(self, purpose: TokenPurpose, token: str) -> str:
         return f"{self.settings.link_base_url}{LINK_PAGES[purpose]}#token={token}"
@@ -71,6 +74,7 @@ class MailedLinks:
         values: Mapping[str, str] | None = None,
         new_email: str | None = None,
         notice: OutgoingMail | None = None,
+        audit: AuditEvent | None = None,
     ) -> None:
         """Issue a ``purpose`` token bound to ``user`` as read (its email and password now) and
         mail its link to ``to`` (the mail kind is named after the purpose); ``notice`` is
@@ -96,7 +100,7 @@ class MailedLinks:
                 **(values or {}),
             },
         )
-        self.store.create_account_token(record, mail, notice=notice)
+        self.store.create_account_token(record, mail, notice=notice, audit=audit)
         self.mail_sender.notify()
 
     def new_token(self, purpose: TokenPurpose) -> tuple[str, str, str]:

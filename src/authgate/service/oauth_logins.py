@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from email_validator import EmailNotValidError, validate_email
 
+from authgate.core import audit as events
 from authgate.core.oauth import (
     ExternalProfile,
     FlowSecrets,
@@ -34,6 +35,7 @@ from authgate.errors import (
     AuthenticationRequiredError,
     AuthError,
     LastLoginMethodError,
+    MfaRequiredError,
     NotFoundError,
     OAuthAccountExistsError,
     OAuthDeniedError,
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from authgate.backends.oauth_providers import ProviderClient, ProviderInfo
     from authgate.config import Settings
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.sessions import Sessions
     from authgate.store.protocols import Store
@@ -72,6 +75,11 @@ OAUTH_FLOW_TTL_SECONDS = 600
 # How long a finished login waits for the page on another site to collect it.
 HANDOFF_TTL_SECONDS = 120
 HANDOFF_FRAGMENT = "authgate_handoff"
+# A provider login that must go on with a second factor: the page it lands on finds the mfa
+# token (bound to the browser by the ``authgate_mfa`` cookie), which step it is, and the methods.
+MFA_FRAGMENT = "authgate_mfa"
+MFA_STEP_FRAGMENT = "authgate_mfa_step"
+MFA_METHODS_FRAGMENT = "authgate_mfa_methods"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +93,14 @@ class OAuthStart:
 
 @dataclass(frozen=True, slots=True)
 class OAuthOutcome:
-    """Where the browser goes back to, and either a new login session or what went wrong."""
+    """Where the browser goes back to, and either a new login session, the second step it
+    must go on with (``mfa``: its ``binding`` is the browser's ``authgate_mfa`` cookie), or
+    what went wrong."""
 
     redirect_to: str
     issued: IssuedTokens | None = None
     error: AuthError | None = None
+    mfa: MfaRequiredError | None = None
 
 
 @dataclass(eq=False, repr=False)
@@ -104,6 +115,7 @@ class OAuthLogins:
     clients: dict[str, ProviderClient]
     sessions: Sessions
     authorization: Authorization
+    audit: Audit
 
     def oauth_providers(self) -> list[ProviderInfo]:
         return [client.info for client in self.clients.values()]
@@ -198,7 +210,9 @@ class OAuthLogins:
             or flow.provider != provider
             or not hmac.compare_digest(flow.binding_hash, hash_flow_secret(binding))
         ):
-            return OAuthOutcome(self.redirect_target(None), error=OAuthStateMismatchError())
+            mismatch = OAuthStateMismatchError()
+            self._login_failed(provider, mismatch, client, user_id=None)
+            return OAuthOutcome(self.redirect_target(None), error=mismatch)
         try:
             provider_client = self._oauth_client(provider)
             # Before anything of the answer is believed, its error included (RFC 9207 §2.4).
@@ -217,12 +231,51 @@ class OAuthLogins:
             generation = self.cache.users.generation
             user = self._user_for(provider, profile)
             if flow.handoff_challenge is not None:
+                # The second factor, if due, is asked when the page collects the login.
                 code = self._hand_off(user, provider, flow.handoff_challenge)
                 return OAuthOutcome(add_fragment(flow.redirect_to, HANDOFF_FRAGMENT, code))
-            issued = self.sessions.open_session(user, client, generation=generation)
+            try:
+                self._gate(user, browser_binding=secrets.token_urlsafe(32))
+            except MfaRequiredError as required:
+                return OAuthOutcome(_mfa_fragment(flow.redirect_to, required), mfa=required)
+            issued = self.sessions.open_session(
+                user,
+                client,
+                generation=generation,
+                method={"method": "oauth", "provider": provider},
+            )
             return OAuthOutcome(flow.redirect_to, issued=issued)
         except AuthError as e:
+            self._login_failed(provider, e, client, user_id=flow.user_id)
             return OAuthOutcome(flow.redirect_to, error=e)
+
+    def _gate(self, user: UserRecord, *, browser_binding: str | None) -> None:
+        """``MfaRequiredError`` (or ``MfaEnrollmentRequiredError``) when the user has a second
+        factor (or its roles require one), as after a password: the provider's login is the
+        first step (``amr`` ``fed``), completed at ``/api/auth/mfa/verify``."""
+        if self.sessions.gate is not None:
+            self.sessions.gate.before_session(
+                user,
+                login=user.email,
+                password_hash=None,
+                browser_binding=browser_binding,
+                amr=("fed",),
+            )
+
+    def _login_failed(
+        self, provider: str, error: AuthError, client: ClientInfo, *, user_id: str | None
+    ) -> None:
+        """A provider login (or link) that opened nothing; written on its own."""
+        self.audit.record(
+            self.audit.event(
+                events.OAUTH_LOGIN_FAILED,
+                actor=user_id,
+                user_id=user_id,
+                outcome="failure",
+                details={"provider": provider[:64], "reason": error.code},
+                context=self.audit.client_context(client),
+            )
+        )
 
     def _user_for(self, provider: str, profile: ExternalProfile) -> UserRecord:
         """The active user this identity logs in as (created or joined on first use)."""
@@ -252,9 +305,12 @@ class OAuthLogins:
         )
         return code
 
-    def complete_handoff(self, code: str, verifier: str, client: ClientInfo) -> IssuedTokens:
+    def complete_handoff(
+        self, code: str, verifier: str, client: ClientInfo, *, browser_binding: str | None = None
+    ) -> IssuedTokens:
         """The page that started a handed-off login collects it: once, within two minutes, and
-        only with the verifier whose challenge started it."""
+        only with the verifier whose challenge started it. A user with a second factor gets
+        ``MfaRequiredError`` instead (bound to ``browser_binding``, the page's own cookie)."""
         generation = self.cache.users.generation
         handoff = self.store.consume_login_handoff(hash_flow_secret(code), now=self.clock.now())
         if handoff is None or not verifier_matches(verifier, handoff.challenge):
@@ -262,7 +318,13 @@ class OAuthLogins:
         user = self.store.get_user(handoff.user_id)
         if user is None or not user.is_active:
             raise AccountDisabledError()
-        return self.sessions.open_session(user, client, generation=generation)
+        self._gate(user, browser_binding=browser_binding)
+        return self.sessions.open_session(
+            user,
+            client,
+            generation=generation,
+            method={"method": "oauth", "provider": handoff.provider},
+        )
 
     def _account_for_new_identity(self, provider: str, profile: ExternalProfile) -> UserRecord:
         """A new user, or an existing one when both sides have verified the same email.
@@ -286,6 +348,11 @@ class OAuthLogins:
                 subject=profile.subject,
                 email=email,
                 now=self.clock.now(),
+                audit=self.audit.event(
+                    events.OAUTH_LINKED,
+                    user_id=existing.id,
+                    details={"provider": provider, "by": "verified_email"},
+                ),
             )
             log.info("linked %s identity to user %s by verified email", provider, existing.id)
             return existing
@@ -299,6 +366,9 @@ class OAuthLogins:
                 provider=provider,
                 subject=profile.subject,
                 now=self.clock.now(),
+                audit=self.audit.event(
+                    events.USER_CREATED, details={"method": "oauth", "provider": provider}
+                ),
             )
         except UserExistsError:
             # Someone registered this email (or logged in with this identity) meanwhile.
@@ -334,6 +404,12 @@ class OAuthLogins:
             subject=profile.subject,
             email=_usable_email(profile.email),
             now=self.clock.now(),
+            audit=self.audit.event(
+                events.OAUTH_LINKED,
+                actor=user.id,
+                user_id=user.id,
+                details={"provider": flow.provider},
+            ),
         )
 
     def list_identities(self, principal: Principal) -> list[IdentityRecord]:
@@ -343,12 +419,63 @@ class OAuthLogins:
     def unlink_identity(self, principal: Principal, identity_id: str) -> None:
         self.authorization.require_session(principal)
         outcome = self.store.unlink_identity(
-            principal.user.id, identity_id, login_providers=tuple(self.clients)
+            principal.user.id,
+            identity_id,
+            login_providers=tuple(self.clients),
+            audit=self.audit.event(
+                events.OAUTH_UNLINKED,
+                actor=principal,
+                user_id=principal.user.id,
+                details={"identity_id": identity_id},
+            ),
         )
         if outcome == "not_found":
             raise NotFoundError("No such identity.")
         if outcome == "last_login_method":
             raise LastLoginMethodError()
+
+    # An admin's view of a user's identities --------------------------------------------------
+
+    def list_user_identities(self, actor: Principal, user_id: str) -> list[IdentityRecord]:
+        self.authorization.require_admin(actor)
+        if self.store.get_user(user_id) is None:
+            raise NotFoundError("No such user.")
+        return self.store.list_identities(user_id)
+
+    def unlink_user_identity(self, actor: Principal, user_id: str, identity_id: str) -> None:
+        """Unlink one of the user's identities (admins), unless it is the user's last way to
+        log in (``LastLoginMethodError``, as for the user: disable the account instead)."""
+        self.authorization.require_admin(actor)
+        if self.store.get_user(user_id) is None:
+            raise NotFoundError("No such user.")
+        outcome = self.store.unlink_identity(
+            user_id,
+            identity_id,
+            login_providers=tuple(self.clients),
+            audit=self.audit.event(
+                events.OAUTH_UNLINKED,
+                actor=actor,
+                user_id=user_id,
+                details={"identity_id": identity_id},
+            ),
+        )
+        if outcome == "not_found":
+            raise NotFoundError("No such identity.")
+        if outcome == "last_login_method":
+            raise LastLoginMethodError()
+
+
+def _mfa_fragment(url: str, required: MfaRequiredError) -> str:
+    """``url#authgate_mfa=<token>&authgate_mfa_step=<code>&authgate_mfa_methods=<a,b>``: in the
+    fragment, which no server log nor Referer sees (the token is worthless without the
+    browser's cookie all the same)."""
+    return add_fragment(
+        url,
+        MFA_FRAGMENT,
+        required.token,
+        (MFA_STEP_FRAGMENT, required.code),
+        (MFA_METHODS_FRAGMENT, ",".join(required.methods)),
+    )
 
 
 def _usable_email(email: str | None) -> str | None:

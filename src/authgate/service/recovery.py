@@ -21,13 +21,22 @@ import hashlib
 import logging
 import time
 from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from authgate.core import audit as events
 from authgate.core.account_tokens import TokenPurpose, hash_account_token
+from authgate.core.audit import AuditContext
 from authgate.core.passwords import find_password_problem
 from authgate.errors import InvalidAccountTokenError, StoreUnavailableError, ValidationFailedError
 from authgate.service.mailed_links import display_name
 from authgate.store.records import RevocationKind, UserRecord
+
+
+class ResetFactorCheck(Protocol):
+    def check_for_reset(
+        self, user_id: str, *, code: str | None, recovery_code: str | None, ip: str | None
+    ) -> None: ...
+
 
 if TYPE_CHECKING:
     from authgate.backends.background_tasks import BackgroundTasks
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
     from authgate.config import Settings
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
+    from authgate.service.audit import Audit
     from authgate.service.mailed_links import MailedLinks
     from authgate.store.protocols import Store
 
@@ -68,6 +78,10 @@ class Recovery:
     feed: RevocationFeed
     tasks: BackgroundTasks
     links: MailedLinks
+    audit: Audit
+    # The account's second factor, asked before a reset (``SecondFactors.check_for_reset``);
+    # set by ``AuthService``.
+    second_factor: ResetFactorCheck | None = None
     retry_delays_seconds: tuple[float, ...] = RESET_RETRY_DELAYS_SECONDS
 
     def request_password_reset(self, email: str, *, ip: str | None) -> None:
@@ -80,16 +94,23 @@ class Recovery:
             per_name=self.settings.mail_rate_limit_per_address,
             per_ip=self.settings.mail_rate_limit_per_ip,
         )
-        self.tasks.submit(functools.partial(self._mail_reset_link, email))
+        # The request's context goes along: its event (for an existing account only, written
+        # with the link it mails) is built on the background thread, which the answer does not
+        # wait for.
+        context = self.audit.context()
+        self.tasks.submit(functools.partial(self._mail_reset_link, email, context))
 
-    def _mail_reset_link(self, email: str) -> None:
+    def _mail_reset_link(self, email: str, context: AuditContext | None = None) -> None:
         """On the background thread; retried while the database is unavailable."""
         attempts = len(self.retry_delays_seconds) + 1
         for attempt in range(1, attempts + 1):
             try:
                 user = self.store.find_user_by_email(email)
                 if user is not None and user.is_active:
-                    self.links.send(user, TokenPurpose.PASSWORD_RESET, to=user.email)
+                    audit = self.audit.event(
+                        events.PASSWORD_RESET_REQUESTED, user_id=user.id, context=context
+                    )
+                    self.links.send(user, TokenPurpose.PASSWORD_RESET, to=user.email, audit=audit)
             except StoreUnavailableError as e:
                 cause = type(e.__cause__ or e).__name__
                 if attempt == attempts:
@@ -121,9 +142,19 @@ class Recovery:
                     )
                 return
 
-    def reset_password(self, token: str, new_password: str) -> UserRecord:
+    def reset_password(
+        self,
+        token: str,
+        new_password: str,
+        *,
+        code: str | None = None,
+        recovery_code: str | None = None,
+        ip: str | None = None,
+    ) -> UserRecord:
         """Set a new password with a reset link's token (once, within 30 minutes, and only if
-        neither the password nor the address changed since it was mailed)."""
+        neither the password nor the address changed since it was mailed). An account with a
+        second factor also needs a ``code`` of its authenticator app or a ``recovery_code``:
+        a reset link alone never opens it, nor turns its factor off."""
         token_hash = hash_account_token(token)
         found = self.store.find_account_token(
             token_hash, TokenPurpose.PASSWORD_RESET, now=self.clock.now()
@@ -138,6 +169,10 @@ class Recovery:
         )
         if problem:
             raise ValidationFailedError({"password": problem})
+        if self.second_factor is not None:
+            self.second_factor.check_for_reset(
+                user.id, code=code, recovery_code=recovery_code, ip=ip
+            )
         notice = self.links.compose(
             "password_changed_notice", to=user.email, values={"name": display_name(user)}
         )
@@ -146,6 +181,7 @@ class Recovery:
             self.hasher.hash_password(new_password),
             now=self.clock.now(),
             notice=notice,
+            audit=self.audit.event(events.PASSWORD_RESET, actor=user.id, user_id=user.id),
         )
         if outcome is None:  # used meanwhile by a concurrent request, or the account changed
             raise InvalidAccountTokenError()

@@ -4,10 +4,13 @@ revoke sessions."""
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from authgate.core import audit as events
 from authgate.core.refresh_tokens import hash_refresh_token, new_refresh_token
 from authgate.core.tokens import (
     AccessClaims,
@@ -21,11 +24,25 @@ from authgate.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
     NotFoundError,
+    RateLimitedError,
     TokenExpiredError,
     TokenRevokedError,
 )
 from authgate.service.principals import ClientInfo, IssuedTokens, Principal
 from authgate.store.records import RevocationKind, SessionRecord, UserRecord
+
+
+class LoginGate(Protocol):
+    def before_session(
+        self,
+        user: UserRecord,
+        *,
+        login: str,
+        password_hash: str | None,
+        browser_binding: str | None,
+        amr: Sequence[str] = ...,
+    ) -> None: ...
+
 
 if TYPE_CHECKING:
     from authgate.backends.auth_cache import AuthCache
@@ -34,12 +51,18 @@ if TYPE_CHECKING:
     from authgate.config import Settings
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.cached_reads import CachedReads
     from authgate.service.keys import KeySource
     from authgate.store.protocols import Store
 
 log = logging.getLogger("authgate")
+
+# An unknown name typed at login is kept in its ``login.failed`` only when it has the shape of
+# an email address (local@domain.tld, no space): "P@ssw0rd!" or "ada@2024" typed in the wrong
+# field are passwords, not addresses.
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 
 
 @dataclass(eq=False, repr=False)
@@ -55,10 +78,21 @@ class Sessions:
     feed: RevocationFeed
     reads: CachedReads
     authorization: Authorization
+    audit: Audit
+    # Asked after a login's password (and before its session): raises ``MfaRequiredError``
+    # for a user with a second factor. Set by ``AuthService`` (``service.second_factors``).
+    gate: LoginGate | None = None
 
     # Login and refresh -----------------------------------------------------------------------
 
-    def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
+    def login(
+        self,
+        login: str,
+        password: str,
+        client: ClientInfo,
+        *,
+        browser_binding: str | None = None,
+    ) -> IssuedTokens:
         """Same error, same work, whether the user is unknown, disabled or the password wrong.
 
         Only a password check spends an attempt of the throttle: the user is looked up first, so
@@ -67,37 +101,97 @@ class Sessions:
         login = login.strip()
         generation = self.cache.users.generation
         user = self.store.find_user_by_login(login)
-        self.throttle.begin_attempt(login, client.ip)
+        try:
+            self.throttle.begin_attempt(login, client.ip)
+        except RateLimitedError:
+            self._login_failed(events.LOGIN_THROTTLED, login, user, client, reason="throttled")
+            raise
         if user is None or user.password_hash is None:
             self.hasher.verify_dummy(password)
             self.throttle.record_failure(login, client.ip)
+            reason = "unknown_user" if user is None else "no_password"
+            self._login_failed(events.LOGIN_FAILED, login, user, client, reason=reason)
             raise InvalidCredentialsError()
         check = self.hasher.verify_password(password, user.password_hash)
         if not check.ok or not user.is_active:
             self.throttle.record_failure(login, client.ip)
+            reason = "wrong_password" if not check.ok else "disabled"
+            self._login_failed(events.LOGIN_FAILED, login, user, client, reason=reason)
             raise InvalidCredentialsError()
         self.throttle.record_success(login, client.ip)
         if self.settings.email_verification == "required" and not user.email_verified:
+            self._login_failed(events.LOGIN_FAILED, login, user, client, reason="email_unverified")
             raise EmailNotVerifiedError()
         new_hash = self.hasher.hash_password(password) if check.needs_rehash else None
+        if self.gate is not None:  # raises MfaRequiredError when a second factor is due
+            self.gate.before_session(
+                user, login=login, password_hash=new_hash, browser_binding=browser_binding
+            )
         issued = self._open_session(
-            user, client, generation, session_epoch=user.session_epoch, password_hash=new_hash
+            user,
+            client,
+            generation,
+            session_epoch=user.session_epoch,
+            password_hash=new_hash,
+            method={"method": "password"},
+            amr=("pwd",),
         )
         if issued is None:
             # All the user's sessions were revoked since it was read (its password changed, it
             # was disabled...): the password checked may no longer be the user's.
             self.throttle.record_failure(login, client.ip)
+            reason = "sessions_revoked"
+            self._login_failed(events.LOGIN_FAILED, login, user, client, reason=reason)
             raise InvalidCredentialsError()
         return issued
 
+    def _login_failed(
+        self, type: str, login: str, user: UserRecord | None, client: ClientInfo, *, reason: str
+    ) -> None:
+        """Record a login that opened nothing (its own write: no change goes with it). Unknown
+        and known names cost the same one insert. The name typed is kept when it is a user's or
+        an email address: anything else may be a password typed in the wrong field."""
+        details = {"reason": reason}
+        if user is not None or _EMAIL_SHAPE.fullmatch(login):
+            details["login"] = login[:320]
+        self.audit.record(
+            self.audit.event(
+                type,
+                user_id=user.id if user is not None else None,
+                outcome="failure",
+                details=details,
+                context=self.audit.client_context(client),
+            )
+        )
+
     def open_session(
-        self, user: UserRecord, client: ClientInfo, *, generation: int
+        self,
+        user: UserRecord,
+        client: ClientInfo,
+        *,
+        generation: int,
+        method: dict[str, str] | None = None,
+        amr: Sequence[str] = ("fed",),
+        audit_type: str = events.LOGIN_SUCCEEDED,
+        authenticated: bool = True,
     ) -> IssuedTokens:
         """A new login session for a user a provider authenticated (no password of ours to
         have changed: the store checks again that the user is active as it records the login).
 
-        ``generation`` is the user cache's generation read before ``user`` was loaded."""
-        issued = self._open_session(user, client, generation, session_epoch=None)
+        ``generation`` is the user cache's generation read before ``user`` was loaded;
+        ``method`` says how the user logged in (the details of its ``login.succeeded``).
+        ``authenticated=False``: the session continues another one (the previous app's) and
+        proves no recent authentication (no ``auth_time``: step-up asks for one)."""
+        issued = self._open_session(
+            user,
+            client,
+            generation,
+            session_epoch=None,
+            method=method or {"method": "other"},
+            amr=amr,
+            audit_type=audit_type,
+            authenticated=authenticated,
+        )
         if issued is None:
             raise AccountDisabledError()
         return issued
@@ -110,9 +204,14 @@ class Sessions:
         *,
         session_epoch: int | None,
         password_hash: str | None = None,
+        method: dict[str, str],
+        amr: Sequence[str],
+        audit_type: str = events.LOGIN_SUCCEEDED,
+        authenticated: bool = True,
     ) -> IssuedTokens | None:
         """None when the store refused: the user is no longer active or (with
-        ``session_epoch``) all its sessions were revoked since it was read."""
+        ``session_epoch``) all its sessions were revoked since it was read. Its
+        ``login.succeeded`` is written by the login's own transaction."""
         now = self.clock.now()
         refresh_token, refresh_hash = new_refresh_token()
         created = self.store.create_session(
@@ -124,6 +223,15 @@ class Sessions:
             ip=client.ip,
             now=now,
             password_hash=password_hash,
+            amr=amr,
+            authenticated=authenticated,
+            audit=self.audit.event(
+                audit_type,
+                actor=user.id,
+                user_id=user.id,
+                details=method,
+                context=self.audit.client_context(client),
+            ),
         )
         if created is None:
             return None
@@ -144,8 +252,47 @@ class Sessions:
             roles=user.roles,
             ttl_seconds=ttl,
             now=self.clock.timestamp(),
+            auth_time=int(session.auth_time.timestamp()) if session.auth_time else None,
+            amr=session.amr,
         )
         return IssuedTokens(user, session, token, ttl, refresh_token)
+
+    def open_verified_session(
+        self,
+        user: UserRecord,
+        client: ClientInfo,
+        *,
+        session_epoch: int,
+        password_hash: str | None,
+        amr: Sequence[str],
+        method: dict[str, str],
+    ) -> IssuedTokens:
+        """The session of a login that passed its second factor (``SecondFactors``): opened
+        only while no "revoke all sessions" committed since its password was checked."""
+        generation = self.cache.users.generation
+        issued = self._open_session(
+            user,
+            client,
+            generation,
+            session_epoch=session_epoch,
+            password_hash=password_hash,
+            method=method,
+            amr=amr,
+        )
+        if issued is None:
+            raise InvalidCredentialsError()
+        return issued
+
+    def reissue_access_token(self, principal: Principal, *, amr: Sequence[str]) -> IssuedTokens:
+        """After a reauthentication: the session's ``auth_time`` becomes now, and a new access
+        token says so (the refresh token is unchanged: ``IssuedTokens.refresh_token`` is "")."""
+        session_id = self.authorization.require_session(principal)
+        session = self.store.reauthenticate_session(
+            session_id, user_id=principal.user.id, amr=amr, now=self.clock.now()
+        )
+        if session is None:
+            raise TokenRevokedError()
+        return self._issue(principal.user, session, "")
 
     def refresh(self, refresh_token: str) -> IssuedTokens:
         """Rotate a refresh token; replaying a rotated one revokes its whole session.
@@ -161,6 +308,7 @@ class Sessions:
             new_hash,
             expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
             now=now,
+            reuse_audit=self.audit.event(events.REFRESH_REUSE_DETECTED, outcome="failure"),
         )
         if outcome.reused_session_id is not None:
             log.warning("refresh token reuse: revoked session %s", outcome.reused_session_id)
@@ -233,7 +381,15 @@ class Sessions:
         """End the caller's session; one already revoked meanwhile (a concurrent logout with
         the same token) is no error: the session has ended, as asked."""
         session_id = self.authorization.require_session(principal)
-        if self.store.revoke_session(session_id, user_id=principal.user.id, now=self.clock.now()):
+        audit = self.audit.event(
+            events.LOGOUT,
+            actor=principal,
+            user_id=principal.user.id,
+            details={"session_id": session_id},
+        )
+        if self.store.revoke_session(
+            session_id, user_id=principal.user.id, now=self.clock.now(), audit=audit
+        ):
             self.feed.announce([(RevocationKind.SESSION, session_id)])
 
     def logout_refresh_token(self, refresh_token: str) -> None:
@@ -241,12 +397,19 @@ class Sessions:
         session_id = self.store.find_refresh_session(hash_refresh_token(refresh_token))
         if session_id is None:
             return
-        if self.store.revoke_session(session_id, user_id=None, now=self.clock.now()):
+        # The user is the session's, learnt in the revocation's transaction.
+        audit = self.audit.event(events.LOGOUT, details={"session_id": session_id})
+        if self.store.revoke_session(session_id, user_id=None, now=self.clock.now(), audit=audit):
             self.feed.announce([(RevocationKind.SESSION, session_id)])
 
     def logout_all(self, principal: Principal) -> None:
         self.authorization.require_session(principal)
-        revoked = self.store.revoke_user_sessions(principal.user.id, now=self.clock.now())
+        audit = self.audit.event(
+            events.SESSIONS_REVOKED_ALL, actor=principal, user_id=principal.user.id
+        )
+        revoked = self.store.revoke_user_sessions(
+            principal.user.id, now=self.clock.now(), audit=audit
+        )
         self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
 
     def list_sessions(self, principal: Principal) -> list[tuple[SessionRecord, bool]]:
@@ -254,10 +417,56 @@ class Sessions:
         sessions = self.store.list_sessions(principal.user.id, now=self.clock.now())
         return [(s, s.id == current) for s in sessions]
 
+    # An admin's view of a user's sessions -----------------------------------------------------
+
+    def list_user_sessions(
+        self, actor: Principal, user_id: str
+    ) -> list[tuple[SessionRecord, bool]]:
+        """The user's live sessions (admins); ``True`` beside the actor's own."""
+        self.authorization.require_admin(actor)
+        self._require_user(user_id)
+        sessions = self.store.list_sessions(user_id, now=self.clock.now())
+        return [(s, s.id == actor.session_id) for s in sessions]
+
+    def revoke_user_session(self, actor: Principal, user_id: str, session_id: str) -> None:
+        """End one of the user's sessions (admins), on its very next request in every process."""
+        self.authorization.require_admin(actor)
+        self._require_user(user_id)
+        audit = self.audit.event(
+            events.SESSION_REVOKED,
+            actor=actor,
+            user_id=user_id,
+            details={"session_id": session_id},
+        )
+        if not self.store.revoke_session(
+            session_id, user_id=user_id, now=self.clock.now(), audit=audit
+        ):
+            raise NotFoundError("No such session.")
+        self.feed.announce([(RevocationKind.SESSION, session_id)])
+
+    def revoke_all_user_sessions(self, actor: Principal, user_id: str) -> int:
+        """End every session of the user (admins); how many were live."""
+        self.authorization.require_admin(actor)
+        self._require_user(user_id)
+        audit = self.audit.event(events.SESSIONS_REVOKED_ALL, actor=actor, user_id=user_id)
+        revoked = self.store.revoke_user_sessions(user_id, now=self.clock.now(), audit=audit)
+        self.feed.announce((RevocationKind.SESSION, sid) for sid in revoked)
+        return len(revoked)
+
+    def _require_user(self, user_id: str) -> None:
+        if self.store.get_user(user_id) is None:
+            raise NotFoundError("No such user.")
+
     def revoke_session(self, principal: Principal, session_id: str) -> None:
         self.authorization.require_session(principal)
+        audit = self.audit.event(
+            events.SESSION_REVOKED,
+            actor=principal,
+            user_id=principal.user.id,
+            details={"session_id": session_id},
+        )
         found = self.store.revoke_session(
-            session_id, user_id=principal.user.id, now=self.clock.now()
+            session_id, user_id=principal.user.id, now=self.clock.now(), audit=audit
         )
         if not found:
             raise NotFoundError("No such session.")

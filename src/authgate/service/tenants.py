@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
+from authgate.core import audit as events
+from authgate.core.audit import AuditEvent
 from authgate.errors import ConflictError, InsufficientRoleError, NotFoundError
 from authgate.service.principals import Principal, TenantAccess
 from authgate.store.records import (
@@ -19,6 +21,7 @@ from authgate.store.records import (
 if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.core.clocks import Clock
+    from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.store.protocols import Store
 
@@ -32,6 +35,7 @@ class Tenants:
     clock: Clock
     feed: RevocationFeed
     authorization: Authorization
+    audit: Audit
 
     def list_tenants(self, principal: Principal) -> list[tuple[TenantRecord, TenantRole]]:
         tenants = self.store.list_user_tenants(principal.user.id)
@@ -42,7 +46,17 @@ class Tenants:
 
     def create_tenant(self, principal: Principal, name: str) -> TenantRecord:
         self.authorization.require_session(principal)
-        return self.store.create_tenant(name=name, owner_id=principal.user.id, now=self.clock.now())
+        return self.store.create_tenant(
+            name=name,
+            owner_id=principal.user.id,
+            now=self.clock.now(),
+            audit=self.audit.event(
+                events.TENANT_CREATED,
+                actor=principal,
+                user_id=principal.user.id,
+                details={"name": name},
+            ),
+        )
 
     def get_tenant(self, principal: Principal, tenant_id: str) -> tuple[TenantRecord, TenantRole]:
         access = self.authorization.authorize(
@@ -68,7 +82,16 @@ class Tenants:
         tenant = self.store.get_tenant(tenant_id)
         if tenant is not None and tenant.personal:
             raise ConflictError("A personal tenant is deleted only with its user.")
-        revoked = self.store.delete_tenant(tenant_id, now=self.clock.now())
+        revoked = self.store.delete_tenant(
+            tenant_id,
+            now=self.clock.now(),
+            audit=self.audit.event(
+                events.TENANT_DELETED,
+                actor=principal,
+                tenant_id=tenant_id,
+                details={"name": tenant.name} if tenant is not None else None,
+            ),
+        )
         if revoked is None:
             raise NotFoundError("No such tenant.")
         self.feed.announce(revoked)
@@ -90,7 +113,13 @@ class Tenants:
         user = self.store.find_user_by_login(email)
         if user is None:
             raise NotFoundError("No account uses this email address.")
-        self.store.add_member(tenant_id, user.id, role, now=self.clock.now())
+        self.store.add_member(
+            tenant_id,
+            user.id,
+            role,
+            now=self.clock.now(),
+            audit=self._member_event(events.MEMBER_ADDED, principal, tenant_id, user.id, role),
+        )
         self.feed.announce([(RevocationKind.MEMBERSHIP, membership_subject(tenant_id, user.id))])
         return self._member(tenant_id, user.id)
 
@@ -103,7 +132,15 @@ class Tenants:
             raise NotFoundError("No such member.")
         _check_grant(access, role)
         _check_grant(access, current)
-        self.store.set_member_role(tenant_id, user_id, role, now=self.clock.now())
+        self.store.set_member_role(
+            tenant_id,
+            user_id,
+            role,
+            now=self.clock.now(),
+            audit=self._member_event(
+                events.MEMBER_ROLE_CHANGED, principal, tenant_id, user_id, role
+            ),
+        )
         self.feed.announce([(RevocationKind.MEMBERSHIP, membership_subject(tenant_id, user_id))])
         return self._member(tenant_id, user_id)
 
@@ -118,10 +155,31 @@ class Tenants:
             raise NotFoundError("No such member.")
         if not leaving:
             _check_grant(access, current)
-        revoked = self.store.remove_member(tenant_id, user_id, now=self.clock.now())
+        revoked = self.store.remove_member(
+            tenant_id,
+            user_id,
+            now=self.clock.now(),
+            audit=self._member_event(events.MEMBER_REMOVED, principal, tenant_id, user_id),
+        )
         if revoked is None:
             raise NotFoundError("No such member.")
         self.feed.announce(revoked)
+
+    def _member_event(
+        self,
+        type: str,
+        principal: Principal,
+        tenant_id: str,
+        user_id: str,
+        role: TenantRole | None = None,
+    ) -> AuditEvent:
+        return self.audit.event(
+            type,
+            actor=principal,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            details={"role": role.value} if role is not None else None,
+        )
 
     def _manage(
         self, principal: Principal, tenant_id: str, roles: Sequence[TenantRole]

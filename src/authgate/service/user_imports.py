@@ -13,6 +13,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
+from authgate.core import audit as events
 from authgate.core.api_tokens import (
     hash_api_token_secret,
     legacy_api_token_id,
@@ -20,6 +21,7 @@ from authgate.core.api_tokens import (
 )
 from authgate.core.user_imports import (
     ImportedUser,
+    ImportLedger,
     ImportOutcome,
     PasswordPrehash,
     SourceRow,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from authgate.config import Settings
     from authgate.core.clocks import Clock
     from authgate.service.api_tokens import ApiTokens
+    from authgate.service.audit import Audit
     from authgate.store.protocols import Store
 
 log = logging.getLogger("authgate")
@@ -97,6 +100,7 @@ class UserImports:
     clock: Clock
     feed: RevocationFeed
     api_tokens: ApiTokens
+    audit: Audit
 
     # Users -----------------------------------------------------------------------------------
 
@@ -114,10 +118,15 @@ class UserImports:
     ) -> ImportReport:
         """Import ``rows`` (``field_map`` maps authgate's field names to the source's; none: the
         rows use authgate's names). Re-running is safe: an email already there is skipped or
-        updated (``on_conflict``). ``dry_run`` checks and decides everything, writes nothing."""
+        updated (``on_conflict``). ``dry_run`` checks and decides everything, writes nothing,
+        and reports the counts the real run would: each batch is decided by the same code, the
+        dry run's with a ledger of what its earlier batches would have written (the real run
+        finds that in the database), so an email, username or legacy id met again batches
+        later is decided alike."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         report = ImportReport(dry_run=dry_run)
+        ledger = ImportLedger() if dry_run else None
         refuse = on_refused or (lambda _where, _reason: None)
         batch: list[tuple[str, ImportedUser]] = []
         for row in rows:
@@ -136,12 +145,12 @@ class UserImports:
                 continue
             batch.append((row.where, user))
             if len(batch) >= batch_size:
-                self._write_batch(batch, report, on_conflict, dry_run, refuse)
+                self._write_batch(batch, report, on_conflict, ledger, refuse)
                 batch = []
                 if on_batch:
                     on_batch(report)
         if batch:
-            self._write_batch(batch, report, on_conflict, dry_run, refuse)
+            self._write_batch(batch, report, on_conflict, ledger, refuse)
         if on_batch:
             on_batch(report)
         log.info(
@@ -160,14 +169,16 @@ class UserImports:
         batch: Sequence[tuple[str, ImportedUser]],
         report: ImportReport,
         on_conflict: OnConflict,
-        dry_run: bool,
+        ledger: ImportLedger | None,
         refuse: Refusal,
     ) -> None:
         outcomes, revoked = self.store.import_users(
             [user for _where, user in batch],
             on_conflict=on_conflict,
-            dry_run=dry_run,
+            dry_run=ledger is not None,
             now=self.clock.now(),
+            ledger=ledger,
+            audit=self.audit.event(events.USER_IMPORTED, details={"users": len(batch)}),
         )
         for (where, _user), outcome in zip(batch, outcomes, strict=True):
             report.count(outcome)

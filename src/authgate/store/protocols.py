@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from authgate.core.account_tokens import TokenPurpose
-from authgate.core.user_imports import ImportedUser, ImportOutcome
+from authgate.core.audit import AuditEvent, AuditQuery
+from authgate.core.user_imports import ImportedUser, ImportLedger, ImportOutcome
 from authgate.store.records import (
     AccountTokenRecord,
     ApiTokenRecord,
@@ -22,8 +23,10 @@ from authgate.store.records import (
     InvitationRecord,
     LoginHandoffRecord,
     MemberRecord,
+    MfaChallengeRecord,
     OAuthFlowRecord,
     OutgoingMail,
+    PasskeyRecord,
     QueuedMail,
     RefreshOutcome,
     RevocationEvent,
@@ -31,8 +34,10 @@ from authgate.store.records import (
     SessionRecord,
     TenantRecord,
     TenantRole,
+    TotpRecord,
     UserRecord,
     UserStatus,
+    WebAuthnChallengeRecord,
 )
 
 
@@ -47,6 +52,7 @@ class UserStore(Protocol):
         roles: Sequence[str],
         now: datetime,
         email_verified: bool = False,
+        audit: AuditEvent | None = None,
     ) -> UserRecord:
         """Insert a user (its address verified only when ``email_verified``: an invitation link
         proved it); raise ``UserExistsError`` when email or username is taken."""
@@ -65,7 +71,7 @@ class UserStore(Protocol):
         ...
 
     def set_avatar_url(
-        self, user_id: str, url: str | None, *, now: datetime
+        self, user_id: str, url: str | None, *, now: datetime, audit: AuditEvent | None = None
     ) -> tuple[UserRecord, str | None] | None:
         """Set (or clear) the avatar URL, logged as a user event; the updated user and the URL
         it replaced, or None when there is no such user."""
@@ -78,20 +84,38 @@ class UserStore(Protocol):
         roles: Sequence[str] | None = None,
         status: UserStatus | None = None,
         now: datetime,
+        keep_role: str | None = None,
+        audit: AuditEvent | None = None,
     ) -> tuple[UserRecord, Revocations] | None:
         """Change roles/status and log a user event (disabling also revokes sessions and API
-        tokens, and deletes the user's mailed-link tokens); the user and what was revoked."""
+        tokens, and deletes the user's mailed-link tokens); the user and what was revoked.
+        With ``keep_role``: ``LastAdminError`` (nothing changed) if afterwards no active user
+        would hold that role, decided in the change's transaction (race-free)."""
         ...
 
     def set_password_hash(
-        self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        keep_session_id: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> list[str]:
         """Store a new hash and revoke every session but ``keep_session_id`` (moving the session
         epoch on); the ids revoked."""
         ...
 
-    def delete_user(self, user_id: str, *, now: datetime) -> Revocations | None:
-        """Delete the user (sessions revoked, the rest cascades); what was revoked."""
+    def delete_user(
+        self,
+        user_id: str,
+        *,
+        now: datetime,
+        keep_role: str | None = None,
+        audit: AuditEvent | None = None,
+    ) -> Revocations | None:
+        """Delete the user (sessions revoked, the rest cascades); what was revoked. With
+        ``keep_role``: ``LastAdminError`` if the user is the last active holder of that role."""
         ...
 
     def list_users(
@@ -113,6 +137,9 @@ class SessionStore(Protocol):
         ip: str | None,
         now: datetime,
         password_hash: str | None = None,
+        amr: Sequence[str] = (),
+        audit: AuditEvent | None = None,
+        authenticated: bool = True,
     ) -> tuple[SessionRecord, UserRecord] | None:
         """Record a login in one transaction — the user's ``last_login_at`` (and a rehashed
         password), the new session and its first refresh token — if the user may still log in:
@@ -122,7 +149,11 @@ class SessionStore(Protocol):
         in its transaction). The session and the user as stored, or None with nothing written.
 
         Without that check a login that verified the old password while a password change
-        committed would open a session the change never saw."""
+        committed would open a session the change never saw.
+
+        ``authenticated``: the user proved who they are now (the session's ``auth_time`` is
+        ``now``); False for a session that continues another one (no ``auth_time``: step-up
+        needs a reauthentication first)."""
         ...
 
     def get_session(self, session_id: str) -> SessionRecord | None: ...
@@ -132,7 +163,13 @@ class SessionStore(Protocol):
         ...
 
     def rotate_refresh_token(
-        self, presented_hash: str, new_hash: str, *, expires_at: datetime, now: datetime
+        self,
+        presented_hash: str,
+        new_hash: str,
+        *,
+        expires_at: datetime,
+        now: datetime,
+        reuse_audit: AuditEvent | None = None,
     ) -> RefreshOutcome:
         """Atomically consume a refresh token and store its successor, and read the session's
         user in the same transaction (a failure leaves the presented token current).
@@ -140,15 +177,31 @@ class SessionStore(Protocol):
         A token already consumed revokes its whole session (reuse detection)."""
         ...
 
+    def reauthenticate_session(
+        self, session_id: str, *, user_id: str, amr: Sequence[str], now: datetime
+    ) -> SessionRecord | None:
+        """Set a live session's ``auth_time`` to ``now`` (and its ``amr``); None when it is not
+        the user's or no longer valid. Refreshes keep both."""
+        ...
+
     def find_refresh_session(self, token_hash: str) -> str | None:
         """The session a refresh token (current or already rotated) belongs to."""
         ...
 
-    def revoke_session(self, session_id: str, *, user_id: str | None, now: datetime) -> bool:
+    def revoke_session(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> bool:
         """Revoke one session (of ``user_id`` when given); False when none matched."""
         ...
 
-    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]:
+    def revoke_user_sessions(
+        self, user_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> list[str]:
         """Revoke all the user's sessions and move its session epoch on; the ids revoked."""
         ...
 
@@ -172,7 +225,9 @@ class RevocationLog(Protocol):
 class TenantStore(Protocol):
     """Tenants and memberships. Every user has a personal tenant, created with the user."""
 
-    def create_tenant(self, *, name: str, owner_id: str, now: datetime) -> TenantRecord: ...
+    def create_tenant(
+        self, *, name: str, owner_id: str, now: datetime, audit: AuditEvent | None = None
+    ) -> TenantRecord: ...
 
     def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
 
@@ -182,7 +237,9 @@ class TenantStore(Protocol):
 
     def rename_tenant(self, tenant_id: str, name: str) -> TenantRecord | None: ...
 
-    def delete_tenant(self, tenant_id: str, *, now: datetime) -> Revocations | None:
+    def delete_tenant(
+        self, tenant_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> Revocations | None:
         """Delete the tenant with its memberships and API tokens (logged as revoked); what
         was revoked, or None when there is no such tenant."""
         ...
@@ -191,17 +248,33 @@ class TenantStore(Protocol):
 
     def list_members(self, tenant_id: str) -> list[MemberRecord]: ...
 
-    def add_member(self, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime) -> None:
+    def add_member(
+        self,
+        tenant_id: str,
+        user_id: str,
+        role: TenantRole,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> None:
         """Raise ``ConflictError`` when already a member."""
         ...
 
     def set_member_role(
-        self, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime
+        self,
+        tenant_id: str,
+        user_id: str,
+        role: TenantRole,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> bool:
         """False when not a member; ``ConflictError`` when it would leave no owner."""
         ...
 
-    def remove_member(self, tenant_id: str, user_id: str, *, now: datetime) -> Revocations | None:
+    def remove_member(
+        self, tenant_id: str, user_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> Revocations | None:
         """Also revokes the member's API tokens for the tenant; keeps at least one owner.
         What was revoked, or None when not a member."""
         ...
@@ -210,13 +283,17 @@ class TenantStore(Protocol):
 
 
 class ApiTokenStore(Protocol):
-    def create_api_token(self, record: ApiTokenRecord) -> None: ...
+    def create_api_token(
+        self, record: ApiTokenRecord, *, audit: AuditEvent | None = None
+    ) -> None: ...
 
     def get_api_token(self, token_id: str) -> ApiTokenRecord | None: ...
 
     def list_api_tokens(self, user_id: str) -> list[ApiTokenRecord]: ...
 
-    def revoke_api_token(self, token_id: str, *, user_id: str | None, now: datetime) -> bool: ...
+    def revoke_api_token(
+        self, token_id: str, *, user_id: str | None, now: datetime, audit: AuditEvent | None = None
+    ) -> bool: ...
 
     def touch_api_tokens(self, used: dict[str, tuple[datetime, str | None]]) -> None:
         """Record last-use times and addresses collected in memory (a batch)."""
@@ -257,13 +334,21 @@ class IdentityStore(Protocol):
         provider: str,
         subject: str,
         now: datetime,
+        audit: AuditEvent | None = None,
     ) -> UserRecord:
         """User, personal tenant and identity in one transaction; ``UserExistsError`` if the
         email or identity is taken."""
         ...
 
     def link_identity(
-        self, user_id: str, *, provider: str, subject: str, email: str | None, now: datetime
+        self,
+        user_id: str,
+        *,
+        provider: str,
+        subject: str,
+        email: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> IdentityRecord:
         """``OAuthIdentityTakenError`` when the identity is linked already."""
         ...
@@ -275,7 +360,12 @@ class IdentityStore(Protocol):
     def list_identities(self, user_id: str) -> list[IdentityRecord]: ...
 
     def unlink_identity(
-        self, user_id: str, identity_id: str, *, login_providers: Collection[str]
+        self,
+        user_id: str,
+        identity_id: str,
+        *,
+        login_providers: Collection[str],
+        audit: AuditEvent | None = None,
     ) -> Literal["unlinked", "not_found", "last_login_method"]:
         """Refused (``last_login_method``) when the user has no password and no other
         identity of a provider in ``login_providers`` (those configured: an identity of a
@@ -333,7 +423,12 @@ class AccountTokenStore(Protocol):
     happens in the transaction that consumes it."""
 
     def create_account_token(
-        self, token: AccountTokenRecord, mail: OutgoingMail, *, notice: OutgoingMail | None = None
+        self,
+        token: AccountTokenRecord,
+        mail: OutgoingMail,
+        *,
+        notice: OutgoingMail | None = None,
+        audit: AuditEvent | None = None,
     ) -> None:
         """Store the token and queue the mail that carries it (and ``notice``), in one
         transaction."""
@@ -346,7 +441,9 @@ class AccountTokenStore(Protocol):
         consumed)."""
         ...
 
-    def verify_email_with_token(self, token_hash: str, *, now: datetime) -> UserRecord | None:
+    def verify_email_with_token(
+        self, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> UserRecord | None:
         """Consume a ``verify_email`` token and mark the user's address verified."""
         ...
 
@@ -357,6 +454,7 @@ class AccountTokenStore(Protocol):
         *,
         now: datetime,
         notice: OutgoingMail | None,
+        audit: AuditEvent | None = None,
     ) -> tuple[UserRecord, Revocations] | None:
         """Consume a ``password_reset`` token, store the new hash, mark the address verified,
         revoke every session of the user (moving its session epoch on) and queue ``notice``;
@@ -365,7 +463,9 @@ class AccountTokenStore(Protocol):
         (sessions, API tokens; the USER entry is the caller's to announce)."""
         ...
 
-    def change_email_with_token(self, token_hash: str, *, now: datetime) -> UserRecord | None:
+    def change_email_with_token(
+        self, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> UserRecord | None:
         """Consume an ``email_change`` token and move the user to its new address (verified);
         ``UserExistsError``, with nothing changed, when another account has that address."""
         ...
@@ -373,7 +473,12 @@ class AccountTokenStore(Protocol):
 
 class InvitationStore(Protocol):
     def create_invitation(
-        self, invitation: InvitationRecord, token_hash: str, mail: OutgoingMail
+        self,
+        invitation: InvitationRecord,
+        token_hash: str,
+        mail: OutgoingMail,
+        *,
+        audit: AuditEvent | None = None,
     ) -> None:
         """Store the invitation (revoking an open one of the same address to the same tenant)
         and queue its mail, in one transaction."""
@@ -392,7 +497,13 @@ class InvitationStore(Protocol):
         ...
 
     def accept_invitation(
-        self, token_hash: str, *, user_id: str, email: str, now: datetime
+        self,
+        token_hash: str,
+        *,
+        user_id: str,
+        email: str,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> tuple[InvitationRecord, Revocations] | None:
         """Accept an open invitation addressed to ``email`` (once: the first request wins):
         membership added and the address marked verified, in one transaction. None when the
@@ -410,6 +521,8 @@ class ImportStore(Protocol):
         on_conflict: Literal["skip", "update"],
         dry_run: bool,
         now: datetime,
+        ledger: ImportLedger | None = None,
+        audit: AuditEvent | None = None,
     ) -> tuple[list[ImportOutcome], Revocations]:
         """One batch in one transaction: each user is created (with its personal tenant, as at
         registration), or, when its email exists, skipped or updated with the fields it gives;
@@ -417,14 +530,173 @@ class ImportStore(Protocol):
         before anything is written, so the batch is written whole or not at all. The outcome of
         each user in order, and what the updates revoked (a changed password hash ends the
         user's sessions; the hash of a user who has logged in since is kept). ``dry_run``
-        decides the same and writes nothing."""
+        decides the same and writes nothing; its ``ledger`` holds what the dry run's earlier
+        batches would have written (the real run finds that in the database), is read for the
+        batch's keys and told what this batch would write."""
         ...
 
     def find_user_by_legacy_id(self, legacy_id: str) -> UserRecord | None: ...
 
+    def use_legacy_session(
+        self, token_hash: str, *, user_id: str, email: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Remember, until ``expires_at``, that the legacy session token of hash ``token_hash``
+        (of the user ``user_id``) was exchanged; False when it was already (atomic: of two
+        exchanges at once, one wins)."""
+        ...
+
     def import_api_tokens(self, records: Sequence[ApiTokenRecord], *, dry_run: bool) -> list[bool]:
         """Insert, in one transaction, the tokens whose id is not stored yet; for each token,
         whether it was new."""
+        ...
+
+
+class PasskeyStore(Protocol):
+    """WebAuthn credentials and the challenges of their ceremonies."""
+
+    def create_webauthn_challenge(
+        self, challenge: WebAuthnChallengeRecord, *, now: datetime
+    ) -> None:
+        """Store a challenge (by its hash), and forget the expired ones."""
+        ...
+
+    def consume_webauthn_challenge(
+        self, challenge_hash: str, *, now: datetime
+    ) -> WebAuthnChallengeRecord | None:
+        """Delete and return the challenge (one conditional DELETE: of two requests with the
+        same challenge one gets it); None when unknown, already used or expired."""
+        ...
+
+    def add_passkey(self, passkey: PasskeyRecord, *, audit: AuditEvent | None = None) -> None:
+        """``PasskeyExistsError`` when the credential is registered already (to anyone)."""
+        ...
+
+    def list_passkeys(self, user_id: str) -> list[PasskeyRecord]:
+        """The user's passkeys, oldest first."""
+        ...
+
+    def find_passkey(self, credential_id: str) -> PasskeyRecord | None: ...
+
+    def rename_passkey(self, user_id: str, passkey_id: str, name: str) -> PasskeyRecord | None:
+        """None when the user has no passkey with this id."""
+        ...
+
+    def delete_passkey(
+        self, user_id: str, passkey_id: str, *, audit: AuditEvent | None = None
+    ) -> bool:
+        """False when the user has no passkey with this id."""
+        ...
+
+    def record_passkey_use(
+        self, passkey_id: str, *, sign_count: int, backed_up: bool, now: datetime
+    ) -> bool:
+        """Store the new signature counter and the use, only if the counter moved forward
+        (or both the stored and the new one are 0: an authenticator without a counter).
+        False: another use with this counter or a higher one was recorded meanwhile."""
+        ...
+
+
+class SecondFactorStore(Protocol):
+    """TOTP seeds (sealed by the service), recovery codes (hashed) and mfa challenges (logins
+    between password and second factor, by token hash). Everything single use is consumed by one
+    conditional statement: of two concurrent requests, exactly one succeeds."""
+
+    def get_totp(self, user_id: str) -> TotpRecord | None: ...
+
+    def begin_totp(self, user_id: str, sealed_secret: str, *, now: datetime) -> bool:
+        """Store a new, unconfirmed seed, replacing an unconfirmed one; False (nothing written)
+        when the user has a confirmed TOTP."""
+        ...
+
+    def confirm_totp(
+        self,
+        user_id: str,
+        *,
+        sealed_secret: str,
+        step: int,
+        code_hashes: Sequence[str],
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> bool:
+        """Turn the pending seed ``sealed_secret`` on, with ``step`` as its last used step, and
+        replace the user's recovery codes; False when that seed is no longer pending."""
+        ...
+
+    def second_factor_counts(self, user_id: str) -> tuple[bool, int, int]:
+        """In one query: whether the user's TOTP is on, how many passkeys and how many unused
+        recovery codes it has (what every password login asks)."""
+        ...
+
+    def use_totp_step(self, user_id: str, step: int) -> bool:
+        """Compare-and-set: record ``step`` as used if it is later than the last used one of the
+        user's confirmed TOTP; False when it is not (a replay) or there is no confirmed TOTP."""
+        ...
+
+    def delete_totp(self, user_id: str, *, audit: AuditEvent | None = None) -> bool:
+        """Turn TOTP off (confirmed or pending) and delete the recovery codes."""
+        ...
+
+    def replace_recovery_codes(
+        self,
+        user_id: str,
+        code_hashes: Sequence[str],
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> None: ...
+
+    def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        """Delete the code if it is the user's; True only for the request that deleted it."""
+        ...
+
+    def count_recovery_codes(self, user_id: str) -> int: ...
+
+    def create_mfa_challenge(self, challenge: MfaChallengeRecord) -> None: ...
+
+    def attempt_mfa_challenge(
+        self, token_hash: str, *, browser_hash: str | None, max_attempts: int, now: datetime
+    ) -> MfaChallengeRecord | None:
+        """Spend one attempt of a live challenge (one conditional UPDATE); the challenge with
+        the attempt counted, or None when it is unknown, expired, out of attempts or bound to
+        another browser (its ``browser_hash`` set and not ``browser_hash``: nothing is spent,
+        so a stolen token cannot even use up the attempts)."""
+        ...
+
+    def finish_mfa_challenge(self, token_hash: str) -> bool:
+        """Delete the challenge; True only for the request that deleted it (single use)."""
+        ...
+
+    def remove_second_factors(
+        self, user_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> list[str] | None:
+        """Delete every second factor of the user (TOTP, recovery codes, passkeys, pending
+        challenges) and revoke all its sessions; the session ids revoked, None without user."""
+        ...
+
+    def prune_mfa_challenges(self, *, now: datetime) -> int: ...
+
+
+class AuditStore(Protocol):
+    """The audit trail (``core.audit``). The methods that make a change take its event as
+    ``audit`` and insert it in the change's transaction, only when the change happened (a
+    revocation that found nothing writes nothing); the subject user or tenant the caller could
+    not know is filled in there."""
+
+    def record_audit(self, event: AuditEvent) -> None:
+        """Write an event that goes with no change (a failed or throttled attempt)."""
+        ...
+
+    def list_audit_events(self, query: AuditQuery) -> list[AuditEvent]:
+        """Events matching ``query``, newest first (or oldest first), keyset-paged by id."""
+        ...
+
+    def latest_audit_id(self) -> int: ...
+
+    def purge_audit_events(
+        self, *, older_than: datetime, batch: int = 1000, max_batches: int | None = None
+    ) -> int:
+        """Delete events older than ``older_than``, ``batch`` rows per short transaction (at
+        most ``max_batches`` of them); how many went."""
         ...
 
 
@@ -439,6 +711,9 @@ class Store(
     AccountTokenStore,
     InvitationStore,
     ImportStore,
+    PasskeyStore,
+    SecondFactorStore,
+    AuditStore,
     Protocol,
 ):
     """Everything the service needs, plus lifecycle."""

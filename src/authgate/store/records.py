@@ -45,6 +45,10 @@ class SessionRecord:
     revoked_at: datetime | None
     user_agent: str | None
     ip: str | None
+    # When and how the user last proved who they are in this session (RFC 8176 ``amr`` names):
+    # the login, or a later reauthentication. None for sessions older than the columns.
+    auth_time: datetime | None = None
+    amr: tuple[str, ...] = ()
 
     def is_valid_at(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -249,3 +253,75 @@ class RevocationEvent:
     id: int
     kind: RevocationKind
     subject: str
+
+
+class ChallengePurpose(StrEnum):
+    """What a WebAuthn challenge was issued for; it is accepted for that only."""
+
+    REGISTER = "register"
+    LOGIN = "login"  # usernameless: no user known yet
+    SECOND_FACTOR = "mfa"  # the second step of a password login
+    REAUTHENTICATE = "reauth"  # step-up of a logged-in user
+
+
+@dataclass(frozen=True, slots=True)
+class WebAuthnChallengeRecord:
+    """A challenge issued (stored by its hash): single use, short lived, maybe bound to the
+    browser that asked (``binding_hash``) and to a user."""
+
+    challenge_hash: str
+    purpose: ChallengePurpose
+    user_id: str | None
+    binding_hash: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyRecord:
+    """A registered WebAuthn credential. ``credential_id`` is base64url, as the browser
+    sends it; ``public_key`` the COSE key."""
+
+    id: str
+    user_id: str
+    credential_id: str
+    public_key: bytes = field(repr=False)
+    sign_count: int
+    transports: tuple[str, ...]
+    name: str
+    aaguid: str
+    backup_eligible: bool
+    backed_up: bool
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TotpRecord:
+    user_id: str
+    sealed_secret: str = field(repr=False)
+    created_at: datetime
+    confirmed_at: datetime | None  # None: set up but not yet confirmed with a code
+    last_used_step: int | None
+
+
+class MfaPurpose(StrEnum):
+    LOGIN = "login"  # the second factor of a login
+    ENROLL = "enroll"  # a login that must first set up a second factor (required by role)
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallengeRecord:
+    """A login past its password, waiting for its second factor (or its enrollment)."""
+
+    token_hash: str
+    user_id: str
+    purpose: MfaPurpose
+    browser_hash: str | None  # the SHA-256 of the binding cookie, for a browser
+    throttle_key: str  # the login as typed: wrong codes count against its throttle
+    session_epoch: int  # the user's epoch when the password was checked
+    amr: tuple[str, ...]  # how the login began ("pwd")
+    password_hash: str | None = field(repr=False)  # a rehash to store when the login completes
+    attempts: int
+    created_at: datetime
+    expires_at: datetime

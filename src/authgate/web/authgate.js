@@ -33,11 +33,23 @@
 // (for a login refused with `email_not_verified`), forgotPassword(email), changeEmail(email,
 // password), createInvitation(tenantId, email, role), listInvitations(tenantId),
 // revokeInvitation(tenantId, invitationId). Each throws an AuthgateError like the others.
+//
+// For admins (the admin console's calls): adminListUsers, adminGetUser, adminUpdateUser,
+// adminDeleteUser, listRoles, adminListUserSessions, adminRevokeUserSession,
+// adminRevokeAllUserSessions, adminGetUserMfa, adminRemoveUserMfa, adminListUserTokens, adminRevokeUserToken, adminListUserIdentities,
+// adminUnlinkUserIdentity, listAudit({userId, type, since, until, cursor, limit}).
+//
+// Passkeys: registerPasskey(name) (logged in, recently), loginWithPasskey() (no email, no
+// password), verifyMfaWithPasskey(mfaToken) (the second step of a password login),
+// reauthenticateWithPasskey() (step-up), listPasskeys(), renamePasskey(id, name),
+// deletePasskey(id). They work from a page on another origin too, given that origin can use the
+// server's RP ID (AUTHGATE_WEBAUTHN_RP_ID, docs/passkeys.md).
 
 const CSRF_HEADER = 'X-Requested-With';
 
 export class AuthgateError extends Error {
-  constructor(kind, message, { status = 0, code = null, fields = null, diagnosis = null } = {}) {
+  constructor(kind, message,
+              { status = 0, code = null, fields = null, diagnosis = null, mfa = null } = {}) {
     super(message);
     this.name = 'AuthgateError';
     this.kind = kind;
@@ -45,6 +57,8 @@ export class AuthgateError extends Error {
     this.code = code;
     this.fields = fields;
     this.diagnosis = diagnosis;
+    // For `mfa_required` / `mfa_enrollment_required`: `{token, methods}` of the second step.
+    this.mfa = mfa;
   }
 }
 
@@ -201,6 +215,45 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       return data.user;
     },
     async logout() { await json('/api/auth/logout', { method: 'POST' }); },
+    // Second factors (docs/mfa.md) ----------------------------------------------------------
+    /** The second step of a login refused with `mfa_required` (`error.mfa.token`): a code of
+     * the authenticator app, or `{ recoveryCode }`. The user, logged in. */
+    async verifyMfa(mfaToken, { code, recoveryCode } = {}) {
+      const body = { mfa_token: mfaToken };
+      if (recoveryCode) body.recovery_code = recoveryCode; else body.code = code;
+      const data = await json('/api/auth/mfa/verify', { method: 'POST', body });
+      await checkCookieArrives();
+      return data.user;
+    },
+    /** Which second factors the logged-in user has: `{totp, recovery_codes_left, passkeys, ...}`. */
+    mfaStatus() { return json('/api/auth/mfa'); },
+    /** Start setting up an authenticator app: `{secret, otpauth_uri, qr_svg}` (pending until
+     * `confirmTotp`). With `{ mfaToken }` instead of a password: the enrollment a login
+     * refused with `mfa_enrollment_required` asks for. */
+    enrollTotp(password, { mfaToken } = {}) {
+      const body = mfaToken ? { mfa_token: mfaToken } : { password };
+      return json('/api/auth/mfa/totp', { method: 'POST', body });
+    },
+    /** Turn the app on with a code it shows: the 10 recovery codes, shown this once. With
+     * `{ mfaToken }`: also completes that login. */
+    async confirmTotp(code, { mfaToken } = {}) {
+      const body = mfaToken ? { code, mfa_token: mfaToken } : { code };
+      const data = await json('/api/auth/mfa/totp/confirm', { method: 'POST', body });
+      if (mfaToken) await checkCookieArrives();
+      return data.recovery_codes;
+    },
+    /** Turn the authenticator app off (a recent login is needed, else `reauthentication_required`). */
+    async disableTotp() { await json('/api/auth/mfa/totp', { method: 'DELETE' }); },
+    /** A new set of recovery codes (the old set stops working); recent login needed. */
+    async regenerateRecoveryCodes() {
+      return (await json('/api/auth/mfa/recovery-codes', { method: 'POST' })).recovery_codes;
+    },
+    /** Step-up for an action refused with `reauthentication_required`: `{ password }` or
+     * `{ code }`. The session counts as freshly authenticated; retry the action. */
+    async reauthenticate({ password, code } = {}) {
+      const body = password !== undefined ? { password } : { code };
+      return (await json('/api/auth/reauthenticate', { method: 'POST', body })).user;
+    },
     // Email verification, password reset, email change -----------------------------------------
     /** Mail a verification link to the logged-in user's current address. */
     async requestEmailVerification() {
@@ -222,8 +275,11 @@ export function createClient({ baseUrl, local, deployed } = {}) {
     },
     /** Set a new password with the token of a reset link; every session of the user ends (log
      * in afterwards). */
-    async resetPassword(token, password) {
-      await json('/api/auth/password/reset', { method: 'POST', body: { token, password } });
+    async resetPassword(token, password, { code, recoveryCode } = {}) {
+      const body = { token, password };
+      if (code) body.code = code;
+      if (recoveryCode) body.recovery_code = recoveryCode;
+      await json('/api/auth/password/reset', { method: 'POST', body });
     },
     /** Ask to change the logged-in user's address to `email`: a link goes to the new address,
      * and the address changes when it is opened (`confirmEmailChange`). */
@@ -258,6 +314,126 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       return json('/api/invitations/accept', { method: 'POST', body: { token } });
     },
     async logoutAll() { await json('/api/auth/logout-all', { method: 'POST' }); },
+    // Administration (a login session with the `admin` role) -----------------------------------
+    /** One page of users: `{users, page, per_page, total}`; `q` searches email, username, name. */
+    adminListUsers({ q = '', page = 1, perPage = 20 } = {}) {
+      const params = new URLSearchParams({ page, per_page: perPage });
+      if (q) params.set('q', q);
+      return json(`/api/users?${params}`);
+    },
+    async adminGetUser(userId) { return (await json(userPath(userId))).user; },
+    /** Set `roles` (among `listRoles()`) and/or `status` ('active' | 'disabled'): the user. */
+    async adminUpdateUser(userId, { roles, status } = {}) {
+      const body = {};
+      if (roles !== undefined) body.roles = roles;
+      if (status !== undefined) body.status = status;
+      return (await json(userPath(userId), { method: 'PATCH', body })).user;
+    },
+    async adminDeleteUser(userId) { await json(userPath(userId), { method: 'DELETE' }); },
+    /** The roles an admin can give: 'user', 'admin', then the deployment's AUTHGATE_ROLES. */
+    async listRoles() { return (await json('/api/roles')).roles; },
+    /** The user's live sessions, each with `device` ("Chrome 156 on Linux") and `user_agent`. */
+    async adminListUserSessions(userId) {
+      return (await json(userPath(userId, 'sessions'))).sessions;
+    },
+    async adminRevokeUserSession(userId, sessionId) {
+      await json(userPath(userId, 'sessions', sessionId), { method: 'DELETE' });
+    },
+    async adminRevokeAllUserSessions(userId) {
+      await json(userPath(userId, 'sessions'), { method: 'DELETE' });
+    },
+    /** The second factors the user has on: among 'totp', 'passkey', 'recovery_code'. */
+    async adminGetUserMfa(userId) { return (await json(userPath(userId, 'mfa'))).methods; },
+    /** Remove every second factor of the user (they are logged out and told by mail). */
+    async adminRemoveUserMfa(userId) { await json(userPath(userId, 'mfa'), { method: 'DELETE' }); },
+    async adminListUserTokens(userId) { return (await json(userPath(userId, 'tokens'))).tokens; },
+    async adminRevokeUserToken(userId, tokenId) {
+      await json(userPath(userId, 'tokens', tokenId), { method: 'DELETE' });
+    },
+    async adminListUserIdentities(userId) {
+      return (await json(userPath(userId, 'identities'))).identities;
+    },
+    async adminUnlinkUserIdentity(userId, identityId) {
+      await json(userPath(userId, 'identities', identityId), { method: 'DELETE' });
+    },
+    /** One page of the audit trail, newest first: `{events, next_cursor}`; pass `next_cursor`
+     * back as `cursor` for the next page (null: no more). Filters: `userId`, `type`, `since` and
+     * `until` (ISO 8601 or Date), `limit`. */
+    listAudit({ userId, type, since, until, cursor, limit } = {}) {
+      const params = new URLSearchParams();
+      for (const [name, value] of [['user_id', userId], ['type', type], ['since', since],
+                                   ['until', until], ['cursor', cursor], ['limit', limit]]) {
+        if (value !== undefined && value !== null && value !== '') {
+          params.set(name, value instanceof Date ? value.toISOString() : String(value));
+        }
+      }
+      const query = params.toString();
+      return json(`/api/audit${query ? `?${query}` : ''}`);
+    },
+    // Passkeys (WebAuthn) ----------------------------------------------------------------------
+    /** Whether this browser offers passkeys here (WebAuthn in a secure context). */
+    passkeysSupported() {
+      return Boolean(globalThis.PublicKeyCredential && globalThis.navigator?.credentials?.create);
+    },
+    /** Create a passkey for the logged-in user and register it (a recent login is needed, else
+     * `reauthentication_required`); `name` tells it apart later. The passkey's record. */
+    async registerPasskey(name) {
+      const options = await json('/api/auth/passkeys/register/options', { method: 'POST' });
+      const credential = await globalThis.navigator.credentials.create({
+        publicKey: creationOptions(options),
+      });
+      const body = { credential: credentialJSON(credential) };
+      if (name) body.name = name;
+      return (await json('/api/auth/passkeys/register', { method: 'POST', body })).passkey;
+    },
+    /** Log in with a passkey, no email or password: the browser lets the user pick one of the
+     * passkeys it holds for this server. The user. `signal` aborts the browser's prompt. */
+    async loginWithPasskey({ signal } = {}) {
+      const options = await json('/api/auth/passkeys/login/options', { method: 'POST' });
+      const credential = await globalThis.navigator.credentials.get({
+        publicKey: requestOptions(options), signal,
+      });
+      const data = await json('/api/auth/passkeys/login', {
+        method: 'POST', body: { credential: credentialJSON(credential) },
+      });
+      await checkCookieArrives();
+      return data.user;
+    },
+    /** The second step of a password login refused with `mfa_required` (whose `mfa.methods`
+     * include 'passkey'), with a passkey: `mfaToken` is that answer's `mfa.token`. The user. */
+    async verifyMfaWithPasskey(mfaToken) {
+      const options = await json('/api/auth/passkeys/mfa/options', {
+        method: 'POST', body: { mfa_token: mfaToken },
+      });
+      const credential = await globalThis.navigator.credentials.get({
+        publicKey: requestOptions(options),
+      });
+      const data = await json('/api/auth/passkeys/mfa', {
+        method: 'POST', body: { mfa_token: mfaToken, credential: credentialJSON(credential) },
+      });
+      await checkCookieArrives();
+      return data.user;
+    },
+    /** Step-up with a passkey, for an action refused with `reauthentication_required`. */
+    async reauthenticateWithPasskey() {
+      const options = await json('/api/auth/passkeys/reauthenticate/options', { method: 'POST' });
+      const credential = await globalThis.navigator.credentials.get({
+        publicKey: requestOptions(options),
+      });
+      return (await json('/api/auth/passkeys/reauthenticate', {
+        method: 'POST', body: { credential: credentialJSON(credential) },
+      })).user;
+    },
+    /** The user's passkeys: `{id, name, created_at, last_used_at, backed_up, ...}`. */
+    async listPasskeys() { return (await json('/api/auth/passkeys')).passkeys; },
+    async renamePasskey(passkeyId, name) {
+      return (await json(`/api/auth/passkeys/${encodeURIComponent(passkeyId)}`,
+        { method: 'PATCH', body: { name } })).passkey;
+    },
+    /** Delete a passkey (a recent login is needed, else `reauthentication_required`). */
+    async deletePasskey(passkeyId) {
+      await json(`/api/auth/passkeys/${encodeURIComponent(passkeyId)}`, { method: 'DELETE' });
+    },
     providers() { return json('/api/oauth/providers'); },
     /** The URL of a "Continue with <provider>" link for a page on the server's own site; the
      * session cookies are set during the redirect. `next` is where to land afterwards. */
@@ -278,8 +454,12 @@ export function createClient({ baseUrl, local, deployed } = {}) {
       globalThis.location.assign(url.toString());
     },
     /** On the page a provider login came back to: the user (or null when this page is not the
-     * end of a provider login). A failed login throws, with the provider error explained. */
+     * end of a provider login). A failed login throws, with the provider error explained. A
+     * user with a second factor throws `mfa_required` (or `mfa_enrollment_required`) with
+     * `error.mfa` = `{token, methods}`, exactly as `login()` does: go on with `verifyMfa`. */
     async completeProviderLogin() {
+      const step = mfaStepFromFragment();
+      if (step) throw step;
       const here = new URL(globalThis.location.href);
       const code = new URLSearchParams(here.hash.slice(1)).get(HANDOFF_FRAGMENT);
       const failure = here.searchParams.get('error');
@@ -302,6 +482,12 @@ export function createClient({ baseUrl, local, deployed } = {}) {
   };
 }
 
+/** `/api/users/<id>[/<part>...]`, each segment encoded. */
+function userPath(userId, ...parts) {
+  return ['/api/users', userId, ...parts].map((part, index) => index ? encodeURIComponent(part) : part)
+    .join('/');
+}
+
 /** The `token` of a mailed link's fragment (`#token=…`), or null; it is removed from the
  * address bar at once (history.replaceState), so it stays out of the history, bookmarks and
  * screenshots. Other parts of the fragment stay. */
@@ -321,9 +507,75 @@ export function tokenFromFragment(name = 'token') {
 const VERIFIER_KEY = 'authgate.handoff_verifier';
 const HANDOFF_FRAGMENT = 'authgate_handoff';
 
+/** The second step a provider login stopped at (`#authgate_mfa=<token>&authgate_mfa_step=…&
+ * authgate_mfa_methods=a,b`, set by the callback for a user with a second factor) as the
+ * AuthgateError a password login throws, or null. The fragment leaves the address bar. */
+export function mfaStepFromFragment() {
+  const params = new URLSearchParams(globalThis.location.hash.slice(1));
+  const step = params.get('authgate_mfa_step');
+  const methods = (params.get('authgate_mfa_methods') || '').split(',').filter(Boolean);
+  const token = tokenFromFragment('authgate_mfa');
+  if (!token) return null;
+  tokenFromFragment('authgate_mfa_step');
+  tokenFromFragment('authgate_mfa_methods');
+  const code = step === 'mfa_enrollment_required' ? step : 'mfa_required';
+  const message = code === 'mfa_required'
+    ? 'Enter a code from your authenticator app (or a recovery code).'
+    : 'Your account requires a second factor: set up an authenticator app.';
+  return new AuthgateError('http', message, { status: 401, code, mfa: { token, methods } });
+}
+
 function base64url(bytes) {
   return btoa(String.fromCharCode(...new Uint8Array(bytes)))
     .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function fromBase64url(text) {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/** The server's creation options (JSON, binary fields base64url) as WebAuthn wants them. */
+function creationOptions(options) {
+  return {
+    ...options,
+    challenge: fromBase64url(options.challenge),
+    user: { ...options.user, id: fromBase64url(options.user.id) },
+    excludeCredentials: (options.excludeCredentials ?? [])
+      .map((c) => ({ ...c, id: fromBase64url(c.id) })),
+  };
+}
+
+/** The server's request options (JSON, binary fields base64url) as WebAuthn wants them. */
+function requestOptions(options) {
+  return {
+    ...options,
+    challenge: fromBase64url(options.challenge),
+    allowCredentials: (options.allowCredentials ?? [])
+      .map((c) => ({ ...c, id: fromBase64url(c.id) })),
+  };
+}
+
+/** A PublicKeyCredential as JSON for the server (its binary fields base64url). */
+function credentialJSON(credential) {
+  const r = credential.response;
+  const response = { clientDataJSON: base64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = base64url(r.attestationObject);
+    response.transports = r.getTransports?.() ?? [];
+  } else {
+    response.authenticatorData = base64url(r.authenticatorData);
+    response.signature = base64url(r.signature);
+    if (r.userHandle) response.userHandle = base64url(r.userHandle);
+  }
+  return {
+    id: credential.id,
+    rawId: base64url(credential.rawId),
+    type: credential.type,
+    response,
+    clientExtensionResults: credential.getClientExtensionResults?.() ?? {},
+    authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
+  };
 }
 
 function randomVerifier() {
@@ -407,6 +659,7 @@ function httpError(response, data) {
                              : `The request was refused (HTTP ${response.status}).`);
   return new AuthgateError('http', message, {
     status: response.status, code: error.code ?? null, fields: error.details?.fields ?? null,
+    mfa: data?.mfa ?? null,
   });
 }
 

@@ -16,7 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from authgate.bootstrap import build_service
 from authgate.core.user_imports import SourceRow
-from authgate.errors import InvalidTokenError
+from authgate.errors import InvalidTokenError, LegacySessionEndedError
 from authgate.service import AuthService, ClientInfo
 from tests.helpers import BROWSER, PASSWORD, StepClock, error_code, make_app, make_settings
 
@@ -172,3 +172,166 @@ def test_an_email_claim_names_its_user_with_the_local_part_spelled_as_stored(
             exchange("ada@example.com")
     finally:
         service.close()
+
+
+def test_a_legacy_token_is_exchanged_only_once_even_elsewhere(
+    legacy_service: AuthService, tmp_path: Path, database_url: str, clock: StepClock
+) -> None:
+    """A copy of the token (a stolen cookie, a replay from another browser, another instance
+    of authgate on the same database) opens no second session: the exchange is remembered in
+    the database until the cut-off (or the token's ``exp``)."""
+    token = seed_token("toby")
+    first = make_app(legacy_service).test_client()
+    first.set_cookie("jwt", token)
+    assert first.get("/api/notes").status_code == 200
+    elsewhere = make_app(legacy_service).test_client()
+    elsewhere.set_cookie("jwt", token)
+    replay = elsewhere.get("/api/notes")
+    assert replay.status_code == 401
+    assert error_code(replay) == "legacy_session_ended"
+    assert "already exchanged" in replay.json["error"]["message"]
+    assert "authgate_session" not in set_cookies(replay)
+    assert "Max-Age=0" in set_cookies(replay)["jwt"]  # the used cookie is cleared
+    another_instance = build_service(legacy_service.settings, clock=clock)
+    try:
+        with pytest.raises(LegacySessionEndedError):
+            another_instance.legacy_sessions.exchange(token, ClientInfo())
+        # Another token of the same user (a new login to the old app) is its own.
+        fresh = seed_token("toby", iat=int(clock.timestamp()))
+        assert another_instance.legacy_sessions.exchange(fresh, ClientInfo()).user.username == (
+            "toby"
+        )
+    finally:
+        another_instance.close()
+
+
+def test_an_unverified_address_is_refused_as_at_a_login_when_verification_is_required(
+    tmp_path: Path, database_url: str, clock: StepClock
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        email_verification="required",
+        legacy_jwt_secret=SECRET_KEY,
+        legacy_jwt_claim="_uid",
+        legacy_jwt_user_column="username",
+        legacy_jwt_cutoff=clock.now() + timedelta(days=30),
+    )
+    service = build_service(settings, clock=clock)
+    try:
+        hashed = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+        fields = {"email": "toby@example.com", "username": "toby", "password_hash": hashed}
+        service.user_imports.import_users([SourceRow("line 1", fields)])
+        client = make_app(service).test_client()
+        login = client.post("/api/auth/login", json={"login": "toby", "password": PASSWORD})
+        assert login.status_code == 403 and error_code(login) == "email_not_verified"
+        client.set_cookie("jwt", seed_token("toby"))
+        refused = client.get("/api/notes")
+        assert refused.status_code == 403
+        assert error_code(refused) == "email_not_verified"
+        assert refused.json["error"]["message"] == login.json["error"]["message"]
+        assert set_cookies(refused) == {}  # the token stays usable once the address is verified
+        service.user_imports.import_users(
+            [SourceRow("line 1", {**fields, "email_verified": True})], on_conflict="update"
+        )
+        assert client.get("/api/notes").status_code == 200
+    finally:
+        service.close()
+
+
+def test_a_user_with_a_second_factor_is_not_exchanged(
+    legacy_client: FlaskClient, legacy_service: AuthService
+) -> None:
+    """The previous app's session proves a password at most: with a second factor on, the user
+    logs in here with both."""
+    import pyotp
+
+    from authgate.errors import MfaRequiredError
+
+    issued = legacy_service.sessions.login("toby", PASSWORD, ClientInfo())
+    principal = legacy_service.authenticate(issued.access_token, "bearer")
+    setup = legacy_service.second_factors.begin_totp(principal, PASSWORD, ip=None)
+    legacy_service.second_factors.confirm_totp(principal, pyotp.TOTP(setup.secret).now())
+    with pytest.raises(MfaRequiredError):
+        legacy_service.sessions.login("toby", PASSWORD, ClientInfo())
+    legacy_client.set_cookie("jwt", seed_token("toby"))
+    refused = legacy_client.get("/api/notes")
+    assert refused.status_code == 401
+    assert "authgate_session" not in set_cookies(refused)
+    assert refused.get_json()["error"]["message"].startswith(
+        "Log in again: this account has a second factor"
+    )
+
+
+def test_a_user_whose_role_requires_a_second_factor_is_not_exchanged(
+    tmp_path: Path, database_url: str, clock: StepClock
+) -> None:
+    """``AUTHGATE_MFA_REQUIRED_ROLES``: such a user gets no full session before enrolling a
+    factor, so the previous app's session (a password at most) is not exchanged either."""
+    from authgate.errors import MfaEnrollmentRequiredError
+
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        legacy_jwt_secret=SECRET_KEY,
+        legacy_jwt_claim="_uid",
+        legacy_jwt_user_column="username",
+        legacy_jwt_cutoff=clock.now() + timedelta(days=30),
+        mfa_required_roles=("admin",),
+    )
+    service = build_service(settings, clock=clock)
+    try:
+        service.user_imports.import_users(
+            [
+                SourceRow(
+                    "line 1",
+                    {
+                        "email": "toby@example.com",
+                        "username": "toby",
+                        "password_hash": generate_password_hash(
+                            PASSWORD, method="pbkdf2:sha256:1000"
+                        ),
+                    },
+                )
+            ]
+        )
+        user = service.store.find_user_by_login("toby")
+        assert user is not None
+        from tests.helpers import make_admin
+
+        make_admin(service, user.id)
+        with pytest.raises(MfaEnrollmentRequiredError):
+            service.sessions.login("toby", PASSWORD, ClientInfo())
+        client = make_app(service).test_client()
+        client.set_cookie("jwt", seed_token("toby"))
+        refused = client.get("/api/notes")
+        assert refused.status_code == 401
+        assert "authgate_session" not in set_cookies(refused)
+        # It has no factor yet: the answer says one is needed, not that it has one.
+        assert refused.get_json()["error"]["message"].startswith(
+            "Log in again: this account needs a second factor"
+        )
+    finally:
+        service.close()
+
+
+def test_an_exchanged_legacy_session_is_not_a_recent_authentication(
+    legacy_service: AuthService,
+) -> None:
+    """The previous app's cookie may be weeks old: the session it is exchanged for must step up
+    (password, code or passkey) before a sensitive action, and a refresh does not change that."""
+    from authgate.errors import ReauthenticationRequiredError
+
+    issued = legacy_service.legacy_sessions.exchange(seed_token("toby"), ClientInfo())
+    assert issued.session.auth_time is None
+    principal = legacy_service.authenticate(issued.access_token, "bearer")
+    assert principal.claims is not None and principal.claims.auth_time is None
+    with pytest.raises(ReauthenticationRequiredError):
+        legacy_service.authorization.require_recent_authentication(principal)
+    refreshed = legacy_service.sessions.refresh(issued.refresh_token)
+    again = legacy_service.authenticate(refreshed.access_token, "bearer")
+    with pytest.raises(ReauthenticationRequiredError):
+        legacy_service.authorization.require_recent_authentication(again)
+    stepped_up = legacy_service.second_factors.reauthenticate(principal, password=PASSWORD, ip=None)
+    fresh = legacy_service.authenticate(stepped_up.access_token, "bearer")
+    legacy_service.authorization.require_recent_authentication(fresh)

@@ -179,3 +179,97 @@ def test_the_callback_reads_iss_and_refuses_another_issuer(
     assert genuine.headers["Location"] == f"{FRONTEND}/welcome"
     assert any(c.startswith("authgate_session=") for c in genuine.headers.getlist("Set-Cookie"))
     assert corp.exchanged == ["c2"]
+
+
+# A second factor after the provider's login ------------------------------------------------------
+
+
+@pytest.fixture
+def mfa_oauth_app(tmp_path: Path, clock: StepClock) -> Iterator[tuple[AuthService, FlaskClient]]:
+    """The trusted provider vouches for ada@example.com, a verified password account with an
+    authenticator app on (its recovery codes in ``service.test_codes``)."""
+    from tests.service.test_oauth_logins import verified_password_user
+    from tests.service.test_second_factors import enroll
+
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", oauth_providers=PROVIDERS)
+    service = build_service(settings, clock=clock)
+    trusted = ScriptedProvider("trusted")
+    trusted.profile = ExternalProfile("t-ada", "ada@example.com", True, "Ada", None)
+    service.oauth_logins.clients = {"trusted": trusted}  # type: ignore[assignment]
+    _, codes = enroll(service, verified_password_user(service, "ada@example.com"))
+    service.test_codes = codes  # type: ignore[attr-defined]
+    yield service, make_app(service).test_client()
+    service.close()
+
+
+def _cookies(response: object) -> dict[str, str]:
+    headers = response.headers.getlist("Set-Cookie")  # type: ignore[attr-defined]
+    return {h.split("=", 1)[0]: h for h in headers}
+
+
+def test_the_callback_of_a_user_with_a_second_factor_sends_the_browser_to_its_second_step(
+    mfa_oauth_app: tuple[AuthService, FlaskClient],
+) -> None:
+    service, client = mfa_oauth_app
+    state = start(client, "trusted", "/account")
+
+    response = client.get("/api/oauth/trusted/callback", query_string={"state": state, "code": "c"})
+
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert (location.path, location.query) == ("/account", "")  # nothing in a logged URL
+    fragment = parse_qs(location.fragment)
+    assert fragment["authgate_mfa_step"] == ["mfa_required"]
+    assert fragment["authgate_mfa_methods"] == ["totp,recovery_code"]
+    cookies = _cookies(response)
+    assert "authgate_session" not in cookies and "authgate_refresh" not in cookies
+    assert "HttpOnly" in cookies["authgate_mfa"] and "Path=/api/auth" in cookies["authgate_mfa"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    codes: list[str] = service.test_codes  # type: ignore[attr-defined]
+    verified = client.post(
+        "/api/auth/mfa/verify",
+        json={"mfa_token": fragment["authgate_mfa"][0], "recovery_code": codes[0]},
+        headers={"Origin": PUBLIC_URL, "X-Requested-With": "fetch"},
+    )
+    assert verified.status_code == 200, verified.json
+    assert {"authgate_session", "authgate_refresh"} <= set(_cookies(verified))
+    me = client.get("/api/auth/me")
+    assert me.status_code == 200 and me.json["user"]["email"] == "ada@example.com"
+
+
+def test_the_exchange_of_a_handed_off_login_answers_mfa_required_like_a_password_login(
+    mfa_oauth_app: tuple[AuthService, FlaskClient],
+) -> None:
+    import base64
+    import hashlib
+
+    service, client = mfa_oauth_app
+    verifier = "w" * 64
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    login = client.get(
+        "/api/oauth/trusted/login",
+        query_string={"next": f"{FRONTEND}/app", "handoff_challenge": challenge},
+    )
+    state = parse_qs(urlsplit(login.headers["Location"]).query)["state"][0]
+    back = client.get("/api/oauth/trusted/callback", query_string={"state": state, "code": "c"})
+    handoff = parse_qs(urlsplit(back.headers["Location"]).fragment)["authgate_handoff"][0]
+    page = {"Origin": FRONTEND, "X-Requested-With": "fetch"}
+
+    refused = client.post(
+        "/api/oauth/exchange", json={"code": handoff, "code_verifier": verifier}, headers=page
+    )
+
+    assert refused.status_code == 401, refused.json
+    assert refused.json["error"]["code"] == "mfa_required"
+    assert refused.json["mfa"]["methods"] == ["totp", "recovery_code"]
+    cookies = _cookies(refused)
+    assert "authgate_session" not in cookies and "authgate_mfa" in cookies
+    codes: list[str] = service.test_codes  # type: ignore[attr-defined]
+    verified = client.post(
+        "/api/auth/mfa/verify",
+        json={"mfa_token": refused.json["mfa"]["token"], "recovery_code": codes[1]},
+        headers=page,
+    )
+    assert verified.status_code == 200, verified.json
+    assert "authgate_session" in _cookies(verified)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from flask.testing import FlaskClient
 
+from authgate.config import Settings
 from authgate.service import AuthService
-from tests.helpers import bearer, login, make_admin, register
+from tests.helpers import bearer, login, make_admin, make_settings, register
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The deployment knows one role beside "user" and "admin"."""
+    return make_settings(tmp_path, database_url, roles=("editor",))
 
 
 def _admin(client: FlaskClient, service: AuthService) -> str:
@@ -89,14 +99,59 @@ def test_removing_a_role_is_403_on_the_next_request(
     assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
 
 
-def test_admin_cannot_lock_themselves_out(client: FlaskClient, service: AuthService) -> None:
+def test_the_last_admin_cannot_lock_themselves_out(
+    client: FlaskClient, service: AuthService
+) -> None:
     admin = _admin(client, service)
     me = client.get("/api/auth/me", headers=bearer(admin)).json["user"]
-    for body in ({"status": "disabled"}, {"roles": ["user"]}):
+    for body in ({"status": "disabled"}, {"roles": ["user"]}, {"roles": ["editor"]}):
         response = client.patch(f"/api/users/{me['id']}", json=body, headers=bearer(admin))
-        assert response.status_code == 403
-    assert client.delete(f"/api/users/{me['id']}", headers=bearer(admin)).status_code == 403
+        assert response.status_code == 409
+        assert response.json["error"]["code"] == "last_admin"
+        assert "last active administrator" in response.json["error"]["message"]
+    deleted = client.delete(f"/api/users/{me['id']}", headers=bearer(admin))
+    assert (deleted.status_code, deleted.json["error"]["code"]) == (409, "last_admin")
     assert client.get("/api/users", headers=bearer(admin)).status_code == 200
+    assert client.get("/api/auth/me", headers=bearer(admin)).json["user"]["roles"] == [
+        "user",
+        "admin",
+    ]
+
+
+def test_an_admin_may_step_down_when_another_admin_remains(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+    other = register(client, "second@example.com")
+    make_admin(service, other["id"])
+    me = client.get("/api/auth/me", headers=bearer(admin)).json["user"]
+
+    response = client.patch(
+        f"/api/users/{me['id']}", json={"roles": ["user"]}, headers=bearer(admin)
+    )
+
+    assert response.status_code == 200 and response.json["user"]["roles"] == ["user"]
+    assert client.get("/api/users", headers=bearer(admin)).status_code == 403
+
+
+def test_unknown_roles_are_a_400_naming_the_known_ones(
+    client: FlaskClient, service: AuthService
+) -> None:
+    admin = _admin(client, service)
+    user = register(client)
+    response = client.patch(
+        f"/api/users/{user['id']}", json={"roles": ["user", "auditor"]}, headers=bearer(admin)
+    )
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert error["code"] == "unknown_role"
+    assert error["details"] == {
+        "unknown_roles": ["auditor"],
+        "known_roles": ["user", "admin", "editor"],
+    }
+    assert "auditor" in error["message"] and "user, admin, editor" in error["message"]
+    got = client.get(f"/api/users/{user['id']}", headers=bearer(admin)).json["user"]
+    assert got["roles"] == ["user"]
 
 
 def test_null_roles_or_status_are_422_and_change_nothing(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+import secrets
 
-from authgate.errors import AuthenticationRequiredError, AuthError
+from flask import Blueprint, Response, jsonify, request
+
+from authgate.errors import AuthenticationRequiredError, AuthError, MfaRequiredError
 from authgate.http.schemas import (
     LoginInput,
     PasswordChangeInput,
@@ -16,8 +18,10 @@ from authgate.http.schemas import (
 )
 from authgate.integrations.flask.context import current_flask_app, get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.integrations.flask.errors import ERROR_CODE_KEY
 from authgate.integrations.flask.requests import client_info, read_json
 from authgate.service import IssuedTokens
+from authgate.service.second_factors import MFA_TOKEN_SECONDS
 from authgate.store.records import UserRecord
 
 blueprint = Blueprint("authgate_auth", __name__, url_prefix="/api/auth")
@@ -33,9 +37,13 @@ def guard_browser() -> bool:
 
 
 def session_response(
-    issued: IssuedTokens, *, include_refresh_token: bool, include_access_token: bool = True
+    issued: IssuedTokens,
+    *,
+    include_refresh_token: bool,
+    include_access_token: bool = True,
+    extra: dict[str, object] | None = None,
 ) -> Response:
-    body: dict[str, object] = {"user": user_to_json(issued.user)}
+    body: dict[str, object] = {"user": user_to_json(issued.user), **(extra or {})}
     if include_access_token:
         body["access_token"] = issued.access_token
     body["token_type"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
@@ -43,6 +51,22 @@ def session_response(
     if include_refresh_token:
         body["refresh_token"] = issued.refresh_token
     return get_extension().transport.credential_response(body, cookies=issued)
+
+
+def new_browser_binding() -> str:
+    """The value of the cookie that binds a browser's mfa token to it."""
+    return secrets.token_urlsafe(32)
+
+
+def mfa_required_response(error: MfaRequiredError) -> Response:
+    """401 ``mfa_required`` (or ``mfa_enrollment_required``) with its ``mfa`` token, and for a
+    browser the HttpOnly cookie the token is bound to."""
+    request.environ[ERROR_CODE_KEY] = error.code  # the outcome the metrics count
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    if error.binding is not None:
+        get_extension().transport.set_mfa_cookie(response, error.binding, MFA_TOKEN_SECONDS)
+    return response
 
 
 def _cleared_response() -> Response:
@@ -69,7 +93,13 @@ def register() -> tuple[dict[str, object], int]:
 def login() -> Response:
     is_browser = guard_browser()
     data = read_json(LoginInput)
-    issued = get_extension().service.sessions.login(data.login, data.password, client_info())
+    binding = new_browser_binding() if is_browser else None
+    try:
+        issued = get_extension().service.sessions.login(
+            data.login, data.password, client_info(), browser_binding=binding
+        )
+    except MfaRequiredError as required:  # a second factor is due: no session yet
+        return mfa_required_response(required)
     return session_response(issued, include_refresh_token=not is_browser)
 
 

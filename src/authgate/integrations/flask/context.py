@@ -69,6 +69,9 @@ class AuthGateState:
             sessions_only=sessions_only,
         )
 
+    def require_fresh(self, caller: Principal) -> None:
+        self.service.authorization.require_recent_authentication(caller)
+
 
 # The objects behind Flask's context proxies. Each attribute read through a proxy looks the
 # object up again; the hot path (``token_required``, ``current_user``) looks up each once.

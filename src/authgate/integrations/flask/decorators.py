@@ -47,6 +47,11 @@ class Authenticator(Protocol[C]):
         """Whether ``caller`` may do what a view declares; the tenant in scope."""
         ...
 
+    def require_fresh(self, caller: C) -> None:
+        """403 ``reauthentication_required`` unless ``caller``'s login is recent (its access
+        token's ``auth_time``): ``token_required(fresh=True)``."""
+        ...
+
 
 def current_authenticator() -> Authenticator[Any]:
     try:
@@ -97,6 +102,7 @@ def token_required(
     resource: Resource = None,
     tenant_roles: Sequence[str] = (),
     sessions_only: bool = False,
+    fresh: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Protect a view. 401 without a valid credential; 403 when the caller lacks a role
     (``insufficient_role``), a token scope (``insufficient_scope``), the token's resource or
@@ -108,6 +114,10 @@ def token_required(
     caller's role in the tenant of the request: the view argument ``tenant_id``, else the API
     token's tenant. A view with a ``tenant_id`` argument always requires membership (404 for
     others), roles or not. The tenant in scope is ``current_tenant``.
+
+    ``fresh=True``: a sensitive action; the caller's login session must have authenticated
+    (logged in, or ``POST /api/auth/reauthenticate``) within ``AUTHGATE_REAUTH_SECONDS`` (a
+    ``ResourceServer``: its ``reauth_seconds``), else 403 ``reauthentication_required``.
     """
     required = tuple(roles)
     required_scopes = tuple(scopes)
@@ -134,6 +144,8 @@ def token_required(
                     tenant_roles=required_tenant_roles,
                     sessions_only=sessions_only,
                 )
+            if fresh:
+                current_authenticator().require_fresh(principal)
             return view(*args, **kwargs)
 
         return wrapper

@@ -3,7 +3,7 @@
 Which requests get JSON (docs/api.md#errors): authgate's own errors (``AuthError``) always. For
 framework errors (404, 405, 413, ...), database outages and unexpected exceptions:
 
-- under ``/api/``, ``/.well-known/`` and ``/healthz``: always JSON;
+- under ``/api/``, ``/.well-known/``, ``/healthz``, ``/readyz`` and ``/metrics``: always JSON;
 - elsewhere, in an app using ``AuthGate(app)``: JSON when the client asks for it
   (``Accept: application/json``), otherwise the app's own error handling (its pages are not ours);
 - elsewhere, on the standalone server (``register_error_pages``): JSON, except for a browser that
@@ -32,10 +32,12 @@ from authgate.integrations.flask.web_views import PAGE_CSP
 
 log = logging.getLogger("authgate")
 
-_JSON_PREFIXES = ("/api/", "/.well-known/", "/healthz")
+_JSON_PREFIXES = ("/api/", "/.well-known/", "/healthz", "/readyz", "/metrics")
+# Where an error answer's code is noted in the WSGI environ (read by the metrics, when on).
+ERROR_CODE_KEY = "authgate.error_code"
 # What a 503 asks the client to wait: a database restart or fail-over takes seconds.
 RETRY_AFTER_SECONDS = 5
-_HTTP_CODES = {
+HTTP_ERROR_CODES = _HTTP_CODES = {
     400: "bad_request",
     401: "authentication_required",
     403: "forbidden",
@@ -103,6 +105,7 @@ def _error_page(status: int, title: str, message: str) -> Response:
 
 
 def error_response(error: AuthError) -> Response:
+    request.environ[ERROR_CODE_KEY] = error.code
     response = jsonify(error.to_dict())
     response.status_code = error.status
     if error.status == 401:

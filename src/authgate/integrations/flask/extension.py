@@ -13,12 +13,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from authgate.bootstrap import build_service
 from authgate.config import Settings, load_settings
 from authgate.integrations.flask import (
+    audit_views,
     auth_views,
     avatar_views,
     email_views,
     invitation_views,
     meta_views,
+    mfa_views,
     oauth_views,
+    passkey_views,
     recovery_views,
     tenant_views,
     token_views,
@@ -31,6 +34,7 @@ from authgate.integrations.flask.decorators import Authenticator
 from authgate.integrations.flask.errors import register_error_handlers
 from authgate.integrations.flask.legacy_sessions import finish_legacy_exchange
 from authgate.integrations.flask.path_ids import PathIdConverter
+from authgate.integrations.flask.readiness import READINESS_KEY, Readiness
 from authgate.integrations.flask.response_headers import ResponseHeaders
 from authgate.integrations.flask.transport import Transport
 from authgate.service import AuthService, Principal
@@ -70,6 +74,8 @@ class AuthGate:
     def init_app(self, app: Flask) -> None:
         settings = self._settings_for(app)
         service = self._service or build_service(settings)
+        # The audit events of a request carry its client and id (read only when one is built).
+        service.audit.context = audit_views.request_audit_context
         state = AuthGateState(settings, service, Transport(settings))
         service.start()
         app.extensions[EXTENSION_KEY] = state
@@ -94,14 +100,24 @@ class AuthGate:
             invitation_views,
             token_views,
             oauth_views,
+            passkey_views,
             meta_views,
+            mfa_views,
+            audit_views,
         ):
             app.register_blueprint(module.blueprint)
+        app.register_blueprint(user_views.roles_blueprint)
         app.register_blueprint(web_views.client_blueprint)
         converters["default"] = app_default
         # The request id, Vary and CORS on every response: at the WSGI level, not a Flask hook.
         cors = CorsPolicy(settings) if settings.origins else None
         app.wsgi_app = ResponseHeaders(app.wsgi_app, cors=cors)  # type: ignore[method-assign]
+        app.extensions[READINESS_KEY] = Readiness(service)
+        if settings.metrics_mode != "off":
+            # Only now: with metrics off, prometheus_client is never imported and no hook runs.
+            from authgate.integrations.flask.metrics import install_metrics
+
+            install_metrics(app, state)
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

@@ -1,13 +1,16 @@
-"""Public endpoints: JWKS, health, the OpenAPI document."""
+"""Public endpoints: JWKS, health and readiness, the OpenAPI document."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from typing import cast
+
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from authgate.core.diagnostics import RequestView, diagnose_request
 from authgate.errors import ServiceUnavailableError
 from authgate.http.openapi import build_openapi
 from authgate.integrations.flask.context import get_extension
+from authgate.integrations.flask.readiness import READINESS_KEY, Readiness
 
 blueprint = Blueprint("authgate_meta", __name__)
 
@@ -24,6 +27,17 @@ def healthz() -> dict[str, str]:
     if not get_extension().service.is_healthy():
         raise ServiceUnavailableError("The database does not answer.")
     return {"status": "ok"}
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    """Ready to serve: the database, Redis (when configured) and the signing keys; 503 naming
+    the check that failed (``readiness``)."""
+    ready, checks = cast(Readiness, current_app.extensions[READINESS_KEY]).check()
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blueprint.get("/api/auth/diagnose")

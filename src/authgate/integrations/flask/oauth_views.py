@@ -12,14 +12,20 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.oauth import add_query_parameter
-from authgate.errors import AuthError, OAuthError
+from authgate.errors import AuthError, MfaRequiredError, OAuthError
 from authgate.http.schemas import HandoffInput, identity_to_json
-from authgate.integrations.flask.auth_views import guard_browser, session_response
+from authgate.integrations.flask.auth_views import (
+    guard_browser,
+    mfa_required_response,
+    new_browser_binding,
+    session_response,
+)
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
 from authgate.integrations.flask.request_ids import current_request_id
 from authgate.integrations.flask.requests import client_info, read_json
 from authgate.service.oauth_logins import OAuthStart
+from authgate.service.second_factors import MFA_TOKEN_SECONDS
 
 log = logging.getLogger("authgate.oauth")
 
@@ -116,6 +122,8 @@ def callback(provider: str) -> BaseResponse:
     ext.transport.clear_oauth_flow_cookie(response)
     if outcome.issued is not None:
         ext.transport.set_session_cookies(response, outcome.issued)
+    if outcome.mfa is not None and outcome.mfa.binding is not None:  # a second step is due
+        ext.transport.set_mfa_cookie(response, outcome.mfa.binding, MFA_TOKEN_SECONDS)
     return response
 
 
@@ -125,9 +133,15 @@ def exchange() -> Response:
     cookies are set by this, its own request, so they land in its cookie partition."""
     is_browser = guard_browser()
     data = read_json(HandoffInput)
-    issued = get_extension().service.oauth_logins.complete_handoff(
-        data.code, data.code_verifier, client_info()
-    )
+    try:
+        issued = get_extension().service.oauth_logins.complete_handoff(
+            data.code,
+            data.code_verifier,
+            client_info(),
+            browser_binding=new_browser_binding() if is_browser else None,
+        )
+    except MfaRequiredError as required:  # a second factor is due, as after a password
+        return mfa_required_response(required)
     return session_response(issued, include_refresh_token=not is_browser)
 
 

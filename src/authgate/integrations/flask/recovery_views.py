@@ -31,7 +31,13 @@ def reset_password() -> Response:
     guard_browser()
     data = read_json(PasswordResetInput)
     ext = get_extension()
-    ext.service.recovery.reset_password(data.token, data.password)
+    ext.service.recovery.reset_password(
+        data.token,
+        data.password,
+        code=data.code,
+        recovery_code=data.recovery_code,
+        ip=client_info().ip,
+    )
     response = Response(status=204)
     ext.transport.clear_session_cookies(response)
     return response

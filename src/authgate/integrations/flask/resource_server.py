@@ -23,7 +23,11 @@ from flask import Flask, Request
 from authgate.core.keys import PublicKeySet
 from authgate.core.roles import require_roles
 from authgate.core.tokens import AccessClaims, UnknownKeyError, decode_access_token
-from authgate.errors import AuthenticationRequiredError, ServiceUnavailableError
+from authgate.errors import (
+    AuthenticationRequiredError,
+    ReauthenticationRequiredError,
+    ServiceUnavailableError,
+)
 from authgate.integrations.flask.context import AUTHENTICATOR_KEY
 from authgate.integrations.flask.decorators import Authenticator
 from authgate.integrations.flask.errors import register_error_handlers
@@ -44,6 +48,8 @@ class TokenUser:
     roles: tuple[str, ...]
     session_id: str
     expires_at: int
+    auth_time: int | None = None  # when the user last authenticated (login, step-up)
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +116,13 @@ class ResourceServer:
         audience: str = "authgate",
         leeway_seconds: int = 30,
         jwks_refetch_seconds: float = _REFETCH_SECONDS,
+        reauth_seconds: int = 600,
     ):
         self.keys = JwksKeys(jwks_url, refetch_seconds=jwks_refetch_seconds)
         self.issuer = issuer
         self.audience = audience
         self.leeway_seconds = leeway_seconds
+        self.reauth_seconds = reauth_seconds
         if app is not None:
             self.init_app(app)
 
@@ -128,7 +136,14 @@ class ResourceServer:
         if token is None:
             raise AuthenticationRequiredError()
         claims = self._decode(token)
-        user = TokenUser(claims.subject, claims.roles, claims.session_id, claims.expires_at)
+        user = TokenUser(
+            claims.subject,
+            claims.roles,
+            claims.session_id,
+            claims.expires_at,
+            auth_time=claims.auth_time,
+            amr=claims.amr,
+        )
         return TokenPrincipal(user)
 
     def authorize(
@@ -150,6 +165,12 @@ class ResourceServer:
                 "AuthGate(app); a ResourceServer checks roles only."
             )
         require_roles(caller.roles, roles)
+
+    def require_fresh(self, caller: TokenPrincipal) -> None:
+        """``token_required(fresh=True)``: the token's ``auth_time`` within ``reauth_seconds``."""
+        auth_time = caller.user.auth_time
+        if auth_time is None or time.time() - auth_time > self.reauth_seconds:
+            raise ReauthenticationRequiredError()
 
     def _decode(self, token: str) -> AccessClaims:
         try:

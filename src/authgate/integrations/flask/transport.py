@@ -19,6 +19,10 @@ OAUTH_FLOW_COOKIE = "authgate_oauth_flow"
 OAUTH_FLOW_COOKIE_PATH = "/api/oauth"
 
 
+MFA_COOKIE = "authgate_mfa"
+MFA_COOKIE_PATH = "/api/auth"
+
+
 def forbid_storing(response: Response) -> None:
     """No cache, shared or the browser's, may keep this response: it carries a credential (an
     access, refresh or API token in the body or a cookie, or a login flow's binding). RFC 6749
@@ -126,6 +130,37 @@ class Transport:
             issued.refresh_token,
             REFRESH_COOKIE_PATH,
             self.settings.refresh_token_ttl_seconds,
+        )
+
+    def set_access_cookie(self, response: Response, access_token: str) -> None:
+        """Only the access-token cookie (after a reauthentication: the refresh token stays)."""
+        forbid_storing(response)
+        self._set(
+            response,
+            self.settings.session_cookie_name,
+            access_token,
+            "/",
+            self.settings.access_token_ttl_seconds,
+        )
+
+    def set_mfa_cookie(self, response: Response, binding: str, max_age: int) -> None:
+        """Binds a login's mfa token to this browser (the token alone, taken from the page,
+        completes nothing). Sent only to ``/api/auth/``."""
+        forbid_storing(response)
+        self._set(response, MFA_COOKIE, binding, MFA_COOKIE_PATH, max_age)
+
+    def mfa_cookie(self, request: Request) -> str | None:
+        return request.cookies.get(MFA_COOKIE) or None
+
+    def clear_mfa_cookie(self, response: Response) -> None:
+        policy = self.cookie_policy
+        response.delete_cookie(
+            MFA_COOKIE,
+            path=MFA_COOKIE_PATH,
+            secure=policy.secure,
+            httponly=True,
+            samesite=policy.samesite,
+            partitioned=policy.partitioned,
         )
 
     def clear_session_cookies(self, response: Response) -> None:

@@ -70,6 +70,17 @@ def admin_users_page() -> Response:
     return _page("admin-users")
 
 
+@pages_blueprint.get("/admin/users/<user_id>")
+def admin_user_page(user_id: str) -> Response:
+    """One user (the page reads the id from its path and asks the admin API)."""
+    return _page("admin-user")
+
+
+@pages_blueprint.get("/admin/audit")
+def admin_audit_page() -> Response:
+    return _page("admin-audit")
+
+
 # The pages the mailed links open (``{AUTHGATE_LINK_BASE_URL}/<page>#token=…``, paths shared with
 # the service that builds the links) and the form that asks for a reset link. Each page reads its
 # token from the fragment, which never reaches this server.

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authgate.core.account_tokens import TokenPurpose, is_bound_to
+from authgate.core.audit import AuditEvent
 from authgate.errors import UserExistsError
 from authgate.store.records import (
     AccountTokenRecord,
@@ -28,6 +29,7 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.mail_outbox import insert_outbox_mail
 from authgate.store.sqlalchemy.models import AccountTokenRow, IdentityRow, UserRow, user_record
 
@@ -107,8 +109,10 @@ class AccountTokenStoreMixin:
         mail: OutgoingMail,
         *,
         notice: OutgoingMail | None = None,
+        audit: AuditEvent | None = None,
     ) -> None:
         with self._transaction() as db:
+            write_audit(db, audit)
             # Expired tokens go when a new one is made (the index on expires_at finds them).
             db.execute(delete(AccountTokenRow).where(AccountTokenRow.expires_at < token.created_at))
             db.execute(
@@ -148,7 +152,7 @@ class AccountTokenStoreMixin:
             return _token_record(row), user_record(user)
 
     def verify_email_with_token(
-        self: _SqlBase, token_hash: str, *, now: datetime
+        self: _SqlBase, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> UserRecord | None:
         with self._transaction() as db:
             found = _consume(db, token_hash, TokenPurpose.VERIFY_EMAIL, now)
@@ -158,6 +162,7 @@ class AccountTokenStoreMixin:
             if not user.email_verified:
                 user.email_verified = True
                 self._log(db, RevocationKind.USER, [user.id], now)
+                write_audit(db, audit, user_id=user.id)
             return user_record(user)
 
     def reset_password_with_token(
@@ -167,6 +172,7 @@ class AccountTokenStoreMixin:
         *,
         now: datetime,
         notice: OutgoingMail | None,
+        audit: AuditEvent | None = None,
     ) -> tuple[UserRecord, Revocations] | None:
         with self._transaction() as db:
             found = _consume(db, token_hash, TokenPurpose.PASSWORD_RESET, now)
@@ -189,11 +195,14 @@ class AccountTokenStoreMixin:
             self._log(db, RevocationKind.USER, [user.id], now)
             if notice is not None:
                 insert_outbox_mail(db, notice)
+            if audit is not None:
+                details = {"sessions_revoked": len(sessions), "first_proof": first_proof}
+                write_audit(db, audit.with_details(**details), user_id=user.id)
             db.refresh(user)
             return user_record(user), revoked
 
     def change_email_with_token(
-        self: _SqlBase, token_hash: str, *, now: datetime
+        self: _SqlBase, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> UserRecord | None:
         """``UserExistsError`` (and the token left unused) when another account took the new
         address meanwhile."""
@@ -210,6 +219,9 @@ class AccountTokenStoreMixin:
                 )
                 if taken is not None:
                     raise UserExistsError("Another account uses this email address now.")
+                if audit is not None:
+                    moved = audit.with_details(**{"from": user.email, "to": token.new_email})
+                    write_audit(db, moved, user_id=user.id)
                 user.email = token.new_email
                 user.email_key = key
                 user.email_verified = True

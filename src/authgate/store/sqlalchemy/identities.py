@@ -13,6 +13,7 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from authgate.core.audit import AuditEvent
 from authgate.errors import OAuthIdentityTakenError, UserExistsError
 from authgate.store.records import (
     IdentityRecord,
@@ -21,6 +22,7 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import (
     IdentityRow,
     LoginHandoffRow,
@@ -158,6 +160,7 @@ class IdentityStoreMixin:
         provider: str,
         subject: str,
         now: datetime,
+        audit: AuditEvent | None = None,
     ) -> UserRecord:
         """A new user (no password), their personal tenant and their first identity, at once.
         ``UserExistsError`` when the email or the identity was taken meanwhile."""
@@ -182,6 +185,8 @@ class IdentityStoreMixin:
                 db.flush()
                 add_personal_tenant(db, row.id, now)
                 db.add(_identity_row(row.id, provider, subject, email, now))
+                db.flush()
+                write_audit(db, audit, user_id=row.id)
         except IntegrityError:
             raise UserExistsError() from None
         return user_record(row)
@@ -194,12 +199,15 @@ class IdentityStoreMixin:
         subject: str,
         email: str | None,
         now: datetime,
+        audit: AuditEvent | None = None,
     ) -> IdentityRecord:
         """``OAuthIdentityTakenError`` when this identity belongs to someone already."""
         row = _identity_row(user_id, provider, subject, email, now)
         try:
             with self._transaction() as db:
                 db.add(row)
+                db.flush()
+                write_audit(db, audit)
         except IntegrityError:
             raise OAuthIdentityTakenError() from None
         return _identity_record(row)
@@ -224,7 +232,12 @@ class IdentityStoreMixin:
             return [_identity_record(r) for r in rows]
 
     def unlink_identity(
-        self: _SqlBase, user_id: str, identity_id: str, *, login_providers: Collection[str]
+        self: _SqlBase,
+        user_id: str,
+        identity_id: str,
+        *,
+        login_providers: Collection[str],
+        audit: AuditEvent | None = None,
     ) -> UnlinkOutcome:
         """Remove one of the user's identities unless it is their last way to log in (no
         password, no other identity of a provider in ``login_providers``, the ones configured);
@@ -243,13 +256,17 @@ class IdentityStoreMixin:
             # delete below is one statement, and SQLite runs writes one at a time.
             db.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
             deleted = db.execute(
-                delete(IdentityRow).where(
+                delete(IdentityRow)
+                .where(
                     IdentityRow.id == identity_id,
                     IdentityRow.user_id == user_id,
                     still_can_log_in,
                 )
-            )
-            if deleted.rowcount == 1:  # type: ignore[attr-defined]
+                .returning(IdentityRow.provider)
+            ).first()
+            if deleted is not None:
+                if audit is not None:
+                    write_audit(db, audit.with_details(provider=deleted.provider))
                 return "unlinked"
             owned = db.scalar(
                 select(IdentityRow.id).where(

@@ -17,6 +17,7 @@ from sqlalchemy import Row, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from authgate.core.audit import AuditEvent
 from authgate.errors import ConflictError
 from authgate.store.records import (
     InvitationRecord,
@@ -26,6 +27,7 @@ from authgate.store.records import (
     TenantRole,
     membership_subject,
 )
+from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.mail_outbox import insert_outbox_mail
 from authgate.store.sqlalchemy.models import InvitationRow, MembershipRow, TenantRow, UserRow
 
@@ -81,7 +83,12 @@ def _open(now: datetime) -> tuple[Any, ...]:
 
 class InvitationStoreMixin:
     def create_invitation(
-        self: _SqlBase, invitation: InvitationRecord, token_hash: str, mail: OutgoingMail
+        self: _SqlBase,
+        invitation: InvitationRecord,
+        token_hash: str,
+        mail: OutgoingMail,
+        *,
+        audit: AuditEvent | None = None,
     ) -> None:
         """Record the invitation and queue its mail at once; an open invitation of the same
         address to the same tenant is revoked (the new one replaces it)."""
@@ -110,6 +117,7 @@ class InvitationStoreMixin:
                 )
             )
             insert_outbox_mail(db, mail)
+            write_audit(db, audit)
 
     def list_invitations(
         self: _SqlBase, tenant_id: str, *, now: datetime
@@ -148,7 +156,13 @@ class InvitationStoreMixin:
             return _record(row) if row else None
 
     def accept_invitation(
-        self: _SqlBase, token_hash: str, *, user_id: str, email: str, now: datetime
+        self: _SqlBase,
+        token_hash: str,
+        *,
+        user_id: str,
+        email: str,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> tuple[InvitationRecord, Revocations] | None:
         """Join the tenant with the invitation's role, if it is open and addressed to
         ``email``; the address counts as verified from then on (the mailed link reached it).
@@ -193,6 +207,11 @@ class InvitationStoreMixin:
                 subject = membership_subject(invitation.tenant_id, user_id)
                 self._log(db, RevocationKind.MEMBERSHIP, [subject], now)
                 self._log(db, RevocationKind.USER, [user_id], now)
+                if audit is not None:
+                    joined = audit.with_details(
+                        invitation_id=invitation.id, role=invitation.role.value
+                    )
+                    write_audit(db, joined, tenant_id=invitation.tenant_id)
         except IntegrityError:
             raise ConflictError(_ALREADY_MEMBER) from None
         return invitation, [(RevocationKind.MEMBERSHIP, subject), (RevocationKind.USER, user_id)]

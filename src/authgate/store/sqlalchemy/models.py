@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Row,
     String,
@@ -93,6 +95,10 @@ class SessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(64))
+    # When the user last proved who they are in this session (login, reauthentication), and
+    # how: RFC 8176 method names, space-separated ("pwd otp"). Refreshes keep both.
+    auth_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    amr: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshTokenRow(Base):
@@ -108,6 +114,9 @@ class RefreshTokenRow(Base):
 
 class RevocationRow(Base):
     __tablename__ = "authgate_revocations"
+    # The pollers' cursor: an id is never handed out again, even after pruning emptied the table
+    # (SQLite would otherwise reuse max(id) + 1; migration 0012).
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's own attribute
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -296,3 +305,117 @@ class InvitationRow(Base):
         String(32), ForeignKey("authgate_users.id", ondelete="SET NULL")
     )
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEventRow(Base):
+    """One event of the audit trail (``core.audit``): append-only, newest read first."""
+
+    __tablename__ = "authgate_audit_events"
+    __table_args__ = (
+        Index("ix_authgate_audit_events_user_id_id", "user_id", "id"),
+        Index("ix_authgate_audit_events_type_id", "type", "id"),
+        Index("ix_authgate_audit_events_time", "time"),
+        # Ids never come back on SQLite either, even after a purge emptied the table: a cursor
+        # or an ``audit tail`` that has seen id N must never meet a newer event below it.
+        {"sqlite_autoincrement": True},
+    )
+
+    # Monotonic: the keyset cursor of ``GET /api/audit`` and the follower of ``audit tail``.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    time: Mapped[datetime] = mapped_column(UtcDateTime)
+    type: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    # No foreign keys: the trail outlives the users, tenants and sessions it speaks of.
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    tenant_id: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class TotpSecretRow(Base):
+    """A user's TOTP seed, sealed with the key-encryption key; pending until confirmed."""
+
+    __tablename__ = "authgate_totp_secrets"
+
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed_secret: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The last time step a code was accepted for: only a later one is accepted next.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCodeRow(Base):
+    __tablename__ = "authgate_recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MfaChallengeRow(Base):
+    """A login between its password and its second factor (or its enrollment)."""
+
+    __tablename__ = "authgate_mfa_challenges"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+    throttle_key: Mapped[str] = mapped_column(String(320))
+    session_epoch: Mapped[int] = mapped_column(Integer)
+    amr: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(512))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class PasskeyRow(Base):
+    """A WebAuthn credential (a passkey); see ``store.protocols.PasskeyStore``. The
+    credential id is looked up by its SHA-256 (``credential_key``, unique across users)."""
+
+    __tablename__ = "authgate_passkeys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    credential_key: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[str] = mapped_column(Text, default="[]")
+    name: Mapped[str] = mapped_column(String(100))
+    aaguid: Mapped[str] = mapped_column(String(36))
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebAuthnChallengeRow(Base):
+    """A challenge of a passkey ceremony in progress, by its SHA-256; deleted when used."""
+
+    __tablename__ = "authgate_webauthn_challenges"
+
+    challenge_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("authgate_users.id", ondelete="CASCADE"), index=True
+    )
+    binding_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

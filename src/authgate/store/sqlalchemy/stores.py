@@ -8,7 +8,7 @@ import secrets
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from authgate.errors import UserExistsError
+from authgate.core.audit import USER_DISABLED, USER_ENABLED, USER_ROLES_CHANGED, AuditEvent
+from authgate.errors import LastAdminError, UserExistsError
 from authgate.store.records import (
     RefreshOutcome,
     RevocationEvent,
@@ -40,6 +41,12 @@ from authgate.store.records import (
     UserStatus,
 )
 from authgate.store.sqlalchemy.account_tokens import AccountTokenStoreMixin
+from authgate.store.sqlalchemy.audit import (
+    AuditListener,
+    AuditStoreMixin,
+    announce_committed,
+    write_audit,
+)
 from authgate.store.sqlalchemy.database_errors import translate_database_errors
 from authgate.store.sqlalchemy.engines import writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
@@ -54,8 +61,10 @@ from authgate.store.sqlalchemy.models import (
     UserRow,
     user_record,
 )
+from authgate.store.sqlalchemy.passkeys import PasskeyStoreMixin
+from authgate.store.sqlalchemy.second_factors import SecondFactorStoreMixin
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
-from authgate.store.sqlalchemy.user_imports import ImportStoreMixin
+from authgate.store.sqlalchemy.user_imports import LEGACY_SESSION_PURPOSE, ImportStoreMixin
 
 # Login statements, built once: a login runs them on a plain connection (no ORM unit of work),
 # so that it costs little more than its password hash.
@@ -107,6 +116,8 @@ def _session_record(row: SessionRow | Row[Any]) -> SessionRecord:
         revoked_at=row.revoked_at,
         user_agent=row.user_agent,
         ip=row.ip,
+        auth_time=row.auth_time,
+        amr=tuple(row.amr.split()) if row.amr else (),
     )
 
 
@@ -132,6 +143,9 @@ class SqlAlchemyStore(
     AccountTokenStoreMixin,
     InvitationStoreMixin,
     ImportStoreMixin,
+    SecondFactorStoreMixin,
+    AuditStoreMixin,
+    PasskeyStoreMixin,
 ):
     """Users, sessions, refresh tokens, tenants, API tokens, the revocation log, the mail
     outbox, mailed account tokens and invitations in SQL."""
@@ -141,6 +155,8 @@ class SqlAlchemyStore(
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writer = writer_engine(engine)  # every transaction that writes
         self._writes = sessionmaker(self._writer, expire_on_commit=False)
+        # Told of each audit event once its transaction committed (``AUTHGATE_AUDIT_LOG``).
+        self.audit_listener: AuditListener | None = None
         # A forked child (gunicorn --preload) must not reuse the parent's connections.
         store = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _dispose_after_fork(store))
@@ -149,6 +165,10 @@ class SqlAlchemyStore(
     def _transaction(self) -> Iterator[Session]:
         with self._writes.begin() as session:
             yield session
+        # Committed: the audit events written in it may be announced.
+        events = session.info.pop("audit", None)
+        if events:
+            announce_committed(self.audit_listener, events)
 
     def _reader(self) -> Session:
         return self._sessions()
@@ -187,6 +207,7 @@ class SqlAlchemyStore(
         roles: Sequence[str],
         now: datetime,
         email_verified: bool = False,
+        audit: AuditEvent | None = None,
     ) -> UserRecord:
         row = UserRow(
             id=secrets.token_hex(12),
@@ -207,6 +228,7 @@ class SqlAlchemyStore(
                 db.add(row)
                 db.flush()
                 add_personal_tenant(db, row.id, now)
+                write_audit(db, audit, user_id=row.id)
         except IntegrityError:
             raise UserExistsError() from None
         return user_record(row)
@@ -239,7 +261,7 @@ class SqlAlchemyStore(
         return user_record(row)
 
     def set_avatar_url(
-        self, user_id: str, url: str | None, *, now: datetime
+        self, user_id: str, url: str | None, *, now: datetime, audit: AuditEvent | None = None
     ) -> tuple[UserRecord, str | None] | None:
         # Compare and swap, so that of two uploads at once each learns the URL it replaced (and
         # its file is removed exactly once), on SQLite as on PostgreSQL.
@@ -258,6 +280,8 @@ class SqlAlchemyStore(
                 if swapped.rowcount == 1:  # type: ignore[attr-defined]
                     break
             self._log(db, RevocationKind.USER, [user_id], now)
+            if old_url != url:
+                write_audit(db, audit)
             row = db.get(UserRow, user_id, populate_existing=True)
             assert row is not None
         return user_record(row), old_url
@@ -269,45 +293,121 @@ class SqlAlchemyStore(
         roles: Sequence[str] | None = None,
         status: UserStatus | None = None,
         now: datetime,
+        keep_role: str | None = None,
+        audit: AuditEvent | None = None,
     ) -> tuple[UserRecord, Revocations] | None:
         with self._transaction() as db:
+            if keep_role is not None:
+                self._keep_an_active_holder(db, keep_role, user_id, roles=roles, status=status)
             row = db.get(UserRow, user_id, with_for_update=True)
             if row is None:
                 return None
             if roles is not None:
+                before = json.loads(row.roles)
                 row.roles = json.dumps(list(roles))
+                if audit is not None and list(before) != list(roles):
+                    changed = audit.with_details(before=before, after=list(roles))
+                    write_audit(db, replace(changed, type=USER_ROLES_CHANGED))
             if status is not None:
+                was = row.status
                 row.status = status.value
+                if audit is not None and was != status.value:
+                    kind = USER_DISABLED if status is UserStatus.DISABLED else USER_ENABLED
+                    write_audit(db, replace(audit, type=kind))
             revoked: Revocations = [(RevocationKind.USER, user_id)]
             if status is UserStatus.DISABLED:
                 sessions = self._revoke_user_sessions(db, user_id, now)
                 tokens = self._revoke_user_api_tokens(db, user_id, now)
-                # Its mailed links too: re-enabling brings none of them back.
-                db.execute(delete(AccountTokenRow).where(AccountTokenRow.user_id == user_id))
+                # Its mailed links too: re-enabling brings none of them back. (The legacy
+                # session tokens it exchanged stay remembered: re-enabling must not make them
+                # exchangeable again.)
+                db.execute(
+                    delete(AccountTokenRow).where(
+                        AccountTokenRow.user_id == user_id,
+                        AccountTokenRow.purpose != LEGACY_SESSION_PURPOSE,
+                    )
+                )
                 revoked += [(RevocationKind.SESSION, s) for s in sessions]
                 revoked += [(RevocationKind.API_TOKEN, t) for t in tokens]
             self._log(db, RevocationKind.USER, [user_id], now)
         return user_record(row), revoked
 
     def set_password_hash(
-        self, user_id: str, password_hash: str, *, keep_session_id: str | None, now: datetime
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        keep_session_id: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> list[str]:
         with self._transaction() as db:
-            db.execute(
+            changed = db.execute(
                 update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash)
             )
-            return self._revoke_user_sessions(db, user_id, now, keep=keep_session_id)
+            revoked = self._revoke_user_sessions(db, user_id, now, keep=keep_session_id)
+            if audit is not None and changed.rowcount:  # type: ignore[attr-defined]
+                write_audit(db, audit.with_details(sessions_revoked=len(revoked)))
+            return revoked
 
-    def delete_user(self, user_id: str, *, now: datetime) -> Revocations | None:
+    def delete_user(
+        self,
+        user_id: str,
+        *,
+        now: datetime,
+        keep_role: str | None = None,
+        audit: AuditEvent | None = None,
+    ) -> Revocations | None:
         with self._transaction() as db:
+            if keep_role is not None:
+                self._keep_an_active_holder(db, keep_role, user_id, deleted=True)
             sessions = self._revoke_user_sessions(db, user_id, now)
             result = db.execute(delete(UserRow).where(UserRow.id == user_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 return None
             self._log(db, RevocationKind.USER, [user_id], now)
+            write_audit(db, audit)
             return [(RevocationKind.USER, user_id)] + [
                 (RevocationKind.SESSION, s) for s in sessions
             ]
+
+    def _keep_an_active_holder(
+        self,
+        db: Session,
+        role: str,
+        user_id: str,
+        *,
+        roles: Sequence[str] | None = None,
+        status: UserStatus | None = None,
+        deleted: bool = False,
+    ) -> None:
+        """``LastAdminError`` if the change to ``user_id`` would leave no active user holding
+        ``role`` — decided in the change's own transaction, so that two changes at once cannot
+        both pass (two admins demoting each other).
+
+        PostgreSQL: every active holder's row is locked, in id order (no deadlock between two
+        such changes); one that waited re-reads the rows the other changed, and a holder no
+        longer active or holding the role drops out of the answer. SQLite: the transaction
+        began with ``BEGIN IMMEDIATE`` (``writer_engine``), so writers run one at a time."""
+        candidates = db.execute(
+            select(UserRow.id, UserRow.roles)
+            .where(
+                UserRow.status == UserStatus.ACTIVE.value,
+                UserRow.roles.like(f'%"{_escape_like(role)}"%', escape="\\"),
+            )
+            .order_by(UserRow.id)
+            .with_for_update()
+        ).all()
+        holders = {r.id for r in candidates if role in json.loads(r.roles or "[]")}
+        if user_id not in holders or holders - {user_id}:
+            return  # the user holds no such role now, or someone else still will
+        stays = (
+            not deleted
+            and (roles is None or role in roles)
+            and (status is None or status is UserStatus.ACTIVE)
+        )
+        if not stays:
+            raise LastAdminError()
 
     def list_users(
         self, *, query: str | None, offset: int, limit: int
@@ -346,6 +446,9 @@ class SqlAlchemyStore(
         ip: str | None,
         now: datetime,
         password_hash: str | None = None,
+        amr: Sequence[str] = (),
+        audit: AuditEvent | None = None,
+        authenticated: bool = True,
     ) -> tuple[SessionRecord, UserRecord] | None:
         record = SessionRecord(
             id=secrets.token_urlsafe(18),
@@ -356,6 +459,8 @@ class SqlAlchemyStore(
             revoked_at=None,
             user_agent=user_agent[:512] if user_agent else None,
             ip=ip,
+            auth_time=now if authenticated else None,
+            amr=tuple(amr),
         )
         statement = _RECORD_LOGIN[session_epoch is not None, password_hash is not None]
         # Only the statement's own parameters: one named after a column (password_hash) would
@@ -371,11 +476,15 @@ class SqlAlchemyStore(
             user = conn.execute(statement, params).first()
             if user is None:
                 return None  # nothing was written
-            conn.execute(_INSERT_SESSION, asdict(record))
+            conn.execute(_INSERT_SESSION, {**asdict(record), "amr": " ".join(record.amr) or None})
             conn.execute(
                 _INSERT_REFRESH_TOKEN,
                 {"token_hash": refresh_token_hash, "session_id": record.id, "created_at": now},
             )
+            # The login's audit event: one more INSERT on the same connection.
+            written = write_audit(conn, audit.with_details(session_id=record.id) if audit else None)
+        if written is not None:
+            announce_committed(self.audit_listener, [written])
         return record, user_record(user)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
@@ -397,7 +506,13 @@ class SqlAlchemyStore(
             return [_session_record(r) for r in rows]
 
     def rotate_refresh_token(
-        self, presented_hash: str, new_hash: str, *, expires_at: datetime, now: datetime
+        self,
+        presented_hash: str,
+        new_hash: str,
+        *,
+        expires_at: datetime,
+        now: datetime,
+        reuse_audit: AuditEvent | None = None,
     ) -> RefreshOutcome:
         with self._transaction() as db:
             consumed = db.execute(
@@ -418,6 +533,9 @@ class SqlAlchemyStore(
                     return RefreshOutcome()
                 if not self._revoke_sessions(db, [reused], now):
                     return RefreshOutcome()  # replay of a session already revoked: nothing new
+                if reuse_audit is not None:
+                    owner = db.scalar(select(SessionRow.user_id).where(SessionRow.id == reused))
+                    write_audit(db, reuse_audit.with_details(session_id=reused), user_id=owner)
                 return RefreshOutcome(reused_session_id=reused)
             row = db.get(SessionRow, consumed, with_for_update=True)
             if row is None or not _session_record(row).is_valid_at(now):
@@ -432,24 +550,52 @@ class SqlAlchemyStore(
                 session=_session_record(row), user=user_record(user) if user else None
             )
 
+    def reauthenticate_session(
+        self, session_id: str, *, user_id: str, amr: Sequence[str], now: datetime
+    ) -> SessionRecord | None:
+        """Record a new proof of identity in a live session: its ``auth_time`` becomes ``now``."""
+        with self._transaction() as db:
+            row = db.get(SessionRow, session_id, with_for_update=True)
+            if row is None or row.user_id != user_id or not _session_record(row).is_valid_at(now):
+                return None
+            row.auth_time = now
+            row.amr = " ".join(amr) or None
+            return _session_record(row)
+
     def find_refresh_session(self, token_hash: str) -> str | None:
         with self._sessions() as db:
             return db.scalar(
                 select(RefreshTokenRow.session_id).where(RefreshTokenRow.token_hash == token_hash)
             )
 
-    def revoke_session(self, session_id: str, *, user_id: str | None, now: datetime) -> bool:
+    def revoke_session(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> bool:
         with self._transaction() as db:
-            stmt = select(SessionRow.id).where(
+            stmt = select(SessionRow.id, SessionRow.user_id).where(
                 SessionRow.id == session_id, SessionRow.revoked_at.is_(None)
             )
             if user_id is not None:
                 stmt = stmt.where(SessionRow.user_id == user_id)
-            return bool(self._revoke_sessions(db, list(db.scalars(stmt).all()), now))
+            found = db.execute(stmt).all()
+            if not self._revoke_sessions(db, [row.id for row in found], now):
+                return False
+            write_audit(db, audit, user_id=found[0].user_id)
+            return True
 
-    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> list[str]:
+    def revoke_user_sessions(
+        self, user_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> list[str]:
         with self._transaction() as db:
-            return self._revoke_user_sessions(db, user_id, now)
+            revoked = self._revoke_user_sessions(db, user_id, now)
+            if audit is not None:
+                write_audit(db, audit.with_details(sessions=len(revoked)))
+            return revoked
 
     def _revoke_user_sessions(
         self, db: Session, user_id: str, now: datetime, keep: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authgate.core.audit import AuditEvent
 from authgate.errors import ConflictError
 from authgate.store.records import (
     ApiTokenRecord,
@@ -23,6 +24,7 @@ from authgate.store.records import (
     TenantRole,
     membership_subject,
 )
+from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, TenantRow, UserRow
 
 PERSONAL_TENANT_NAME = "Personal"
@@ -82,7 +84,14 @@ def add_personal_tenant(db: Session, user_id: str, now: datetime) -> None:
 class TenantStoreMixin:
     # Tenants ---------------------------------------------------------------------------------
 
-    def create_tenant(self: _SqlBase, *, name: str, owner_id: str, now: datetime) -> TenantRecord:
+    def create_tenant(
+        self: _SqlBase,
+        *,
+        name: str,
+        owner_id: str,
+        now: datetime,
+        audit: AuditEvent | None = None,
+    ) -> TenantRecord:
         row = TenantRow(id=secrets.token_hex(12), name=name, personal_owner_id=None, created_at=now)
         with self._transaction() as db:
             db.add(row)
@@ -95,6 +104,7 @@ class TenantStoreMixin:
                     created_at=now,
                 )
             )
+            write_audit(db, audit, tenant_id=row.id)
         return _tenant_record(row)
 
     def get_tenant(self: _SqlBase, tenant_id: str) -> TenantRecord | None:
@@ -124,7 +134,9 @@ class TenantStoreMixin:
             row.name = name
             return _tenant_record(row)
 
-    def delete_tenant(self: _SqlBase, tenant_id: str, *, now: datetime) -> Revocations | None:
+    def delete_tenant(
+        self: _SqlBase, tenant_id: str, *, now: datetime, audit: AuditEvent | None = None
+    ) -> Revocations | None:
         """Delete a tenant, its memberships and its API tokens (all logged as revoked); what
         was revoked, or None when there is no such tenant."""
         with self._transaction() as db:
@@ -144,6 +156,7 @@ class TenantStoreMixin:
             subjects = [membership_subject(tenant_id, user_id) for user_id in members]
             self._log(db, RevocationKind.API_TOKEN, tokens, now)
             self._log(db, RevocationKind.MEMBERSHIP, subjects, now)
+            write_audit(db, audit)
             return [(RevocationKind.API_TOKEN, t) for t in tokens] + [
                 (RevocationKind.MEMBERSHIP, s) for s in subjects
             ]
@@ -173,7 +186,13 @@ class TenantStoreMixin:
             ]
 
     def add_member(
-        self: _SqlBase, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime
+        self: _SqlBase,
+        tenant_id: str,
+        user_id: str,
+        role: TenantRole,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> None:
         try:
             with self._transaction() as db:
@@ -185,11 +204,18 @@ class TenantStoreMixin:
                 self._log(
                     db, RevocationKind.MEMBERSHIP, [membership_subject(tenant_id, user_id)], now
                 )
+                write_audit(db, audit)
         except IntegrityError:
             raise ConflictError("This user is already a member of the tenant.") from None
 
     def set_member_role(
-        self: _SqlBase, tenant_id: str, user_id: str, role: TenantRole, *, now: datetime
+        self: _SqlBase,
+        tenant_id: str,
+        user_id: str,
+        role: TenantRole,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> bool:
         with self._transaction() as db:
             _lock_tenant(db, tenant_id)
@@ -204,10 +230,17 @@ class TenantStoreMixin:
                 .values(role=role.value)
             )
             self._log(db, RevocationKind.MEMBERSHIP, [membership_subject(tenant_id, user_id)], now)
+            if audit is not None and current is not role:
+                write_audit(db, audit.with_details(before=current.value))
             return True
 
     def remove_member(
-        self: _SqlBase, tenant_id: str, user_id: str, *, now: datetime
+        self: _SqlBase,
+        tenant_id: str,
+        user_id: str,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> Revocations | None:
         """Remove a member and revoke their API tokens for this tenant; what was revoked, or
         None when not a member."""
@@ -239,6 +272,8 @@ class TenantStoreMixin:
             subject = membership_subject(tenant_id, user_id)
             self._log(db, RevocationKind.API_TOKEN, tokens, now)
             self._log(db, RevocationKind.MEMBERSHIP, [subject], now)
+            if audit is not None:
+                write_audit(db, audit.with_details(role=current.value, api_tokens=len(tokens)))
             return [(RevocationKind.API_TOKEN, t) for t in tokens] + [
                 (RevocationKind.MEMBERSHIP, subject)
             ]
@@ -267,8 +302,11 @@ class TenantStoreMixin:
 
     # API tokens ------------------------------------------------------------------------------
 
-    def create_api_token(self: _SqlBase, record: ApiTokenRecord) -> None:
+    def create_api_token(
+        self: _SqlBase, record: ApiTokenRecord, *, audit: AuditEvent | None = None
+    ) -> None:
         with self._transaction() as db:
+            write_audit(db, audit)
             db.execute(
                 insert(ApiTokenRow).values(
                     id=record.id,
@@ -302,7 +340,12 @@ class TenantStoreMixin:
             return [_token_record(r) for r in rows]
 
     def revoke_api_token(
-        self: _SqlBase, token_id: str, *, user_id: str | None, now: datetime
+        self: _SqlBase,
+        token_id: str,
+        *,
+        user_id: str | None,
+        now: datetime,
+        audit: AuditEvent | None = None,
     ) -> bool:
         with self._transaction() as db:
             stmt = update(ApiTokenRow).where(
@@ -310,9 +353,13 @@ class TenantStoreMixin:
             )
             if user_id is not None:
                 stmt = stmt.where(ApiTokenRow.user_id == user_id)
-            if db.execute(stmt.values(revoked_at=now)).rowcount == 0:  # type: ignore[attr-defined]
+            revoked = db.execute(
+                stmt.values(revoked_at=now).returning(ApiTokenRow.user_id, ApiTokenRow.tenant_id)
+            ).first()
+            if revoked is None:
                 return False
             self._log(db, RevocationKind.API_TOKEN, [token_id], now)
+            write_audit(db, audit, user_id=revoked.user_id, tenant_id=revoked.tenant_id)
             return True
 
     def touch_api_tokens(self: _SqlBase, used: dict[str, tuple[datetime, str | None]]) -> None:

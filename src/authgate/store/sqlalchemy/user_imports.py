@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -15,7 +16,13 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from authgate.core.user_imports import DEFAULT_IMPORT_ROLES, ImportedUser, ImportOutcome
+from authgate.core.audit import AuditEvent
+from authgate.core.user_imports import (
+    DEFAULT_IMPORT_ROLES,
+    ImportedUser,
+    ImportLedger,
+    ImportOutcome,
+)
 from authgate.store.records import (
     ApiTokenRecord,
     RevocationKind,
@@ -24,7 +31,9 @@ from authgate.store.records import (
     UserRecord,
     UserStatus,
 )
+from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import (
+    AccountTokenRow,
     ApiTokenRow,
     MembershipRow,
     TenantRow,
@@ -56,11 +65,14 @@ class _SqlBase(Protocol):
         *,
         on_conflict: Literal["skip", "update"],
         now: datetime,
+        ledger: ImportLedger | None = None,
     ) -> _Plan: ...
 
     def _write_import(self, db: Session, plan: _Plan, now: datetime) -> Revocations: ...
 
 
+# The purpose of an exchanged legacy session token's row in authgate_account_tokens.
+LEGACY_SESSION_PURPOSE = "legacy_session"
 # A batch that met a concurrent insert of the same email or username is planned again.
 _ATTEMPTS = 3
 
@@ -73,6 +85,28 @@ class _Plan:
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # by user id
     rehashed: set[str] = field(default_factory=set)  # user ids whose password hash changes
     outcomes: list[ImportOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _LedgerUser:
+    """A user an earlier batch of the dry run would have created: what the real run would find
+    in the database (no id: a dry run writes nothing)."""
+
+    email_key: str
+    id: None = None
+    username_key: None = None
+    legacy_id: None = None
+    password_hash: None = None
+    last_login_at: None = None
+
+
+def _held_by_another(owner: str | int | None, key: str, email_id: int) -> bool:
+    """Whether a username or legacy id is someone else's than the user of email key ``key``:
+    ``owner`` is an email key (the database's, or this batch's), or the email id of an earlier
+    dry-run batch's (``ImportLedger``; ``email_id`` is ``key``'s)."""
+    if owner is None:
+        return False
+    return owner != (key if isinstance(owner, str) else email_id)
 
 
 def _new_user_values(user: ImportedUser, now: datetime) -> dict[str, Any]:
@@ -154,15 +188,24 @@ class ImportStoreMixin:
         on_conflict: Literal["skip", "update"],
         dry_run: bool,
         now: datetime,
+        ledger: ImportLedger | None = None,
+        audit: AuditEvent | None = None,
     ) -> tuple[list[ImportOutcome], Revocations]:
+        """``audit``: the batch's one summary event (a ``user.imported``), its counts filled
+        in here, written with the batch (never in a dry run)."""
         if dry_run:  # the same decisions, read outside any write transaction
             with self._reader() as db:
-                return self._plan_import(db, users, on_conflict=on_conflict, now=now).outcomes, []
+                plan = self._plan_import(db, users, on_conflict=on_conflict, now=now, ledger=ledger)
+                return plan.outcomes, []
         for attempt in range(_ATTEMPTS):
             try:
                 with self._transaction() as db:
                     plan = self._plan_import(db, users, on_conflict=on_conflict, now=now)
-                    return plan.outcomes, self._write_import(db, plan, now)
+                    revoked = self._write_import(db, plan, now)
+                    if audit is not None:
+                        counts = Counter(outcome.value for outcome in plan.outcomes)
+                        write_audit(db, audit.with_details(**dict(sorted(counts.items()))))
+                    return plan.outcomes, revoked
             except IntegrityError:
                 # Someone else took an email, username or legacy id since the batch read them:
                 # decide the batch again. (Any other integrity error fails again, and is raised.)
@@ -177,7 +220,11 @@ class ImportStoreMixin:
         *,
         on_conflict: Literal["skip", "update"],
         now: datetime,
+        ledger: ImportLedger | None = None,
     ) -> _Plan:
+        """Decide every user of the batch. ``ledger`` (a dry run's): what the earlier batches
+        would have written, which the real run finds in the database; it is read for the
+        batch's keys and told what this batch would write."""
         email_keys = {u.email_key for u in users}
         username_keys = {u.username.casefold() for u in users if u.username}
         legacy_ids = {u.legacy_id for u in users if u.legacy_id}
@@ -196,29 +243,54 @@ class ImportStoreMixin:
                 UserRow.last_login_at,
             ).where(or_(*conditions))
         ).all()
-        existing = {row.email_key: row for row in found}
+        existing: dict[str, Any] = {row.email_key: row for row in found}
         # Who holds each username and legacy id (by email key), the batch's new users included.
-        username_owner = {row.username_key: row.email_key for row in found if row.username_key}
-        legacy_owner = {row.legacy_id: row.email_key for row in found if row.legacy_id}
+        username_owner: dict[str, str | int] = {
+            row.username_key: row.email_key for row in found if row.username_key
+        }
+        legacy_owner: dict[str, str | int] = {
+            row.legacy_id: row.email_key for row in found if row.legacy_id
+        }
+        if ledger is not None:
+            # Earlier batches are newer than the database (they would have been written).
+            for key in email_keys - existing.keys():
+                if ledger.has_email(key):
+                    existing[key] = _LedgerUser(key)
+            for owners, values, owner_of in (
+                (username_owner, username_keys, ledger.username_owner),
+                (legacy_owner, legacy_ids, ledger.legacy_id_owner),
+            ):
+                for value in values:
+                    db_owner = owners.get(value)
+                    owner = owner_of(value, db_owner if isinstance(db_owner, str) else None)
+                    if owner == 0:  # let go by an earlier batch
+                        owners.pop(value, None)
+                    elif owner is not None:
+                        owners[value] = owner
         plan = _Plan()
         for user in users:
             key = user.email_key
+            tag = ledger.email_id(key) if ledger is not None else 0
             username_key = user.username.casefold() if user.username else None
-            if username_key and username_owner.get(username_key, key) != key:
+            if username_key and _held_by_another(username_owner.get(username_key), key, tag):
                 plan.outcomes.append(ImportOutcome.USERNAME_TAKEN)
                 continue
-            if user.legacy_id and legacy_owner.get(user.legacy_id, key) != key:
+            if user.legacy_id and _held_by_another(legacy_owner.get(user.legacy_id), key, tag):
                 plan.outcomes.append(ImportOutcome.LEGACY_ID_TAKEN)
                 continue
             row = existing.get(key)
             if row is None and key not in plan.inserts:
                 plan.inserts[key] = _new_user_values(user, now)
                 plan.outcomes.append(ImportOutcome.CREATED)
+                if ledger is not None:
+                    ledger.add_email(key)
             elif on_conflict == "skip":
                 plan.outcomes.append(ImportOutcome.SKIPPED)
                 continue
             elif row is None:  # the same email earlier in this batch: the later row wins
                 plan.inserts[key].update(_changed_values(user))
+                plan.outcomes.append(ImportOutcome.UPDATED)
+            elif row.id is None:  # created by an earlier batch of this dry run
                 plan.outcomes.append(ImportOutcome.UPDATED)
             else:
                 changes = _changed_values(user)
@@ -233,8 +305,12 @@ class ImportStoreMixin:
                 plan.outcomes.append(ImportOutcome.UPDATED)
             if username_key:
                 username_owner[username_key] = key
+                if ledger is not None:  # and what its holder had before is let go
+                    ledger.set_username(key, username_key)
             if user.legacy_id:
                 legacy_owner[user.legacy_id] = key
+                if ledger is not None:
+                    ledger.set_legacy_id(key, user.legacy_id)
         return plan
 
     def _write_import(self: _SqlBase, db: Session, plan: _Plan, now: datetime) -> Revocations:
@@ -282,6 +358,41 @@ class ImportStoreMixin:
                 select(UserRow.__table__).where(UserRow.legacy_id == legacy_id)
             ).first()
             return user_record(row) if row else None
+
+    # Legacy sessions -------------------------------------------------------------------------
+
+    def use_legacy_session(
+        self: _SqlBase,
+        token_hash: str,
+        *,
+        user_id: str,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Remember that the legacy session token of hash ``token_hash`` was exchanged, until
+        ``expires_at``; False when it was already. A row of the single-use tokens' table
+        (purpose ``legacy_session``, never one of a mailed link's, so never found as one), its
+        primary key the hash: of two requests at once, one inserts and the other meets the key.
+        It goes with the expired mailed tokens, or with its user."""
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    insert(AccountTokenRow).values(
+                        token_hash=token_hash,
+                        purpose=LEGACY_SESSION_PURPOSE,
+                        user_id=user_id,
+                        email=email,
+                        password_fingerprint="",
+                        new_email=None,
+                        created_at=now,
+                        expires_at=expires_at,
+                        used_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
 
     # API tokens ------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@ import { OAUTH_ERRORS } from '/authgate.js';
 import {
   $, auth, button, complain, copyText, fillTable, onSubmit, requireUser, row, say, when, withBusy,
 } from './ui.js';
+import { withStepUp } from './step-up.js';
 
 let user = await requireUser();
 
@@ -72,7 +73,7 @@ onSubmit($('#email-form'), async (data) => {
   if (!password) missing.password = 'Enter your current password.';
   if (Object.keys(missing).length) throw { fields: missing };
   try {
-    await auth.changeEmail(email, password);
+    await withStepUp(() => auth.changeEmail(email, password));
   } catch (error) {
     // A wrong password is a 401 about the password field, not a logged-out page.
     if (error.code === 'invalid_credentials') error.fields = { password: error.message };
@@ -85,10 +86,10 @@ onSubmit($('#email-form'), async (data) => {
 });
 
 onSubmit($('#password-form'), async (data) => {
-  await auth.json('/api/auth/password', {
+  await withStepUp(() => auth.json('/api/auth/password', {
     method: 'POST',
     body: { current_password: data.get('current_password'), new_password: data.get('new_password') },
-  });
+  }));
   $('#password-form').reset();
   say('Password changed. Your other sessions were logged out.');
   await loadSessions();
@@ -104,7 +105,9 @@ $('#logout').addEventListener('click', (event) => withBusy(event.currentTarget, 
 async function loadSessions() {
   const { sessions } = await auth.json('/api/auth/sessions');
   fillTable($('#sessions'), sessions.map((session) => {
-    const label = (session.user_agent || 'Unknown device') + (session.current ? ' (this device)' : '');
+    // The device in words ("Chrome 156 on Linux"); an agent the server could not read, as sent.
+    const label = (session.device || session.user_agent || 'Unknown device') +
+      (session.current ? ' (this device)' : '');
     // The visible text is part of the accessible name ("Log out <device>"), as WCAG 2.5.3 asks.
     const action = button('Log out', async () => {
       await auth.json(`/api/auth/sessions/${encodeURIComponent(session.id)}`, { method: 'DELETE' });
@@ -162,7 +165,7 @@ onSubmit($('#token-form'), async (data) => {
     tenant_id: data.get('tenant_id') || null,
     expires_in_days: Number(data.get('expires_in_days')) || null,
   };
-  const created = await auth.json('/api/tokens', { method: 'POST', body });
+  const created = await withStepUp(() => auth.json('/api/tokens', { method: 'POST', body }));
   $('#new-token-value').textContent = created.token;
   $('#new-token').hidden = false;
   $('#token-form').reset();

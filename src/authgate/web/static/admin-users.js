@@ -10,10 +10,8 @@ let query = '';
 let loads = 0;  // loads started: only the latest one shows its answer
 
 async function load() {
-  const params = new URLSearchParams({ page, per_page: PER_PAGE });
-  if (query) params.set('q', query);
   const ticket = ++loads;
-  const data = await auth.json(`/api/users?${params}`);
+  const data = await auth.adminListUsers({ q: query, page, perPage: PER_PAGE });
   if (ticket !== loads) return;  // a later search or page answers instead of this one
   fillTable($('#users'), data.users.map(userRow), 'No users found.');
   pages = Math.max(1, Math.ceil(data.total / PER_PAGE));
@@ -27,16 +25,19 @@ function showPaging() {
 }
 
 function userRow(user) {
-  const roles = document.createElement('input');
-  roles.type = 'text';
-  roles.className = 'roles';
-  roles.value = user.roles.join(' ');
-  roles.setAttribute('aria-label', `Roles of ${user.email} (space-separated)`);
-  const save = button('Save roles', () => update(user, { roles: roles.value.split(/[\s,]+/).filter(Boolean) }),
-    { ariaLabel: `Save roles of ${user.email}` });
+  // The email opens the user's page: roles (a choice among the deployment's), sessions, tokens,
+  // linked accounts, activity.
+  const link = document.createElement('a');
+  link.href = `/admin/users/${encodeURIComponent(user.id)}`;
+  link.textContent = user.email;
+  const manage = document.createElement('a');
+  manage.href = link.getAttribute('href');
+  manage.className = 'button secondary';
+  manage.textContent = 'Manage';
+  manage.setAttribute('aria-label', `Manage ${user.email}`);
   const actions = document.createElement('div');
   actions.className = 'actions';
-  actions.append(save);
+  actions.append(manage);
   // No "Disable" on your own row: it would lock you out of this page.
   if (user.id !== me?.id) {
     const disabled = user.status === 'disabled';
@@ -44,12 +45,12 @@ function userRow(user) {
       () => update(user, { status: disabled ? 'active' : 'disabled' }),
       { className: disabled ? 'secondary' : 'danger', ariaLabel: `${disabled ? 'Enable' : 'Disable'} ${user.email}` }));
   }
-  return row(user.email, user.name, roles, user.status, actions);
+  return row(link, user.name, user.roles.join(', '), user.status, actions);
 }
 
 async function update(user, body) {
   try {
-    await auth.json(`/api/users/${encodeURIComponent(user.id)}`, { method: 'PATCH', body });
+    await auth.adminUpdateUser(user.id, body);
     say(`Updated ${user.email}.`);
   } catch (error) {
     complain(error);

@@ -26,9 +26,20 @@ onSubmit(form, async (data) => {
   if (password.length < MIN_PASSWORD_LENGTH) fields.password = `Use at least ${MIN_PASSWORD_LENGTH} characters.`;
   if (again !== password) fields.password_again = 'The two passwords differ.';
   if (Object.keys(fields).length) throw { fields };
+  // An account with a second factor needs it too (six digits: the app's code; else a recovery code).
+  const typed = String(data.get('code') || '').trim();
+  const digits = typed.replace(/\s/g, '');
+  const factor = !typed ? {} : /^\d{6}$/.test(digits) ? { code: digits } : { recoveryCode: typed };
   try {
-    await auth.resetPassword(token, password);
+    await auth.resetPassword(token, password, factor);
   } catch (error) {
+    if (error.code === 'invalid_code') {
+      const box = $('#second-factor');
+      const first = box.hidden;
+      box.hidden = false;
+      $('#code').focus();
+      throw { fields: { code: first ? 'Enter a code from your authenticator app or a recovery code.' : error.message } };
+    }
     if (isDeadLink(error)) {
       showDeadLink('This link has expired or was already used. Ask for a new one.');
       return;
