@@ -707,7 +707,9 @@ def test_gunicorn_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options["preload_app"] is False
     assert (options["timeout"], options["graceful_timeout"]) == (30, 30)
     assert options["accesslog"] == "-"
-    assert '"%(r)s" %(s)s %(b)s %(D)s' in options["access_log_format"]
+    # The path without its query string (%(U)s): %(r)s would log an OAuth callback's code.
+    assert '"%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)s' in options["access_log_format"]
+    assert "%(r)s" not in options["access_log_format"]
 
     assert gunicorn_options(Settings(workers=5))["workers"] == 5
     assert gunicorn_options(Settings(workers=5), 2)["workers"] == 2
