@@ -2,10 +2,11 @@
 
 Starts each server on a free 127.0.0.1 port with one worker, waits until ``GET /healthz`` answers
 (the worker has built its app and served a request), then reads the worker's resident set size
-(``VmRSS``, shared pages included) and proportional set size (``Pss``: shared pages split among
-the processes sharing them) from ``/proc``. authgate runs as shipped: a production instance
-(SQLite, a key from ``authgate keys rotate``, an https public URL), gevent workers. The bare app is
-a one-route Flask app under the same worker class.
+(``VmRSS``, shared pages included), proportional set size (``Pss``: shared pages split among
+the processes sharing them) and unique set size (USS: ``Private_Clean`` + ``Private_Dirty``, the
+memory only that worker holds, which another worker would add) from ``/proc``. authgate runs as
+shipped: a production instance (SQLite, a key from ``authgate keys rotate``, an https public URL),
+gevent workers. The bare app is a one-route Flask app under the same worker class.
 
     .venv/bin/python benchmarks/memory.py
     .venv/bin/python benchmarks/memory.py --json memory.json
@@ -65,16 +66,18 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()]
 
 
-def _memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) in MB."""
-    rss = pss = 0
+def _memory_mb(pid: int) -> tuple[float, float, float]:
+    """(RSS, PSS, USS) in MB."""
+    rss = pss = uss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
             pss = int(line.split()[1])
-    return rss / 1024, pss / 1024
+        elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+            uss += int(line.split()[1])
+    return rss / 1024, pss / 1024, uss / 1024
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 60.0) -> None:
@@ -107,9 +110,14 @@ def measure(name: str, command: list[str], env: dict[str, str], port: int) -> di
         workers = _children(proc.pid)
         if not workers:
             raise RuntimeError(f"{name}: no worker process")
-        rss, pss = _memory_mb(workers[0])
-        master_rss, _ = _memory_mb(proc.pid)
-        return {"worker_rss_mb": rss, "worker_pss_mb": pss, "master_rss_mb": master_rss}
+        rss, pss, uss = _memory_mb(workers[0])
+        master_rss, _, _ = _memory_mb(proc.pid)
+        return {
+            "worker_rss_mb": rss,
+            "worker_pss_mb": pss,
+            "worker_uss_mb": uss,
+            "master_rss_mb": master_rss,
+        }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -136,11 +144,11 @@ def main() -> None:
             "bare Flask", [sys.executable, *command, "memory:bare_app()"], env, port
         )
     print("memory of one gunicorn worker after boot (gevent workers)")
-    print(f"  {'':<12} {'RSS MB':>8} {'PSS MB':>8} {'master RSS MB':>14}")
+    print(f"  {'':<12} {'RSS MB':>8} {'PSS MB':>8} {'USS MB':>8} {'master RSS MB':>14}")
     for name, values in figures.items():
         print(
             f"  {name:<12} {values['worker_rss_mb']:8.1f} {values['worker_pss_mb']:8.1f}"
-            f" {values['master_rss_mb']:14.1f}"
+            f" {values['worker_uss_mb']:8.1f} {values['master_rss_mb']:14.1f}"
         )
     rss = figures["authgate"]["worker_rss_mb"]
     verdict = "PASS" if rss <= TARGET_MB else "MISS"

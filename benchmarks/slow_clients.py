@@ -260,6 +260,8 @@ def instance_env(workdir: Path) -> dict[str, str]:
         AUTHGATE_ORIGINS="https://app.example.test",
         AUTHGATE_DATABASE_URL=f"sqlite:///{workdir / 'authgate.db'}",
         AUTHGATE_KEYS_DIR=str(workdir / "keys"),
+        # production seals stored secrets with a key-encryption key (a throw-away one here)
+        AUTHGATE_KEY_ENCRYPTION_KEY="FXhJLkGT6FKNr9vCvIzqq99xXvNmSGulpOgpO3NZIeI",
     )
     return env
 
@@ -378,7 +380,7 @@ def serve(setup: str, port: int, workers: int) -> None:
     if name == "gevent-inline":  # hashes on the event loop, not offloaded to native threads
         import authgate.bootstrap
 
-        authgate.bootstrap.gevent_offload = lambda: None
+        authgate.bootstrap.gevent_offload = lambda *args, **kwargs: None
         name = "gevent"
     if name == "waitress":
         import waitress

@@ -31,6 +31,7 @@ from tests.helpers import (
     pg_base_url,
 )
 from tests.mail_server import MailServer, Mode
+from tests.s3_server import S3Server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,3 +139,12 @@ def start_mail_server(tmp_path: Path) -> Iterator[Callable[..., MailServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-wire-compatible server process (moto, ``tests/s3_server.py``) on a free
+    127.0.0.1 port, for the whole session; each test takes its own ``s3_server.new_bucket()``."""
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()

@@ -31,6 +31,7 @@ from authgate.core.clocks import SystemClock
 from authgate.core.oauth import ExternalProfile, FlowSecrets, ResponseIssuer
 from authgate.service import AuthService, ClientInfo, Principal
 from authgate.store.records import UserRecord
+from authgate.store.sqlalchemy.engines import events_engine
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -271,7 +272,7 @@ def count_sql(service: AuthService) -> Iterator[list[str]]:
         if threading.get_ident() == me and not statement.startswith("BEGIN"):
             statements.append(statement)
 
-    engine = service.store.engine  # type: ignore[attr-defined]
+    engine = events_engine(service.store.engine)  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements

@@ -16,16 +16,16 @@ from tests.helpers import PASSWORD
 
 def test_no_offload_without_gevent_patching() -> None:
     assert not gevent.monkey.is_module_patched("threading")
-    assert gevent_offload() is None
+    assert gevent_offload(2) is None
 
 
-def test_under_gevent_hashes_run_on_native_threads_two_at_a_time(
+def test_under_gevent_hashes_run_on_native_threads_as_many_at_a_time_as_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A gevent worker's loop goes on during a hash, and a flood of logins hashes at most two
-    at once per worker (CPU, 19 MiB each), not one per connection."""
+    """A gevent worker's loop goes on during a hash, and a flood of logins hashes at most as
+    many at once per worker as its threads (the gate's concurrency), not one per connection."""
     monkeypatch.setattr(gevent.monkey, "is_module_patched", lambda name: name == "threading")
-    offload = gevent_offload()
+    offload = gevent_offload(2)
     assert offload is not None
     running: list[int] = []
     most = 0

@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from authgate.audit_commands import audit, record_key_rotation
-from authgate.bootstrap import build_service
+from authgate.avatar_commands import avatars
+from authgate.bootstrap import build_service, database_keys
 from authgate.config import ENV_PREFIX, Environment, Settings, load_settings
 from authgate.core.api_tokens import API_TOKEN_PREFIX, parse_api_token
 from authgate.core.audit import CLI
@@ -596,18 +597,33 @@ _KEYS_DIR_OPTION = click.option(
 )
 
 
-def _keys_dir(keys_dir: Path | None) -> Path:
+def _keys_settings(keys_dir: Path | None) -> Settings:
     # --keys-dir also satisfies production's "AUTHGATE_KEYS_DIR is not set" check: this is how
     # the first production key gets created.
-    overrides = {ENV_PREFIX + "KEYS_DIR": str(keys_dir) if keys_dir else None}
-    return _load(overrides).resolved_keys_dir
+    return _load({ENV_PREFIX + "KEYS_DIR": str(keys_dir) if keys_dir else None})
 
 
 @keys.command("rotate")
 @_KEYS_DIR_OPTION
-def keys_rotate(keys_dir: Path | None) -> None:
-    """Generate a new signing key; it signs every token issued from now on."""
-    directory = _keys_dir(keys_dir)
+@click.option(
+    "--immediate",
+    is_flag=True,
+    help="Database keys: sign with the new key at once instead of after the publish delay "
+    "(a compromised key; clients caching the JWKS meet an unknown kid and refetch it); "
+    "deletes the keys still pending.",
+)
+def keys_rotate(keys_dir: Path | None, immediate: bool) -> None:
+    """Generate a new signing key.
+
+    Key directory: it signs every token issued from now on. Database keys
+    (AUTHGATE_SIGNING_KEYS=database): it is published in the JWKS at once and signs after
+    AUTHGATE_KEY_PUBLISH_DELAY_SECONDS (--immediate: at once); every instance learns of it within
+    a second."""
+    settings = _keys_settings(keys_dir)
+    if settings.signing_keys == "database":
+        _rotate_database_key(settings, immediate=immediate)
+        return
+    directory = settings.resolved_keys_dir
     key = generate_key(directory, dev=False, now=datetime.now(UTC))
     click.echo(key.kid)
     not_recorded = record_key_rotation(key.kid)
@@ -624,11 +640,58 @@ def keys_rotate(keys_dir: Path | None) -> None:
     )
 
 
+def _rotate_database_key(settings: Settings, *, immediate: bool) -> None:
+    with database_keys(settings) as source:
+        record = source.rotate(immediate=immediate, context=CLI)
+    if record is None:  # only a scheduled rotation can lose to another process
+        raise Refused("Another process added a key at the same moment; run it again.")
+    click.echo(record.kid)
+    signs = (
+        "it signs from now on"
+        if record.activates_at <= record.created_at
+        else f"it is published in the JWKS now and signs from {format_time(record.activates_at)}"
+    )
+    click.echo(
+        f"Created signing key {record.kid} in the database; {signs}.\n"
+        "Every running instance learns of it within a second. Older keys keep verifying the "
+        "tokens they signed, and leave the JWKS once those have expired.",
+        err=True,
+    )
+
+
+@keys.command("import-dir")
+@_KEYS_DIR_OPTION
+def keys_import_dir(keys_dir: Path | None) -> None:
+    """Copy the key directory's keys into the database (AUTHGATE_SIGNING_KEYS=database).
+
+    Sealed with the key-encryption key; keys already there are skipped, so it may run again.
+    The directory's newest key keeps signing."""
+    settings = _keys_settings(keys_dir)
+    directory = settings.resolved_keys_dir
+    if load_keyring(directory) is None:
+        raise Refused(f"No signing keys in {directory}.")
+    with database_keys(settings) as source:
+        imported = source.import_directory(directory, context=CLI)
+    for kid in imported:
+        click.echo(kid)
+    click.echo(
+        f"Imported {len(imported)} key(s) from {directory} into the database"
+        + ("" if imported else " (all were there already)")
+        + ". Set AUTHGATE_SIGNING_KEYS=database on every instance; the directory is then no "
+        "longer read.",
+        err=True,
+    )
+
+
 @keys.command("list")
 @_KEYS_DIR_OPTION
 def keys_list(keys_dir: Path | None) -> None:
     """List the signing keys, newest (active) first."""
-    directory = _keys_dir(keys_dir)
+    settings = _keys_settings(keys_dir)
+    if settings.signing_keys == "database":
+        _list_database_keys(settings)
+        return
+    directory = settings.resolved_keys_dir
     ring = load_keyring(directory)
     if ring is None:
         click.echo(
@@ -646,6 +709,24 @@ def keys_list(keys_dir: Path | None) -> None:
             f"Warning: {path} is readable or writable by other users; run `chmod 600 {path}`.",
             err=True,
         )
+
+
+def _list_database_keys(settings: Settings) -> None:
+    with database_keys(settings) as source:
+        schedule = source.schedule()
+        if schedule is None:
+            click.echo(
+                "No signing keys in the database; import the key directory with "
+                "`authgate keys import-dir`, or create one with `authgate keys rotate`.",
+                err=True,
+            )
+            return
+        for record in reversed(source.records()):
+            state = source.state(record, schedule)
+            marker = "*" if state == "active" else " "
+            kind = "dev" if record.dev else "production"
+            signs = format_time(record.activates_at)
+            click.echo(f"{marker} {record.kid}\t{signs}\t{kind}\t{state}")
 
 
 @keys.command("encryption-key")
@@ -708,6 +789,7 @@ main.add_command(nginx_command)
 main.add_command(doctor)
 main.add_command(mail)
 main.add_command(audit)
+main.add_command(avatars)
 
 if __name__ == "__main__":
     main()

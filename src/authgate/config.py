@@ -179,6 +179,14 @@ class Settings(BaseModel):
     instance_path: Path = Path("instance")
     database_url: SecretStr | None = None
     keys_dir: Path | None = None
+    # Where the signing keys live (docs/sessions.md#keys-in-the-database): "directory" (keys_dir,
+    # one host) or "database" (sealed with the key-encryption key, shared by every instance).
+    signing_keys: Literal["directory", "database"] = "directory"
+    # Database keys: a rotated key is published in the JWKS this long before it signs (at least
+    # the JWKS's max-age, 300 s, plus time for every instance to learn it and clock differences).
+    key_publish_delay_seconds: int = Field(default=360, ge=0, le=7 * 86400)
+    # Database keys: a new key is made when the newest is older than this many days (unset: never).
+    key_rotation_days: int | None = Field(default=None, ge=1, le=3650)
     # Unset: http://localhost:<port> (see _default_public_url), where ``authgate serve`` is.
     public_url: str = DEVELOPMENT_PUBLIC_URL.format(port=8086)
     origins: tuple[str, ...] = ()
@@ -186,6 +194,9 @@ class Settings(BaseModel):
     audience: str = "authgate"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=366 * 86400)
+    # A refresh token rotated less than this long ago, whose successor is still unused, may be
+    # presented again (a lost response): it is rotated anew, the unused successor killed. 0: off.
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=300)
     session_cookie_name: str = "authgate_session"
     refresh_cookie_name: str = "authgate_refresh"
     redis_url: SecretStr | None = None
@@ -197,10 +208,29 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # An avatar upload may be this large (its request only; every other body: max_body_bytes).
     avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Where avatar images live: "database" (the default: nothing but the database is needed)
+    # or "s3", an S3-compatible bucket (docs/avatars.md). The credentials: explicit, or
+    # boto3's own chain (AWS_* environment, ~/.aws, an instance or pod role) when unset.
+    avatar_storage: Literal["database", "s3"] = "database"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = "avatars/"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Each call to the storage: to connect, and per read (one attempt, no retries).
+    s3_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     trusted_proxies: int = Field(default=0, ge=0, le=10)
     password_time_cost: int = Field(default=2, ge=2)
     password_memory_cost_kib: int = Field(default=19456, ge=19456)
     password_parallelism: int = Field(default=1, ge=1)
+    # Per process: this many password hashes at once, this many more waiting for a turn, none
+    # longer than this; past that a login answers 503 server_busy (docs/configuration.md).
+    password_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    password_hash_queue: int = Field(default=8, ge=0, le=10000)
+    password_hash_max_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    # How much lower the hash threads' CPU priority is (a nice value), under gevent workers.
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
     api_token_scopes: tuple[str, ...] = ()
     # The roles this deployment gives users besides the built-in "user" and "admin": the choices
     # of the admin console and of PATCH /api/users/{id} (any other role is refused there).
@@ -371,6 +401,21 @@ class Settings(BaseModel):
         """Every allowed origin must be able to use the passkeys' RP ID (refused with the fix
         when the RP ID was set explicitly; see core.webauthn_origins)."""
         webauthn_origins(self.webauthn_rp_id, self.public_url, self.origins)
+        return self
+
+    @model_validator(mode="after")
+    def _check_avatar_storage(self) -> Settings:
+        if self.avatar_storage == "s3" and not self.s3_bucket:
+            raise ValueError("s3_bucket is required with avatar_storage = s3")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError(
+                "set both s3_access_key_id and s3_secret_access_key, or neither (then the "
+                "standard AWS environment, config files or instance role are used)"
+            )
+        if self.s3_endpoint_url is not None and not self.s3_endpoint_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("s3_endpoint_url must be an http(s) URL, e.g. https://s3.example.com")
         return self
 
     @model_validator(mode="after")
@@ -633,10 +678,11 @@ class Settings(BaseModel):
                 "with a key of its own. Create one with `authgate keys encryption-key FILE` (a "
                 "new 0600 file) and set AUTHGATE_KEY_ENCRYPTION_KEY_FILE=FILE."
             )
-        if self.keys_dir is None:
+        if self.keys_dir is None and self.signing_keys == "directory":
             problems.append(
                 "AUTHGATE_KEYS_DIR is not set: production needs signing keys created with "
-                "`authgate keys rotate --keys-dir DIR` in a directory only the server can read."
+                "`authgate keys rotate --keys-dir DIR` in a directory only the server can read "
+                "(or keep them in the database: AUTHGATE_SIGNING_KEYS=database)."
             )
         for name, provider in self.oauth_providers.items():
             if provider.allow_http:

@@ -174,6 +174,26 @@ class ServiceUnavailableError(AuthError):
     default_message = "The service is temporarily unavailable."
 
 
+class ServerBusyError(ServiceUnavailableError):
+    """Too many passwords are being hashed in this process, and too many wait already: a login
+    flood. Refused before anything was charged or written; ``retry_after`` in seconds."""
+
+    code = "server_busy"
+    default_message = "The server is busy checking passwords; try again in a moment."
+
+    def __init__(self, message: str | None = None, *, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class AvatarStorageUnavailableError(ServiceUnavailableError):
+    """The avatar images' storage (S3-compatible) did not answer or refused; raised by the
+    backend in place of its library's errors, never with their text."""
+
+    code = "avatar_storage_unavailable"
+    default_message = "The avatar storage is unavailable; try again in a few seconds."
+
+
 class AccountDisabledError(AuthError):
     code = "account_disabled"
     status = 403

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from authgate.backends.auth_cache import AuthCache, BoundedCache
-from authgate.errors import StoreUnavailableError
+from authgate.errors import ConfigError, StoreUnavailableError
 from authgate.service import AuthService
 from authgate.store.records import RevocationEvent, RevocationKind, UserRecord, UserStatus
 
@@ -114,3 +114,73 @@ def test_a_store_outage_is_logged_once_not_at_every_poll(
         "revocation poll works again",
     ]
     assert all(r.exc_info is None for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def test_a_signing_keys_event_reaches_the_listeners_and_leaves_the_caches_alone(
+    service: AuthService,
+) -> None:
+    """``signing_keys`` is not a revocation: the key source follows it (``on_apply``), and no
+    cached membership, user or session is dropped for it — neither announced here, nor by
+    pub/sub, nor from the log."""
+    applied: list[tuple[RevocationKind, str]] = []
+    service.feed.on_apply.append(lambda kind, subject: applied.append((kind, subject)))
+    cache = service.cache
+    cache.memberships.put("k1", "kept")  # type: ignore[arg-type]
+    service.feed.announce_keys_changed("k1")
+    service.feed._apply_message(b'[["signing_keys", "k1"]]')
+    service.feed._apply_message(b'[["user", "signing-keys:k1"]]')
+    assert applied == [(RevocationKind.SIGNING_KEYS, "k1")] * 3
+    assert cache.users.generation == 0  # not even read as a user's change
+    assert cache.memberships.get("k1") == "kept"
+
+
+def test_a_pubsub_message_skips_only_the_kinds_it_does_not_know(service: AuthService) -> None:
+    """A newer version's kind in a message: the known changes next to it are applied."""
+    applied: list[tuple[RevocationKind, str]] = []
+    service.feed.on_apply.append(lambda kind, subject: applied.append((kind, subject)))
+    service.feed._apply_message(b'[["future", "x"], ["session", "s1"]]')
+    assert applied == [(RevocationKind.SESSION, "s1")]
+
+
+def test_announced_keys_are_published_as_the_previous_release_reads_them(
+    service: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[str] = []
+    monkeypatch.setattr(service.feed, "_redis", object())
+    monkeypatch.setattr(service.feed, "_publish_later", published.append)
+    service.feed.announce_keys_changed("k1")
+    assert published == ['[["user", "signing-keys:k1"]]']
+
+
+def test_an_event_whose_listener_failed_is_applied_again_at_the_next_poll(
+    service: AuthService,
+) -> None:
+    """The keys could not be re-read (the database went down between the poll and the
+    re-read): the event is not marked applied, the next poll retries it."""
+    user = service.accounts.register(email="f@example.com", password="correct horse battery staple")
+    calls: list[str] = []
+
+    def listener(kind: RevocationKind, subject: str) -> None:
+        calls.append(subject)
+        if len(calls) == 1:
+            raise StoreUnavailableError()
+
+    service.feed.on_apply.append(listener)
+    service.store.update_access(user.id, roles=["user", "x"], now=service.clock.now())
+    with pytest.raises(StoreUnavailableError):
+        service.feed.poll_once()
+    assert service.feed.poll_once() == 1
+    assert service.feed.poll_once() == 0
+    assert calls == [user.id, user.id]
+
+
+def test_a_failing_housekeeping_task_does_not_skip_the_others(service: AuthService) -> None:
+    """A scheduled rotation refused (``ConfigError``) must not stop retired keys being pruned."""
+    ran: list[str] = []
+
+    def refused() -> None:
+        raise ConfigError("refused")
+
+    service.feed.housekeeping[:] = [refused, lambda: ran.append("prune")]
+    service.feed._housekeeping()
+    assert ran == ["prune"]

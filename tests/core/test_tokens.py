@@ -333,6 +333,70 @@ def test_audience_list_containing_ours_is_accepted() -> None:
     assert _decode(token, KeyRing([key])).subject == "user-1"
 
 
+@pytest.mark.parametrize(
+    "aud", [["https://other.example.test"], [AUD, 5], [], {"aud": AUD}], ids=repr
+)
+def test_audience_list_without_ours_or_not_of_strings_is_rejected(aud: Any) -> None:
+    key = _key()
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_forge(key, _good_payload(aud=aud)), KeyRing([key]))
+
+
+@pytest.mark.parametrize("payload", [["iss", ISS], "claims", 7, None], ids=repr)
+def test_a_signed_payload_that_is_not_a_json_object_is_rejected(payload: Any) -> None:
+    key = _key()
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_forge(key, payload), KeyRing([key]))
+
+
+def _flip(segment: str, index: int) -> str:
+    replacement = "A" if segment[index] != "A" else "B"
+    return segment[:index] + replacement + segment[index + 1 :]
+
+
+@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
+def test_a_changed_byte_anywhere_fails_the_signature(part: int) -> None:
+    key = _key()
+    parts = _issue(key).split(".")
+    parts[part] = _flip(parts[part], 10)
+
+    with pytest.raises(InvalidTokenError):
+        _decode(".".join(parts), KeyRing([key]))
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "AAAA", _b64(bytes(63)), _b64(bytes(64)), _b64(bytes(65)), _b64(bytes(128))],
+    ids=["empty", "3 bytes", "63 bytes", "64 zero bytes", "65 bytes", "128 bytes"],
+)
+def test_a_signature_of_any_other_bytes_is_rejected(signature: str) -> None:
+    key = _key()
+    header, payload, genuine = _issue(key).split(".")
+    doubled = _b64(jwt.utils.base64url_decode(genuine) * 2)  # the real one, then itself again
+
+    for forged in (signature, doubled):
+        with pytest.raises(InvalidTokenError):
+            _decode(f"{header}.{payload}.{forged}", KeyRing([key]))
+
+
+def test_another_keys_signature_is_rejected() -> None:
+    mine, theirs = _key("k1"), _key("k1")
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_issue(theirs), KeyRing([mine]))
+
+
+@pytest.mark.parametrize("suffix", ["=", "==", "!", " "], ids=repr)
+def test_a_header_segment_outside_base64url_is_rejected(suffix: str) -> None:
+    key = _key()
+    header, rest = _issue(key).split(".", 1)
+
+    with pytest.raises(InvalidTokenError):
+        _decode(f"{header}{suffix}.{rest}", KeyRing([key]))
+
+
 # --- junk input -------------------------------------------------------------------------------
 
 

@@ -118,3 +118,71 @@ def test_one_key_is_fine_and_the_doctor_says_how_to_rotate(tmp_path: Path) -> No
     assert only(check_keys(production_settings(tmp_path)), "secrets.rotation").message.startswith(
         "2 signing keys"
     )
+
+
+# Keys in the database (AUTHGATE_SIGNING_KEYS=database) ------------------------------------------
+
+
+def _database_key(tmp_path: Path, *, dev: bool, key_encryption_key: str) -> None:
+    """One key in a migrated SQLite database at ``sqlite_url(tmp_path)``."""
+    from authgate.config import Settings
+    from authgate.core.clocks import SystemClock
+    from authgate.service.keys import DatabaseKeySource, load_secret_box
+    from authgate.store.sqlalchemy.engines import create_database_engine
+    from authgate.store.sqlalchemy.migrate import upgrade_database
+    from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+    from tests.doctor.helpers import sqlite_url
+
+    settings = Settings(
+        instance_path=tmp_path,
+        database_url=sqlite_url(tmp_path),
+        signing_keys="database",
+        key_encryption_key=key_encryption_key,
+    )
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_database(engine)
+    try:
+        source = DatabaseKeySource(
+            settings, SqlAlchemyStore(engine), load_secret_box(settings), SystemClock(), load=dev
+        )
+        if not dev:
+            source.rotate()
+    finally:
+        engine.dispose()
+
+
+def test_database_keys_in_production_are_checked_with_the_key_encryption_key(
+    tmp_path: Path,
+) -> None:
+    from authgate.core.secret_boxes import new_key_encryption_key
+    from tests.doctor.helpers import KEY_ENCRYPTION_KEY
+
+    production = production_settings(tmp_path, keys_dir=None, signing_keys="database")
+    assert only(check_keys(production), "secrets.database_keys_unreadable").level == "warning"
+
+    _database_key(tmp_path, dev=False, key_encryption_key=str(KEY_ENCRYPTION_KEY))
+    assert only(check_keys(production), "secrets.rotation").level == "ok"
+    assert not errors(check_keys(production))
+
+    other = production_settings(
+        tmp_path,
+        keys_dir=None,
+        signing_keys="database",
+        key_encryption_key=new_key_encryption_key(),
+    )
+    assert only(check_keys(other), "secrets.keys_sealed_with_another_key").level == "error"
+
+    short = production_settings(
+        tmp_path, keys_dir=None, signing_keys="database", key_publish_delay_seconds=10
+    )
+    assert only(check_keys(short), "secrets.key_publish_delay").level == "warning"
+
+
+def test_a_development_key_in_the_database_is_an_error_in_production(tmp_path: Path) -> None:
+    from tests.doctor.helpers import KEY_ENCRYPTION_KEY
+
+    _database_key(tmp_path, dev=True, key_encryption_key=str(KEY_ENCRYPTION_KEY))
+    production = production_settings(tmp_path, keys_dir=None, signing_keys="database")
+    finding = only(check_keys(production), "secrets.dev_key_in_production")
+    assert finding.level == "error"
+    assert "--immediate" in finding.fix

@@ -137,6 +137,13 @@ def test_cookie_refresh_needs_csrf_and_rotates(server: Server) -> None:
     assert rotated[REFRESH_COOKIE].value != old_refresh.value
     new_session = rotated[SESSION_COOKIE]
     assert server.get("/api/auth/me", headers=cookie_header(new_session)).status_code == 200
+    # The browser refreshes again with the new cookie (until then, the old one presented again
+    # would be a lost answer retried: the reuse grace window, docs/sessions.md).
+    response = server.post(
+        "/api/auth/refresh", headers={**cookie_header(rotated[REFRESH_COOKIE]), **BROWSER}
+    )
+    assert response.status_code == 200, response.text
+    new_session = set_cookies(response)[SESSION_COOKIE]
 
     # Replaying the rotated refresh cookie revokes the whole session.
     replay = server.post("/api/auth/refresh", headers={**cookie_header(old_refresh), **BROWSER})

@@ -237,6 +237,11 @@ def test_refresh_token_reuse(pair: Pair) -> None:
     first = login_script(pair.a, email)
     rotated = pair.a.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert rotated.status_code == 200, rotated.text
+    # Its successor used: presenting the first token again is a reuse, not a lost answer
+    # retried (the reuse grace window).
+    successor = {"refresh_token": rotated.json()["refresh_token"]}
+    rotated = pair.a.post("/api/auth/refresh", json=successor)
+    assert rotated.status_code == 200, rotated.text
     token = rotated.json()["access_token"]
     warm_up(lambda: me(pair.b, token))
 
@@ -253,6 +258,11 @@ def test_refresh_token_reuse_on_a_fresh_process(pair: Pair) -> None:
     _, email = new_user(pair, "fresh")
     first = login_script(pair.c, email)
     rotated = pair.c.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    # Its successor used: presenting the first token again is a reuse, not a lost answer
+    # retried (the reuse grace window).
+    successor = {"refresh_token": rotated.json()["refresh_token"]}
+    rotated = pair.c.post("/api/auth/refresh", json=successor)
     assert rotated.status_code == 200, rotated.text
     token = rotated.json()["access_token"]
     warm_up(lambda: me(pair.b, token))

@@ -29,8 +29,13 @@ def _bin_dir() -> Path:
 
 
 class PrivatePostgres:
-    def __init__(self) -> None:
+    """``address``: where it listens (127.0.0.1, or e.g. a bridge's address for clients in other
+    network namespaces); ``clients``: a network (``10.1.2.0/24``) allowed to connect (trust)
+    besides the loopback addresses."""
+
+    def __init__(self, *, address: str = "127.0.0.1", clients: str | None = None) -> None:
         self.bin = _bin_dir()
+        self.address = address
         self.root = Path(tempfile.mkdtemp(prefix="authgate-faults-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -41,11 +46,14 @@ class PrivatePostgres:
             self._as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")  # fmt: skip
+        if clients is not None:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {clients} trust\n")
         self.running = False
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+psycopg://postgres@{self.address}:{self.port}/postgres"
 
     def _run(self, program: str, *args: object) -> None:
         subprocess.run(
@@ -59,7 +67,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            f"-p {self.port} -c listen_addresses={self.address} -k {self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w",

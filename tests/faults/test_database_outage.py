@@ -189,3 +189,44 @@ def test_forgot_password_during_a_short_outage_mails_the_link_once_the_database_
 
     assert "handled at attempt 3" in caplog.records[-1].getMessage()
     assert mailed_token(service, "password_reset", "ada@example.com")
+
+
+@pytest.mark.parametrize("closed_by", ["a restart", "pg_terminate_backend"])
+def test_pooled_connections_the_server_closed_cost_no_request_and_no_ping(
+    postgres: PrivatePostgres, closed_by: str
+) -> None:
+    """The pool sends no ping on checkout (a round trip each: tests/store/test_round_trips.py):
+    it sees, without one, that the server has closed a pooled connection, and connects anew. No
+    request fails for it — not even the first after a restart that no request saw (nor a
+    poller, whose failure would renew the pool: a store alone here)."""
+    from sqlalchemy import text
+
+    from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+    store = SqlAlchemyStore(create_database_engine(postgres.url))
+    try:
+        held = [store.engine.connect() for _ in range(3)]  # three connections in the pool
+        for conn in held:
+            conn.execute(text("SELECT 1"))
+            conn.close()
+        if closed_by == "a restart":
+            postgres.stop()
+            postgres.start()
+        else:
+            admin = create_database_engine(postgres.url)
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        # With a timeout it returns once the backend has gone (its
+                        # goodbye and the socket's close already sent), not on signalling.
+                        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                        "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                    )
+                )
+            admin.dispose()
+        for _ in range(3):  # each pooled connection is met once
+            assert store.ping()
+            assert store.find_user_by_login("nobody@example.com") is None
+        assert store.latest_revocation_id() == 0
+    finally:
+        store.dispose()

@@ -78,7 +78,6 @@ def test_every_operation_that_needs_the_database_may_answer_503_with_retry_after
         ("get", "/.well-known/webauthn"),  # from the settings
         ("get", "/api/auth/diagnose"),
         ("get", "/api/oauth/providers"),
-        ("get", "/avatars/{name}"),
         ("get", "/api/oauth/{provider}/login"),  # failures redirect with ?error=
         ("get", "/api/oauth/{provider}/callback"),
     }

@@ -24,6 +24,7 @@ from authgate.proxy.nginx import (
     CERTBOT_LIVE_DIR,
     MOZILLA_INTERMEDIATE_CIPHERS,
     RATE_LIMITED_PATHS,
+    UPSTREAM_GROUP,
     NginxOptions,
     format_nginx_size,
     nginx_config_warnings,
@@ -200,7 +201,8 @@ def test_modern_tls_and_hsts() -> None:
 def test_proxy_pass_goes_to_gunicorn(
     upstream: str | None, settings: dict[str, str], expected: str
 ) -> None:
-    text = render_nginx_config(make_settings(**settings), NginxOptions(upstream=upstream))
+    options = NginxOptions(upstreams=(upstream,) if upstream else ())
+    text = render_nginx_config(make_settings(**settings), options)
     https = servers(text)[1]
 
     passes = [
@@ -213,6 +215,58 @@ def test_proxy_pass_goes_to_gunicorn(
     assert "proxy_http_version 1.1;" in https.lines
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in https.lines
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in https.lines
+
+
+def test_several_upstreams_are_balanced_and_failed_over() -> None:
+    instances = ("10.0.0.2:8086", "app-3.internal:8086", "[fd00::4]:8086")
+    text = render_nginx_config(make_settings(), NginxOptions(upstreams=instances))
+    https = servers(text)[1]
+
+    group = find_block(text, f"upstream {UPSTREAM_GROUP}")
+    assert group.parents == ()  # nginx's http context, beside the servers
+    assert group.lines == (
+        f"zone {UPSTREAM_GROUP} 64k;",
+        "least_conn;",
+        "server 10.0.0.2:8086 max_fails=1 fail_timeout=10s;",
+        "server app-3.internal:8086 max_fails=1 fail_timeout=10s;",
+        "server [fd00::4]:8086 max_fails=1 fail_timeout=10s;",
+    )
+    passes = [
+        line
+        for block in parse_blocks(text)
+        for line in block.lines
+        if line.startswith("proxy_pass")
+    ]
+    assert passes and set(passes) == {f"proxy_pass http://{UPSTREAM_GROUP};"}
+    # Idempotent requests go to the next instance on a connection error or timeout (nginx
+    # never repeats a POST or PATCH that reached an instance without "non_idempotent").
+    assert "proxy_next_upstream error timeout;" in https.lines
+    assert "proxy_next_upstream_tries 3;" in https.lines
+    assert "proxy_connect_timeout 2s;" in https.lines
+    assert not any("non_idempotent" in line for line in directives(text))
+    # No location has proxy_next_upstream of its own (it would replace the server's).
+    for block in parse_blocks(text):
+        if block.header.startswith("location"):
+            assert not any(line.startswith("proxy_next_upstream") for line in block.lines)
+
+    # One upstream: no group and no failover settings, as before.
+    single = render_nginx_config(make_settings(), NginxOptions(upstreams=instances[:1]))
+    assert "upstream " not in single and "proxy_next_upstream" not in single
+    assert "proxy_pass http://10.0.0.2:8086;" in single
+
+
+def test_the_command_takes_several_upstreams(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["nginx", "--upstream", "10.0.0.2:8086", "--upstream", "10.0.0.3:8086"],
+        env=cli_env,
+        catch_exceptions=False,
+    )
+
+    assert result.exit_code == 0, result.output
+    group = find_block(result.stdout, f"upstream {UPSTREAM_GROUP}")
+    assert "server 10.0.0.2:8086 max_fails=1 fail_timeout=10s;" in group.lines
+    assert "server 10.0.0.3:8086 max_fails=1 fail_timeout=10s;" in group.lines
 
 
 @pytest.mark.parametrize(
@@ -436,10 +490,11 @@ def test_paths_that_would_change_the_configuration_are_refused(path: str) -> Non
         ({"login_rate": "10r/h"}, "30r/m"),
         ({"login_rate": "0r/s"}, "30r/m"),
         ({"login_burst": -1}, "burst"),
-        ({"upstream": "127.0.0.1"}, "host:port"),
-        ({"upstream": "127.0.0.1:99999"}, "host:port"),
-        ({"upstream": "bad host;:80"}, "upstream host"),
-        ({"upstream": "unix:/run/a b.sock"}, "path"),
+        ({"upstreams": ("127.0.0.1",)}, "host:port"),
+        ({"upstreams": ("127.0.0.1:99999",)}, "host:port"),
+        ({"upstreams": ("bad host;:80",)}, "upstream host"),
+        ({"upstreams": ("unix:/run/a b.sock",)}, "path"),
+        ({"upstreams": ("10.0.0.2:8086", "10.0.0.2:8086")}, "twice"),
         ({"listen_addresses": ("localhost",)}, "listen address"),
         ({"listen_addresses": ("::1",)}, "brackets"),
         ({"listen_addresses": ()}, "listen address"),
@@ -562,7 +617,13 @@ DIMENSIONS: dict[str, list[object]] = {
     "listen_addresses": [None, ("127.0.0.1", "[::1]"), ("127.0.0.1",)],
     "certificate": ["certbot", "given"],
     "webroot": [None, "/srv/acme-challenges"],
-    "upstream": [None, "127.0.0.1:9000", "[::1]:9000", "unix:/run/authgate/gunicorn.sock"],
+    "upstreams": [
+        None,
+        ("127.0.0.1:9000",),
+        ("[::1]:9000",),
+        ("unix:/run/authgate/gunicorn.sock",),
+        ("10.0.0.2:8086", "10.0.0.3:8086", "[fd00::4]:8086", "unix:/run/authgate/b.sock"),
+    ],
     "cors_at_proxy": [False, True],
     "login_rate": ["30r/m", "5r/s", "1r/m"],
     "login_burst": [10, 0, 100],
@@ -630,7 +691,7 @@ def test_nginx_accepts_the_configuration(
         "login_burst": row["login_burst"],
         "hsts_max_age": row["hsts_max_age"],
     }
-    for name in ("listen_addresses", "webroot", "upstream"):
+    for name in ("listen_addresses", "webroot", "upstreams"):
         if row[name] is not None:
             option_values[name] = row[name]
     certbot = row["certificate"] == "certbot"

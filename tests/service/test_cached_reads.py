@@ -44,7 +44,7 @@ def test_a_cold_process_loads_session_and_user_once(
         for _ in range(5):
             assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, statements  # the session, then the user; cached afterwards
+    assert len(selects) == 1, statements  # the session with its user; cached afterwards
 
 
 def test_expired_access_token_is_401_token_expired(

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from authgate.errors import (
@@ -19,6 +19,7 @@ from authgate.errors import (
     ValidationFailedError,
 )
 from authgate.service import AuthService, ClientInfo
+from authgate.store.sqlalchemy.engines import events_engine
 from tests.helpers import PASSWORD, session_of
 
 ATTEMPTS = 15  # more than the default budget of 10 failures per account and address
@@ -41,12 +42,37 @@ def failing_statement(service: AuthService, fragment: str) -> Iterator[list[str]
             failed.append(statement)
             raise OperationalError(statement, params, ConnectionError("connection lost"))
 
-    engine = service.store.engine  # type: ignore[attr-defined]
+    engine = events_engine(service.store.engine)  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", fail)
     try:
         yield failed
     finally:
         event.remove(engine, "before_cursor_execute", fail)
+
+
+@contextmanager
+def _failing_new_refresh_tokens(service: AuthService) -> Iterator[list[str]]:
+    """PostgreSQL fails, inside the statement, each insert of a refresh token (a trigger)."""
+    engine = service.store.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION authgate_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'failing as asked'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER authgate_test_fail BEFORE INSERT ON authgate_refresh_tokens "
+                "FOR EACH ROW EXECUTE FUNCTION authgate_test_fail()"
+            )
+        )
+    try:
+        yield ["the statement that inserts the new refresh token"]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER authgate_test_fail ON authgate_refresh_tokens"))
+            conn.execute(text("DROP FUNCTION authgate_test_fail()"))
 
 
 @pytest.mark.parametrize("password", [PASSWORD, "a wrong password"])
@@ -103,13 +129,16 @@ def test_a_store_failure_during_a_refresh_leaves_the_refresh_token_current(
     service: AuthService,
 ) -> None:
     """The database fails after the token was consumed, as the rotation reads the user: nothing
-    was committed, so the client's retry with the same token is no replay."""
+    was committed, so the client's retry with the same token is no replay. (On PostgreSQL the
+    rotation is one statement: the server fails it after it spent the token, as it writes the
+    new one.)"""
     user = service.accounts.register(email="ada@example.com", password=PASSWORD)
     issued = service.sessions.login("ada@example.com", PASSWORD, ClientInfo())
-    with (
-        failing_statement(service, "FROM authgate_users") as failed,
-        pytest.raises(StoreUnavailableError),
-    ):
+    if service.settings.resolved_database_url.startswith("postgresql"):
+        failure = _failing_new_refresh_tokens(service)
+    else:
+        failure = failing_statement(service, "FROM authgate_users")
+    with failure as failed, pytest.raises(StoreUnavailableError):
         service.sessions.refresh(issued.refresh_token)
     assert failed, "the refresh read no user"
     retried = service.sessions.refresh(issued.refresh_token)

@@ -1,9 +1,11 @@
-"""``set_avatar_url`` on SQLite and PostgreSQL: the new URL, the old one, a logged user event."""
+"""``set_avatar_url`` on SQLite and PostgreSQL: the new URL, the old one, a logged user event;
+the avatar images table (put, get, delete)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from authgate.backends.avatar_storage import avatar_image
 from authgate.service import AuthService
 from authgate.store.records import RevocationKind
 
@@ -72,3 +74,35 @@ def test_concurrent_replacements_each_see_the_url_they_replaced(service: AuthSer
     assert sorted(u for u in replaced if u is not None) == sorted(
         u for u in urls if u != final.avatar_url
     )
+
+
+# The images (AUTHGATE_AVATAR_STORAGE=database) ------------------------------------------------
+
+
+def test_an_image_is_stored_read_back_byte_for_byte_and_deleted(service: AuthService) -> None:
+    store = service.store
+    data = bytes(range(256)) * 300  # every byte value, 75 KiB: a typical avatar
+    image = avatar_image("B" * 32 + ".jpg", data)
+
+    assert store.put_avatar_image(image, now=service.clock.now()) is True
+
+    read = store.get_avatar_image(image.name)
+    assert read == image
+    assert read is not None and read.data == data and read.content_type == "image/jpeg"
+    assert store.delete_avatar_image(image.name) is True
+    assert store.get_avatar_image(image.name) is None
+    assert store.delete_avatar_image(image.name) is False
+
+
+def test_a_taken_name_is_refused_and_the_stored_image_kept(service: AuthService) -> None:
+    store = service.store
+    first = avatar_image("C" * 32 + ".png", b"first")
+    assert store.put_avatar_image(first, now=service.clock.now()) is True
+    assert store.put_avatar_image(avatar_image(first.name, b"second"), now=service.clock.now()) is (
+        False
+    )
+    assert store.get_avatar_image(first.name) == first
+
+
+def test_an_unknown_image_is_none(service: AuthService) -> None:
+    assert service.store.get_avatar_image("D" * 32 + ".png") is None

@@ -37,21 +37,30 @@ def test_concurrent_registration_of_one_email_creates_exactly_one_user(
     assert service.store.count_users() == 1
 
 
-def test_concurrent_refresh_with_one_token_rotates_once(service: AuthService) -> None:
+def test_concurrent_refresh_with_one_token_rotates_once(tmp_path: Path, database_url: str) -> None:
+    """Without the reuse grace window: one rotation, the others are reuses."""
+    from authgate.bootstrap import build_service
     from authgate.service import ClientInfo
+    from tests.helpers import make_settings
 
-    service.accounts.register(email="r@example.com", password="correct horse battery staple")
-    issued = service.sessions.login("r@example.com", "correct horse battery staple", ClientInfo())
+    service = build_service(make_settings(tmp_path, database_url, refresh_reuse_grace_seconds=0))
+    try:
+        service.accounts.register(email="r@example.com", password="correct horse battery staple")
+        issued = service.sessions.login(
+            "r@example.com", "correct horse battery staple", ClientInfo()
+        )
 
-    def attempt(_: int) -> str:
-        try:
-            service.sessions.refresh(issued.refresh_token)
-        except AuthError as e:
-            return type(e).__name__
-        return "rotated"
+        def attempt(_: int) -> str:
+            try:
+                service.sessions.refresh(issued.refresh_token)
+            except AuthError as e:
+                return type(e).__name__
+            return "rotated"
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(attempt, range(8)))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(attempt, range(8)))
+    finally:
+        service.close()
     assert outcomes.count("rotated") == 1
     assert set(outcomes) - {"rotated"} <= {"TokenRevokedError", "InvalidTokenError"}
 

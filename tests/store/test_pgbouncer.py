@@ -82,8 +82,11 @@ def services(migrated: str, tmp_path: Path) -> Iterator[tuple[AuthService, AuthS
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    first = build_service(make_settings(tmp_path, migrated))
-    second = build_service(make_settings(tmp_path, migrated))
+    # These tests are of PgBouncer, not of the password-hash gate: room for all their logins
+    # at once (the default queue of 8 would refuse some as busy).
+    gate = {"password_hash_concurrency": 2, "password_hash_queue": 64}
+    first = build_service(make_settings(tmp_path, migrated, **gate))
+    second = build_service(make_settings(tmp_path, migrated, **gate))
     yield first, second
     first.close()
     second.close()

@@ -5,12 +5,13 @@ also while the two transactions overlap."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from authgate.service import AuthService
 from authgate.store.records import SessionRecord, UserRecord, UserStatus
@@ -150,6 +151,61 @@ def _pause_after(
     return paused, release, lambda: event.remove(store.engine, "after_cursor_execute", hold)
 
 
+_HOLD_LOCK = 4217  # the advisory lock a session's insert waits for (``_pause_inside...``)
+
+
+def _pause_inside_session_insert(
+    store: SqlAlchemyStore,
+) -> tuple[threading.Event, threading.Event, Callable[[], None]]:
+    """PostgreSQL: hold every insert of a session, inside its statement (a trigger waits for an
+    advisory lock that a connection of the test holds), until ``release`` is set or 1.5 s
+    passed; ``paused`` is set once an insert waits."""
+    paused, release = threading.Event(), threading.Event()
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION authgate_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN PERFORM pg_advisory_xact_lock({_HOLD_LOCK}); RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER authgate_test_hold BEFORE INSERT ON authgate_sessions "
+                "FOR EACH ROW EXECUTE FUNCTION authgate_test_hold()"
+            )
+        )
+    holder = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    holder.execute(text(f"SELECT pg_advisory_lock({_HOLD_LOCK})"))
+
+    def hold() -> None:
+        waiting = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND objid = :lock"
+        )
+        with store.engine.connect() as watcher:
+            for _ in range(500):
+                if watcher.execute(waiting, {"lock": _HOLD_LOCK}).scalar_one():
+                    paused.set()
+                    break
+                watcher.rollback()
+                time.sleep(0.01)
+        release.wait(timeout=1.5)
+        holder.execute(text(f"SELECT pg_advisory_unlock({_HOLD_LOCK})"))
+
+    watch = threading.Thread(target=hold, name="hold")
+    watch.start()
+
+    def stop() -> None:
+        release.set()
+        watch.join(timeout=10)
+        holder.close()
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER authgate_test_hold ON authgate_sessions"))
+            conn.execute(text("DROP FUNCTION authgate_test_hold()"))
+
+    return paused, release, stop
+
+
 def _run(name: str, work: Callable[[], object], results: dict[str, object]) -> threading.Thread:
     def target() -> None:
         results[name] = work()
@@ -194,9 +250,16 @@ def test_a_revocation_waits_for_a_login_in_progress_and_revokes_its_session(
     store = service.store
     assert isinstance(store, SqlAlchemyStore)
     user = _user(service)
-    paused, release, stop = _pause_after(
-        store, "login", lambda sql: sql.lstrip().upper().startswith("INSERT INTO AUTHGATE_SESSIONS")
-    )
+    if store.engine.dialect.name == "postgresql":
+        # The login is one statement there: it is held inside it, between its UPDATE of the
+        # user and its INSERT of the session.
+        paused, release, stop = _pause_inside_session_insert(store)
+    else:
+        paused, release, stop = _pause_after(
+            store,
+            "login",
+            lambda sql: sql.lstrip().upper().startswith("INSERT INTO AUTHGATE_SESSIONS"),
+        )
     results: dict[str, object] = {}
     try:
         login = _run("login", lambda: _open(service, user, epoch=user.session_epoch), results)

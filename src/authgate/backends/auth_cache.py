@@ -97,8 +97,9 @@ class AuthCache:
         elif kind is RevocationKind.API_TOKEN:
             self.api_tokens.invalidate(subject)
             self.api_token_use.pop(subject, None)
-        else:
+        elif kind is RevocationKind.MEMBERSHIP:
             self.memberships.invalidate(subject)
+        # SIGNING_KEYS: nothing cached here (the key source follows it through ``on_apply``).
 
     def prune(self, now: float) -> None:
         # list() copies under the GIL: request threads may add entries meanwhile.

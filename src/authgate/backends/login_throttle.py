@@ -18,16 +18,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import limits
-import redis
 from limits.storage import MemoryStorage, RedisStorage, StorageTypes
 from limits.strategies import SlidingWindowCounterRateLimiter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from authgate.errors import RateLimitedError
+
+if TYPE_CHECKING:
+    import redis
 
 _NAMESPACE = "authgate-login"
 _MEMORY = "memory://"
@@ -56,6 +56,8 @@ class LoginThrottle:
         self._per_ip = limits.parse(per_ip)
         self._limiter = SlidingWindowCounterRateLimiter(_storage(storage_uri))
         self._shared = not isinstance(self._limiter.storage, MemoryCounters)
+        # What a failing Redis raises (redis-py is loaded only with Redis configured).
+        self._storage_errors = _redis_errors() if self._shared else ()
         # Where attempts are counted while Redis fails; without Redis, always.
         self._fallback = (
             SlidingWindowCounterRateLimiter(MemoryCounters()) if self._shared else self._limiter
@@ -82,7 +84,7 @@ class LoginThrottle:
         if self._shared and (down_until is None or self._monotonic() >= down_until):
             try:
                 result = getattr(self._limiter, method)(item, *ids)
-            except redis.RedisError as e:  # refused, reset, timed out (hung), …
+            except self._storage_errors as e:  # refused, reset, timed out (hung), …
                 self._redis_failed(e)
             else:
                 if down_until is not None:
@@ -157,9 +159,19 @@ def _parsed(rate: str) -> limits.RateLimitItem:
     return limits.parse(rate)
 
 
+def _redis_errors() -> tuple[type[redis.RedisError], ...]:
+    import redis
+
+    return (redis.RedisError,)
+
+
 def _storage(uri: str) -> StorageTypes:
     if uri == _MEMORY:
         return MemoryCounters()
+    import redis  # here, not at the top: a process without Redis never loads redis-py
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     # Short timeouts, and no retry but one of a connection found broken (Redis restarted): a
     # timed-out command is not repeated, the fallback answers instead. ``socket_timeout`` and
     # ``socket_connect_timeout`` in the URL's query win over these.

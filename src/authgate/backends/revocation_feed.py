@@ -22,16 +22,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING
 
 from authgate.backends.auth_cache import AuthCache
 from authgate.core.clocks import Clock
 from authgate.errors import StoreUnavailableError
 from authgate.store.protocols import Store
-from authgate.store.records import RevocationKind
+from authgate.store.records import RevocationKind, parse_revocation_entry, revocation_entry
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("authgate.revocations")
 
@@ -74,16 +74,9 @@ class RevocationFeed:
         self.housekeeping: list[Callable[[], object]] = []
         # Connects lazily. Short timeouts, and no retry but one of a connection found broken
         # (Redis restarted); ``socket_timeout`` / ``socket_connect_timeout`` in the URL win.
-        self._redis: redis.Redis[bytes] | None = (
-            redis.Redis.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
-            if redis_url
-            else None
-        )
+        self._redis = _connect(redis_url) if redis_url else None
+        # What a failing Redis raises (redis-py is loaded only with Redis configured).
+        self._redis_errors = _redis_errors() if redis_url else ()
         self._redis_retry_seconds = redis_retry_seconds
         self._monotonic = monotonic
         # The publishing thread of this process (started by the first announce, again after a
@@ -116,7 +109,14 @@ class RevocationFeed:
             for callback in self.on_announce:
                 callback(kind)
         if self._redis is not None and changes:
-            self._publish_later(json.dumps([[kind.value, subject] for kind, subject in changes]))
+            self._publish_later(json.dumps([revocation_entry(k, s) for k, s in changes]))
+
+    def announce_keys_changed(self, kid: str) -> None:
+        """This process added the signing key ``kid`` to the database (and logged it there):
+        tell the other processes now, through Redis (the poll of the log tells them without)."""
+        self._apply(RevocationKind.SIGNING_KEYS, kid)
+        if self._redis is not None:
+            self._publish_later(json.dumps([revocation_entry(RevocationKind.SIGNING_KEYS, kid)]))
 
     def _publish_later(self, message: str) -> None:
         self._ensure_sender()
@@ -135,7 +135,7 @@ class RevocationFeed:
             return None
         try:
             return bool(self._redis.ping())
-        except redis.RedisError as e:
+        except self._redis_errors as e:
             log.warning("Redis does not answer a ping: %s", e)
             return False
 
@@ -221,8 +221,10 @@ class RevocationFeed:
         for event in events:
             if event.id in self._applied:
                 continue
-            self._applied.append(event.id)
+            # Marked once applied: an event whose follower failed (the keys could not be
+            # re-read, the database being down) is applied again at the next poll.
             self._apply(event.kind, event.subject)
+            self._applied.append(event.id)
             fresh += 1
             self._cursor = max(self._cursor, event.id)
         return fresh
@@ -263,8 +265,7 @@ class RevocationFeed:
                     self._store.prune_sessions(
                         now=self._clock.now(), grace=timedelta(seconds=self.remember_seconds)
                     )
-                    for work in self.housekeeping:
-                        work()
+                    self._housekeeping()
             except StoreUnavailableError as e:
                 if not failing:
                     failing = True
@@ -276,6 +277,17 @@ class RevocationFeed:
                 log.debug("revocation poll failed", exc_info=True)
             except Exception:  # the follower must outlive any bug: a dead one stops revocation
                 log.exception("revocation poll crashed; continuing")
+
+    def _housekeeping(self) -> None:
+        """Each task on its own: one that fails (a scheduled rotation refused) does not skip
+        the others (deleting retired keys). A store outage ends the round (the poll says so)."""
+        for work in self.housekeeping:
+            try:
+                work()
+            except StoreUnavailableError:
+                raise
+            except Exception:
+                log.exception("housekeeping task %s failed; continuing", work)
 
     def _send_loop(
         self, outbox: deque[str], ready: threading.Event, stopped: threading.Event
@@ -298,7 +310,7 @@ class RevocationFeed:
             return  # Redis failed moments ago: the other processes poll this from the log
         try:
             self._redis.publish(REDIS_CHANNEL, message)
-        except redis.RedisError as e:  # refused, reset, timed out (hung), …
+        except self._redis_errors as e:  # refused, reset, timed out (hung), …
             outbox.clear()  # all in the revocation log; sending them late helps nobody
             self._publish_paused_until = self._monotonic() + self._redis_retry_seconds
             (log.warning if paused_until is None else log.debug)(
@@ -325,7 +337,7 @@ class RevocationFeed:
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._apply_message(message.get("data"))
-            except redis.RedisError as e:  # refused, reset, timed out (hung), …
+            except self._redis_errors as e:  # refused, reset, timed out (hung), …
                 (log.debug if self._subscription_failing else log.warning)(
                     "Redis subscription failed (%s); polling the revocation log meanwhile, "
                     "subscribing again every %g s",
@@ -338,13 +350,36 @@ class RevocationFeed:
                 log.exception("Redis subscriber crashed; reconnecting")
                 self._stop.wait(_RESUBSCRIBE_DELAY_SECONDS)
             finally:
-                with suppress(redis.RedisError):
+                with suppress(*self._redis_errors):
                     pubsub.close()
 
     def _apply_message(self, data: object) -> None:
         try:
             changes = json.loads(data) if isinstance(data, (bytes, str)) else None
             for kind, subject in changes or ():
-                self._apply(RevocationKind(kind), str(subject))
+                parsed = parse_revocation_entry(str(kind), str(subject))
+                if parsed is not None:  # a kind of a newer version: skipped, as in the log
+                    self._apply(*parsed)
         except (ValueError, TypeError):
             log.warning("ignored a malformed revocation message")
+
+
+def _connect(redis_url: str) -> redis.Redis[bytes]:
+    """The feed's Redis client. redis-py is imported here: a process without Redis never loads
+    it."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    )
+
+
+def _redis_errors() -> tuple[type[redis.RedisError], ...]:
+    import redis
+
+    return (redis.RedisError,)

@@ -26,6 +26,8 @@ LOGOUT = "logout"
 SESSION_REVOKED = "session.revoked"
 SESSIONS_REVOKED_ALL = "sessions.revoked_all"
 REFRESH_REUSE_DETECTED = "refresh.reuse_detected"
+# A refresh token presented again within the grace window, its successor unused: rotated anew.
+REFRESH_REUSE_GRACE = "refresh.reuse_grace"
 PASSWORD_CHANGED = "password.changed"  # noqa: S105 (an event name)
 PASSWORD_RESET_REQUESTED = "password.reset_requested"  # noqa: S105 (an event name)
 PASSWORD_RESET = "password.reset"  # noqa: S105 (an event name)
@@ -74,6 +76,7 @@ SECURITY_TYPES = frozenset(
         SESSION_REVOKED,
         SESSIONS_REVOKED_ALL,
         REFRESH_REUSE_DETECTED,
+        REFRESH_REUSE_GRACE,
         PASSWORD_CHANGED,
         PASSWORD_RESET_REQUESTED,
         PASSWORD_RESET,

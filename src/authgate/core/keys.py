@@ -11,6 +11,9 @@ The timestamp makes kids sort by creation time; the ``dev-`` prefix marks keys g
 automatically in dev mode, so production mode can refuse them. Rotating means generating a new key:
 it becomes active (newest ``created_at``) while older keys keep verifying the tokens they signed
 until an operator removes their files.
+
+Keys kept in the database (``AUTHGATE_SIGNING_KEYS=database``) carry a time they start signing at
+(``activates_at``): ``schedule_keys`` says which of them sign, which verify, and when that changes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -32,14 +35,25 @@ from authgate.errors import ConfigError
 
 __all__ = [
     "ALGORITHM",
+    "JWKS_MAX_AGE_SECONDS",
     "KeyRing",
+    "KeySchedule",
+    "ScheduledKey",
     "SigningKey",
     "generate_key",
     "insecure_key_files",
     "load_keyring",
+    "new_signing_key",
+    "private_key_from_raw",
+    "raw_private_key",
+    "schedule_keys",
 ]
 
 ALGORITHM = "EdDSA"
+# How long a client may cache /.well-known/jwks.json (its ``Cache-Control: max-age``): a new key
+# must be published this long before it signs, or a client holding the previous document meets a
+# kid it does not know.
+JWKS_MAX_AGE_SECONDS = 300
 
 _DEV_PREFIX = "dev-"
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
@@ -79,9 +93,10 @@ class SigningKey:
 class KeyRing:
     """An immutable set of signing keys, newest first; the newest one signs, all of them verify."""
 
-    __slots__ = ("_by_kid", "_keys", "_public")
+    __slots__ = ("_active", "_by_kid", "_keys", "_public")
 
-    def __init__(self, keys: Sequence[SigningKey]) -> None:
+    def __init__(self, keys: Sequence[SigningKey], *, active: str | None = None) -> None:
+        """``active``: the kid of the key that signs (default: the newest)."""
         if not keys:
             raise ValueError("a KeyRing needs at least one key")
         by_kid: dict[str, SigningKey] = {}
@@ -92,6 +107,9 @@ class KeyRing:
         self._keys = tuple(sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True))
         self._by_kid = by_kid
         self._public = {kid: key.private_key.public_key() for kid, key in by_kid.items()}
+        if active is not None and active not in by_kid:
+            raise ValueError(f"the active key {active!r} is not in the ring")
+        self._active = by_kid[active] if active is not None else self._keys[0]
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
@@ -100,8 +118,9 @@ class KeyRing:
 
     @property
     def active(self) -> SigningKey:
-        """The key that signs new tokens: the one with the newest ``created_at``."""
-        return self._keys[0]
+        """The key that signs new tokens: the one named at construction, else the one with the
+        newest ``created_at``."""
+        return self._active
 
     def find(self, kid: str) -> SigningKey | None:
         return self._by_kid.get(kid)
@@ -115,7 +134,7 @@ class KeyRing:
         return {"keys": [key.public_jwk() for key in self._keys]}
 
     def __repr__(self) -> str:
-        return f"KeyRing(kids={[k.kid for k in self._keys]!r})"
+        return f"KeyRing(kids={[k.kid for k in self._keys]!r}, active={self._active.kid!r})"
 
 
 class PublicKeySet:
@@ -170,6 +189,85 @@ def _parse_kid(kid: str) -> tuple[datetime, bool] | None:
 def _new_kid(*, dev: bool, created_at: datetime) -> str:
     prefix = _DEV_PREFIX if dev else ""
     return f"{prefix}{created_at.strftime(_TIMESTAMP_FORMAT)}-{secrets.token_hex(4)}"
+
+
+def new_signing_key(*, dev: bool, now: datetime) -> SigningKey:
+    """A new Ed25519 key, kept nowhere yet (the database's keys are stored sealed)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    created_at = now.astimezone(UTC)
+    return SigningKey(
+        kid=_new_kid(dev=dev, created_at=created_at),
+        private_key=Ed25519PrivateKey.generate(),
+        created_at=created_at,
+        dev=dev,
+    )
+
+
+def raw_private_key(key: SigningKey) -> bytes:
+    """The 32 bytes of the private key (to be sealed, never stored as they are)."""
+    return key.private_key.private_bytes(
+        encoding=serialization.Encoding.Raw,
+        format=serialization.PrivateFormat.Raw,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def private_key_from_raw(raw: bytes) -> Ed25519PrivateKey:
+    """The key of ``raw_private_key``; ``ValueError`` if ``raw`` is not 32 bytes."""
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledKey:
+    """A key of the database, as far as its schedule goes."""
+
+    kid: str
+    created_at: datetime
+    activates_at: datetime  # signs from then on, until the next key (by activates_at) does
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchedule:
+    """Which keys are in use at one moment."""
+
+    active: str  # signs
+    published: tuple[str, ...]  # in the JWKS and verifying: pending, active, recently retired
+    next_change: datetime | None  # when a key next starts signing or leaves the JWKS
+    retired: tuple[str, ...]  # superseded longer than the retention ago: no token of theirs lives
+
+
+def schedule_keys(
+    keys: Sequence[ScheduledKey], *, now: datetime, retain: timedelta
+) -> KeySchedule | None:
+    """The schedule at ``now``: the active key is the last (by ``activates_at``) whose time has
+    come; a later one is pending (published, not signing); an earlier one verifies for ``retain``
+    (the longest access-token lifetime, with leeway) after the next key started signing, then
+    retires. With no key active yet, the first one signs. None without keys."""
+    ordered = sorted(keys, key=lambda k: (k.activates_at, k.created_at, k.kid))
+    if not ordered:
+        return None
+    started = [i for i, key in enumerate(ordered) if key.activates_at <= now]
+    active = started[-1] if started else 0
+    published: list[str] = []
+    retired: list[str] = []
+    changes: list[datetime] = []
+    for i, key in enumerate(ordered):
+        if i < active:
+            retires_at = ordered[i + 1].activates_at + retain
+            if retires_at <= now:
+                retired.append(key.kid)
+                continue
+            changes.append(retires_at)
+        elif i > active:
+            changes.append(key.activates_at)
+        published.append(key.kid)
+    return KeySchedule(
+        active=ordered[active].kid,
+        published=tuple(published),
+        next_change=min(changes) if changes else None,
+        retired=tuple(retired),
+    )
 
 
 def generate_key(directory: Path, *, dev: bool, now: datetime) -> SigningKey:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import functools
 import hashlib
 import hmac
+import math
 import re
 import secrets
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -29,11 +32,14 @@ import argon2
 import bcrypt
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from authgate.errors import ServerBusyError
+
 __all__ = [
     "FLASK_SECURITY_PREFIX",
     "IMPORTED_HASH_FORMATS",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
+    "HashGate",
     "Offload",
     "PasswordCheck",
     "PasswordHasher",
@@ -140,11 +146,78 @@ def _run_here(work: Callable[[], T]) -> T:
     return work()
 
 
+class HashGate:
+    """At most ``concurrency`` password hashes at once in this process, at most ``queue`` more
+    waiting for their turn, none of them longer than ``max_wait_seconds``: past that,
+    :class:`~authgate.errors.ServerBusyError` (503, ``retry_after``).
+
+    A login flood then costs each process ``concurrency`` hashes at a time and a quick refusal
+    for the rest, instead of a queue of CPU-bound work that starves every other request. Built on
+    ``threading``'s semaphore and lock, which gevent's monkey-patching makes cooperative: a
+    greenlet waiting for its turn does not stop the worker's other connections.
+    """
+
+    def __init__(self, *, concurrency: int, queue: int, max_wait_seconds: float) -> None:
+        if concurrency < 1 or queue < 0 or max_wait_seconds < 0:
+            raise ValueError("concurrency must be >= 1, queue and max_wait_seconds >= 0.")
+        self.concurrency = concurrency
+        self.queue = queue
+        self.max_wait_seconds = max_wait_seconds
+        # What a refusal asks the client to wait: about the time the queue takes to drain.
+        self.retry_after_seconds = max(1, math.ceil(max_wait_seconds))
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"HashGate(concurrency={self.concurrency}, queue={self.queue},"
+            f" max_wait_seconds={self.max_wait_seconds})"
+        )
+
+    @property
+    def waiting(self) -> int:
+        """How many hashes wait for a turn right now."""
+        return self._waiting
+
+    def raise_if_full(self) -> None:
+        """Refuse now when every slot is taken and the queue is full: a flood's surplus then
+        costs next to nothing. A look, not a reservation: :meth:`admit` may still refuse."""
+        if self._running >= self.concurrency and self._waiting >= self.queue:
+            raise ServerBusyError(retry_after=self.retry_after_seconds)
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """One turn: at once when a slot is free, else after waiting in the queue."""
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self.queue:
+                    raise ServerBusyError(retry_after=self.retry_after_seconds)
+                self._waiting += 1
+            try:
+                admitted = self._slots.acquire(timeout=self.max_wait_seconds)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if not admitted:
+                raise ServerBusyError(retry_after=self.retry_after_seconds)
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+            self._slots.release()
+
+
 class PasswordHasher:
     """Hashes passwords with argon2id and verifies argon2, werkzeug and bcrypt hashes.
 
     The parameters default to the OWASP minimum (m=19 MiB, t=2, p=1); lower values are refused.
-    Every hash and verification runs through ``offload`` (by default: right here).
+    Every hash and verification (the dummy one included) waits for its turn at ``gate`` (by
+    default: none), then runs through ``offload`` (by default: right here).
     """
 
     def __init__(
@@ -154,6 +227,7 @@ class PasswordHasher:
         memory_cost_kib: int = 19456,
         parallelism: int = 1,
         offload: Offload | None = None,
+        gate: HashGate | None = None,
         prehash_salt: bytes | None = None,
     ) -> None:
         if time_cost < _MIN_TIME_COST:
@@ -168,6 +242,12 @@ class PasswordHasher:
         self.memory_cost_kib = memory_cost_kib
         self.parallelism = parallelism
         self._offload: Offload = offload or _run_here
+        self.gate = gate
+        # Whether the current thread (greenlet, under gevent) holds this hasher's turn, taken
+        # by ``reserve()``.
+        self._holding_turn: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            "authgate_holding_hash_turn", default=False
+        )
         # Flask-Security-Too's SECURITY_PASSWORD_SALT, for its imported hashes (None: they never
         # match).
         self._prehash_salt = prehash_salt
@@ -191,14 +271,41 @@ class PasswordHasher:
         as one holding a lone surrogate; :func:`find_password_problem` refuses those first.
         """
         encoded = password.encode("utf-8")
-        return self._offload(lambda: self._argon2.hash(encoded))
+        return self._run(lambda: self._argon2.hash(encoded))
 
     def verify_password(self, password: str, stored_hash: str) -> PasswordCheck:
         """Whether ``password`` matches ``stored_hash``, and whether that hash should be upgraded.
 
         Never raises for a bad ``stored_hash``: malformed, unknown and empty hashes do not match.
         """
-        return self._offload(lambda: self._verify(password, stored_hash))
+        return self._run(lambda: self._verify(password, stored_hash))
+
+    def raise_if_busy(self) -> None:
+        """``ServerBusyError`` at once when the gate is full (see :meth:`HashGate.raise_if_full`):
+        for a caller with work to do before its hash that a refusal would waste."""
+        if self.gate is not None and not self._holding_turn.get():
+            self.gate.raise_if_full()
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Take a turn at the gate for everything hashed inside the block (``ServerBusyError``
+        when there is none): a caller that must not charge anything for a refused hash (the
+        login throttle) reserves first, and counts once it holds the turn."""
+        if self.gate is None or self._holding_turn.get():
+            yield
+            return
+        with self.gate.admit():
+            token = self._holding_turn.set(True)
+            try:
+                yield
+            finally:
+                self._holding_turn.reset(token)
+
+    def _run(self, work: Callable[[], T]) -> T:
+        if self.gate is None or self._holding_turn.get():
+            return self._offload(work)
+        with self.gate.admit():
+            return self._offload(work)
 
     def _verify(self, password: str, stored_hash: str) -> PasswordCheck:
         password_bytes = _encode_for_verify(password)
@@ -253,7 +360,7 @@ class PasswordHasher:
 
         The dummy hash is made once per hasher, with the current parameters, from a random secret.
         """
-        self._offload(lambda: self._verify_dummy(_encode_for_verify(password)))
+        self._run(lambda: self._verify_dummy(_encode_for_verify(password)))
 
     def _verify_dummy(self, password: bytes) -> None:
         with contextlib.suppress(VerifyMismatchError):

@@ -8,6 +8,9 @@ Every failure is an ``AuthError``; no library message ever reaches the caller.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +18,9 @@ from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from jwt.algorithms import OKPAlgorithm
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from authgate.core.keys import ALGORITHM, SigningKey
 from authgate.errors import InvalidTokenError, TokenExpiredError
@@ -36,9 +42,39 @@ _ACCEPTED_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE
 _ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "iat", "exp", "jti")
 _MAX_TOKEN_CHARS = 8 * 1024
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 # How far in the future ``iat`` may be (beyond the caller's leeway) before we call it forged:
 # tolerates issuers whose clocks run a little ahead of ours.
 _MAX_FUTURE_IAT_SECONDS = 60
+
+
+class _SodiumEdDSA(OKPAlgorithm):
+    """PyJWT's ``EdDSA``, its Ed25519 signature check made by libsodium (PyNaCl) instead of
+    OpenSSL: the same RFC 8032 check (libsodium also refuses non-canonical ``R`` and small-order
+    points, which no honest signer produces), in under half the instructions (0.68M against
+    1.45M, callgrind): most of a token's first request."""
+
+    def verify(self, msg: str | bytes, key: Any, sig: str | bytes) -> bool:
+        if not (
+            isinstance(key, Ed25519PublicKey)
+            and isinstance(msg, bytes)
+            and isinstance(sig, bytes)
+            and len(sig) == _SIGNATURE_BYTES
+        ):  # another key, or no Ed25519 signature: OpenSSL's answer (PyJWS passes bytes)
+            return super().verify(msg, key, sig)
+        try:
+            crypto_sign_open(sig + msg, key.public_bytes_raw())
+        except BadSignatureError:
+            return False
+        return True
+
+
+_SIGNATURE_BYTES = 64
+# The JWS layer that verifies access tokens: PyJWS (parsing, the header checks, the ``alg`` allow
+# list), with EdDSA alone and checked by libsodium.
+_JWS = jwt.PyJWS(algorithms=[ALGORITHM])
+_JWS.unregister_algorithm(ALGORITHM)
+_JWS.register_algorithm(ALGORITHM, _SodiumEdDSA())
 
 
 class UnknownKeyError(InvalidTokenError):
@@ -100,6 +136,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _for_audience(claim: object, audience: str) -> bool:
+    """``aud`` names ``audience``: the string itself, or a list of strings holding it
+    (RFC 7519 §4.1.3)."""
+    if isinstance(claim, str):
+        return claim == audience
+    return isinstance(claim, list) and all(isinstance(a, str) for a in claim) and audience in claim
+
+
 def _nonempty_str(payload: dict[str, Any], claim: str) -> str:
     value = payload[claim]
     if not isinstance(value, str) or not value:
@@ -114,15 +158,28 @@ class VerificationKeys(Protocol):
     def public_key(self, kid: str) -> Ed25519PublicKey | None: ...
 
 
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The header, not yet verified, parsed to choose the key; the same bytes are verified with
+    the token by PyJWS (which parses them again: it has no way to choose a key by ``kid``, and
+    parsing the whole token twice was a tenth of a token's first request)."""
+    segment = token.partition(".")[0]
+    if not _BASE64URL.fullmatch(segment):
+        raise InvalidTokenError()
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError) as e:
+        raise InvalidTokenError() from e
+    if not isinstance(header, dict):
+        raise InvalidTokenError()
+    return header
+
+
 def _select_key(token: str, keyring: VerificationKeys) -> tuple[str, Ed25519PublicKey]:
     """The key named by the (not yet verified) header, after checking the header's shape."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as e:
-        raise InvalidTokenError() from e
+    header = _unverified_header(token)
     if not set(header) <= _ALLOWED_HEADERS:
         raise InvalidTokenError()
-    if header.get("alg") != ALGORITHM:  # PyJWT checks too; refusing early costs nothing
+    if header.get("alg") != ALGORITHM:  # PyJWS checks too; refusing early costs nothing
         raise InvalidTokenError()
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
@@ -158,22 +215,14 @@ def decode_access_token(
         raise InvalidTokenError()
     kid, public_key = _select_key(token, keyring)
     try:
-        payload: dict[str, Any] = jwt.decode(
-            token,
-            public_key,
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            options={
-                "require": list(_REQUIRED_CLAIMS),
-                # Time is checked below against the injected ``now``, not the system clock.
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
-        )
-    except jwt.InvalidTokenError as e:
+        signed = _JWS.decode_complete(token, public_key, algorithms=[ALGORITHM])["payload"]
+        payload = json.loads(signed)
+    except (jwt.InvalidTokenError, ValueError, RecursionError) as e:
         raise InvalidTokenError() from e
+    if not isinstance(payload, dict) or any(payload.get(c) is None for c in _REQUIRED_CLAIMS):
+        raise InvalidTokenError()
+    if payload["iss"] != issuer or not _for_audience(payload["aud"], audience):
+        raise InvalidTokenError()
 
     # The signature is good from here on; still trust nothing about the claims' types.
     subject = _nonempty_str(payload, "sub")

@@ -39,6 +39,7 @@ GROUP_ORDER = (
     "clock",
     "redis",
     "mail",
+    "avatars",
     "legacy",
     "url.tls",
     "url",

@@ -1,5 +1,6 @@
 """Signing keys: present, not for development in production, private, rotatable (group
-``secrets``)."""
+``secrets``); in the database (``AUTHGATE_SIGNING_KEYS=database``): sealed with the configured
+key-encryption key, published long enough before they sign."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from authgate.config import Settings
 from authgate.core.keys import insecure_key_files, load_keyring
 from authgate.doctor.findings import Finding, error_finding, ok_finding, warning_finding
-from authgate.errors import ConfigError
+from authgate.errors import ConfigError, StoreUnavailableError
 
-__all__ = ["check_key_encryption_key", "check_keys"]
+if TYPE_CHECKING:
+    from authgate.core.secret_boxes import SecretBox
+    from authgate.store.records import SigningKeyRecord
+
+__all__ = ["check_database_keys", "check_key_encryption_key", "check_keys"]
 
 
 def _is_writable_directory(directory: Path) -> bool:
@@ -30,6 +38,8 @@ def check_keys(
     settings: Settings, *, writable: Callable[[Path], bool] = _is_writable_directory
 ) -> list[Finding]:
     """Signing keys: present, not for development in production, private, rotatable."""
+    if settings.signing_keys == "database":
+        return check_database_keys(settings)
     if settings.is_production and settings.keys_dir is None:
         return [
             error_finding(
@@ -190,3 +200,134 @@ def check_key_encryption_key(settings: Settings) -> list[Finding]:
     return [
         ok_finding("secrets.key_encryption_key", f"The key-encryption key in {path} is private.")
     ]
+
+
+def _stored_keys(settings: Settings) -> list[SigningKeyRecord]:
+    """The database's signing keys (``StoreUnavailableError`` or a SQLAlchemy error when it
+    cannot be read: not reachable, not migrated)."""
+    from authgate.store.sqlalchemy.engines import create_database_engine
+    from authgate.store.sqlalchemy.stores import SqlAlchemyStore
+
+    engine = create_database_engine(settings.resolved_database_url)
+    try:
+        return SqlAlchemyStore(engine).list_signing_keys()
+    finally:
+        engine.dispose()
+
+
+def _configured_box(settings: Settings) -> SecretBox | None:
+    """The configured key-encryption key's box; None when none is configured (development
+    generates one at the first start) or it is unusable (``check_key_encryption_key`` says)."""
+    from authgate.core.secret_boxes import SecretBox, parse_key_encryption_key
+
+    try:
+        if settings.key_encryption_key is not None:
+            text = settings.key_encryption_key.get_secret_value()
+        elif settings.resolved_key_encryption_key_file.exists():
+            text = settings.resolved_key_encryption_key_file.read_text("ascii")
+        else:
+            return None
+        return SecretBox(parse_key_encryption_key(text))
+    except (ConfigError, OSError, UnicodeDecodeError):
+        return None
+
+
+def check_database_keys(
+    settings: Settings, *, read: Callable[[Settings], list[SigningKeyRecord]] = _stored_keys
+) -> list[Finding]:
+    """Keys in the database: there, openable with the key-encryption key, not for development
+    in production, published long enough before they sign, rotated."""
+    from datetime import UTC, datetime, timedelta
+
+    from authgate.core.keys import JWKS_MAX_AGE_SECONDS, ScheduledKey, schedule_keys
+    from authgate.core.secret_boxes import SecretBoxError
+    from authgate.store.records import signing_key_context
+
+    rotate = "authgate keys rotate"
+    try:
+        records = read(settings)
+    except (StoreUnavailableError, SQLAlchemyError, OSError) as e:  # unreachable, not migrated
+        # (the database group says which)
+        return [
+            warning_finding(
+                "secrets.database_keys_unreadable",
+                f"Cannot read the signing keys in the database ({type(e).__name__}).",
+                "See the database checks; then `authgate keys list`.",
+            )
+        ]
+    findings: list[Finding] = []
+    if settings.key_publish_delay_seconds < JWKS_MAX_AGE_SECONDS:
+        findings.append(
+            warning_finding(
+                "secrets.key_publish_delay",
+                f"AUTHGATE_KEY_PUBLISH_DELAY_SECONDS is {settings.key_publish_delay_seconds}: a "
+                f"rotated key signs before clients caching the JWKS (max-age "
+                f"{JWKS_MAX_AGE_SECONDS} s) can have fetched it, so they meet an unknown kid.",
+                f"Unset it (360 s), or set at least {JWKS_MAX_AGE_SECONDS + 60}.",
+            )
+        )
+    if not records:
+        if settings.is_production:
+            findings.append(
+                error_finding(
+                    "secrets.no_key",
+                    "No signing key in the database: the server refuses to start.",
+                    "Import the key directory (`authgate keys import-dir --keys-dir DIR`) or "
+                    f"create a key: `{rotate}`.",
+                )
+            )
+        else:
+            findings.append(
+                ok_finding(
+                    "secrets.no_key",
+                    "No signing key in the database yet: development generates one at the first "
+                    "start (production refuses it).",
+                )
+            )
+        return findings
+    now = datetime.now(UTC)
+    retain = timedelta(seconds=settings.access_token_ttl_seconds + 60)
+    schedule = schedule_keys(
+        [ScheduledKey(r.kid, r.created_at, r.activates_at) for r in records],
+        now=now,
+        retain=retain,
+    )
+    assert schedule is not None
+    active = next(r for r in records if r.kid == schedule.active)
+    box = _configured_box(settings)
+    if box is not None:
+        try:
+            box.open(active.sealed_private_key, context=signing_key_context(active.kid))
+        except SecretBoxError:
+            findings.append(
+                error_finding(
+                    "secrets.keys_sealed_with_another_key",
+                    f"The active signing key {active.kid} does not open with the configured "
+                    "key-encryption key: the server refuses to start.",
+                    "Set AUTHGATE_KEY_ENCRYPTION_KEY (or its _FILE) to the key the signing keys "
+                    "were sealed with, the same on every instance.",
+                )
+            )
+    if settings.is_production and active.dev:
+        findings.append(
+            error_finding(
+                "secrets.dev_key_in_production",
+                f"The active signing key {active.kid} was generated for development: "
+                "production refuses to sign with it.",
+                f"Create a production key at once: `{rotate} --immediate`.",
+            )
+        )
+    if not any(f.level == "error" for f in findings):
+        every = (
+            f"a new key every {settings.key_rotation_days} days (AUTHGATE_KEY_ROTATION_DAYS)"
+            if settings.key_rotation_days
+            else f"rotation by hand (`{rotate}`), or set AUTHGATE_KEY_ROTATION_DAYS"
+        )
+        findings.append(
+            ok_finding(
+                "secrets.rotation",
+                f"{len(schedule.published)} signing key(s) published from the database; "
+                f"{active.kid} signs; {every}.",
+            )
+        )
+    return findings

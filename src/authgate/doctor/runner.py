@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from authgate.doctor.avatars import check_avatars
 from authgate.doctor.clock import utc_now
 from authgate.doctor.cookies import check_cookies
 from authgate.doctor.database import check_database
@@ -51,6 +52,7 @@ def run_doctor(
             ("database", lambda: check_database(settings, now=now)),
             ("redis", lambda: check_redis(settings)),
             ("mail", lambda: check_mail(settings)),
+            ("avatars", lambda: check_avatars(settings)),
             ("metrics", lambda: check_metrics(settings)),
             ("legacy", lambda: check_legacy(settings, now=now)),
         ]

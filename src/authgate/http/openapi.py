@@ -109,7 +109,12 @@ _ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
     413: ("PayloadTooLarge", "Body too large", {}),
     422: ("ValidationFailed", "Invalid fields (details.fields)", {}),
     429: ("RateLimited", "Too many failed attempts", _RETRY_AFTER),
-    503: ("ServiceUnavailable", "The database (or a login provider) is unavailable", _RETRY_AFTER),
+    503: (
+        "ServiceUnavailable",
+        "The database (or a login provider) is unavailable, or the server is too busy hashing"
+        " passwords (server_busy)",
+        _RETRY_AFTER,
+    ),
 }
 
 METRICS_PATH = "/metrics"  # served only with AUTHGATE_METRICS on
@@ -390,11 +395,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/avatars/{name}",
-        "An avatar image (public, immutable)",
+        "An avatar image (public, immutable; a strong ETag, 304 for If-None-Match)",
         auth=False,
         errors=(404,),
         media=("image/jpeg", "image/png"),
-        store=False,
     ),
     Operation(
         "get",

@@ -75,9 +75,12 @@ def _write_atomically(path: Path, text: str) -> None:
 )
 @click.option(
     "--upstream",
+    "upstreams",
+    multiple=True,
     metavar="HOST:PORT",
-    help="Where gunicorn listens (also [v6]:port or unix:/path) "
-    "[default: AUTHGATE_HOST:AUTHGATE_PORT].",
+    help="Where gunicorn listens (also [v6]:port or unix:/path); repeat it for several "
+    "instances, which nginx balances and fails over between [default: "
+    "AUTHGATE_HOST:AUTHGATE_PORT].",
 )
 @click.option(
     "--cors-at-proxy",
@@ -121,7 +124,7 @@ def nginx_command(
     cert_path: str | None,
     key_path: str | None,
     webroot: str,
-    upstream: str | None,
+    upstreams: tuple[str, ...],
     cors_at_proxy: bool,
     login_rate: str,
     login_burst: int,
@@ -146,7 +149,7 @@ def nginx_command(
             cert_path=cert_path,
             key_path=key_path,
             webroot=webroot,
-            upstream=upstream,
+            upstreams=upstreams,
             cors_at_proxy=cors_at_proxy,
             login_rate=login_rate,
             login_burst=login_burst,

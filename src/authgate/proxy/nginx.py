@@ -8,7 +8,9 @@ and adds the security headers the app does not set. Everything it needs is read 
 
 - ``server_name`` and the https redirect come from ``AUTHGATE_PUBLIC_URL``; the app receives
   that same host (``Host``/``X-Forwarded-Host``), whatever ``Host`` a client sent;
-- ``proxy_pass`` goes to ``AUTHGATE_HOST``:``AUTHGATE_PORT``;
+- ``proxy_pass`` goes to ``AUTHGATE_HOST``:``AUTHGATE_PORT``, or to the instances given with
+  ``--upstream`` (several: an ``upstream`` group, and an idempotent request one instance could not
+  answer is passed to the next);
 - ``client_max_body_size`` is ``AUTHGATE_MAX_BODY_BYTES``;
 - with ``cors_at_proxy`` the preflights are answered from ``AUTHGATE_ORIGINS`` (exact strings,
   never a pattern or ``*``) with the methods and headers the app itself allows.
@@ -56,6 +58,7 @@ __all__ = [
     "DEFAULT_WEBROOT",
     "MOZILLA_INTERMEDIATE_CIPHERS",
     "RATE_LIMITED_PATHS",
+    "UPSTREAM_GROUP",
     "NginxOptions",
     "check_config_path",
     "default_upstream",
@@ -70,6 +73,11 @@ DEFAULT_LOGIN_RATE = "30r/m"
 DEFAULT_LOGIN_BURST = 10
 DEFAULT_LISTEN_ADDRESSES = ("*", "[::]")  # every IPv4 and every IPv6 address
 DEFAULT_HSTS_MAX_AGE = 63072000  # two years, as Mozilla recommends
+# Several instances (--upstream repeated): nginx's upstream group and how it fails over.
+UPSTREAM_GROUP = "authgate_instances"
+UPSTREAM_MAX_FAILS = 1
+UPSTREAM_FAIL_TIMEOUT = "10s"
+UPSTREAM_CONNECT_TIMEOUT = "2s"
 # The endpoints that take a password or mint credentials: one request-rate zone per client
 # address, on top of the app's own failed-login throttle (which counts per account and address).
 # Credential endpoints: guessing passwords, creating accounts and tokens (writes only: reading
@@ -126,9 +134,10 @@ class NginxOptions:
     """What the settings do not say: ports, certificate paths, the proxy's own limits.
 
     ``cert_path``/``key_path`` default to certbot's layout for the public host;
-    ``upstream`` (``host:port``, ``[v6]:port`` or ``unix:/path``) to ``AUTHGATE_HOST``:
-    ``AUTHGATE_PORT``. ``listen_addresses`` are ``*`` (every IPv4 address), ``[::]`` (every IPv6
-    address) or single addresses. Invalid values raise ``ValueError`` saying why.
+    ``upstreams`` (each ``host:port``, ``[v6]:port`` or ``unix:/path``; several for several
+    instances) to ``AUTHGATE_HOST``:``AUTHGATE_PORT``. ``listen_addresses`` are ``*`` (every
+    IPv4 address), ``[::]`` (every IPv6 address) or single addresses. Invalid values raise
+    ``ValueError`` saying why.
     """
 
     http_port: int = 80
@@ -137,7 +146,7 @@ class NginxOptions:
     cert_path: str | None = None
     key_path: str | None = None
     webroot: str = DEFAULT_WEBROOT
-    upstream: str | None = None
+    upstreams: tuple[str, ...] = ()
     cors_at_proxy: bool = False
     login_rate: str = DEFAULT_LOGIN_RATE
     login_burst: int = DEFAULT_LOGIN_BURST
@@ -167,8 +176,9 @@ class NginxOptions:
         ):
             if path is not None:
                 check_config_path(path, what)
-        if self.upstream is not None:
-            _parse_upstream(self.upstream)
+        addresses = [_upstream_address(upstream) for upstream in self.upstreams]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("An upstream is given twice.")
         if not _RATE.fullmatch(self.login_rate):
             raise ValueError(
                 f"The login rate {self.login_rate!r} must read like 30r/m or 5r/s "
@@ -206,17 +216,22 @@ def _check_listen_address(address: str) -> None:
         raise ValueError(f"Write the IPv6 listen address in brackets: [{address}].")
 
 
-def _parse_upstream(value: str) -> str:
-    """The ``proxy_pass`` target for ``host:port``, ``[v6]:port`` or ``unix:/path``."""
+def _upstream_address(value: str) -> str:
+    """``host:port``, ``[v6]:port`` or ``unix:/path`` as nginx writes a server's address."""
     if value.startswith("unix:"):
-        return f"http://unix:{check_config_path(value[5:], 'upstream socket')}:"
+        return f"unix:{check_config_path(value[5:], 'upstream socket')}"
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(
             f"The upstream {value!r} must be host:port (e.g. 127.0.0.1:8086), [v6]:port or "
             "unix:/path/to/socket."
         )
-    return f"http://{_upstream_host(host, explicit=True)}:{int(port_text)}"
+    return f"{_upstream_host(host, explicit=True)}:{int(port_text)}"
+
+
+def _proxy_target(address: str) -> str:
+    """The ``proxy_pass`` URL for one server's address (a unix socket path ends in ``:``)."""
+    return f"http://{address}:" if address.startswith("unix:") else f"http://{address}"
 
 
 def _upstream_host(host: str, *, explicit: bool = False) -> str:
@@ -466,7 +481,8 @@ def _add_headers(options: NginxOptions) -> list[str]:
 
 
 def _https_server(settings: Settings, options: NginxOptions, public: _Public) -> list[str]:
-    upstream = _parse_upstream(options.upstream or default_upstream(settings))
+    addresses = _upstream_addresses(settings, options)
+    upstream = _proxy_target(addresses[0]) if len(addresses) == 1 else f"http://{UPSTREAM_GROUP}"
     cert = options.cert_path or f"{CERTBOT_LIVE_DIR}/{public.host}/fullchain.pem"
     key = options.key_path or f"{CERTBOT_LIVE_DIR}/{public.host}/privkey.pem"
     body_size = format_nginx_size(settings.max_body_bytes)
@@ -508,6 +524,8 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
     ]
+    if len(addresses) > 1:
+        lines += ["", *_failover(len(addresses))]
     if options.cors_at_proxy:
         lines += [
             "",
@@ -580,6 +598,46 @@ def _https_server(settings: Settings, options: NginxOptions, public: _Public) ->
             ["default_type application/json;", f"return {status} {_json_error(code, message)};"],
         )
     return _block("server", lines)
+
+
+def _upstream_addresses(settings: Settings, options: NginxOptions) -> list[str]:
+    return [_upstream_address(upstream) for upstream in options.upstreams] or [
+        _upstream_address(default_upstream(settings))
+    ]
+
+
+def _upstream_group(addresses: list[str]) -> list[str]:
+    """The ``upstream`` block of several instances (``--upstream`` repeated)."""
+    servers = [
+        f"server {address} max_fails={UPSTREAM_MAX_FAILS} fail_timeout={UPSTREAM_FAIL_TIMEOUT};"
+        for address in addresses
+    ]
+    return [
+        "# The instances (--upstream, repeated). least_conn: a login holds its instance for an",
+        "# argon2id hash, a /me takes a millisecond; round robin would queue the cheap requests",
+        "# behind the hashes. The zone shares which instance failed between nginx's workers;",
+        "# one that failed is skipped for fail_timeout.",
+        *_block(
+            f"upstream {UPSTREAM_GROUP}",
+            [f"zone {UPSTREAM_GROUP} 64k;", "least_conn;", *servers],
+        ),
+    ]
+
+
+def _failover(count: int) -> list[str]:
+    return [
+        "# An instance that refuses, resets or does not answer: the request goes to the next",
+        "# one if nginx may send it twice. GET, HEAD, OPTIONS, PUT and DELETE, whose repeat does",
+        "# no harm, are; a POST or PATCH in flight on an instance that died is not (a login or a",
+        "# refresh may have been done): it is answered 503 below. One that never reached the",
+        "# instance (connection refused) is retried whatever its method. The app's own 503 (its",
+        "# database does not answer, the same for every instance) is passed on, not retried.",
+        "proxy_next_upstream error timeout;",
+        f"proxy_next_upstream_tries {count};",
+        "# Connecting on a private network takes well under a millisecond: a host that is gone",
+        "# (no answer at all) costs this once, then fail_timeout without it.",
+        f"proxy_connect_timeout {UPSTREAM_CONNECT_TIMEOUT};",
+    ]
 
 
 def _acme_location(webroot: str) -> list[str]:
@@ -657,6 +715,11 @@ def render_nginx_config(settings: Settings, options: NginxOptions | None = None)
         "",
         *_http_context(settings, options),
         "",
+    ]
+    addresses = _upstream_addresses(settings, options)
+    if len(addresses) > 1:
+        lines += [*_upstream_group(addresses), ""]
+    lines += [
         *_http_server(settings, options, public),
         "",
         *_https_server(settings, options, public),

@@ -128,8 +128,10 @@ class Accounts:
         if user is None or user.password_hash is None:
             raise TokenRevokedError()
         attempt = f"user:{user.id}"
-        self.throttle.begin_attempt(attempt, ip)
-        if not self.hasher.verify_password(current, user.password_hash).ok:
+        with self.hasher.reserve():  # busy (503): refused before the throttle counts
+            self.throttle.begin_attempt(attempt, ip)
+            check = self.hasher.verify_password(current, user.password_hash)
+        if not check.ok:
             self.throttle.record_failure(attempt, ip)
             raise ValidationFailedError({"current_password": "The current password is incorrect."})
         self.throttle.record_success(attempt, ip)
@@ -241,4 +243,4 @@ class Accounts:
         if revoked is None:
             raise NotFoundError("No such user.")
         self.feed.announce(revoked)
-        self.avatars.remove_avatar_file(user.avatar_url if user else None)
+        self.avatars.remove_avatar_image(user.avatar_url if user else None)

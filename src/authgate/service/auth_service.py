@@ -33,7 +33,7 @@ from authgate.service.user_imports import UserImports
 
 if TYPE_CHECKING:
     from authgate.backends.auth_cache import AuthCache
-    from authgate.backends.avatar_files import AvatarFiles
+    from authgate.backends.avatar_storage import AvatarImages
     from authgate.backends.background_tasks import BackgroundTasks
     from authgate.backends.login_throttle import LoginThrottle
     from authgate.backends.mail_composer import MailComposer
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from authgate.core.clocks import Clock
     from authgate.core.passwords import PasswordHasher
     from authgate.core.secret_boxes import SecretBox
-    from authgate.service.keys import KeySource
+    from authgate.service.keys import SigningKeys
     from authgate.store.protocols import Store
 
 
@@ -62,13 +62,13 @@ class AuthService:
         store: Store,
         *,
         clock: Clock,
-        keys: KeySource,
+        keys: SigningKeys,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         cache: AuthCache,
         feed: RevocationFeed,
         oauth_clients: dict[str, ProviderClient],
-        avatar_files: AvatarFiles,
+        avatar_images: AvatarImages,
         mail: MailComposer,
         mail_sender: OutboxSender,
         tasks: BackgroundTasks,
@@ -97,6 +97,8 @@ class AuthService:
         self.audit = Audit(settings, store, clock=clock, authorization=self.authorization)
         # Events past their retention go a few batches at a time, with the other pruning.
         feed.housekeeping.append(self.audit.purge_some)
+        # Database keys: learn rotations from the feed, announce ours, rotate on schedule.
+        keys.follow(feed)
         self.sessions = Sessions(
             settings,
             store,
@@ -115,7 +117,7 @@ class AuthService:
             store,
             clock=clock,
             feed=feed,
-            files=avatar_files,
+            images=avatar_images,
             authorization=self.authorization,
             audit=self.audit,
         )

@@ -1,9 +1,9 @@
-"""Profile pictures: the caller uploads or removes theirs.
+"""Profile pictures: the caller uploads or removes theirs; anyone reads them.
 
-The image is checked, re-encoded and written by the avatar files backend; the user's
-``avatar_url`` becomes ``<public_url>/avatars/<name>``. The file it replaces is removed — only
-ever a file of ours: an avatar URL from a login provider
-(``https://avatars.githubusercontent.com/...``) is left alone.
+The image is checked, re-encoded and stored by the avatar images backend (in the database, or
+an S3-compatible bucket); the user's ``avatar_url`` becomes ``<public_url>/avatars/<name>``.
+The image it replaces is removed — only ever an image of ours: an avatar URL from a login
+provider (``https://avatars.githubusercontent.com/...``) is left alone.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from dataclasses import KW_ONLY, dataclass
 from typing import IO, TYPE_CHECKING
 
 from authgate.core import audit as events
-from authgate.errors import TokenRevokedError
+from authgate.core.avatar_names import is_avatar_name
+from authgate.errors import NotFoundError, TokenRevokedError
 from authgate.http.routes import AVATAR_PATH
 from authgate.service.principals import Principal
-from authgate.store.records import RevocationKind, UserRecord
+from authgate.store.records import AvatarImageRecord, RevocationKind, UserRecord
 
 if TYPE_CHECKING:
-    from authgate.backends.avatar_files import AvatarFiles
+    from authgate.backends.avatar_storage import AvatarImages
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
     from authgate.core.clocks import Clock
@@ -34,7 +35,7 @@ class Avatars:
     _: KW_ONLY
     clock: Clock
     feed: RevocationFeed
-    files: AvatarFiles
+    images: AvatarImages
     authorization: Authorization
     audit: Audit
 
@@ -42,37 +43,45 @@ class Avatars:
         return f"{self.settings.public_url}{AVATAR_PATH}{name}"
 
     def own_avatar_name(self, url: str | None) -> str | None:
-        """The file name of an avatar URL this server made; None for any other URL."""
+        """The image name of an avatar URL this server made; None for any other URL."""
         prefix = self.settings.public_url + AVATAR_PATH
         if url is None or not url.startswith(prefix):
             return None
         name = url.removeprefix(prefix)
-        return name if self.files.path(name) is not None else None
+        return name if is_avatar_name(name) else None
+
+    def read_avatar(self, name: str) -> AvatarImageRecord:
+        """The image served at ``/avatars/<name>`` (public); ``NotFoundError`` for a name that
+        is not one of ours or an image replaced or removed since."""
+        image = self.images.read(name)
+        if image is None:
+            raise NotFoundError()
+        return image
 
     def set_avatar(self, principal: Principal, upload: bytes | IO[bytes]) -> UserRecord:
         """Replace the caller's avatar with ``upload`` (login session only);
         ``InvalidImageError`` (422) for anything but a readable JPEG, PNG or GIF."""
         self.authorization.require_session(principal)
-        name = self.files.save_upload(upload)
+        name = self.images.save_upload(upload)
         stored = False
         try:
             user = self._replace_avatar_url(principal.user.id, self.avatar_url(name))
             stored = True
         finally:
             if not stored:
-                self.files.remove(name)
+                self.images.remove(name)
         return user
 
     def remove_avatar(self, principal: Principal) -> UserRecord:
-        """Clear the caller's avatar (login session only); the file goes too."""
+        """Clear the caller's avatar (login session only); the image goes too."""
         self.authorization.require_session(principal)
         return self._replace_avatar_url(principal.user.id, None)
 
-    def remove_avatar_file(self, url: str | None) -> None:
-        """Delete the file behind an avatar URL if it is one of ours (a deleted user's)."""
+    def remove_avatar_image(self, url: str | None) -> None:
+        """Delete the image behind an avatar URL if it is one of ours (a deleted user's)."""
         name = self.own_avatar_name(url)
         if name is not None:
-            self.files.remove(name)
+            self.images.remove(name)
 
     def _replace_avatar_url(self, user_id: str, url: str | None) -> UserRecord:
         audit = self.audit.event(
@@ -86,5 +95,5 @@ class Avatars:
             raise TokenRevokedError()
         user, old_url = result
         self.feed.announce([(RevocationKind.USER, user_id)])
-        self.remove_avatar_file(old_url)
+        self.remove_avatar_image(old_url)
         return user

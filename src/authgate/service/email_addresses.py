@@ -74,12 +74,17 @@ class EmailAddresses:
         403)."""
         login = login.strip()
         user = self.store.find_user_by_login(login)
-        self.throttle.begin_attempt(login, ip)
+        with self.hasher.reserve():  # busy (503): refused before the throttle counts
+            self.throttle.begin_attempt(login, ip)
+            if user is None or user.password_hash is None:
+                self.hasher.verify_dummy(password)
+                ok = False
+            else:
+                ok = self.hasher.verify_password(password, user.password_hash).ok
         if user is None or user.password_hash is None:
-            self.hasher.verify_dummy(password)
             self.throttle.record_failure(login, ip)
             return
-        if not self.hasher.verify_password(password, user.password_hash).ok:
+        if not ok:
             self.throttle.record_failure(login, ip)
             return
         self.throttle.record_success(login, ip)
@@ -117,8 +122,10 @@ class EmailAddresses:
                 {"password": "This account has no password yet: set one (forgot password) first."}
             )
         attempt = f"user:{user.id}"
-        self.throttle.begin_attempt(attempt, ip)
-        if not self.hasher.verify_password(password, user.password_hash).ok:
+        with self.hasher.reserve():  # busy (503): refused before the throttle counts
+            self.throttle.begin_attempt(attempt, ip)
+            check = self.hasher.verify_password(password, user.password_hash)
+        if not check.ok:
             self.throttle.record_failure(attempt, ip)
             raise ValidationFailedError({"password": "The password is incorrect."})
         self.throttle.record_success(attempt, ip)

@@ -375,8 +375,8 @@ class OAuthLogins:
             raise OAuthAccountExistsError() from None
 
     def _external_avatar(self, url: str | None) -> str | None:
-        """A provider's picture URL, unless it points into our own avatar files (those are
-        written for one user by an upload, and removed when that user replaces theirs)."""
+        """A provider's picture URL, unless it points into our own avatar images (those are
+        stored for one user by an upload, and removed when that user replaces theirs)."""
         if url is None or url.startswith(self.settings.public_url + "/"):
             return None
         return url

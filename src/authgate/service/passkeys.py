@@ -21,24 +21,6 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
-
 from authgate.core import audit as events
 from authgate.core.second_factors import hash_secret_token
 from authgate.errors import (
@@ -60,7 +42,11 @@ from authgate.store.records import (
     WebAuthnChallengeRecord,
 )
 
+# py_webauthn (with cbor2, pyOpenSSL and pyasn1, ~4 MB) is imported by the ceremonies that use
+# it, not here: a process that serves no passkey ceremony never loads it.
 if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     from authgate.backends.login_throttle import LoginThrottle
     from authgate.config import Settings
     from authgate.core.clocks import Clock
@@ -79,7 +65,6 @@ MAX_PASSKEYS_PER_USER = 20
 # RFC 8176: "hwk" proof of possession of a hardware-protected key, "user" user presence and
 # verification (the authenticator's PIN or biometric).
 PASSKEY_AMR = ("hwk", "user")
-_TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +90,8 @@ def _user_handle(user_id: str) -> bytes:
 def _client_challenge(credential: dict[str, Any]) -> bytes:
     """The challenge the response answers, from its ``clientDataJSON`` (verified afterwards:
     the signature covers it)."""
+    from webauthn.helpers import base64url_to_bytes
+
     try:
         response = credential["response"]
         client_data = json.loads(base64url_to_bytes(response["clientDataJSON"]))
@@ -195,6 +182,13 @@ class Passkeys:
         """Creation options for the caller (a login session): a discoverable credential, the
         user's passkeys excluded (an authenticator holding one says so instead of making
         another)."""
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         self.authorization.require_session(principal)
         user = principal.user
         existing = self.store.list_passkeys(user.id)
@@ -230,6 +224,11 @@ class Passkeys:
         *,
         binding: str | None,
     ) -> PasskeyRecord:
+        from webauthn import verify_registration_response
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.exceptions import WebAuthnException
+        from webauthn.helpers.structs import AuthenticatorTransport, CredentialDeviceType
+
         self.authorization.require_session(principal)
         user = principal.user
         challenge = self._take_challenge(
@@ -257,7 +256,7 @@ class Passkeys:
             transports=tuple(
                 t
                 for t in (transports if isinstance(transports, list) else [])
-                if isinstance(t, str) and t in _TRANSPORTS
+                if isinstance(t, str) and t in {known.value for known in AuthenticatorTransport}
             ),
             name=name or _default_name(synced),
             aaguid=verified.aaguid,
@@ -322,6 +321,9 @@ class Passkeys:
 
         Anyone may ask, and each answer stores a challenge: the client's address spends one
         request of the login budget per address (``RateLimitedError`` when used up)."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         where = ip or "unknown"
         self.throttle.spend_request(
             "passkey_options",
@@ -345,6 +347,9 @@ class Passkeys:
     ) -> Ceremony:
         """Request options for a known user (the second step of a login, or reauthentication):
         their passkeys listed. ``NotFoundError`` when they have none."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         passkeys = self.store.list_passkeys(user.id)
         if not passkeys:
             raise NotFoundError("This account has no passkey.")
@@ -426,6 +431,9 @@ class Passkeys:
         """Check an assertion against a challenge issued for ``purpose`` (to ``user_id``;
         None: usernameless) and record the use. ``PasskeyInvalidError`` for any refusal; a
         signature counter that did not move forward (a cloned authenticator) is logged."""
+        from webauthn import verify_authentication_response
+        from webauthn.helpers.exceptions import WebAuthnException
+
         challenge = self._take_challenge(credential, purpose, user_id=user_id, binding=binding)
         credential_id = credential.get("id")
         passkey = self.store.find_passkey(credential_id) if isinstance(credential_id, str) else None
@@ -567,6 +575,8 @@ def _user_handle_matches(
     handle = response.get("userHandle") if isinstance(response, dict) else None
     if not handle:
         return not required
+    from webauthn.helpers import base64url_to_bytes
+
     try:
         return hmac.compare_digest(base64url_to_bytes(handle), _user_handle(passkey.user_id))
     except (ValueError, TypeError):
@@ -574,6 +584,9 @@ def _user_handle_matches(
 
 
 def _descriptor(passkey: PasskeyRecord) -> PublicKeyCredentialDescriptor:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     return PublicKeyCredentialDescriptor(
         id=base64url_to_bytes(passkey.credential_id),
         transports=[AuthenticatorTransport(t) for t in passkey.transports],

@@ -479,8 +479,10 @@ class SecondFactors:
         if user.password_hash is None:
             raise ValidationFailedError({"password": "This account has no password."})
         attempt = f"user:{user.id}"
-        self.throttle.begin_attempt(attempt, ip)
-        if not self.hasher.verify_password(password, user.password_hash).ok:
+        with self.hasher.reserve():  # busy (503): refused before the throttle counts
+            self.throttle.begin_attempt(attempt, ip)
+            check = self.hasher.verify_password(password, user.password_hash)
+        if not check.ok:
             self.throttle.record_failure(attempt, ip)
             raise ValidationFailedError({"password": "The password is incorrect."})
         self.throttle.record_success(attempt, ip)

@@ -50,11 +50,11 @@ if TYPE_CHECKING:
     from authgate.backends.revocation_feed import RevocationFeed
     from authgate.config import Settings
     from authgate.core.clocks import Clock
-    from authgate.core.passwords import PasswordHasher
+    from authgate.core.passwords import PasswordCheck, PasswordHasher
     from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.service.cached_reads import CachedReads
-    from authgate.service.keys import KeySource
+    from authgate.service.keys import SigningKeys
     from authgate.store.protocols import Store
 
 log = logging.getLogger("authgate")
@@ -71,7 +71,7 @@ class Sessions:
     store: Store
     _: KW_ONLY
     clock: Clock
-    keys: KeySource
+    keys: SigningKeys
     hasher: PasswordHasher
     throttle: LoginThrottle
     cache: AuthCache
@@ -99,20 +99,24 @@ class Sessions:
         a store failure (an outage) counts nothing, and one after a correct password neither
         (its success has given the attempt back)."""
         login = login.strip()
+        # A login flood's surplus is refused first, before it costs a query (ServerBusyError).
+        self.hasher.raise_if_busy()
         generation = self.cache.users.generation
         user = self.store.find_user_by_login(login)
         try:
-            self.throttle.begin_attempt(login, client.ip)
+            # The turn at the hash gate before the throttle counts: a login refused as busy
+            # (503) spends none of the attempts of its name and address.
+            with self.hasher.reserve():
+                self.throttle.begin_attempt(login, client.ip)
+                check = self._check_password(user, password)
         except RateLimitedError:
             self._login_failed(events.LOGIN_THROTTLED, login, user, client, reason="throttled")
             raise
-        if user is None or user.password_hash is None:
-            self.hasher.verify_dummy(password)
+        if user is None or user.password_hash is None or check is None:
             self.throttle.record_failure(login, client.ip)
             reason = "unknown_user" if user is None else "no_password"
             self._login_failed(events.LOGIN_FAILED, login, user, client, reason=reason)
             raise InvalidCredentialsError()
-        check = self.hasher.verify_password(password, user.password_hash)
         if not check.ok or not user.is_active:
             self.throttle.record_failure(login, client.ip)
             reason = "wrong_password" if not check.ok else "disabled"
@@ -144,6 +148,14 @@ class Sessions:
             self._login_failed(events.LOGIN_FAILED, login, user, client, reason=reason)
             raise InvalidCredentialsError()
         return issued
+
+    def _check_password(self, user: UserRecord | None, password: str) -> PasswordCheck | None:
+        """The password checked against the user's hash; None, after the same work on a dummy
+        hash, when there is no user or no password (timing does not tell them apart)."""
+        if user is None or user.password_hash is None:
+            self.hasher.verify_dummy(password)
+            return None
+        return self.hasher.verify_password(password, user.password_hash)
 
     def _login_failed(
         self, type: str, login: str, user: UserRecord | None, client: ClientInfo, *, reason: str
@@ -299,16 +311,23 @@ class Sessions:
 
         The store reads the user in the rotation's transaction: a store failure leaves the
         presented token current (the client's retry is no replay), and after the commit
-        nothing that can fail remains between the rotation and its tokens."""
+        nothing that can fail remains between the rotation and its tokens.
+
+        A response lost after the commit (an instance killed mid-request, a flaky network):
+        the token rotated less than ``refresh_reuse_grace_seconds`` ago whose successor is
+        still unused is rotated again, that successor spent (``refresh.reuse_grace``)."""
         now = self.clock.now()
         generation = self.cache.users.generation
         new_token, new_hash = new_refresh_token()
+        grace = self.settings.refresh_reuse_grace_seconds
         outcome = self.store.rotate_refresh_token(
             hash_refresh_token(refresh_token),
             new_hash,
             expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
             now=now,
             reuse_audit=self.audit.event(events.REFRESH_REUSE_DETECTED, outcome="failure"),
+            grace_since=now - timedelta(seconds=grace) if grace > 0 else None,
+            grace_audit=self.audit.event(events.REFRESH_REUSE_GRACE) if grace > 0 else None,
         )
         if outcome.reused_session_id is not None:
             log.warning("refresh token reuse: revoked session %s", outcome.reused_session_id)
@@ -338,15 +357,21 @@ class Sessions:
         sid = claims.session_id
         if sid in self.cache.revoked_sessions:
             raise TokenRevokedError()
+        user = None
         if self.cache.live_sessions.get(sid) != claims.subject:
-            self._check_session(sid, claims.subject)
-        user = self.cache.users.get(claims.subject) or self.reads.load_user(claims.subject)
+            user = self._check_session(sid, claims.subject)
+        user = user or self.cache.users.get(claims.subject) or self.reads.load_user(claims.subject)
         if user is None or not user.is_active:
             raise TokenRevokedError()
         self.cache.last_seen[sid] = now
         return Principal(user, transport, session_id=sid, claims=claims)
 
     def _decode(self, token: str, now: float) -> AccessClaims:
+        # A token's first request only (then its claims are cached): apply the key schedule
+        # first, or a retired (e.g. compromised) key keeps verifying new tokens in a process
+        # that never signs nor serves the JWKS. One comparison (``DatabaseKeySource``), one
+        # ``stat`` (``KeySource``).
+        self.keys.refresh_if_changed()
         try:
             return self._decode_with_current_keys(token, now)
         except UnknownKeyError:
@@ -363,8 +388,12 @@ class Sessions:
             now=now,
         )
 
-    def _check_session(self, sid: str, user_id: str) -> None:
-        session = self.store.get_session(sid)
+    def _check_session(self, sid: str, user_id: str) -> UserRecord | None:
+        """Check a session the process has not yet seen alive; its user is read with it (one
+        query for a token's first request) and returned, None if it has none."""
+        generation = self.cache.users.generation
+        found = self.store.get_session_with_user(sid)
+        session, user = found if found is not None else (None, None)
         if (
             session is None
             or session.user_id != user_id
@@ -374,6 +403,9 @@ class Sessions:
             self.cache.revoked_sessions[sid] = forget_at
             raise TokenRevokedError()
         self.cache.live_sessions.put(sid, user_id)
+        if user is not None:
+            self.cache.users.put_if_current(user.id, user, generation=generation)
+        return user
 
     # Logging out -----------------------------------------------------------------------------
 

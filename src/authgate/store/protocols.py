@@ -19,6 +19,7 @@ from authgate.core.user_imports import ImportedUser, ImportLedger, ImportOutcome
 from authgate.store.records import (
     AccountTokenRecord,
     ApiTokenRecord,
+    AvatarImageRecord,
     IdentityRecord,
     InvitationRecord,
     LoginHandoffRecord,
@@ -32,6 +33,7 @@ from authgate.store.records import (
     RevocationEvent,
     Revocations,
     SessionRecord,
+    SigningKeyRecord,
     TenantRecord,
     TenantRole,
     TotpRecord,
@@ -158,6 +160,10 @@ class SessionStore(Protocol):
 
     def get_session(self, session_id: str) -> SessionRecord | None: ...
 
+    def get_session_with_user(self, session_id: str) -> tuple[SessionRecord, UserRecord] | None:
+        """The session and its user, read together (a token's first request in a process)."""
+        ...
+
     def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
         """The user's sessions that are neither revoked nor expired, newest first."""
         ...
@@ -170,11 +176,16 @@ class SessionStore(Protocol):
         expires_at: datetime,
         now: datetime,
         reuse_audit: AuditEvent | None = None,
+        grace_since: datetime | None = None,
+        grace_audit: AuditEvent | None = None,
     ) -> RefreshOutcome:
         """Atomically consume a refresh token and store its successor, and read the session's
         user in the same transaction (a failure leaves the presented token current).
 
-        A token already consumed revokes its whole session (reuse detection)."""
+        A token already consumed revokes its whole session (reuse detection), unless it was
+        consumed by a rotation at or after ``grace_since`` and no token that rotation (or a
+        grace re-rotation of it) issued has been used: then it is rotated again, its unused
+        successors spent (``superseded_at``), ``grace_audit`` written and ``graced`` set."""
         ...
 
     def reauthenticate_session(
@@ -700,6 +711,46 @@ class AuditStore(Protocol):
         ...
 
 
+class AvatarImageStore(Protocol):
+    """Avatar images in the database (``AUTHGATE_AVATAR_STORAGE=database``, the default)."""
+
+    def put_avatar_image(self, image: AvatarImageRecord, *, now: datetime) -> bool:
+        """Store an image under its name; False (and nothing changed) when the name is taken."""
+        ...
+
+    def get_avatar_image(self, name: str) -> AvatarImageRecord | None: ...
+
+    def delete_avatar_image(self, name: str) -> bool:
+        """Whether an image of that name was there (and is now gone)."""
+        ...
+
+
+class SigningKeyStore(Protocol):
+    """Signing keys kept in the database (``AUTHGATE_SIGNING_KEYS=database``)."""
+
+    def list_signing_keys(self) -> list[SigningKeyRecord]:
+        """Every stored key, in the order they sign: by ``activates_at``, then ``created_at``."""
+        ...
+
+    def add_signing_key(
+        self,
+        key: SigningKeyRecord,
+        *,
+        now: datetime,
+        audit: AuditEvent | None = None,
+        drop_pending: bool = False,
+    ) -> bool:
+        """Store ``key`` and log a ``SIGNING_KEYS`` event (one transaction); False, storing
+        nothing, when its kid exists or another key already ``succeeds`` the same key.
+        ``drop_pending``: in the same transaction, delete the keys that have not signed yet
+        (``activates_at`` after ``now``) — an immediate rotation supersedes them."""
+        ...
+
+    def delete_signing_keys(self, kids: Collection[str]) -> int:
+        """Delete these keys (retired long ago); how many went."""
+        ...
+
+
 class Store(
     UserStore,
     SessionStore,
@@ -714,6 +765,7 @@ class Store(
     PasskeyStore,
     SecondFactorStore,
     AuditStore,
+    AvatarImageStore,
     Protocol,
 ):
     """Everything the service needs, plus lifecycle."""

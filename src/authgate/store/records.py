@@ -60,12 +60,14 @@ class RefreshOutcome:
 
     ``session`` (and ``user``) is set when the token was current and has been rotated;
     ``reused_session_id`` when an already-rotated token was replayed (the store has revoked that
-    session).
+    session). ``graced``: the token was already rotated, within the reuse grace window and with
+    its successor unused, and was rotated again (that successor is now spent).
     """
 
     session: SessionRecord | None = None
     reused_session_id: str | None = None
     user: UserRecord | None = None  # the session's user, read in the rotation's transaction
+    graced: bool = False
 
 
 class TenantRole(StrEnum):
@@ -235,6 +237,33 @@ class RevocationKind(StrEnum):
     USER = "user"
     API_TOKEN = "api_token"  # noqa: S105 - an event kind, not a secret
     MEMBERSHIP = "membership"  # subject: membership_subject(tenant id, user id)
+    # Not a revocation: the signing keys in the database changed (subject: the new key's kid);
+    # every process re-reads them (``AUTHGATE_SIGNING_KEYS=database``). Logged and published as
+    # ``user`` + ``signing_keys_subject(kid)`` (``revocation_entry``): a version that does not
+    # know this kind reads it as the invalidation of a user that does not exist.
+    SIGNING_KEYS = "signing_keys"
+
+
+# A subject no user id can take (ids have no colon): a ``user`` entry naming it is SIGNING_KEYS.
+SIGNING_KEYS_SUBJECT_PREFIX = "signing-keys:"
+
+
+def revocation_entry(kind: RevocationKind, subject: str) -> tuple[str, str]:
+    """How a change is written to the revocation log and Redis: ``(kind, subject)``."""
+    if kind is RevocationKind.SIGNING_KEYS:
+        return RevocationKind.USER.value, SIGNING_KEYS_SUBJECT_PREFIX + subject
+    return kind.value, subject
+
+
+def parse_revocation_entry(kind: str, subject: str) -> tuple[RevocationKind, str] | None:
+    """The change an entry of the revocation log (or Redis) names; None for a kind this version
+    does not know (written by a newer one: skipped, never an error)."""
+    if kind == RevocationKind.USER.value and subject.startswith(SIGNING_KEYS_SUBJECT_PREFIX):
+        return RevocationKind.SIGNING_KEYS, subject.removeprefix(SIGNING_KEYS_SUBJECT_PREFIX)
+    try:
+        return RevocationKind(kind), subject
+    except ValueError:
+        return None
 
 
 def membership_subject(tenant_id: str, user_id: str) -> str:
@@ -325,3 +354,42 @@ class MfaChallengeRecord:
     attempts: int
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarImageRecord:
+    """A stored avatar image: its name (the last part of its URL), its bytes, their type and
+    SHA-256 (hex; the image's strong ``ETag``). An image never changes under its name."""
+
+    name: str
+    data: bytes = field(repr=False)
+    content_type: str
+    digest: str
+
+
+# A key stored with this ``succeeds`` is the first key of the database: there is only one.
+FIRST_SIGNING_KEY = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    """A signing key kept in the database (``AUTHGATE_SIGNING_KEYS=database``): its private key
+    sealed with the key-encryption key (``SecretBox``, context ``signing_key_context(kid)``).
+
+    It is published in the JWKS from ``created_at`` and signs from ``activates_at`` until the
+    next key (by ``activates_at``) does; then it verifies for the longest access-token lifetime."""
+
+    kid: str
+    sealed_private_key: str = field(repr=False)
+    created_at: datetime
+    activates_at: datetime
+    dev: bool
+    # The kid of the key this one replaced when a rotation was scheduled (``FIRST_SIGNING_KEY``
+    # for the first key), unique: of two processes rotating at once one adds its key.
+    succeeds: str | None = None
+
+
+def signing_key_context(kid: str) -> str:
+    """The associated data a signing key is sealed under: a sealed key copied onto another
+    key's row does not open there."""
+    return f"signing-key:{kid}"

@@ -148,6 +148,9 @@ def test_the_events_of_an_account_s_life_are_recorded_and_found(
     ).json
     rotated = client.post("/api/auth/refresh", json={"refresh_token": issued["refresh_token"]})
     assert rotated.status_code == 200
+    # Its successor used: no grace window for the first one (refresh.reuse_grace).
+    successor = {"refresh_token": rotated.json["refresh_token"]}
+    assert client.post("/api/auth/refresh", json=successor).status_code == 200
     replay = client.post("/api/auth/refresh", json={"refresh_token": issued["refresh_token"]})
     assert replay.status_code == 401
     [reuse] = audit(client, root, type="refresh.reuse_detected")["events"]

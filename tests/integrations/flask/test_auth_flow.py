@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from authgate.service import AuthService
-from tests.helpers import BROWSER, PASSWORD, bearer, login, register
+from tests.helpers import BROWSER, PASSWORD, StepClock, bearer, login, register
 
 
 def test_register_returns_the_user_without_secrets(client: FlaskClient) -> None:
@@ -143,7 +143,9 @@ def test_garbage_bearer_is_401_invalid_token(client: FlaskClient) -> None:
         assert response.json["error"]["code"] == "invalid_token"
 
 
-def test_refresh_rotates_and_reuse_revokes_the_session(client: FlaskClient) -> None:
+def test_refresh_rotates_and_reuse_revokes_the_session(
+    client: FlaskClient, clock: StepClock
+) -> None:
     register(client)
     first = client.post(
         "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}
@@ -154,6 +156,7 @@ def test_refresh_rotates_and_reuse_revokes_the_session(client: FlaskClient) -> N
     assert new["refresh_token"] != first["refresh_token"]
     assert client.get("/api/auth/me", headers=bearer(new["access_token"])).status_code == 200
 
+    clock.advance(11)  # past the reuse grace window (AUTHGATE_REFRESH_REUSE_GRACE_SECONDS, 10)
     replay = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401
     assert replay.json["error"]["code"] == "token_revoked"
@@ -163,6 +166,28 @@ def test_refresh_rotates_and_reuse_revokes_the_session(client: FlaskClient) -> N
         assert response.json["error"]["code"] == "token_revoked"
     again = client.post("/api/auth/refresh", json={"refresh_token": new["refresh_token"]})
     assert again.status_code == 401
+
+
+def test_a_refresh_retried_within_the_grace_window_keeps_the_session(
+    client: FlaskClient,
+) -> None:
+    """The answer of a refresh was lost: the client presents the spent token again at once. It
+    is rotated again; the lost successor is dead (presenting it is a reuse)."""
+    register(client)
+    first = client.post(
+        "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}
+    ).json
+    lost = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json
+    retried = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert retried.status_code == 200, retried.json
+    assert (
+        client.get("/api/auth/me", headers=bearer(retried.json["access_token"])).status_code == 200
+    )
+    killed = client.post("/api/auth/refresh", json={"refresh_token": lost["refresh_token"]})
+    assert killed.status_code == 401
+    assert killed.json["error"]["code"] == "token_revoked"
+    response = client.get("/api/auth/me", headers=bearer(retried.json["access_token"]))
+    assert response.status_code == 401
 
 
 def test_refresh_by_cookie_needs_csrf_headers(client: FlaskClient) -> None:

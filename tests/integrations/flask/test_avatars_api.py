@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import ExifTags, Image
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from authgate.service import AuthService
+from authgate.store.records import AvatarImageRecord
 from tests.helpers import (
     BROWSER,
     PASSWORD,
@@ -70,10 +72,21 @@ def upload(
     )
 
 
-def avatar_file(tmp_path: Path, url: str) -> Path:
+def image_name(url: str) -> str:
     match = AVATAR_URL.fullmatch(url)
     assert match, url
-    return tmp_path / "avatars" / f"{match[1]}.{match[2]}"
+    return f"{match[1]}.{match[2]}"
+
+
+def stored(service: AuthService, url: str) -> AvatarImageRecord | None:
+    """The image behind an avatar URL, as its storage has it (None: not there)."""
+    return service.avatars.images.storage.get(image_name(url))
+
+
+def stored_names(service: AuthService) -> list[str]:
+    with service.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(text("SELECT name FROM authgate_avatar_images ORDER BY name"))
+        return [row[0] for row in rows]
 
 
 def browser_login(client: FlaskClient) -> None:
@@ -100,7 +113,7 @@ def fetch(client: FlaskClient, url: str) -> TestResponse:
 
 
 def test_cookie_session_uploads_an_avatar_that_is_then_served(
-    client: FlaskClient, tmp_path: Path
+    client: FlaskClient, service: AuthService, tmp_path: Path
 ) -> None:
     browser_login(client)
     response = upload(client, image_bytes("PNG", (800, 600)), headers=BROWSER)
@@ -110,25 +123,25 @@ def test_cookie_session_uploads_an_avatar_that_is_then_served(
     assert AVATAR_URL.fullmatch(url)
     assert client.get("/api/auth/me").json["user"]["avatar_url"] == url
 
-    path = avatar_file(tmp_path, url)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files
+    saved = stored(service, url)
+    assert saved is not None
+    assert not (tmp_path / "avatars").exists()  # in the database, nothing on this instance's disk
 
     image = fetch(client, url)
     assert image.status_code == 200
     assert image.mimetype == "image/png"
     assert image.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert image.headers["ETag"] == f'"{hashlib.sha256(image.data).hexdigest()}"'
     assert image.headers["X-Content-Type-Options"] == "nosniff"
     assert image.headers["Content-Security-Policy"] == "default-src 'none'"
-    assert image.data == path.read_bytes()
+    assert image.data == saved.data
     served = Image.open(io.BytesIO(image.data))
     assert served.format == "PNG"
     assert served.size == (512, 384)
 
 
 def test_bearer_session_uploads_a_jpeg_and_its_exif_is_gone(
-    client: FlaskClient, tmp_path: Path
+    client: FlaskClient, service: AuthService
 ) -> None:
     _, token = signed_in(client, "ada@example.com")
     exif = Image.Exif()
@@ -148,7 +161,7 @@ def test_bearer_session_uploads_a_jpeg_and_its_exif_is_gone(
     assert image.mimetype == "image/jpeg"
     assert b"SpyCam" not in image.data
     assert b"Exif" not in image.data
-    assert avatar_file(tmp_path, url).is_file()
+    assert stored(service, url) is not None
 
 
 @pytest.mark.parametrize(
@@ -172,34 +185,32 @@ def test_the_content_decides_not_the_name_or_claimed_type(
     assert Image.open(io.BytesIO(served.data)).format in ("PNG", "JPEG")
 
 
-def test_replacing_an_avatar_removes_the_old_file(client: FlaskClient, tmp_path: Path) -> None:
+def test_replacing_an_avatar_removes_the_old_image(
+    client: FlaskClient, service: AuthService
+) -> None:
     _, token = signed_in(client, "ada@example.com")
     first = upload(client, image_bytes(), headers=bearer(token)).json["user"]["avatar_url"]
-    old_file = avatar_file(tmp_path, first)
-    assert old_file.is_file()
+    assert stored(service, first) is not None
 
     second = upload(client, image_bytes("GIF"), headers=bearer(token)).json["user"]["avatar_url"]
 
     assert second != first
-    assert avatar_file(tmp_path, second).is_file()
-    assert not old_file.exists()
+    assert stored(service, second) is not None
+    assert stored(service, first) is None
     assert fetch(client, first).status_code == 404
-    assert sorted(p.name for p in (tmp_path / "avatars").iterdir()) == [
-        avatar_file(tmp_path, second).name
-    ]
+    assert stored_names(service) == [image_name(second)]
 
 
-def test_delete_removes_the_avatar_and_its_file(client: FlaskClient, tmp_path: Path) -> None:
+def test_delete_removes_the_avatar_and_its_image(client: FlaskClient, service: AuthService) -> None:
     _, token = signed_in(client, "ada@example.com")
     url = upload(client, image_bytes(), headers=bearer(token)).json["user"]["avatar_url"]
-    path = avatar_file(tmp_path, url)
 
     response = client.delete("/api/auth/me/avatar", headers=bearer(token))
 
     assert response.status_code == 200
     assert response.json["user"]["avatar_url"] is None
     assert client.get("/api/auth/me", headers=bearer(token)).json["user"]["avatar_url"] is None
-    assert not path.exists()
+    assert stored(service, url) is None
     assert fetch(client, url).status_code == 404
     again = client.delete("/api/auth/me/avatar", headers=bearer(token))
     assert again.status_code == 200
@@ -224,23 +235,22 @@ def test_a_file_over_the_global_body_limit_but_within_the_avatar_limit_is_accept
     assert large_json.status_code == 413
 
 
-def test_an_admin_deleting_a_user_removes_their_avatar_file(
-    client: FlaskClient, service: AuthService, tmp_path: Path
+def test_an_admin_deleting_a_user_removes_their_avatar_image(
+    client: FlaskClient, service: AuthService
 ) -> None:
     admin, admin_token = signed_in(client, "admin@example.com")
     make_admin(service, admin["id"])  # roles are read live: the token now acts as admin
     user, token = signed_in(client, "ada@example.com")
-    path = avatar_file(
-        tmp_path, upload(client, image_bytes(), headers=bearer(token)).json["user"]["avatar_url"]
-    )
-    assert path.is_file()
+    url = upload(client, image_bytes(), headers=bearer(token)).json["user"]["avatar_url"]
+    assert stored(service, url) is not None
     response = client.delete(f"/api/users/{user['id']}", headers=bearer(admin_token))
     assert response.status_code == 204
-    assert not path.exists()
+    assert stored(service, url) is None
+    assert stored_names(service) == []
 
 
-def test_an_upload_for_a_user_deleted_meanwhile_leaves_no_file(
-    client: FlaskClient, service: AuthService, tmp_path: Path
+def test_an_upload_for_a_user_deleted_meanwhile_leaves_no_image(
+    client: FlaskClient, service: AuthService
 ) -> None:
     from authgate.errors import TokenRevokedError
 
@@ -249,7 +259,7 @@ def test_an_upload_for_a_user_deleted_meanwhile_leaves_no_file(
     service.store.delete_user(user["id"], now=service.clock.now())
     with pytest.raises(TokenRevokedError):
         service.avatars.set_avatar(principal, image_bytes())
-    assert not any((tmp_path / "avatars").glob("*"))
+    assert stored_names(service) == []
 
 
 # Files that are not ours -----------------------------------------------------------------------
@@ -282,7 +292,8 @@ def test_a_provider_avatar_url_is_replaced_but_nothing_outside_our_files_is_touc
         "/avatars/%2e%2e%2fkeys",
         "/avatars/.upload-abc.tmp",
         "/avatars/secret.txt",
-        f"/avatars/{'A' * 32}.png",  # the right shape, but no such file
+        f"/avatars/{'A' * 32}.png",  # the right shape, but no such image
+        f"/avatars/{'B' * 32}.png",  # a file of that name in the folder, but no such image
         f"/avatars/{'A' * 32}.svg",
         f"/avatars/{'A' * 31}.png",
         "/avatars/",
@@ -292,10 +303,13 @@ def test_only_our_own_avatar_names_are_served(
     client: FlaskClient, tmp_path: Path, path: str
 ) -> None:
     _, token = signed_in(client, "ada@example.com")
-    upload(client, image_bytes(), headers=bearer(token))  # the directory exists
+    upload(client, image_bytes(), headers=bearer(token))
+    # Files an earlier version's folder might hold are never served from the disk.
+    (tmp_path / "avatars").mkdir()
     (tmp_path / "avatars" / "secret.txt").write_text("not an avatar")
     (tmp_path / "avatars" / ".upload-abc.tmp").write_text("half written")
     (tmp_path / "avatars" / f"{'A' * 32}.svg").write_text("<svg/>")
+    (tmp_path / "avatars" / f"{'B' * 32}.png").write_text("not an avatar")
     response = client.get(path)
     assert response.status_code == 404
     assert b"not an avatar" not in response.data
@@ -305,7 +319,7 @@ def test_only_our_own_avatar_names_are_served(
 # Refusals --------------------------------------------------------------------------------------
 
 
-def test_a_corrupt_image_is_422_invalid_image(client: FlaskClient, tmp_path: Path) -> None:
+def test_a_corrupt_image_is_422_invalid_image(client: FlaskClient, service: AuthService) -> None:
     _, token = signed_in(client, "ada@example.com")
     good = image_bytes("PNG", (300, 300))
     for data in (good[: len(good) // 2], b"<svg xmlns='http://www.w3.org/2000/svg'/>"):
@@ -313,7 +327,7 @@ def test_a_corrupt_image_is_422_invalid_image(client: FlaskClient, tmp_path: Pat
         assert response.status_code == 422
         assert response.json["error"]["code"] == "invalid_image"
     assert client.get("/api/auth/me", headers=bearer(token)).json["user"]["avatar_url"] is None
-    assert not any((tmp_path / "avatars").glob("*"))  # nothing written for refused files
+    assert stored_names(service) == []  # nothing stored for refused files
 
 
 def test_a_decompression_bomb_is_422_not_500(client: FlaskClient) -> None:

@@ -208,9 +208,11 @@ def test_logins_refreshes_and_throttling_are_counted_by_outcome(
     # The per-account limit (3 per 5 minutes) refuses the fourth wrong password for bob.
     assert client.post("/api/auth/login", json=bad).status_code == 429
     refresh_token = client.post("/api/auth/login", json=good).json["refresh_token"]
-    assert (
-        client.post("/api/auth/refresh", json={"refresh_token": refresh_token}).status_code == 200
-    )
+    rotated = client.post("/api/auth/refresh", json={"refresh_token": refresh_token})
+    assert rotated.status_code == 200
+    # Its successor used, the first token presented again is a reuse (no grace window).
+    successor = {"refresh_token": rotated.json["refresh_token"]}
+    assert client.post("/api/auth/refresh", json=successor).status_code == 200
     reused = client.post("/api/auth/refresh", json={"refresh_token": refresh_token})
     assert reused.status_code == 401
     assert client.post("/api/auth/refresh", json={"refresh_token": "junk"}).status_code in (
@@ -223,7 +225,7 @@ def test_logins_refreshes_and_throttling_are_counted_by_outcome(
     assert value(text, "authgate_logins_total", outcome="success") == 3
     assert value(text, "authgate_logins_total", outcome="invalid_credentials") == 3
     assert value(text, "authgate_logins_total", outcome="throttled") == 1
-    assert value(text, "authgate_refreshes_total", outcome="success") == 1
+    assert value(text, "authgate_refreshes_total", outcome="success") == 2
     assert value(text, "authgate_refreshes_total", outcome=reused.json["error"]["code"]) >= 1
     assert value(text, "authgate_throttled_requests_total", route="/api/auth/login") == 1
     assert (

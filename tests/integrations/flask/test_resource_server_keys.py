@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from authgate.core.keys import KeyRing, generate_key
+from authgate.core.keys import JWKS_MAX_AGE_SECONDS, KeyRing, generate_key
 from authgate.errors import ServiceUnavailableError
+from authgate.integrations.flask import resource_server
 from authgate.integrations.flask.resource_server import JwksKeys
 
 
@@ -69,3 +70,23 @@ def test_known_keys_outlive_an_outage(jwks_server: JwksServer, tmp_path: Path) -
     still = keys.current(refresh=True)
 
     assert still.public_key(key.kid) is not None
+
+
+def test_the_keys_are_fetched_again_after_the_documents_max_age(
+    jwks_server: JwksServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key authgate retired (compromised: ``keys rotate --immediate``) stops verifying here
+    once the JWKS's ``max-age`` has passed, not an hour later."""
+    now = [1000.0]
+    monkeypatch.setattr(resource_server.time, "monotonic", lambda: now[0])
+    retired = generate_key(tmp_path, dev=True, now=datetime.now(UTC))
+    successor = generate_key(tmp_path, dev=True, now=datetime.now(UTC))
+    jwks_server.jwks = KeyRing([retired, successor]).jwks()
+    keys = JwksKeys(f"http://127.0.0.1:{jwks_server.server_port}/jwks")
+    assert keys.current().public_key(retired.kid) is not None
+    jwks_server.jwks = KeyRing([successor]).jwks()
+
+    now[0] += JWKS_MAX_AGE_SECONDS - 1
+    assert keys.current().public_key(retired.kid) is not None
+    now[0] += 1
+    assert keys.current().public_key(retired.kid) is None

@@ -87,7 +87,7 @@ def test_refresh_and_an_uncached_token_during_an_outage_are_503(
         "/api/auth/login", json={"login": "ada@example.com", "password": PASSWORD}
     ).json
     service.cache.clear()
-    for method in ("rotate_refresh_token", "get_session", "get_user"):
+    for method in ("rotate_refresh_token", "get_session_with_user", "get_session", "get_user"):
         monkeypatch.setattr(service.store, method, _fail)
     _assert_outage(client.post("/api/auth/refresh", json={"refresh_token": body["refresh_token"]}))
     _assert_outage(client.get("/api/auth/me", headers=bearer(body["access_token"])))
@@ -107,6 +107,6 @@ def test_a_cached_session_keeps_working_during_an_outage(
     register(client)
     token = login(client)
     assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
-    for method in ("get_session", "get_user", "find_user_by_login"):
+    for method in ("get_session_with_user", "get_session", "get_user", "find_user_by_login"):
         monkeypatch.setattr(service.store, method, _fail)
     assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200

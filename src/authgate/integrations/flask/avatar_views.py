@@ -1,4 +1,11 @@
-"""The caller's avatar (``/api/auth/me/avatar``) and the avatar images (``/avatars/<name>``)."""
+"""The caller's avatar (``/api/auth/me/avatar``) and the avatar images (``/avatars/<name>``).
+
+An image is served from wherever it is stored (the database, or an S3-compatible bucket: the
+app reads it, so the bucket may stay private and every image has the same headers). Its name is
+never reused, so it is cached for a year without revalidation (``immutable``); its strong
+``ETag`` (the SHA-256 of its bytes) answers a revalidation that comes anyway (a reload, a cache
+that ignores ``immutable``) with ``304 Not Modified``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, cast
 
-from flask import Blueprint, Response, request, send_from_directory
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from authgate.errors import NotFoundError, PayloadTooLargeError, ValidationFailedError
+from authgate.errors import PayloadTooLargeError, ValidationFailedError
 from authgate.http.body_limits import (
     MAX_FORM_PARTS,
     MULTIPART_OVERHEAD_BYTES,
@@ -33,7 +40,6 @@ _CHUNK_BYTES = 64 * 1024
 _UNPARSED_BYTES = _CHUNK_BYTES + 16 * 1024
 # A year, never revalidated: a new avatar always gets a new name.
 IMMUTABLE = "public, max-age=31536000, immutable"
-_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:
@@ -149,16 +155,14 @@ def delete_avatar() -> dict[str, object]:
 
 @blueprint.get("/avatars/<name>")
 def avatar_image(name: str) -> Response:
-    files = get_extension().service.avatars.files
-    path = files.path(name)
-    if path is None or not path.is_file():
-        raise NotFoundError()
-    response = send_from_directory(
-        files.directory, name, mimetype=_CONTENT_TYPES[name.rsplit(".", 1)[1]]
-    )
+    image = get_extension().service.avatars.read_avatar(name)
+    response = Response(image.data, mimetype=image.content_type)
+    response.set_etag(image.digest)  # strong: the same bytes, byte for byte
     response.headers["Cache-Control"] = IMMUTABLE
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'"
     # Pages on the allowed origins show it with <img>, also under Cross-Origin-Embedder-Policy.
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    # 304 Not Modified (without the body, with the headers) for a matching If-None-Match.
+    response.make_conditional(request)
     return response

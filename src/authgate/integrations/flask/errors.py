@@ -23,6 +23,7 @@ from authgate.errors import (
     AuthError,
     NotFoundError,
     RateLimitedError,
+    ServerBusyError,
     ServiceUnavailableError,
     StoreUnavailableError,
 )
@@ -113,7 +114,7 @@ def error_response(error: AuthError) -> Response:
         if error.code in ("invalid_token", "token_expired", "token_revoked"):
             value += ', error="invalid_token"'
         response.headers["WWW-Authenticate"] = value
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, (RateLimitedError, ServerBusyError)):
         response.headers["Retry-After"] = str(error.retry_after)
     elif error.status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -7,8 +7,8 @@ from typing import cast
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from authgate.core.diagnostics import RequestView, diagnose_request
+from authgate.core.keys import JWKS_MAX_AGE_SECONDS
 from authgate.errors import ServiceUnavailableError
-from authgate.http.openapi import build_openapi
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.readiness import READINESS_KEY, Readiness
 
@@ -18,7 +18,8 @@ blueprint = Blueprint("authgate_meta", __name__)
 @blueprint.get("/.well-known/jwks.json")
 def jwks() -> Response:
     response = jsonify(get_extension().service.keys.jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
+    # A rotated key is published at least this long before it signs (docs/sessions.md).
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_SECONDS}"
     return response
 
 
@@ -71,5 +72,8 @@ def diagnose() -> Response:
 
 @blueprint.get("/api/openapi.json")
 def openapi() -> dict[str, object]:
+    # Imported here: the document's code (1.5 MB) is loaded by the first process asked for it.
+    from authgate.http.openapi import build_openapi
+
     ext = get_extension()
     return build_openapi(ext.settings, ext.service.api_tokens.scopes)

@@ -1,8 +1,9 @@
 """``ResourceServer(app, ...)``: another backend that trusts authgate's access tokens offline.
 
 It holds no secret and no database: it verifies ``Authorization: Bearer`` access tokens with the
-public keys authgate publishes at ``/.well-known/jwks.json`` (fetched once, cached, fetched again
-when a token names a key it has not seen, at most every ``jwks_refetch_seconds``).
+public keys authgate publishes at ``/.well-known/jwks.json`` (cached for the document's
+``max-age``, fetched again when a token names a key it has not seen, at most every
+``jwks_refetch_seconds``).
 ``token_required(roles=[...])`` and ``current_user`` (a :class:`TokenUser`: id, roles, session id)
 work in its views.
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Request
 
-from authgate.core.keys import PublicKeySet
+from authgate.core.keys import JWKS_MAX_AGE_SECONDS, PublicKeySet
 from authgate.core.roles import require_roles
 from authgate.core.tokens import AccessClaims, UnknownKeyError, decode_access_token
 from authgate.errors import (
@@ -36,7 +37,9 @@ from authgate.integrations.flask.transport import read_bearer_token
 log = logging.getLogger("authgate.resource_server")
 
 _REFETCH_SECONDS = 10.0
-_MAX_AGE_SECONDS = 3600.0
+# The JWKS's own ``Cache-Control: max-age``: a key authgate retired (a compromised one, after
+# ``keys rotate --immediate``) stops verifying here that long after it left the document.
+_MAX_AGE_SECONDS = float(JWKS_MAX_AGE_SECONDS)
 _TIMEOUT = (3.0, 5.0)
 
 

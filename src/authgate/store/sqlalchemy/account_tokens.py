@@ -9,10 +9,7 @@ user (same email, same password: ``core.account_tokens.is_bound_to``) under the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,22 +29,7 @@ from authgate.store.records import (
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.mail_outbox import insert_outbox_mail
 from authgate.store.sqlalchemy.models import AccountTokenRow, IdentityRow, UserRow, user_record
-
-
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> Session: ...
-
-    def _log(
-        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
-    ) -> None: ...
-
-    def _revoke_user_sessions(
-        self, db: Session, user_id: str, now: datetime, keep: str | None = None
-    ) -> list[str]: ...
-
-    def _revoke_user_api_tokens(self, db: Session, user_id: str, now: datetime) -> list[str]: ...
+from authgate.store.sqlalchemy.store_core import StoreCore
 
 
 def _token_record(row: AccountTokenRow) -> AccountTokenRecord:
@@ -104,7 +86,7 @@ def _consume(
 
 class AccountTokenStoreMixin:
     def create_account_token(
-        self: _SqlBase,
+        self: StoreCore,
         token: AccountTokenRecord,
         mail: OutgoingMail,
         *,
@@ -133,7 +115,7 @@ class AccountTokenStoreMixin:
                 insert_outbox_mail(db, notice)
 
     def find_account_token(
-        self: _SqlBase, token_hash: str, purpose: TokenPurpose, *, now: datetime
+        self: StoreCore, token_hash: str, purpose: TokenPurpose, *, now: datetime
     ) -> tuple[AccountTokenRecord, UserRecord] | None:
         with self._reader() as db:
             row = db.scalar(
@@ -152,7 +134,7 @@ class AccountTokenStoreMixin:
             return _token_record(row), user_record(user)
 
     def verify_email_with_token(
-        self: _SqlBase, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
+        self: StoreCore, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> UserRecord | None:
         with self._transaction() as db:
             found = _consume(db, token_hash, TokenPurpose.VERIFY_EMAIL, now)
@@ -166,7 +148,7 @@ class AccountTokenStoreMixin:
             return user_record(user)
 
     def reset_password_with_token(
-        self: _SqlBase,
+        self: StoreCore,
         token_hash: str,
         password_hash: str,
         *,
@@ -202,7 +184,7 @@ class AccountTokenStoreMixin:
             return user_record(user), revoked
 
     def change_email_with_token(
-        self: _SqlBase, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
+        self: StoreCore, token_hash: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> UserRecord | None:
         """``UserExistsError`` (and the token left unused) when another account took the new
         address meanwhile."""

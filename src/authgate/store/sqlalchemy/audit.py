@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from authgate.core.audit import AuditEvent, AuditQuery
 from authgate.store.sqlalchemy.models import AuditEventRow
+from authgate.store.sqlalchemy.store_core import AuditListener, StoreCore
 
 log = logging.getLogger("authgate.audit")
 
@@ -25,7 +26,6 @@ _TABLE: Table = _EVENTS
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 # Called with each event after its transaction committed (``AUTHGATE_AUDIT_LOG``).
-AuditListener = Callable[[AuditEvent], None]
 
 
 def _event(row: Any) -> AuditEvent:
@@ -47,12 +47,6 @@ def _event(row: Any) -> AuditEvent:
         request_id=row.request_id,
         details=details if isinstance(details, dict) else {},
     )
-
-
-class _SqlBase(Protocol):
-    audit_listener: AuditListener | None
-
-    def _reader(self) -> Session: ...
 
 
 def write_audit(
@@ -84,12 +78,12 @@ def announce_committed(listener: AuditListener | None, events: Sequence[AuditEve
 
 
 class AuditStoreMixin:
-    def record_audit(self: _SqlBase, event: AuditEvent) -> None:
+    def record_audit(self: StoreCore, event: AuditEvent) -> None:
         with self._writer.begin() as conn:  # type: ignore[attr-defined]
             written = write_audit(conn, event)
         announce_committed(self.audit_listener, [written or event])
 
-    def list_audit_events(self: _SqlBase, query: AuditQuery) -> list[AuditEvent]:
+    def list_audit_events(self: StoreCore, query: AuditQuery) -> list[AuditEvent]:
         events = _EVENTS
         statement = select(events)
         if query.user_id is not None:
@@ -111,12 +105,12 @@ class AuditStoreMixin:
         with self._reader() as db:
             return [_event(row) for row in db.execute(statement)]
 
-    def latest_audit_id(self: _SqlBase) -> int:
+    def latest_audit_id(self: StoreCore) -> int:
         with self._reader() as db:
             return int(db.scalar(select(func.max(_EVENTS.c.id))) or 0)
 
     def purge_audit_events(
-        self: _SqlBase,
+        self: StoreCore,
         *,
         older_than: datetime,
         batch: int = 1000,

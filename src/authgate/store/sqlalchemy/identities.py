@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
 from authgate.core.audit import AuditEvent
 from authgate.errors import OAuthIdentityTakenError, UserExistsError
@@ -30,6 +29,7 @@ from authgate.store.sqlalchemy.models import (
     UserRow,
     user_record,
 )
+from authgate.store.sqlalchemy.store_core import StoreCore
 from authgate.store.sqlalchemy.tenants import add_personal_tenant
 
 UnlinkOutcome = Literal["unlinked", "not_found", "last_login_method"]
@@ -77,25 +77,19 @@ def _identity_row(
     )
 
 
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> Session: ...
-
-
 class IdentityStoreMixin:
     """Identities at login providers and the short-lived state of flows in progress."""
 
     # Flows -----------------------------------------------------------------------------------
 
-    def create_oauth_flow(self: _SqlBase, flow: OAuthFlowRecord, *, now: datetime) -> None:
+    def create_oauth_flow(self: StoreCore, flow: OAuthFlowRecord, *, now: datetime) -> None:
         with self._transaction() as db:
             # Abandoned flows (the user never came back) go when the next one starts.
             db.execute(delete(OAuthFlowRow).where(OAuthFlowRow.expires_at < now))
             db.add(OAuthFlowRow(**{f: getattr(flow, f) for f in OAuthFlowRecord.__slots__}))
 
     def consume_oauth_flow(
-        self: _SqlBase, state_hash: str, *, now: datetime
+        self: StoreCore, state_hash: str, *, now: datetime
     ) -> OAuthFlowRecord | None:
         """Take the flow out: it can be used once, by whichever request deletes it first."""
         with self._transaction() as db:
@@ -107,13 +101,15 @@ class IdentityStoreMixin:
                 return None
             return _flow_record(row) if row.expires_at > now else None
 
-    def create_login_handoff(self: _SqlBase, handoff: LoginHandoffRecord, *, now: datetime) -> None:
+    def create_login_handoff(
+        self: StoreCore, handoff: LoginHandoffRecord, *, now: datetime
+    ) -> None:
         with self._transaction() as db:
             db.execute(delete(LoginHandoffRow).where(LoginHandoffRow.expires_at < now))
             db.add(LoginHandoffRow(**{f: getattr(handoff, f) for f in handoff.__slots__}))
 
     def consume_login_handoff(
-        self: _SqlBase, code_hash: str, *, now: datetime
+        self: StoreCore, code_hash: str, *, now: datetime
     ) -> LoginHandoffRecord | None:
         """Take the handoff out: usable once, before it expires."""
         with self._transaction() as db:
@@ -135,7 +131,7 @@ class IdentityStoreMixin:
 
     # Identities ------------------------------------------------------------------------------
 
-    def find_identity(self: _SqlBase, provider: str, subject: str) -> IdentityRecord | None:
+    def find_identity(self: StoreCore, provider: str, subject: str) -> IdentityRecord | None:
         with self._reader() as db:
             row = db.scalar(
                 select(IdentityRow).where(
@@ -144,13 +140,13 @@ class IdentityStoreMixin:
             )
             return _identity_record(row) if row else None
 
-    def find_user_by_email(self: _SqlBase, email: str) -> UserRecord | None:
+    def find_user_by_email(self: StoreCore, email: str) -> UserRecord | None:
         with self._reader() as db:
             row = db.scalar(select(UserRow).where(UserRow.email_key == email.casefold()))
             return user_record(row) if row else None
 
     def create_user_with_identity(
-        self: _SqlBase,
+        self: StoreCore,
         *,
         email: str,
         name: str | None,
@@ -192,7 +188,7 @@ class IdentityStoreMixin:
         return user_record(row)
 
     def link_identity(
-        self: _SqlBase,
+        self: StoreCore,
         user_id: str,
         *,
         provider: str,
@@ -213,7 +209,7 @@ class IdentityStoreMixin:
         return _identity_record(row)
 
     def record_identity_login(
-        self: _SqlBase, identity_id: str, *, email: str | None, now: datetime
+        self: StoreCore, identity_id: str, *, email: str | None, now: datetime
     ) -> None:
         with self._transaction() as db:
             db.execute(
@@ -222,7 +218,7 @@ class IdentityStoreMixin:
                 .values(email=email, last_login_at=now)
             )
 
-    def list_identities(self: _SqlBase, user_id: str) -> list[IdentityRecord]:
+    def list_identities(self: StoreCore, user_id: str) -> list[IdentityRecord]:
         with self._reader() as db:
             rows = db.scalars(
                 select(IdentityRow)
@@ -232,7 +228,7 @@ class IdentityStoreMixin:
             return [_identity_record(r) for r in rows]
 
     def unlink_identity(
-        self: _SqlBase,
+        self: StoreCore,
         user_id: str,
         identity_id: str,
         *,

@@ -8,14 +8,12 @@ same token exactly one joins, and a failed join leaves the invitation open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Row, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
 from authgate.core.audit import AuditEvent
 from authgate.errors import ConflictError
@@ -30,18 +28,9 @@ from authgate.store.records import (
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.mail_outbox import insert_outbox_mail
 from authgate.store.sqlalchemy.models import InvitationRow, MembershipRow, TenantRow, UserRow
+from authgate.store.sqlalchemy.store_core import StoreCore
 
 _ALREADY_MEMBER = "This account is already a member of the tenant."
-
-
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> Session: ...
-
-    def _log(
-        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
-    ) -> None: ...
 
 
 _INVITER = aliased(UserRow)
@@ -83,7 +72,7 @@ def _open(now: datetime) -> tuple[Any, ...]:
 
 class InvitationStoreMixin:
     def create_invitation(
-        self: _SqlBase,
+        self: StoreCore,
         invitation: InvitationRecord,
         token_hash: str,
         mail: OutgoingMail,
@@ -120,7 +109,7 @@ class InvitationStoreMixin:
             write_audit(db, audit)
 
     def list_invitations(
-        self: _SqlBase, tenant_id: str, *, now: datetime
+        self: StoreCore, tenant_id: str, *, now: datetime
     ) -> list[InvitationRecord]:
         """The tenant's open invitations (not accepted, revoked or expired), oldest first."""
         with self._reader() as db:
@@ -132,7 +121,7 @@ class InvitationStoreMixin:
             return [_record(row) for row in rows]
 
     def revoke_invitation(
-        self: _SqlBase, tenant_id: str, invitation_id: str, *, now: datetime
+        self: StoreCore, tenant_id: str, invitation_id: str, *, now: datetime
     ) -> bool:
         with self._transaction() as db:
             result = db.execute(
@@ -147,7 +136,7 @@ class InvitationStoreMixin:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def find_invitation(
-        self: _SqlBase, token_hash: str, *, now: datetime
+        self: StoreCore, token_hash: str, *, now: datetime
     ) -> InvitationRecord | None:
         with self._reader() as db:
             row = db.execute(
@@ -156,7 +145,7 @@ class InvitationStoreMixin:
             return _record(row) if row else None
 
     def accept_invitation(
-        self: _SqlBase,
+        self: StoreCore,
         token_hash: str,
         *,
         user_id: str,

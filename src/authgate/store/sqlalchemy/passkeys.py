@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from authgate.core.audit import AuditEvent
 from authgate.errors import PasskeyExistsError
 from authgate.store.records import ChallengePurpose, PasskeyRecord, WebAuthnChallengeRecord
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import PasskeyRow, WebAuthnChallengeRow
-
-
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> Session: ...
+from authgate.store.sqlalchemy.store_core import StoreCore
 
 
 def credential_key(credential_id: str) -> str:
@@ -57,7 +49,7 @@ class PasskeyStoreMixin:
     # Challenges -------------------------------------------------------------------------------
 
     def create_webauthn_challenge(
-        self: _SqlBase, challenge: WebAuthnChallengeRecord, *, now: datetime
+        self: StoreCore, challenge: WebAuthnChallengeRecord, *, now: datetime
     ) -> None:
         with self._transaction() as db:
             db.execute(delete(WebAuthnChallengeRow).where(WebAuthnChallengeRow.expires_at <= now))
@@ -73,7 +65,7 @@ class PasskeyStoreMixin:
             )
 
     def consume_webauthn_challenge(
-        self: _SqlBase, challenge_hash: str, *, now: datetime
+        self: StoreCore, challenge_hash: str, *, now: datetime
     ) -> WebAuthnChallengeRecord | None:
         """Delete the challenge; returned only if this request deleted it and it had not
         expired (an expired one is deleted all the same)."""
@@ -100,7 +92,7 @@ class PasskeyStoreMixin:
     # Passkeys ---------------------------------------------------------------------------------
 
     def add_passkey(
-        self: _SqlBase, passkey: PasskeyRecord, *, audit: AuditEvent | None = None
+        self: StoreCore, passkey: PasskeyRecord, *, audit: AuditEvent | None = None
     ) -> None:
         try:
             with self._transaction() as db:
@@ -125,7 +117,7 @@ class PasskeyStoreMixin:
         except IntegrityError:
             raise PasskeyExistsError() from None
 
-    def list_passkeys(self: _SqlBase, user_id: str) -> list[PasskeyRecord]:
+    def list_passkeys(self: StoreCore, user_id: str) -> list[PasskeyRecord]:
         with self._reader() as db:
             rows = db.scalars(
                 select(PasskeyRow)
@@ -134,7 +126,7 @@ class PasskeyStoreMixin:
             ).all()
             return [_record(row) for row in rows]
 
-    def find_passkey(self: _SqlBase, credential_id: str) -> PasskeyRecord | None:
+    def find_passkey(self: StoreCore, credential_id: str) -> PasskeyRecord | None:
         with self._reader() as db:
             row = db.scalar(
                 select(PasskeyRow).where(PasskeyRow.credential_key == credential_key(credential_id))
@@ -143,7 +135,7 @@ class PasskeyStoreMixin:
             return _record(row) if row and row.credential_id == credential_id else None
 
     def rename_passkey(
-        self: _SqlBase, user_id: str, passkey_id: str, name: str
+        self: StoreCore, user_id: str, passkey_id: str, name: str
     ) -> PasskeyRecord | None:
         with self._transaction() as db:
             row = db.scalar(
@@ -156,7 +148,7 @@ class PasskeyStoreMixin:
             return _record(row)
 
     def delete_passkey(
-        self: _SqlBase, user_id: str, passkey_id: str, *, audit: AuditEvent | None = None
+        self: StoreCore, user_id: str, passkey_id: str, *, audit: AuditEvent | None = None
     ) -> bool:
         with self._transaction() as db:
             deleted = db.execute(
@@ -168,7 +160,7 @@ class PasskeyStoreMixin:
             return True
 
     def record_passkey_use(
-        self: _SqlBase, passkey_id: str, *, sign_count: int, backed_up: bool, now: datetime
+        self: StoreCore, passkey_id: str, *, sign_count: int, backed_up: bool, now: datetime
     ) -> bool:
         if sign_count == 0:  # an authenticator without a counter keeps sending 0
             moved_on = PasskeyRow.sign_count == 0

@@ -10,10 +10,9 @@ exactly one sees the row change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,7 +32,6 @@ from authgate.core.audit import AuditEvent
 from authgate.store.records import (
     MfaChallengeRecord,
     MfaPurpose,
-    RevocationKind,
     TotpRecord,
 )
 from authgate.store.sqlalchemy.audit import write_audit
@@ -44,20 +42,7 @@ from authgate.store.sqlalchemy.models import (
     TotpSecretRow,
     UserRow,
 )
-
-
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> Session: ...
-
-    def _log(
-        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
-    ) -> None: ...
-
-    def _revoke_user_sessions(
-        self, db: Session, user_id: str, now: datetime, keep: str | None = None
-    ) -> list[str]: ...
+from authgate.store.sqlalchemy.store_core import StoreCore
 
 
 def _totp_record(row: TotpSecretRow) -> TotpRecord:
@@ -103,12 +88,12 @@ def _insert_codes(db: Session, user_id: str, code_hashes: Sequence[str], now: da
 class SecondFactorStoreMixin:
     # TOTP --------------------------------------------------------------------------------------
 
-    def get_totp(self: _SqlBase, user_id: str) -> TotpRecord | None:
+    def get_totp(self: StoreCore, user_id: str) -> TotpRecord | None:
         with self._reader() as db:
             row = db.get(TotpSecretRow, user_id)
             return _totp_record(row) if row else None
 
-    def begin_totp(self: _SqlBase, user_id: str, sealed_secret: str, *, now: datetime) -> bool:
+    def begin_totp(self: StoreCore, user_id: str, sealed_secret: str, *, now: datetime) -> bool:
         with self._transaction() as db:
             # The user's row lock orders this against a concurrent confirmation or removal.
             db.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
@@ -132,7 +117,7 @@ class SecondFactorStoreMixin:
             return True
 
     def confirm_totp(
-        self: _SqlBase,
+        self: StoreCore,
         user_id: str,
         *,
         sealed_secret: str,
@@ -158,8 +143,9 @@ class SecondFactorStoreMixin:
             write_audit(db, audit)
             return True
 
-    def second_factor_counts(self: _SqlBase, user_id: str) -> tuple[bool, int, int]:
-        with self._reader() as db:
+    def second_factor_counts(self: StoreCore, user_id: str) -> tuple[bool, int, int]:
+        # Every password login asks: one statement, one round trip.
+        with self._autocommit.connect() as db:
             row = db.execute(
                 select(
                     select(TotpSecretRow.user_id)
@@ -182,7 +168,7 @@ class SecondFactorStoreMixin:
             ).one()
             return bool(row.totp), int(row.passkeys or 0), int(row.codes or 0)
 
-    def use_totp_step(self: _SqlBase, user_id: str, step: int) -> bool:
+    def use_totp_step(self: StoreCore, user_id: str, step: int) -> bool:
         with self._transaction() as db:
             used = _changed(
                 db,
@@ -199,7 +185,7 @@ class SecondFactorStoreMixin:
             )
             return used == 1
 
-    def delete_totp(self: _SqlBase, user_id: str, *, audit: AuditEvent | None = None) -> bool:
+    def delete_totp(self: StoreCore, user_id: str, *, audit: AuditEvent | None = None) -> bool:
         with self._transaction() as db:
             deleted = _changed(db, delete(TotpSecretRow).where(TotpSecretRow.user_id == user_id))
             db.execute(delete(RecoveryCodeRow).where(RecoveryCodeRow.user_id == user_id))
@@ -210,7 +196,7 @@ class SecondFactorStoreMixin:
     # Recovery codes ----------------------------------------------------------------------------
 
     def replace_recovery_codes(
-        self: _SqlBase,
+        self: StoreCore,
         user_id: str,
         code_hashes: Sequence[str],
         *,
@@ -221,7 +207,7 @@ class SecondFactorStoreMixin:
             _insert_codes(db, user_id, code_hashes, now)
             write_audit(db, audit)
 
-    def use_recovery_code(self: _SqlBase, user_id: str, code_hash: str) -> bool:
+    def use_recovery_code(self: StoreCore, user_id: str, code_hash: str) -> bool:
         with self._transaction() as db:
             used = _changed(
                 db,
@@ -231,7 +217,7 @@ class SecondFactorStoreMixin:
             )
             return used == 1
 
-    def count_recovery_codes(self: _SqlBase, user_id: str) -> int:
+    def count_recovery_codes(self: StoreCore, user_id: str) -> int:
         with self._reader() as db:
             return int(
                 db.scalar(
@@ -244,7 +230,7 @@ class SecondFactorStoreMixin:
 
     # Mfa challenges ----------------------------------------------------------------------------
 
-    def create_mfa_challenge(self: _SqlBase, challenge: MfaChallengeRecord) -> None:
+    def create_mfa_challenge(self: StoreCore, challenge: MfaChallengeRecord) -> None:
         values = asdict(challenge)
         values["purpose"] = challenge.purpose.value
         values["amr"] = " ".join(challenge.amr)
@@ -252,7 +238,7 @@ class SecondFactorStoreMixin:
             db.execute(insert(MfaChallengeRow), values)
 
     def attempt_mfa_challenge(
-        self: _SqlBase,
+        self: StoreCore,
         token_hash: str,
         *,
         browser_hash: str | None,
@@ -277,14 +263,14 @@ class SecondFactorStoreMixin:
             ).first()
             return _challenge_record(row) if row else None
 
-    def finish_mfa_challenge(self: _SqlBase, token_hash: str) -> bool:
+    def finish_mfa_challenge(self: StoreCore, token_hash: str) -> bool:
         with self._transaction() as db:
             deleted = _changed(
                 db, delete(MfaChallengeRow).where(MfaChallengeRow.token_hash == token_hash)
             )
             return deleted == 1
 
-    def prune_mfa_challenges(self: _SqlBase, *, now: datetime) -> int:
+    def prune_mfa_challenges(self: StoreCore, *, now: datetime) -> int:
         with self._transaction() as db:
             return int(
                 _changed(db, delete(MfaChallengeRow).where(MfaChallengeRow.expires_at <= now))
@@ -293,7 +279,7 @@ class SecondFactorStoreMixin:
     # Removal -----------------------------------------------------------------------------------
 
     def remove_second_factors(
-        self: _SqlBase, user_id: str, *, now: datetime, audit: AuditEvent | None = None
+        self: StoreCore, user_id: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> list[str] | None:
         with self._transaction() as db:
             if db.get(UserRow, user_id) is None:

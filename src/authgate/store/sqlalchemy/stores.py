@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import weakref
@@ -10,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -39,16 +41,17 @@ from authgate.store.records import (
     SessionRecord,
     UserRecord,
     UserStatus,
+    parse_revocation_entry,
 )
 from authgate.store.sqlalchemy.account_tokens import AccountTokenStoreMixin
 from authgate.store.sqlalchemy.audit import (
-    AuditListener,
     AuditStoreMixin,
     announce_committed,
     write_audit,
 )
+from authgate.store.sqlalchemy.avatar_images import AvatarImageStoreMixin
 from authgate.store.sqlalchemy.database_errors import translate_database_errors
-from authgate.store.sqlalchemy.engines import writer_engine
+from authgate.store.sqlalchemy.engines import autocommit_engine, writer_engine
 from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.invitations import InvitationStoreMixin
 from authgate.store.sqlalchemy.mail_outbox import MailOutboxMixin
@@ -63,6 +66,16 @@ from authgate.store.sqlalchemy.models import (
 )
 from authgate.store.sqlalchemy.passkeys import PasskeyStoreMixin
 from authgate.store.sqlalchemy.second_factors import SecondFactorStoreMixin
+from authgate.store.sqlalchemy.session_statements import (
+    AUDIT_ID,
+    SESSION_COLUMNS,
+    login_statement,
+    revocation_statement,
+    rotation_statement,
+    user_of_rotation,
+)
+from authgate.store.sqlalchemy.signing_keys import SigningKeyStoreMixin
+from authgate.store.sqlalchemy.store_core import AuditListener
 from authgate.store.sqlalchemy.tenants import TenantStoreMixin, add_personal_tenant
 from authgate.store.sqlalchemy.user_imports import LEGACY_SESSION_PURPOSE, ImportStoreMixin
 
@@ -77,6 +90,13 @@ _SESSIONS = SessionRow.__table__
 assert isinstance(_SESSIONS, Table)
 _GET_USER = select(_USERS).where(_USERS.c.id == bindparam("id"))
 _GET_SESSION = select(_SESSIONS).where(_SESSIONS.c.id == bindparam("id"))
+# Both in one statement: the user's columns under their names, the session's as ``s_<name>``.
+_GET_SESSION_WITH_USER = (
+    select(_USERS, *(column.label(f"s_{column.name}") for column in _SESSIONS.c))
+    .join_from(_SESSIONS, _USERS, _SESSIONS.c.user_id == _USERS.c.id)
+    .where(_SESSIONS.c.id == bindparam("id"))
+)
+_SESSION_WITH_USER_KEYS = tuple(_GET_SESSION_WITH_USER.selected_columns.keys())
 
 
 def _record_login_statement(*, same_epoch: bool, rehashed: bool) -> Update:
@@ -121,6 +141,14 @@ def _session_record(row: SessionRow | Row[Any]) -> SessionRecord:
     )
 
 
+def _by_name(keys: tuple[str, ...], row: Row[Any]) -> Any:
+    """``row``'s columns (``keys``, its statement's, in order) as attributes of a plain
+    namespace, for a record built from many of them: reading a column as an attribute of a Core
+    ``Row`` costs ~3,000 instructions (the row first asks its class whether the name is an
+    attribute of its own, and the class formats an ``AttributeError``)."""
+    return SimpleNamespace(**dict(zip(keys, row, strict=True)))
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -135,6 +163,10 @@ def _dispose_after_fork(store: weakref.ref[SqlAlchemyStore]) -> None:
         alive.engine.dispose(close=False)
 
 
+_log = logging.getLogger("authgate")
+_UNKNOWN_REVOCATION_KINDS: set[str] = set()  # warned about once per process
+
+
 @translate_database_errors
 class SqlAlchemyStore(
     TenantStoreMixin,
@@ -146,6 +178,8 @@ class SqlAlchemyStore(
     SecondFactorStoreMixin,
     AuditStoreMixin,
     PasskeyStoreMixin,
+    AvatarImageStoreMixin,
+    SigningKeyStoreMixin,
 ):
     """Users, sessions, refresh tokens, tenants, API tokens, the revocation log, the mail
     outbox, mailed account tokens and invitations in SQL."""
@@ -155,6 +189,12 @@ class SqlAlchemyStore(
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writer = writer_engine(engine)  # every transaction that writes
         self._writes = sessionmaker(self._writer, expire_on_commit=False)
+        # PostgreSQL: a login's and a refresh's one statement (``session_statements``).
+        self._one_statement = engine.dialect.name == "postgresql"
+        # Reads of one statement (and on PostgreSQL those statements), without BEGIN/COMMIT or
+        # ROLLBACK: round trips on PostgreSQL, instructions on SQLite; other backends as before.
+        one_read = engine.dialect.name in ("postgresql", "sqlite")
+        self._autocommit = autocommit_engine(engine) if one_read else engine
         # Told of each audit event once its transaction committed (``AUTHGATE_AUDIT_LOG``).
         self.audit_listener: AuditListener | None = None
         # A forked child (gunicorn --preload) must not reuse the parent's connections.
@@ -186,7 +226,7 @@ class SqlAlchemyStore(
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as conn:
+            with self._autocommit.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except OperationalError:
             return False
@@ -234,13 +274,13 @@ class SqlAlchemyStore(
         return user_record(row)
 
     def get_user(self, user_id: str) -> UserRecord | None:
-        with self.engine.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(_GET_USER, {"id": user_id}).first()
         return user_record(row) if row else None
 
     def find_user_by_login(self, login: str) -> UserRecord | None:
         statement = _FIND_BY_EMAIL if "@" in login else _FIND_BY_USERNAME
-        with self.engine.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(statement, {"key": login.casefold()}).first()
             return user_record(row) if row else None
 
@@ -472,6 +512,8 @@ class SqlAlchemyStore(
             params["password_hash"] = password_hash
         # On PostgreSQL the UPDATE waits for the row lock of a revocation in progress and then
         # sees its committed epoch; on SQLite the write transaction waits for it altogether.
+        if self._one_statement:
+            return self._create_session_at_once(record, refresh_token_hash, params, audit)
         with self._writer.begin() as conn:
             user = conn.execute(statement, params).first()
             if user is None:
@@ -487,10 +529,57 @@ class SqlAlchemyStore(
             announce_committed(self.audit_listener, [written])
         return record, user_record(user)
 
+    def _create_session_at_once(
+        self,
+        record: SessionRecord,
+        refresh_token_hash: str,
+        params: dict[str, object],
+        audit: AuditEvent | None,
+    ) -> tuple[SessionRecord, UserRecord] | None:
+        """``create_session`` on PostgreSQL: the same steps in one statement, one round trip."""
+        event = audit.with_details(session_id=record.id) if audit else None
+        statement = login_statement(
+            same_epoch="epoch" in params,
+            rehashed="password_hash" in params,
+            audited=event is not None,
+        )
+        values = {**asdict(record), "amr": " ".join(record.amr) or None}
+        params = {**params, "token_hash": refresh_token_hash}
+        params.update({f"s_{name}": values[name] for name in SESSION_COLUMNS})
+        if event is not None:
+            params.update({f"a_{name}": value for name, value in event.row().items()})
+        with self._autocommit.connect() as conn:
+            user = conn.execute(statement, params).first()
+        if user is None:
+            return None  # nothing was written
+        if event is not None:
+            announce_committed(self.audit_listener, [replace(event, id=user._mapping[AUDIT_ID])])
+        return record, user_record(user)
+
     def get_session(self, session_id: str) -> SessionRecord | None:
-        with self.engine.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(_GET_SESSION, {"id": session_id}).first()
         return _session_record(row) if row else None
+
+    def get_session_with_user(self, session_id: str) -> tuple[SessionRecord, UserRecord] | None:
+        with self._autocommit.connect() as conn:  # one statement: no transaction around it
+            found = conn.execute(_GET_SESSION_WITH_USER, {"id": session_id}).first()
+        if found is None:
+            return None
+        row = _by_name(_SESSION_WITH_USER_KEYS, found)
+        session = SessionRecord(
+            id=row.s_id,
+            user_id=row.s_user_id,
+            created_at=row.s_created_at,
+            last_seen_at=row.s_last_seen_at,
+            expires_at=row.s_expires_at,
+            revoked_at=row.s_revoked_at,
+            user_agent=row.s_user_agent,
+            ip=row.s_ip,
+            auth_time=row.s_auth_time,
+            amr=tuple(row.s_amr.split()) if row.s_amr else (),
+        )
+        return session, user_record(row)
 
     def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
         with self._sessions() as db:
@@ -513,7 +602,14 @@ class SqlAlchemyStore(
         expires_at: datetime,
         now: datetime,
         reuse_audit: AuditEvent | None = None,
+        grace_since: datetime | None = None,
+        grace_audit: AuditEvent | None = None,
     ) -> RefreshOutcome:
+        if self._one_statement:
+            rotated = self._rotate_at_once(presented_hash, new_hash, expires_at, now)
+            if rotated is not None:
+                return rotated
+            # The token was not current: the transaction below tells a reuse from a stranger.
         with self._transaction() as db:
             consumed = db.execute(
                 update(RefreshTokenRow)
@@ -523,6 +619,12 @@ class SqlAlchemyStore(
                 .values(used_at=now)
                 .returning(RefreshTokenRow.session_id)
             ).scalar_one_or_none()
+            if consumed is None and grace_since is not None:
+                graced = self._rotate_in_grace(
+                    db, presented_hash, new_hash, expires_at, now, grace_since, grace_audit
+                )
+                if graced is not None:
+                    return graced
             if consumed is None:
                 reused = db.scalar(
                     select(RefreshTokenRow.session_id).where(
@@ -545,10 +647,97 @@ class SqlAlchemyStore(
             user = db.get(UserRow, row.user_id)
             row.last_seen_at = now
             row.expires_at = expires_at
-            db.add(RefreshTokenRow(token_hash=new_hash, session_id=row.id, created_at=now))
+            db.add(
+                RefreshTokenRow(
+                    token_hash=new_hash,
+                    session_id=row.id,
+                    created_at=now,
+                    rotated_from=presented_hash,
+                )
+            )
             return RefreshOutcome(
                 session=_session_record(row), user=user_record(user) if user else None
             )
+
+    def _rotate_in_grace(
+        self,
+        db: Session,
+        presented_hash: str,
+        new_hash: str,
+        expires_at: datetime,
+        now: datetime,
+        grace_since: datetime,
+        audit: AuditEvent | None,
+    ) -> RefreshOutcome | None:
+        """Rotate again a token spent by a rotation at or after ``grace_since`` (its response
+        was lost), while no token that rotation issued has been used: its unused successors are
+        spent (``superseded_at``), so one live token remains. None when that does not hold:
+        the caller treats the token as reused.
+
+        Locks in the order of a rotation (tokens, then the session): the presented token first,
+        so concurrent retries of it run one after the other and each sees the successor the
+        previous one issued."""
+        token = db.scalar(
+            select(RefreshTokenRow)
+            .where(RefreshTokenRow.token_hash == presented_hash)
+            .with_for_update()
+        )
+        if (
+            token is None
+            or token.superseded_at is not None  # killed unused by a grace rotation: a reuse
+            or token.used_at is None
+            or token.used_at < grace_since
+        ):
+            return None
+        children = RefreshTokenRow.rotated_from == presented_hash
+        db.execute(
+            update(RefreshTokenRow)
+            .where(children, RefreshTokenRow.used_at.is_(None))
+            .values(used_at=now, superseded_at=now)
+        )
+        successor_used = db.scalar(
+            select(RefreshTokenRow.token_hash)
+            .where(children, RefreshTokenRow.superseded_at.is_(None))
+            .limit(1)
+        )
+        if successor_used is not None:
+            return None
+        row = db.get(SessionRow, token.session_id, with_for_update=True)
+        if row is None or not _session_record(row).is_valid_at(now):
+            return None
+        user = db.get(UserRow, row.user_id)
+        row.last_seen_at = now
+        row.expires_at = expires_at
+        db.add(
+            RefreshTokenRow(
+                token_hash=new_hash,
+                session_id=row.id,
+                created_at=now,
+                rotated_from=presented_hash,
+            )
+        )
+        if audit is not None:
+            write_audit(db, audit.with_details(session_id=row.id), user_id=row.user_id)
+        return RefreshOutcome(
+            session=_session_record(row), user=user_record(user) if user else None, graced=True
+        )
+
+    def _rotate_at_once(
+        self, presented_hash: str, new_hash: str, expires_at: datetime, now: datetime
+    ) -> RefreshOutcome | None:
+        """``rotate_refresh_token`` on PostgreSQL, when the presented token is current: one
+        statement, one round trip. None when it was not current (nothing was written)."""
+        params = {"presented": presented_hash, "new_hash": new_hash, "now": now}
+        with self._autocommit.connect() as conn:
+            row = conn.execute(rotation_statement(), {**params, "expires_at": expires_at}).first()
+        if row is None:
+            return None
+        if row.id is None:
+            return RefreshOutcome()  # spent, but its session is revoked or expired
+        user = user_of_rotation(row)
+        return RefreshOutcome(
+            session=_session_record(row), user=user_record(UserRow(**user)) if user else None
+        )
 
     def reauthenticate_session(
         self, session_id: str, *, user_id: str, amr: Sequence[str], now: datetime
@@ -576,6 +765,8 @@ class SqlAlchemyStore(
         now: datetime,
         audit: AuditEvent | None = None,
     ) -> bool:
+        if self._one_statement:
+            return self._revoke_session_at_once(session_id, user_id, now, audit)
         with self._transaction() as db:
             stmt = select(SessionRow.id, SessionRow.user_id).where(
                 SessionRow.id == session_id, SessionRow.revoked_at.is_(None)
@@ -587,6 +778,28 @@ class SqlAlchemyStore(
                 return False
             write_audit(db, audit, user_id=found[0].user_id)
             return True
+
+    def _revoke_session_at_once(
+        self, session_id: str, user_id: str | None, now: datetime, audit: AuditEvent | None
+    ) -> bool:
+        """``revoke_session`` on PostgreSQL: one statement, one round trip."""
+        statement = revocation_statement(of_user=user_id is not None, audited=audit is not None)
+        params: dict[str, object] = {
+            "sid": session_id,
+            "uid": user_id,
+            "now": now,
+            "kind": RevocationKind.SESSION.value,
+        }
+        if audit is not None:
+            params.update({f"a_{name}": value for name, value in audit.row().items()})
+        with self._autocommit.connect() as conn:
+            revoked = conn.execute(statement, params).first()
+        if revoked is None:
+            return False
+        if audit is not None:
+            written = replace(audit.about(user_id=revoked.user_id), id=revoked._mapping[AUDIT_ID])
+            announce_committed(self.audit_listener, [written])
+        return True
 
     def revoke_user_sessions(
         self, user_id: str, *, now: datetime, audit: AuditEvent | None = None
@@ -659,14 +872,26 @@ class SqlAlchemyStore(
     # Revocation log --------------------------------------------------------------------------
 
     def read_revocations(self, after_id: int, *, limit: int = 1000) -> list[RevocationEvent]:
-        with self._sessions() as db:
+        # Every process polls: one statement, one round trip on PostgreSQL.
+        with self._autocommit.connect() as db:
             rows = db.execute(
                 select(RevocationRow.id, RevocationRow.kind, RevocationRow.subject)
                 .where(RevocationRow.id > after_id)
                 .order_by(RevocationRow.id)
                 .limit(limit)
             ).all()
-            return [RevocationEvent(r.id, RevocationKind(r.kind), r.subject) for r in rows]
+        events = []
+        for r in rows:
+            parsed = parse_revocation_entry(r.kind, r.subject)
+            if parsed is None:
+                # Written by a newer version: skipped (a poller that raised here would never
+                # move its cursor past it, and would apply no revocation at all any more).
+                if r.kind not in _UNKNOWN_REVOCATION_KINDS:
+                    _UNKNOWN_REVOCATION_KINDS.add(r.kind)
+                    _log.warning("skipped revocation log entries of unknown kind %r", r.kind)
+                continue
+            events.append(RevocationEvent(r.id, *parsed))
+        return events
 
     def latest_revocation_id(self) -> int:
         with self._sessions() as db:

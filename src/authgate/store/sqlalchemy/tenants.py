@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +23,7 @@ from authgate.store.records import (
 )
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, TenantRow, UserRow
+from authgate.store.sqlalchemy.store_core import StoreCore
 
 PERSONAL_TENANT_NAME = "Personal"
 
@@ -56,16 +54,6 @@ def _token_record(row: ApiTokenRow) -> ApiTokenRecord:
     )
 
 
-class _SqlBase(Protocol):
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> AbstractContextManager[Session]: ...
-
-    def _log(
-        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
-    ) -> None: ...
-
-
 def add_personal_tenant(db: Session, user_id: str, now: datetime) -> None:
     """Every user's own tenant, created with the user in the same transaction."""
     tenant_id = secrets.token_hex(12)
@@ -85,7 +73,7 @@ class TenantStoreMixin:
     # Tenants ---------------------------------------------------------------------------------
 
     def create_tenant(
-        self: _SqlBase,
+        self: StoreCore,
         *,
         name: str,
         owner_id: str,
@@ -107,16 +95,16 @@ class TenantStoreMixin:
             write_audit(db, audit, tenant_id=row.id)
         return _tenant_record(row)
 
-    def get_tenant(self: _SqlBase, tenant_id: str) -> TenantRecord | None:
+    def get_tenant(self: StoreCore, tenant_id: str) -> TenantRecord | None:
         with self._reader() as db:
             row = db.get(TenantRow, tenant_id)
             return _tenant_record(row) if row else None
 
-    def personal_tenant_id(self: _SqlBase, user_id: str) -> str | None:
+    def personal_tenant_id(self: StoreCore, user_id: str) -> str | None:
         with self._reader() as db:
             return db.scalar(select(TenantRow.id).where(TenantRow.personal_owner_id == user_id))
 
-    def list_user_tenants(self: _SqlBase, user_id: str) -> list[tuple[TenantRecord, TenantRole]]:
+    def list_user_tenants(self: StoreCore, user_id: str) -> list[tuple[TenantRecord, TenantRole]]:
         with self._reader() as db:
             rows = db.execute(
                 select(TenantRow, MembershipRow.role)
@@ -126,7 +114,7 @@ class TenantStoreMixin:
             ).all()
             return [(_tenant_record(t), TenantRole(role)) for t, role in rows]
 
-    def rename_tenant(self: _SqlBase, tenant_id: str, name: str) -> TenantRecord | None:
+    def rename_tenant(self: StoreCore, tenant_id: str, name: str) -> TenantRecord | None:
         with self._transaction() as db:
             row = db.get(TenantRow, tenant_id)
             if row is None:
@@ -135,7 +123,7 @@ class TenantStoreMixin:
             return _tenant_record(row)
 
     def delete_tenant(
-        self: _SqlBase, tenant_id: str, *, now: datetime, audit: AuditEvent | None = None
+        self: StoreCore, tenant_id: str, *, now: datetime, audit: AuditEvent | None = None
     ) -> Revocations | None:
         """Delete a tenant, its memberships and its API tokens (all logged as revoked); what
         was revoked, or None when there is no such tenant."""
@@ -163,7 +151,7 @@ class TenantStoreMixin:
 
     # Memberships -----------------------------------------------------------------------------
 
-    def get_member_role(self: _SqlBase, tenant_id: str, user_id: str) -> TenantRole | None:
+    def get_member_role(self: StoreCore, tenant_id: str, user_id: str) -> TenantRole | None:
         with self._reader() as db:
             role = db.scalar(
                 select(MembershipRow.role).where(
@@ -172,7 +160,7 @@ class TenantStoreMixin:
             )
             return TenantRole(role) if role else None
 
-    def list_members(self: _SqlBase, tenant_id: str) -> list[MemberRecord]:
+    def list_members(self: StoreCore, tenant_id: str) -> list[MemberRecord]:
         with self._reader() as db:
             rows = db.execute(
                 select(MembershipRow, UserRow.email, UserRow.name)
@@ -186,7 +174,7 @@ class TenantStoreMixin:
             ]
 
     def add_member(
-        self: _SqlBase,
+        self: StoreCore,
         tenant_id: str,
         user_id: str,
         role: TenantRole,
@@ -209,7 +197,7 @@ class TenantStoreMixin:
             raise ConflictError("This user is already a member of the tenant.") from None
 
     def set_member_role(
-        self: _SqlBase,
+        self: StoreCore,
         tenant_id: str,
         user_id: str,
         role: TenantRole,
@@ -235,7 +223,7 @@ class TenantStoreMixin:
             return True
 
     def remove_member(
-        self: _SqlBase,
+        self: StoreCore,
         tenant_id: str,
         user_id: str,
         *,
@@ -278,7 +266,7 @@ class TenantStoreMixin:
                 (RevocationKind.MEMBERSHIP, subject)
             ]
 
-    def sole_owned_tenants(self: _SqlBase, user_id: str) -> list[str]:
+    def sole_owned_tenants(self: StoreCore, user_id: str) -> list[str]:
         """Shared tenants in which ``user_id`` is the only owner."""
         owners = (
             select(MembershipRow.tenant_id)
@@ -303,7 +291,7 @@ class TenantStoreMixin:
     # API tokens ------------------------------------------------------------------------------
 
     def create_api_token(
-        self: _SqlBase, record: ApiTokenRecord, *, audit: AuditEvent | None = None
+        self: StoreCore, record: ApiTokenRecord, *, audit: AuditEvent | None = None
     ) -> None:
         with self._transaction() as db:
             write_audit(db, audit)
@@ -324,12 +312,12 @@ class TenantStoreMixin:
                 )
             )
 
-    def get_api_token(self: _SqlBase, token_id: str) -> ApiTokenRecord | None:
+    def get_api_token(self: StoreCore, token_id: str) -> ApiTokenRecord | None:
         with self._reader() as db:
             row = db.get(ApiTokenRow, token_id)
             return _token_record(row) if row else None
 
-    def list_api_tokens(self: _SqlBase, user_id: str) -> list[ApiTokenRecord]:
+    def list_api_tokens(self: StoreCore, user_id: str) -> list[ApiTokenRecord]:
         """The user's tokens that are not revoked (expired ones included), newest first."""
         with self._reader() as db:
             rows = db.scalars(
@@ -340,7 +328,7 @@ class TenantStoreMixin:
             return [_token_record(r) for r in rows]
 
     def revoke_api_token(
-        self: _SqlBase,
+        self: StoreCore,
         token_id: str,
         *,
         user_id: str | None,
@@ -362,7 +350,7 @@ class TenantStoreMixin:
             write_audit(db, audit, user_id=revoked.user_id, tenant_id=revoked.tenant_id)
             return True
 
-    def touch_api_tokens(self: _SqlBase, used: dict[str, tuple[datetime, str | None]]) -> None:
+    def touch_api_tokens(self: StoreCore, used: dict[str, tuple[datetime, str | None]]) -> None:
         if not used:
             return
         with self._transaction() as db:

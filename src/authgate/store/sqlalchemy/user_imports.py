@@ -7,12 +7,11 @@ import json
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,24 +39,11 @@ from authgate.store.sqlalchemy.models import (
     UserRow,
     user_record,
 )
+from authgate.store.sqlalchemy.store_core import StoreCore
 from authgate.store.sqlalchemy.tenants import PERSONAL_TENANT_NAME
 
 
-class _SqlBase(Protocol):
-    engine: Engine
-
-    def _transaction(self) -> AbstractContextManager[Session]: ...
-
-    def _reader(self) -> AbstractContextManager[Session]: ...
-
-    def _log(
-        self, db: Session, kind: RevocationKind, subjects: Sequence[str], now: datetime
-    ) -> None: ...
-
-    def _revoke_user_sessions(
-        self, db: Session, user_id: str, now: datetime, keep: str | None = None
-    ) -> list[str]: ...
-
+class _SqlBase(StoreCore, Protocol):
     def _plan_import(
         self,
         db: Session,
