@@ -167,6 +167,29 @@ _log = logging.getLogger("authgate")
 _UNKNOWN_REVOCATION_KINDS: set[str] = set()  # warned about once per process
 
 
+def _extend_session(
+    db: Session,
+    row: SessionRow,
+    new_hash: str,
+    rotated_from: str,
+    expires_at: datetime,
+    now: datetime,
+) -> UserRow | None:
+    """A refresh: the session ``row`` lives on until ``expires_at`` with a new refresh token
+    (``new_hash``, issued from ``rotated_from``). Returns its user, read in the same transaction:
+    a failure here leaves the presented token current (nothing committed), and a committed
+    rotation has all it needs."""
+    user = db.get(UserRow, row.user_id)
+    row.last_seen_at = now
+    row.expires_at = expires_at
+    db.add(
+        RefreshTokenRow(
+            token_hash=new_hash, session_id=row.id, created_at=now, rotated_from=rotated_from
+        )
+    )
+    return user
+
+
 @translate_database_errors
 class SqlAlchemyStore(
     TenantStoreMixin,
@@ -642,19 +665,7 @@ class SqlAlchemyStore(
             row = db.get(SessionRow, consumed, with_for_update=True)
             if row is None or not _session_record(row).is_valid_at(now):
                 return RefreshOutcome()
-            # The user is read in this transaction: a failure here leaves the presented token
-            # current (nothing committed), and a committed rotation has all it needs.
-            user = db.get(UserRow, row.user_id)
-            row.last_seen_at = now
-            row.expires_at = expires_at
-            db.add(
-                RefreshTokenRow(
-                    token_hash=new_hash,
-                    session_id=row.id,
-                    created_at=now,
-                    rotated_from=presented_hash,
-                )
-            )
+            user = _extend_session(db, row, new_hash, presented_hash, expires_at, now)
             return RefreshOutcome(
                 session=_session_record(row), user=user_record(user) if user else None
             )
@@ -705,17 +716,7 @@ class SqlAlchemyStore(
         row = db.get(SessionRow, token.session_id, with_for_update=True)
         if row is None or not _session_record(row).is_valid_at(now):
             return None
-        user = db.get(UserRow, row.user_id)
-        row.last_seen_at = now
-        row.expires_at = expires_at
-        db.add(
-            RefreshTokenRow(
-                token_hash=new_hash,
-                session_id=row.id,
-                created_at=now,
-                rotated_from=presented_hash,
-            )
-        )
+        user = _extend_session(db, row, new_hash, presented_hash, expires_at, now)
         if audit is not None:
             write_audit(db, audit.with_details(session_id=row.id), user_id=row.user_id)
         return RefreshOutcome(

@@ -61,4 +61,6 @@ $('#totp-off').addEventListener('click', (event) => withBusy(event.currentTarget
   say('The authenticator app is off.');
 }));
 
-load().catch(complain);
+// Not logged in (401): account.js takes the visitor to the login page; saying so here too would
+// cover the reason account.js shows when the server cannot tell who is logged in.
+load().catch((error) => { if (error?.status !== 401) complain(error); });
