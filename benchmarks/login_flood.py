@@ -14,7 +14,11 @@ here it comes from one), then with wrk:
 
 1. **hash rate**: bad-password logins back to back on ``2 x workers x concurrency`` connections
    (``--capacity-seconds``): the logins answered ``401`` per second are the rate at which this
-   server checks passwords, ``H``;
+   server checks passwords, ``H``. A connection refused ``503`` waits its ``Retry-After`` before
+   it sends again, as a well-behaved client does: without that, a worker that happened to accept
+   more connections than its queue holds answers a storm of refusals back to back, its hash
+   thread (a lower CPU priority) starves, and ``H`` -- so the flood -- comes out a third of the
+   server's real rate (15/s instead of 45/s on a 2-core machine);
 2. **idle**: ``GET /api/auth/me`` with a bearer token, paced at ``--me-rate`` requests a second
    (wrk's ``delay()``), for ``--duration`` seconds: its p50 and p99;
 3. **flood**: the same ``/me`` run again while wrk sends bad-password logins (a new unknown name
@@ -70,16 +74,28 @@ function init(args)
   n401, n503, n503_retry, nother, sent = 0, 0, 0, 0, 0
   pace = tonumber(args[1]) or 0
   prefix = args[2] or "t"
+  backoff = args[3] == "backoff"
+  held = 0
 end
 function delay()
+  -- wrk asks right after response() of the same connection: a refused one waits Retry-After
+  if held > 0 then
+    local wait = held
+    held = 0
+    return wait
+  end
   return pace
 end
 function response(status, headers, body)
   if status == 401 then n401 = n401 + 1
   elseif status == 503 then
     n503 = n503 + 1
-    if headers["Retry-After"] ~= nil or headers["retry-after"] ~= nil then
+    local retry_after = headers["Retry-After"] or headers["retry-after"]
+    if retry_after ~= nil then
       n503_retry = n503_retry + 1
+    end
+    if backoff then
+      held = 1000 * (tonumber(retry_after) or 1)
     end
   elseif status ~= 200 then nother = nother + 1 end
 end
@@ -136,7 +152,15 @@ def write_script(path: Path, head: str, tail: str = "") -> Path:
 
 
 def wrk_command(
-    wrk: str, url: str, script: Path, *, connections: int, seconds: int, pace_ms: int, tag: str
+    wrk: str,
+    url: str,
+    script: Path,
+    *,
+    connections: int,
+    seconds: int,
+    pace_ms: int,
+    tag: str,
+    backoff: bool = False,
 ) -> list[str]:
     threads = min(2, connections)
     return [
@@ -152,6 +176,7 @@ def wrk_command(
         "--",
         str(pace_ms),
         tag,
+        *(["backoff"] if backoff else []),
     ]
 
 
@@ -262,6 +287,7 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
                 seconds=args.capacity_seconds,
                 pace_ms=0,
                 tag="c",
+                backoff=True,
             ),
             2 * slots,
             args.capacity_seconds + 60,
