@@ -10,7 +10,8 @@ client), so the figure is the app's own cost: Flask, authgate and the view.
 
 ``first_request`` is a token's first request, as after a deploy: 50 + ``N`` users each with a
 session and an access token, the process's caches emptied, then one request per token (the
-first 50 warm the code, the next ``N`` are counted). The peers (``peers.py``) are Flask-JWT-
+first 50 warm the code, the next ``N`` are counted); ``api_token_first_request`` is the same
+with an API token (``ag_...``) per user. The peers (``peers.py``) are Flask-JWT-
 Extended and Flask-Security-Too ``/me`` views in their documented style; they need
 ``pip install -e '.[bench]'`` and are reported as missing otherwise.
 
@@ -47,6 +48,7 @@ SCENARIOS = {
     "me_api_token": "GET /api/auth/me with Authorization: Bearer ag_...",
     "own_view": "the app's own @token_required() view, bearer access token",
     "first_request": "GET /api/auth/me, bearer, a token's first request (nothing cached)",
+    "api_token_first_request": "first_request with an API token (ag_...) instead",
     "peer_jwt_extended": "Flask-JWT-Extended GET /me (documented style, HS256, user loader)",
     "peer_security_too": "Flask-Security-Too GET /me (documented style, auth token)",
 }
@@ -175,6 +177,28 @@ def _first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
     return environs
 
 
+def _api_token_first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
+    """``count`` users, each with an API token; then the process forgets everything it cached
+    about them, as a new process would."""
+    from authgate.integrations.flask.context import EXTENSION_KEY
+
+    service = app.extensions[EXTENSION_KEY].service
+    environs = []
+    for n in range(count):
+        user = service.store.create_user(
+            email=f"user{n}@example.com",
+            username=None,
+            name=None,
+            password_hash=None,
+            roles=["user"],
+            now=service.clock.now(),
+        )
+        plaintext, _ = service.api_tokens.issue_api_token(user, name="bench", scopes=["read"])
+        environs.append(_environ("/api/auth/me", authorization=f"Bearer {plaintext}"))
+    service.cache.clear()
+    return environs
+
+
 def _prepare(scenario: str, instance: Path, requests: int) -> tuple[WsgiApp, list[dict[str, Any]]]:
     """The app and the environs of the requests (the first ``WARM_UP`` for the warm-up when
     there are several); asserts that the first answers 200."""
@@ -195,6 +219,9 @@ def _prepare(scenario: str, instance: Path, requests: int) -> tuple[WsgiApp, lis
     elif scenario == "first_request":
         app = _authgate_app(instance, own_views=False)
         environs = _first_request_environs(app, WARM_UP + requests)
+    elif scenario == "api_token_first_request":
+        app = _authgate_app(instance, own_views=False)
+        environs = _api_token_first_request_environs(app, WARM_UP + requests)
     else:
         app = _authgate_app(instance, own_views=scenario in ("own_view", "public_route"))
         _post_json(app, "/api/auth/register", {"email": "ada@example.com", "password": PASSWORD})
@@ -307,9 +334,9 @@ def main() -> None:
     print(f"instructions per request (callgrind, {args.requests} requests after 50 warm-up)")
     for name, value in figures.items():
         if value is None:
-            print(f"  {name:<17} {'-':>10}             not installed: pip install -e '.[bench]'")
+            print(f"  {name:<23} {'-':>10}             not installed: pip install -e '.[bench]'")
             continue
-        print(f"  {name:<17} {value:>10,}  {value / bare:6.2f} x bare   {SCENARIOS[name]}")
+        print(f"  {name:<23} {value:>10,}  {value / bare:6.2f} x bare   {SCENARIOS[name]}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

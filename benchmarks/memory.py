@@ -29,8 +29,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from slow_clients import instance_env
-
 HERE = Path(__file__).resolve().parent
 TARGET_MB = 70.0
 
@@ -131,6 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    # Here, not at the top: the bare app's worker imports this module, and slow_clients imports
+    # requests (5.4 MB of RSS that a bare Flask worker does not have).
+    from slow_clients import instance_env
+
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         env = instance_env(Path(tmp))

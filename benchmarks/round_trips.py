@@ -1,4 +1,5 @@
-"""Database round trips and statements per login, refresh, logout and /me on PostgreSQL.
+"""Database round trips and statements per login, refresh, logout and /me on PostgreSQL (with an
+access token, cached or new to the process, and with an API token new to the process).
 
 Run from the repository root::
 
@@ -51,7 +52,15 @@ from tests.counting_proxy import CountingProxy  # noqa: E402
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EMAIL = "round-trips@example.com"
 PASSWORD = "Round-trips-Passw0rd-8817"
-OPERATIONS = ("login", "refresh", "logout", "/me (cached)", "/me (new to the process)")
+API_TOKEN_FIRST = "/me, API token (new to the process)"
+OPERATIONS = (
+    "login",
+    "refresh",
+    "logout",
+    "/me (cached)",
+    "/me (new to the process)",
+    API_TOKEN_FIRST,
+)
 
 
 def _measure(url: str, proxy: CountingProxy, repeat: int) -> dict[str, Any]:
@@ -105,6 +114,17 @@ def _measure(url: str, proxy: CountingProxy, repeat: int) -> dict[str, Any]:
                 refresh = {"refresh_token": issued["refresh_token"]}
                 run("/me (cached)", this, "GET", "/api/auth/me", headers=bearer)
                 run("/me (new to the process)", other, "GET", "/api/auth/me", headers=bearer)
+                # A new API token each round: the other process has never seen it.
+                created = this.post(
+                    "/api/tokens",
+                    json={"name": f"round {round_}", "scopes": ["read"]},
+                    headers=bearer,
+                )
+                if created.status_code != 201:
+                    raise SystemExit(f"API token: {created.status_code} {created.json}")
+                api_token = {"Authorization": f"Bearer {created.json['token']}"}
+                services[1].cache.clear()  # nor its user, nor the membership (same each round)
+                run(API_TOKEN_FIRST, other, "GET", "/api/auth/me", headers=api_token)
                 rotated = run("refresh", this, "POST", "/api/auth/refresh", json=refresh)
                 bearer = {"Authorization": f"Bearer {rotated['access_token']}"}
                 run("logout", this, "POST", "/api/auth/logout", headers=bearer, expected=204)
@@ -193,14 +213,14 @@ def _baseline(ref: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _print(columns: dict[str, dict[str, Any]], latency_ms: float) -> None:
     delays = [f"{d:g}" for d in sorted({0.0, latency_ms})]
-    header = f"{'operation':<26}"
+    header = f"{'operation':<36}"
     for label in columns:
         header += f" | {label + ' round trips':>22} {'statements':>10}"
         header += "".join(f" {'ms @' + d + ' ms':>11}" for d in delays)
     print(header)
     print("-" * len(header))
     for name in OPERATIONS:
-        line = f"{name:<26}"
+        line = f"{name:<36}"
         for results in columns.values():
             counted = results["0"][name]
             line += f" | {counted['round_trips']:>22} {counted['statements']:>10}"

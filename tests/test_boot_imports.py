@@ -44,7 +44,19 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _modules_after_boot(tmp_path: Path, **settings: str) -> set[str]:
+# The gunicorn master of `authgate serve --production` (`python -m authgate.serving`), stopped
+# where gunicorn would start forking its workers.
+_MASTER = """
+import json, sys
+from gevent import monkey
+monkey.patch_all()
+from authgate import production_server
+production_server.GunicornApplication.run = lambda self: print(json.dumps(sorted(sys.modules)))
+production_server.run_production_server()
+"""
+
+
+def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHGATE_")}
     env.update(
         AUTHGATE_INSTANCE_PATH=str(tmp_path / "instance"),
@@ -52,6 +64,11 @@ def _modules_after_boot(tmp_path: Path, **settings: str) -> set[str]:
         AUTHGATE_PUBLIC_URL="http://localhost:8086",
         **settings,
     )
+    return env
+
+
+def _modules_after_boot(tmp_path: Path, **settings: str) -> set[str]:
+    env = _environment(tmp_path, **settings)
     # Migrated first, as a deployment does (`authgate db upgrade`): a worker finds it current.
     upgrade = [sys.executable, "-m", "authgate", "db", "upgrade"]
     migrated = subprocess.run(upgrade, env=env, capture_output=True, text=True, timeout=120)
@@ -84,3 +101,21 @@ def test_redis_is_loaded_when_it_is_configured(tmp_path: Path) -> None:
     # Never contacted at boot (the clients connect lazily), so no server is needed here.
     modules = _modules_after_boot(tmp_path, AUTHGATE_REDIS_URL="redis://127.0.0.1:1/0")
     assert "redis" in modules
+
+
+def test_the_master_holds_the_code_its_workers_run_and_nothing_more(tmp_path: Path) -> None:
+    """Imported before the fork, the app's code is shared by every worker (benchmarks/memory.py:
+    a worker's USS 24 MB instead of 56 MB, its RSS 80 MB instead of 86 MB); what only some
+    requests need stays out of the master as it stays out of a worker's boot."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MASTER],
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    master = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"authgate.server", "authgate.http.schemas", "flask", "sqlalchemy.orm"} <= master
+    assert not master & set(LOADED_ON_DEMAND), "loaded by the master before the fork"
+    assert "authgate.cli" not in master

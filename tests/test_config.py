@@ -574,3 +574,56 @@ def test_roles_are_a_list_of_role_names_each_once() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"AUTHGATE_ROLES": "editor Support"})
     assert "AUTHGATE_ROLES" in str(info.value) and "'Support' is not a role name" in str(info.value)
+
+
+def _s3_env(tmp_path: Path, endpoint: str, storage: str = "s3") -> dict[str, str]:
+    return {
+        **_production_env(tmp_path),
+        "AUTHGATE_AVATAR_STORAGE": storage,
+        "AUTHGATE_S3_BUCKET": "avatars",
+        "AUTHGATE_S3_ENDPOINT_URL": endpoint,
+    }
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host"),
+    [
+        ("http://minio.internal:9000", "minio.internal"),
+        ("http://10.0.0.7:9000", "10.0.0.7"),
+        ("http://[fd00::7]:9000", "fd00::7"),
+        ("http://127.0.0.1.nip.io:9000", "127.0.0.1.nip.io"),
+    ],
+)
+def test_production_refuses_a_plain_http_s3_endpoint_off_this_host(
+    tmp_path: Path, endpoint: str, host: str
+) -> None:
+    message = _config_error(_s3_env(tmp_path, endpoint))
+    assert f"AUTHGATE_S3_ENDPOINT_URL is plain http:// to {host}" in message
+    assert "https://" in message
+    assert "AUTHGATE_DATABASE_URL" not in message  # nothing else is wrong
+    # Development only uses it (the doctor warns).
+    development = {**_s3_env(tmp_path, endpoint), "AUTHGATE_ENV": "development"}
+    assert load_settings(environ=development).s3_plain_http_host == host
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://minio.internal:9000",
+        "http://127.0.0.1:9000",
+        "http://127.8.9.10:9000",
+        "http://localhost:9000",
+        "http://LocalHost.:9000",
+        "http://[::1]:9000",
+    ],
+)
+def test_production_accepts_an_https_or_loopback_s3_endpoint(tmp_path: Path, endpoint: str) -> None:
+    settings = load_settings(environ=_s3_env(tmp_path, endpoint))
+    assert settings.production_problems() == []
+    assert settings.s3_plain_http_host is None
+
+
+def test_an_s3_endpoint_not_in_use_is_not_refused(tmp_path: Path) -> None:
+    """With the images in the database, the S3 settings are not used."""
+    environ = _s3_env(tmp_path, "http://minio.internal:9000", storage="database")
+    assert load_settings(environ=environ).production_problems() == []

@@ -36,7 +36,12 @@ from pydantic import (
 from authgate.core.oauth import safe_redirect_target
 from authgate.core.origins import OriginAllowlist, parse_origin
 from authgate.core.roles import is_role_name
-from authgate.core.smtp_urls import SmtpEndpoint, parse_mail_address, parse_smtp_url
+from authgate.core.smtp_urls import (
+    SmtpEndpoint,
+    is_loopback_host,
+    parse_mail_address,
+    parse_smtp_url,
+)
 from authgate.core.webauthn_origins import WebAuthnOrigins, webauthn_origins
 from authgate.errors import ConfigError
 
@@ -634,6 +639,16 @@ class Settings(BaseModel):
         return parse_smtp_url(self.smtp_url.get_secret_value())
 
     @property
+    def s3_plain_http_host(self) -> str | None:
+        """The host of a plain ``http://`` ``s3_endpoint_url`` off this machine, when the
+        images are in S3: what production refuses (None for https, or a loopback server)."""
+        url = self.s3_endpoint_url
+        if self.avatar_storage != "s3" or url is None or not url.startswith("http://"):
+            return None
+        host = urlsplit(url).hostname or ""
+        return None if is_loopback_host(host) else host
+
+    @property
     def resolved_mail_from(self) -> str:
         return self.mail_from or f"{self.app_name} <no-reply@localhost>"
 
@@ -701,6 +716,13 @@ class Settings(BaseModel):
                 f"AUTHGATE_SMTP_URL is plain smtp:// to {endpoint.host}: production sends mail "
                 "(with password-reset links) over plain SMTP only to a relay on this host; use "
                 "smtp+starttls:// or smtps://, or a relay on 127.0.0.1."
+            )
+        s3_host = self.s3_plain_http_host
+        if s3_host is not None:
+            problems.append(
+                f"AUTHGATE_S3_ENDPOINT_URL is plain http:// to {s3_host}: the avatar bucket's "
+                "access key, signed requests and every image would cross the network in clear; "
+                "use https://, or a server on this host (http://127.0.0.1:9000)."
             )
         token = self.metrics_token
         if token is not None and (

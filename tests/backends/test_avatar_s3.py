@@ -13,6 +13,7 @@ import pytest
 from authgate.backends.avatar_s3 import OBJECT_CACHE_CONTROL, S3AvatarStorage
 from authgate.backends.avatar_storage import avatar_image
 from authgate.errors import AvatarStorageUnavailableError
+from authgate.store.records import AvatarImageTag
 from tests.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server, free_port
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -72,12 +73,44 @@ def test_the_type_comes_from_our_name_not_from_the_bucket(s3_server: S3Server) -
     assert image.digest == hashlib.sha256(b"<svg/>").hexdigest()
 
 
+def test_the_tag_is_the_objects_metadata_or_else_its_bytes(s3_server: S3Server) -> None:
+    """``get_tag`` is one ``HeadObject`` for an object of ours; one put by another tool without
+    a SHA-256 of ours (none, or not one) is read whole, and that image returned."""
+    bucket = s3_server.new_bucket()
+    storage = storage_at(s3_server.url, bucket)
+    calls: list[str] = []
+    storage._s3().meta.events.register(
+        "before-call.s3", lambda model, **kwargs: calls.append(model.name)
+    )
+    image = avatar_image(NAME, b"\x89PNG ours")
+    storage.put(image, now=NOW)
+
+    calls.clear()
+    tag = storage.get_tag(NAME)
+    assert tag == AvatarImageTag(name=NAME, content_type="image/png", digest=image.digest)
+    assert calls == ["HeadObject"]
+    calls.clear()
+    # A HEAD's 404 does not say whether the object or the bucket is missing: GetObject does.
+    assert storage.get_tag("B" * 32 + ".png") is None
+    assert calls == ["HeadObject", "GetObject"]
+
+    for other, metadata in (("C", {}), ("D", {"sha256": "not-a-digest"})):
+        name = other * 32 + ".jpg"
+        s3_server.client().put_object(
+            Bucket=bucket, Key=f"avatars/{name}", Body=b"jpeg", Metadata=metadata
+        )
+        calls.clear()
+        assert storage.get_tag(name) == avatar_image(name, b"jpeg")
+        assert calls == ["HeadObject", "GetObject"]
+
+
 def test_an_unreachable_server_is_avatar_storage_unavailable() -> None:
     storage = storage_at(f"http://127.0.0.1:{free_port()}", "avatars", timeout_seconds=2)
     image = avatar_image(NAME, b"data")
     for call in (
         lambda: storage.put(image, now=NOW),
         lambda: storage.get(NAME),
+        lambda: storage.get_tag(NAME),
         lambda: storage.delete(NAME),
         storage.check,
     ):
@@ -94,6 +127,8 @@ def test_a_missing_bucket_is_avatar_storage_unavailable_not_a_missing_image(
     storage = storage_at(s3_server.url, "no-such-bucket-here")
     with pytest.raises(AvatarStorageUnavailableError):
         storage.get(NAME)
+    with pytest.raises(AvatarStorageUnavailableError):
+        storage.get_tag(NAME)
     with pytest.raises(AvatarStorageUnavailableError):
         storage.put(avatar_image(NAME, b"x"), now=NOW)
     with pytest.raises(AvatarStorageUnavailableError):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import string
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from authgate.core.keys import KeyRing, SigningKey, generate_key
+from authgate.core import tokens
+from authgate.core.keys import KeyRing, PublicKeySet, SigningKey, generate_key
 from authgate.core.tokens import (
     ACCESS_TOKEN_TYPE,
     AccessClaims,
@@ -19,6 +21,7 @@ from authgate.core.tokens import (
 )
 from authgate.errors import InvalidTokenError, TokenExpiredError
 from tests.helpers import b64url as _b64
+from tests.helpers import b64url_decode as _b64decode
 
 NOW = 1_900_000_000.0
 ISS = "https://auth.example.test"
@@ -431,3 +434,206 @@ def test_absurdly_long_token_is_rejected_before_parsing() -> None:
 
     with pytest.raises(InvalidTokenError):
         _decode(huge, KeyRing([key]))
+
+
+# --- our own tokens' short way (_verify_own_token) ---------------------------------------------
+
+
+def _own_shape(key: SigningKey, payload: dict[str, Any]) -> str:
+    """``payload`` signed with ``key`` in exactly the shape ``issue_access_token`` writes (its
+    header byte for byte, compact JSON), so that it takes the short way."""
+    header = json.dumps({"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt"}, separators=(",", ":"))
+    body = json.dumps(payload, separators=(",", ":"))
+    signing_input = f"{_b64(header.encode())}.{_b64(body.encode())}"
+    return f"{signing_input}.{_b64(key.private_key.sign(signing_input.encode()))}"
+
+
+@pytest.fixture
+def no_pyjws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyJWS out of reach: a token it would have to decide fails the test."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the token went the general way (PyJWS)")
+
+    monkeypatch.setattr(tokens._JWS, "decode_complete", refuse)
+
+
+def test_our_own_tokens_take_the_short_way(no_pyjws: None) -> None:
+    key = _key()
+    token = _issue(key, auth_time=int(NOW) - 5, amr=["pwd", "otp"])
+    assert token.split(".")[0] == _own_shape(key, {}).split(".")[0]  # what PyJWT writes
+
+    claims = _decode(token, KeyRing([key]))
+
+    assert (claims.subject, claims.session_id, claims.key_id) == ("user-1", "sess-1", "k1")
+    assert (claims.auth_time, claims.amr) == (int(NOW) - 5, ("pwd", "otp"))
+
+
+def test_the_short_way_and_the_general_way_give_the_same_claims(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = _key()
+    ring = KeyRing([key])
+    token = _issue(key, auth_time=int(NOW), amr=["pwd"])
+    short = _decode(token, ring)
+    monkeypatch.setattr(tokens, "_verify_own_token", lambda token, keyring: None)
+
+    assert _decode(token, ring) == short
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "payload",  # a claim changed after signing
+        "signature",  # a signature byte flipped
+        "signature_of_another_token",
+    ],
+)
+def test_the_short_way_refuses_a_tampered_token(no_pyjws: None, tamper: str) -> None:
+    key = _key()
+    header, payload, signature = _issue(key).split(".")
+    if tamper == "payload":
+        claims = json.loads(_b64decode(payload))
+        claims["roles"] = ["admin", "owner"]
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    elif tamper == "signature":
+        raw = bytearray(_b64decode(signature))
+        raw[10] ^= 1
+        signature = _b64(bytes(raw))
+    else:
+        signature = _issue(key).split(".")[2]
+
+    with pytest.raises(InvalidTokenError):
+        _decode(f"{header}.{payload}.{signature}", KeyRing([key]))
+
+
+def test_a_token_signed_by_another_key_under_our_kid_is_refused(no_pyjws: None) -> None:
+    ours, impostor = _key("k1"), _key("k1")
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_issue(impostor), KeyRing([ours]))
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [
+        ({"exp": int(NOW) - 1, "iat": int(NOW) - TTL}, TokenExpiredError),
+        ({"iss": "https://evil.test"}, InvalidTokenError),
+        ({"aud": "https://other-api.test"}, InvalidTokenError),
+        ({"sub": ""}, InvalidTokenError),
+        ({"sid": None}, InvalidTokenError),
+        ({"iat": "1900000000"}, InvalidTokenError),
+        ({"roles": "admin"}, InvalidTokenError),
+        ({"nbf": int(NOW) + 60}, InvalidTokenError),
+        ({"iat": int(NOW) + 3600, "exp": int(NOW) + 4000}, InvalidTokenError),
+        ({"auth_time": int(NOW) + 1}, InvalidTokenError),
+        ({"amr": "pwd"}, InvalidTokenError),
+    ],
+    ids=repr,
+)
+def test_the_short_way_checks_every_claim(
+    no_pyjws: None, claims: dict[str, Any], error: type[Exception]
+) -> None:
+    key = _key()
+
+    with pytest.raises(error):
+        _decode(_own_shape(key, _good_payload(**claims)), KeyRing([key]))
+
+
+def test_the_short_way_honours_the_leeway(no_pyjws: None) -> None:
+    key = _key()
+    token = _own_shape(key, _good_payload(exp=int(NOW) - 10, iat=int(NOW) - TTL))
+
+    assert _decode(token, KeyRing([key]), leeway_seconds=30).subject == "user-1"
+
+
+def test_a_key_no_longer_in_the_ring_stops_verifying_its_tokens() -> None:
+    retired, active = _key("k-old", days_ago=30), _key("k-new")
+    token = _issue(retired)
+    assert _decode(token, KeyRing([retired, active])).key_id == "k-old"  # remembered header
+
+    with pytest.raises(UnknownKeyError):
+        _decode(token, KeyRing([active]))
+
+
+@pytest.mark.parametrize(
+    "reshape",
+    [
+        pytest.param(lambda h, p, s: f"{h}.{p}.{s}=", id="padded signature"),
+        pytest.param(lambda h, p, s: f"{h}.{p}=.{s}", id="padded payload"),
+        pytest.param(lambda h, p, s: f"{h}.{p}.{s}.", id="extra dot"),
+        pytest.param(lambda h, p, s: f"{h}.{p}..{s}", id="extra empty segment"),
+        pytest.param(lambda h, p, s: f"{h}.{p}.{s[:-1]}", id="signature cut short"),
+        pytest.param(lambda h, p, s: f"{h}.{p[:-1]}{_other_last(p)}.{s}", id="payload bits"),
+        pytest.param(lambda h, p, s: f"{h}.{p}.{s[:-1]}{_other_last(s)}", id="signature bits"),
+        pytest.param(lambda h, p, s: f"{h}.{p}.{s.replace('-', '+').replace('_', '/')}", id="+/"),
+        pytest.param(lambda h, p, s: f"{h}.{p[:5]} {p[5:]}.{s}", id="space"),
+    ],
+)
+def test_other_shapes_go_the_general_way_and_end_as_it_says(reshape: Any) -> None:
+    """Anything but our exact shape is decided by PyJWS, and the short way never accepts what
+    it refuses: each reshaped token ends the same way on both (here: accepted with trailing
+    ``=``, which PyJWS takes; refused otherwise)."""
+    key = _key()
+    ring = KeyRing([key])
+    for _ in range(100):  # segments whose last characters carry unused bits, and "-" or "_"
+        header, payload, signature = _issue(key).split(".")
+        if len(payload) % 4 in (2, 3) and ("-" in signature or "_" in signature):
+            break
+    token = reshape(header, payload, signature)
+    general = _general_outcome(token, ring)
+
+    assert tokens._verify_own_token(token, ring) is None
+    assert _outcome(token, ring) == general
+
+
+def _other_last(segment: str) -> str:
+    """Another last character that decodes to the same bytes (unused bits set)."""
+    value = tokens._BASE64URL_VALUES[segment[-1]]
+    flipped = value | 1
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    return alphabet[flipped]
+
+
+def _outcome(token: str, ring: KeyRing) -> Any:
+    try:
+        return _decode(token, ring)
+    except InvalidTokenError as e:
+        return type(e)
+
+
+def _general_outcome(token: str, ring: KeyRing) -> Any:
+    own = tokens._verify_own_token
+    tokens._verify_own_token = lambda token, keyring: None  # type: ignore[assignment]
+    try:
+        return _outcome(token, ring)
+    finally:
+        tokens._verify_own_token = own
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "EdDSA", "kid": "k1", "typ": "at+jwt", "crit": ["b64"]},
+        {"alg": "none", "kid": "k1", "typ": "at+jwt"},
+        {"alg": "HS256", "kid": "k1", "typ": "at+jwt"},
+        {"alg": "EdDSA", "kid": "k1", "typ": "JWT"},
+        {"kid": "k1", "alg": "EdDSA", "typ": "at+jwt"},  # our header, keys in another order
+    ],
+    ids=repr,
+)
+def test_another_header_never_takes_the_short_way(header: dict[str, Any]) -> None:
+    key = _key()
+    token = _forge(key, _good_payload(), header)
+
+    assert tokens._verify_own_token(token, KeyRing([key])) is None
+
+
+def test_an_empty_kid_is_refused_even_by_a_key_set_that_names_a_key_so(no_pyjws: None) -> None:
+    """A JWKS may hold a key whose kid is "" (``PublicKeySet``); a token naming it is refused
+    on both ways, as the general way always did."""
+    key = _key("")
+    keys = PublicKeySet({"": key.private_key.public_key()})
+
+    with pytest.raises(InvalidTokenError):
+        _decode(_own_shape(key, _good_payload()), keys)

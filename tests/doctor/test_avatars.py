@@ -6,6 +6,8 @@ from pathlib import Path
 
 from authgate.doctor.avatars import check_avatars
 from authgate.doctor.findings import Finding
+from authgate.doctor.production import check_production_refusals
+from tests.doctor.helpers import production_settings
 from tests.helpers import make_settings
 from tests.s3_server import S3Server, free_port
 
@@ -58,3 +60,40 @@ def test_a_missing_bucket_or_an_unreachable_server_is_an_error(
     [finding] = check_avatars(unreachable)
     assert (finding.check, finding.level) == ("avatars.bucket_unreachable", "error")
     assert "testing-secret" not in finding.message + finding.fix
+
+
+S3_OFF_HOST = {"avatar_storage": "s3", "s3_bucket": "avatars"}
+
+
+def test_a_plain_http_bucket_off_this_host_is_an_error_in_production(tmp_path: Path) -> None:
+    settings = production_settings(
+        tmp_path, **S3_OFF_HOST, s3_endpoint_url="http://minio.internal:9000"
+    )
+    findings = check_avatars(settings, connect=False)
+    assert ids(findings) == [("avatars.bucket", "ok"), ("avatars.plain_http", "error")]
+    plain = findings[1]
+    assert "plain http:// to minio.internal" in plain.message
+    assert "production refuses it" in plain.message
+    assert "https://" in plain.fix
+    # Reported once: by this check, not again as a bare production refusal.
+    assert len(settings.production_problems()) == 1
+    assert check_production_refusals(settings) == []
+
+
+def test_a_plain_http_bucket_off_this_host_is_a_warning_in_development(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'a.db'}",
+        **S3_OFF_HOST,
+        s3_endpoint_url="http://10.0.0.7:9000",
+    )
+    assert ids(check_avatars(settings, connect=False)) == [
+        ("avatars.bucket", "ok"),
+        ("avatars.plain_http", "warning"),
+    ]
+
+
+def test_a_bucket_on_this_host_or_over_https_is_not_flagged(tmp_path: Path) -> None:
+    for endpoint in ("http://127.0.0.1:9000", "http://localhost:9000", "https://s3.example.com"):
+        settings = production_settings(tmp_path, **S3_OFF_HOST, s3_endpoint_url=endpoint)
+        assert ids(check_avatars(settings, connect=False)) == [("avatars.bucket", "ok")]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from sqlalchemy import text
+from werkzeug.datastructures import ETags
 
 from authgate.backends.avatar_s3 import S3AvatarStorage
 from authgate.backends.avatar_storage import avatar_image
@@ -27,6 +28,7 @@ from authgate.errors import (
     TokenRevokedError,
 )
 from authgate.service import AuthService
+from authgate.store.records import AvatarImageRecord, AvatarImageTag
 from tests.helpers import (
     PUBLIC_URL,
     StepClock,
@@ -147,6 +149,51 @@ def test_an_earlier_versions_file_is_imported_under_its_own_name(
         images.import_image("../escape.png", b"x")
 
 
+# Revalidation ------------------------------------------------------------------------------------
+
+
+def test_a_matching_if_none_match_reads_only_the_tag(
+    avatar_service: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's copy is current: its tag is returned and the image itself never read."""
+    service = avatar_service
+    name = "H" * 32 + ".png"
+    stored = avatar_image(name, png())
+    assert service.avatars.images.import_image(name, stored.data) is True
+    storage = service.avatars.images.storage
+    reads: list[str] = []
+    read_image = storage.get
+
+    def counted_get(name: str) -> AvatarImageRecord | None:
+        reads.append(name)
+        return read_image(name)
+
+    monkeypatch.setattr(storage, "get", counted_get)
+
+    for tags in (ETags([stored.digest]), ETags(["x", stored.digest]), ETags(star_tag=True)):
+        current = service.avatars.read_avatar(name, if_none_match=tags)
+        assert current == AvatarImageTag(name=name, content_type="image/png", digest=stored.digest)
+        assert not isinstance(current, AvatarImageRecord)
+    # If-None-Match compares weakly: W/"<digest>" names the same image.
+    weak = service.avatars.read_avatar(name, if_none_match=ETags(weak_etags=[stored.digest]))
+    assert not isinstance(weak, AvatarImageRecord)
+    assert reads == []
+
+    # Another tag, or none: the image, read as before.
+    assert service.avatars.read_avatar(name, if_none_match=ETags(["0123"])) == stored
+    assert service.avatars.read_avatar(name, if_none_match=ETags()) == stored
+    assert service.avatars.read_avatar(name) == stored
+    assert reads == [name, name, name]
+
+
+@pytest.mark.parametrize("name", ["../authgate.db", "A" * 32 + ".svg", "A" * 32 + ".png"])
+def test_a_revalidation_of_no_image_of_ours_is_not_found(
+    avatar_service: AuthService, name: str
+) -> None:
+    with pytest.raises(NotFoundError):
+        avatar_service.avatars.read_avatar(name, if_none_match=ETags(star_tag=True))
+
+
 # Failures ----------------------------------------------------------------------------------------
 
 
@@ -173,6 +220,8 @@ def test_an_unreachable_bucket_refuses_the_upload_with_503_and_keeps_the_old_ava
             service.avatars.set_avatar(session_of(service, user), png())
         with pytest.raises(AvatarStorageUnavailableError):
             service.avatars.read_avatar("A" * 32 + ".png")
+        with pytest.raises(AvatarStorageUnavailableError):
+            service.avatars.read_avatar("A" * 32 + ".png", if_none_match=ETags(star_tag=True))
         stored = service.store.get_user(user.id)
         assert stored is not None and stored.avatar_url is None
     finally:

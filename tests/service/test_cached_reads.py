@@ -47,6 +47,22 @@ def test_a_cold_process_loads_session_and_user_once(
     assert len(selects) == 1, statements  # the session with its user; cached afterwards
 
 
+def test_a_cold_process_loads_an_api_token_with_its_user_and_membership_once(
+    client: FlaskClient, service: AuthService
+) -> None:
+    register(client)
+    created = client.post(
+        "/api/tokens", json={"name": "ci", "scopes": ["read"]}, headers=bearer(login(client))
+    )
+    assert created.status_code == 201, created.json
+    service.cache.clear()
+    with count_sql(service) as statements:
+        for _ in range(5):
+            response = client.get("/api/auth/me", headers=bearer(created.json["token"]))
+            assert response.status_code == 200
+    assert len(statements) == 1, statements  # the token, its user, its membership; cached after
+
+
 def test_expired_access_token_is_401_token_expired(
     client: FlaskClient, service: AuthService, clock: StepClock
 ) -> None:

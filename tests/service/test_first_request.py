@@ -1,16 +1,27 @@
 """A token's first request in a process (nothing cached: after a deploy, in a new worker) reads
 its session and its user in one statement, and still refuses what it refused before: a revoked
-session, a disabled user."""
+session, a disabled user. An API token's reads the token, its user and the user's membership of
+the token's tenant in one statement, and refuses a revoked or expired token, a wrong secret, a
+disabled user, a user no longer a member."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, update
 
-from authgate.errors import TokenRevokedError
+from authgate.core.api_tokens import generate_api_token, hash_api_token_secret, parse_api_token
+from authgate.errors import (
+    InsufficientRoleError,
+    InvalidTokenError,
+    TokenExpiredError,
+    TokenRevokedError,
+)
 from authgate.service import AuthService, ClientInfo, IssuedTokens
-from authgate.store.records import UserStatus
+from authgate.store.records import TenantRole, UserStatus
+from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, UserRow
+from tests.helpers import StepClock, count_sql
 
 
 def _issued(service: AuthService, email: str = "ada@example.com") -> IssuedTokens:
@@ -86,3 +97,152 @@ def test_a_disabled_user_is_refused_at_the_first_request(service: AuthService) -
 
     with pytest.raises(TokenRevokedError):
         service.authenticate(issued.access_token, "bearer")
+
+
+# API tokens -------------------------------------------------------------------------------------
+
+
+def _api_token(service: AuthService, *, expires_in_days: int | None = None) -> tuple[str, str]:
+    """A team member's API token for the team (plaintext, tenant id)."""
+    issued = _issued(service, "owner@example.com")
+    owner = service.authenticate(issued.access_token, "bearer")
+    member = service.store.create_user(
+        email="bob@example.com",
+        username=None,
+        name=None,
+        password_hash=None,
+        roles=["user"],
+        now=service.clock.now(),
+    )
+    team = service.tenants.create_tenant(owner, "Team")
+    service.tenants.add_member(owner, team.id, email=member.email, role=TenantRole.ADMIN)
+    plaintext, _ = service.api_tokens.issue_api_token(
+        member, name="ci", scopes=["read"], tenant_id=team.id, expires_in_days=expires_in_days
+    )
+    service.cache.clear()  # as in a process that has never seen it
+    return plaintext, team.id
+
+
+def _unannounced(service: AuthService, plaintext: str, tenant_id: str, change: str) -> str:
+    """Change what the token's checks read, the token itself left as it is (not revoked, as
+    the store's own removal of a member or disabling of a user would): the token's user no
+    longer a member of its tenant, or disabled. The user's id."""
+    token = service.store.get_api_token(parse_api_token(plaintext).token_id)
+    assert token is not None
+    with service.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        if change == "no longer a member":
+            conn.execute(
+                delete(MembershipRow).where(
+                    MembershipRow.tenant_id == tenant_id, MembershipRow.user_id == token.user_id
+                )
+            )
+        else:
+            conn.execute(
+                update(UserRow)
+                .where(UserRow.id == token.user_id)
+                .values(status=UserStatus.DISABLED.value)
+            )
+    return token.user_id
+
+
+def test_an_api_token_first_request_is_one_statement_then_none(service: AuthService) -> None:
+    plaintext, tenant_id = _api_token(service)
+
+    with count_sql(service) as statements:
+        principal = service.authenticate(plaintext, "bearer")
+        access = service.authorization.authorize(principal, tenant_roles=["admin"])
+    assert len(statements) == 1, statements  # the token, its user, the membership: one SELECT
+    assert principal.user.email == "bob@example.com"
+    assert principal.api_token is not None and principal.api_token.tenant_id == tenant_id
+    assert access is not None and access.role is TenantRole.ADMIN
+
+    with count_sql(service) as statements:
+        for _ in range(3):
+            service.authorization.authorize(service.authenticate(plaintext, "bearer"))
+    assert statements == []
+
+
+def test_the_store_reads_the_api_token_with_its_user_and_membership(
+    service: AuthService,
+) -> None:
+    plaintext, tenant_id = _api_token(service)
+    token_id = parse_api_token(plaintext).token_id
+    token = service.store.get_api_token(token_id)
+    assert token is not None
+
+    found = service.store.get_api_token_with_owner(token_id)
+
+    assert found == (token, service.store.get_user(token.user_id), TenantRole.ADMIN)
+    _unannounced(service, plaintext, tenant_id, "no longer a member")
+    assert service.store.get_api_token_with_owner(token_id) == (
+        token,
+        service.store.get_user(token.user_id),
+        None,
+    )
+    assert service.store.get_api_token_with_owner("no-such-token") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ("wrong secret", InvalidTokenError),
+        ("unknown token", InvalidTokenError),
+        ("revoked", TokenRevokedError),
+        ("expired", TokenExpiredError),
+        ("user disabled", TokenRevokedError),
+        ("no longer a member", TokenRevokedError),
+    ],
+)
+def test_an_api_token_is_refused_at_its_first_request(
+    service: AuthService, clock: StepClock, change: str, error: type[Exception]
+) -> None:
+    plaintext, tenant_id = _api_token(service, expires_in_days=1)
+    token = service.store.get_api_token(parse_api_token(plaintext).token_id)
+    assert token is not None
+    presented = plaintext
+    if change == "wrong secret":  # well formed, its checksum right: the hash tells
+        with service.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                update(ApiTokenRow)
+                .where(ApiTokenRow.id == token.id)
+                .values(secret_hash=hash_api_token_secret("another secret"))
+            )
+    elif change == "unknown token":
+        presented, _ = generate_api_token()
+    elif change == "revoked":
+        assert service.store.revoke_api_token(token.id, user_id=None, now=clock.now())
+    elif change == "expired":
+        clock.advance(86400)
+    elif change in ("user disabled", "no longer a member"):
+        _unannounced(service, plaintext, tenant_id, change)
+    service.cache.clear()
+
+    with pytest.raises(error):
+        service.authenticate(presented, "bearer")
+
+
+def test_what_an_api_token_first_request_remembered_is_revoked_by_the_feed(
+    service: AuthService,
+) -> None:
+    """The user and the membership read with the token are remembered under the keys the
+    revocation feed clears: a change another process made reaches this one."""
+    plaintext, tenant_id = _api_token(service)
+    principal = service.authenticate(plaintext, "bearer")
+    user_id = principal.user.id
+    assert service.authorization.authorize(principal, tenant_roles=["admin"]) is not None
+    now = service.clock.now()
+    assert service.store.set_member_role(tenant_id, user_id, TenantRole.MEMBER, now=now)
+    principal = service.authenticate(plaintext, "bearer")
+    assert service.authorization.authorize(principal, tenant_roles=["admin"]) is not None
+
+    assert service.feed.poll_once() >= 1
+    principal = service.authenticate(plaintext, "bearer")
+    with pytest.raises(InsufficientRoleError):
+        service.authorization.authorize(principal, tenant_roles=["admin"])
+
+    _unannounced(service, plaintext, tenant_id, "user disabled")
+    assert service.authenticate(plaintext, "bearer").user.is_active  # remembered
+    assert service.store.update_access(user_id, roles=["user"], now=now) is not None  # logged
+    assert service.feed.poll_once() >= 1
+    with pytest.raises(TokenRevokedError):
+        service.authenticate(plaintext, "bearer")

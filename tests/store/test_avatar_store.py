@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import event
+
 from authgate.backends.avatar_storage import avatar_image
 from authgate.service import AuthService
-from authgate.store.records import RevocationKind
+from authgate.store.records import AvatarImageTag, RevocationKind
 
 
 def _user_id(service: AuthService) -> str:
@@ -106,3 +108,31 @@ def test_a_taken_name_is_refused_and_the_stored_image_kept(service: AuthService)
 
 def test_an_unknown_image_is_none(service: AuthService) -> None:
     assert service.store.get_avatar_image("D" * 32 + ".png") is None
+
+
+def test_the_tag_is_read_without_the_image_data(service: AuthService) -> None:
+    """A revalidation's query names the name, type and digest columns, never ``data``."""
+    store = service.store
+    image = avatar_image("E" * 32 + ".png", b"\x89PNG" + bytes(1000))
+    assert store.put_avatar_image(image, now=service.clock.now()) is True
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    engine = store.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        tag = store.get_avatar_image_tag(image.name)
+        missing = store.get_avatar_image_tag("F" * 32 + ".png")
+        read = store.get_avatar_image(image.name)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert tag == AvatarImageTag(name=image.name, content_type="image/png", digest=image.digest)
+    assert missing is None
+    assert read == image
+    [tag_query, _, image_query] = [s for s in statements if "authgate_avatar_images" in s]
+    assert "authgate_avatar_images.digest" in tag_query
+    assert "authgate_avatar_images.data" not in tag_query
+    assert "authgate_avatar_images.data" in image_query  # what the check above would see

@@ -1,4 +1,5 @@
-"""SQLite: a read of one statement runs without the BEGIN/ROLLBACK authgate puts around each
+"""SQLite: a read of one statement (a token's first request: its session and user; an API
+token, its user and membership) runs without the BEGIN/ROLLBACK authgate puts around each
 transaction (store/sqlalchemy/engines.py, ``autocommit_engine``); transactions still begin."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from authgate.store.records import ApiTokenRecord, TenantRole
 from authgate.store.sqlalchemy.engines import create_database_engine, events_engine
 from authgate.store.sqlalchemy.models import Base
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
@@ -73,6 +75,36 @@ def test_a_token_first_read_is_one_select_without_begin(store: SqlAlchemyStore) 
     assert session.created_at == NOW and session.created_at.tzinfo is UTC
     assert session.expires_at == NOW + timedelta(days=1)
     assert user.created_at == NOW and user.created_at.tzinfo is UTC
+
+
+def test_an_api_token_first_read_is_one_select_without_begin(store: SqlAlchemyStore) -> None:
+    _, user_id = _session(store)
+    tenant_id = store.personal_tenant_id(user_id)
+    assert tenant_id is not None
+    token = ApiTokenRecord(
+        id="t" * 16,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        name="ci",
+        secret_hash="h",
+        scopes=("read",),
+        resource=None,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+        revoked_at=None,
+        last_used_at=None,
+        last_used_ip=None,
+    )
+    store.create_api_token(token)
+    seen, stop = _statements(store)
+    try:
+        found = store.get_api_token_with_owner(token.id)
+        assert seen == ["SELECT"]  # no BEGIN before it (and no ROLLBACK after it)
+    finally:
+        stop()
+    assert found is not None
+    assert found == (token, store.get_user(user_id), TenantRole.OWNER)
+    assert found[0].expires_at.tzinfo is UTC
 
 
 def test_transactions_still_begin_and_are_seen_by_the_same_listener(

@@ -1,7 +1,7 @@
-"""PostgreSQL round trips of a login, a refresh and a logout, counted on the wire by a proxy
-(``tests/counting_proxy.py``): every statement, ``BEGIN``, ``COMMIT``, ``ROLLBACK`` and pool
-ping the app sends is there, whatever the code above the driver does. A database 1 ms away
-costs 2 ms per round trip (``benchmarks/round_trips.py``)."""
+"""PostgreSQL round trips of a login, a refresh, a logout and an API token's first request,
+counted on the wire by a proxy (``tests/counting_proxy.py``): every statement, ``BEGIN``,
+``COMMIT``, ``ROLLBACK`` and pool ping the app sends is there, whatever the code above the
+driver does. A database 1 ms away costs 2 ms per round trip (``benchmarks/round_trips.py``)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,29 @@ def test_a_login_a_refresh_and_a_logout_take_at_most_four_round_trips(
     assert logout.round_trips <= BUDGET, logout
     # The counts are real: each did reach the database.
     assert min(login.statements, refresh.statements, logout.statements) >= 1
+
+
+def test_an_api_token_first_request_takes_one_round_trip(
+    service: AuthService, proxy: CountingProxy
+) -> None:
+    """The token, its user and the user's membership of the token's tenant: one statement,
+    without BEGIN or ROLLBACK; nothing more once remembered."""
+    user = service.accounts.register(
+        email=f"{uuid.uuid4().hex[:12]}@example.com", password=PASSWORD
+    )
+    plaintext, _ = service.api_tokens.issue_api_token(user, name="ci", scopes=["read"])
+    service.authenticate(plaintext, "bearer")  # the pool's connection is opened
+    service.cache.clear()  # as in a process that has never seen the token
+
+    with proxy.counting() as first:
+        principal = service.authenticate(plaintext, "bearer")
+        service.authorization.authorize(principal)  # its membership, as a view checks it
+    with proxy.counting() as again:
+        service.authorization.authorize(service.authenticate(plaintext, "bearer"))
+
+    assert (first.round_trips, first.statements) == (1, 1), first
+    assert (again.round_trips, again.statements) == (0, 0), again
+    assert principal.user.id == user.id
 
 
 def test_the_proxy_counts_begin_commit_and_each_statement(

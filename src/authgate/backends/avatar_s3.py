@@ -6,7 +6,9 @@ worker without S3 never loads it). The client is made once per process (again af
 Objects are ``<AUTHGATE_S3_PREFIX><name>``, written with ``If-None-Match: *`` (never over
 another), their type, their SHA-256 as metadata and the immutable ``Cache-Control`` (in case the
 bucket is ever served directly). The bucket may stay private: the app reads the images and
-serves them itself, with the same ``ETag`` and ``304`` as from the database.
+serves them itself, with the same ``ETag`` and ``304`` as from the database. A revalidation
+reads the tag with ``HeadObject`` (the metadata, not the image); an object without our
+metadata (put by another tool) is read whole instead, its digest computed from its bytes.
 
 Every failure of the bucket — unreachable, a timeout, refused credentials, no such bucket, an
 error answer — becomes ``AvatarStorageUnavailableError`` (503), logged with its kind but never
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -24,8 +27,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from authgate.backends.avatar_storage import avatar_image
+from authgate.core.avatar_names import avatar_content_type
 from authgate.errors import AvatarStorageUnavailableError
-from authgate.store.records import AvatarImageRecord
+from authgate.store.records import AvatarImageRecord, AvatarImageTag
 
 if TYPE_CHECKING:
     from authgate.config import Settings
@@ -38,6 +42,7 @@ T = TypeVar("T")
 OBJECT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class S3AvatarStorage:
@@ -111,6 +116,21 @@ class S3AvatarStorage:
             return avatar_image(name, data)
 
         return self._call("get", get_object, missing=None)
+
+    def get_tag(self, name: str) -> AvatarImageTag | None:
+        """The tag from the object's metadata (``HeadObject``). An object without a SHA-256 of
+        ours there (put by another tool) is read whole (``GetObject``), and that image
+        returned; so is a 404, which from a HEAD (no body, no error code) may be a missing
+        bucket as well as a missing object: GetObject's answer tells them apart."""
+
+        def head_object(s3: Any) -> str:
+            answer = s3.head_object(Bucket=self.bucket, Key=self.prefix + name)
+            return str(answer.get("Metadata", {}).get("sha256", ""))
+
+        digest = self._call("head", head_object, missing="")
+        if not _SHA256_HEX.fullmatch(digest):
+            return self.get(name)
+        return AvatarImageTag(name=name, content_type=avatar_content_type(name), digest=digest)
 
     def delete(self, name: str) -> None:
         def delete_object(s3: Any) -> None:

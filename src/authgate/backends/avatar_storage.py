@@ -5,7 +5,8 @@ kept on the instance's disk, so any instance serves any image.
 An upload is checked and re-encoded by ``authgate.backends.avatar_images`` and stored under a
 random name nobody can guess; an image never changes under its name (a new upload gets a new
 one), which is what lets it be cached for good. Its SHA-256 is kept beside it: the strong
-``ETag`` it is served with. Only ever an image of ours is removed, by a name of our own pattern.
+``ETag`` it is served with, read alone (``get_tag``, without the bytes) to answer a
+revalidation. Only ever an image of ours is removed, by a name of our own pattern.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from authgate.core.avatar_names import avatar_content_type, is_avatar_name, new_avatar_name
 from authgate.errors import ServiceUnavailableError, StoreUnavailableError
-from authgate.store.records import AvatarImageRecord
+from authgate.store.records import AvatarImageRecord, AvatarImageTag
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -55,6 +56,11 @@ class AvatarStorage(Protocol):
 
     def get(self, name: str) -> AvatarImageRecord | None: ...
 
+    def get_tag(self, name: str) -> AvatarImageTag | None:
+        """The image's type and digest, without its bytes where the storage keeps the digest
+        apart; a storage that had to read the bytes to know it returns the whole image."""
+        ...
+
     def delete(self, name: str) -> None: ...
 
     def describe(self) -> str:
@@ -73,6 +79,9 @@ class DatabaseAvatarStorage:
 
     def get(self, name: str) -> AvatarImageRecord | None:
         return self.store.get_avatar_image(name)
+
+    def get_tag(self, name: str) -> AvatarImageTag | None:
+        return self.store.get_avatar_image_tag(name)
 
     def delete(self, name: str) -> None:
         self.store.delete_avatar_image(name)
@@ -110,6 +119,13 @@ class AvatarImages:
         if not is_avatar_name(name):
             return None
         return self.storage.get(name)
+
+    def read_tag(self, name: str) -> AvatarImageTag | None:
+        """The tag of the image of that name (its type and digest; the whole image when the
+        storage had to read it to know); None as for ``read``."""
+        if not is_avatar_name(name):
+            return None
+        return self.storage.get_tag(name)
 
     def remove(self, name: str) -> None:
         """Delete an image of ours. A failure is only logged: the account change that let go

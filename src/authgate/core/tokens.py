@@ -4,14 +4,20 @@ Verification is deliberately narrow: one algorithm (EdDSA) given explicitly to P
 by ``kid`` from our own key ring (never from the token), only the header parameters we emit, every
 claim required and type-checked, and time checked against an injected ``now`` so tests never sleep.
 Every failure is an ``AuthError``; no library message ever reaches the caller.
+
+A token in exactly the shape we issue (our header for its kid, byte for byte) skips PyJWT's JWS
+parsing: its signature is checked over the same signing input by the same libsodium check, its
+claims by the same code (``_verify_own_token``). Any other token goes through PyJWT as before.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import secrets
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,8 +76,8 @@ class _SodiumEdDSA(OKPAlgorithm):
 
 
 _SIGNATURE_BYTES = 64
-# The JWS layer that verifies access tokens: PyJWS (parsing, the header checks, the ``alg`` allow
-# list), with EdDSA alone and checked by libsodium.
+# The JWS layer that verifies access tokens not in our own exact shape: PyJWS (parsing, the
+# header checks, the ``alg`` allow list), with EdDSA alone and checked by libsodium.
 _JWS = jwt.PyJWS(algorithms=[ALGORITHM])
 _JWS.unregister_algorithm(ALGORITHM)
 _JWS.register_algorithm(ALGORITHM, _SodiumEdDSA())
@@ -193,6 +199,112 @@ def _select_key(token: str, keyring: VerificationKeys) -> tuple[str, Ed25519Publ
     return kid, key
 
 
+def _own_header_segment(kid: str) -> str:
+    """The header segment ``issue_access_token`` writes for ``kid``, byte for byte (PyJWT's
+    compact JSON, keys sorted)."""
+    header = {"alg": ALGORITHM, "kid": kid, "typ": ACCESS_TOKEN_TYPE}
+    encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(encoded).rstrip(b"=").decode("ascii")
+
+
+# Header segments known to be our own exact header for a kid (never another header, never a
+# kid that no key ring held), so that a token's first check skips parsing its header. Which key
+# verifies is still asked of the ring given each time. Bounded: a kid enters once a ring has it.
+_OWN_HEADERS: dict[str, str] = {}
+_MAX_OWN_HEADERS = 256
+
+
+def _own_header_kid(segment: str, keyring: VerificationKeys) -> str | None:
+    """The kid whose own header ``segment`` is, if ``keyring`` holds that kid's key; None for
+    any other header (the general path then decides)."""
+    kid = _OWN_HEADERS.get(segment)
+    if kid is not None:
+        return kid
+    if not _BASE64URL.fullmatch(segment):
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    if not isinstance(kid, str) or not kid or _own_header_segment(kid) != segment:
+        return None
+    if keyring.public_key(kid) is None:
+        return None
+    if len(_OWN_HEADERS) < _MAX_OWN_HEADERS:
+        _OWN_HEADERS[segment] = kid
+    return kid
+
+
+# base64url to the alphabet binascii decodes; "+", "/" and "=" (no base64url) become "!", which
+# its strict mode refuses, as it refuses any other character.
+_TO_BASE64 = bytes.maketrans(b"-_+/=", b"+/!!!")
+# The value of each base64url character: the bits a segment's last character carries past its
+# last byte must be zero (two, or four, per its length mod 4), or another string decodes the same.
+_BASE64URL_VALUES = {c: i for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase)}
+_BASE64URL_VALUES.update({c: 52 + i for i, c in enumerate(string.digits + "-_")})
+_UNUSED_BITS = {0: 0, 2: 0b1111, 3: 0b11}
+
+
+def _canonical_base64url(segment: str) -> bytes | None:
+    """The bytes ``segment`` encodes if it is their one unpadded base64url form (what we
+    write; PyJWS also takes trailing ``=``); None otherwise."""
+    try:
+        decoded = binascii.a2b_base64(
+            segment.encode("ascii").translate(_TO_BASE64) + b"=" * (-len(segment) % 4),
+            strict_mode=True,
+        )
+    except binascii.Error:  # another character, or a length of 4n + 1
+        return None
+    unused = _UNUSED_BITS[len(segment) % 4]
+    if unused and _BASE64URL_VALUES[segment[-1]] & unused:
+        return None
+    return decoded
+
+
+def _verify_own_token(token: str, keyring: VerificationKeys) -> tuple[str, bytes] | None:
+    """``(kid, payload bytes)`` of a token in exactly the shape ``issue_access_token`` writes
+    (our own header byte for byte, canonical base64url, three segments), its signature checked
+    by libsodium with the key ``keyring`` holds for that kid. None for any other shape, which
+    the general path (PyJWS) then decides: a token accepted here is one that path accepts
+    too, with the same key, at the cost of a dict lookup instead of parsing its header and
+    negotiating its ``alg`` (no confusion possible: the header is one we wrote). Raises
+    ``InvalidTokenError`` for a bad signature (the general path would say the same)."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return None
+    header_segment, payload_segment, signature_segment = segments
+    kid = _own_header_kid(header_segment, keyring)
+    if kid is None:
+        return None
+    key = keyring.public_key(kid)
+    payload = _canonical_base64url(payload_segment)
+    signature = _canonical_base64url(signature_segment)
+    if (
+        not isinstance(key, Ed25519PublicKey)
+        or payload is None
+        or signature is None
+        or len(signature) != _SIGNATURE_BYTES
+    ):
+        return None
+    signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode("ascii")
+    try:
+        crypto_sign_open(signature + signing_input, key.public_bytes_raw())
+    except BadSignatureError as e:
+        raise InvalidTokenError() from e
+    return kid, payload
+
+
+def _verify_with_pyjws(token: str, keyring: VerificationKeys) -> tuple[str, bytes]:
+    """``(kid, payload bytes)`` of any other token, checked by PyJWS (the general path)."""
+    kid, public_key = _select_key(token, keyring)
+    try:
+        signed = _JWS.decode_complete(token, public_key, algorithms=[ALGORITHM])["payload"]
+    except jwt.InvalidTokenError as e:
+        raise InvalidTokenError() from e
+    return kid, signed
+
+
 def decode_access_token(
     token: str,
     *,
@@ -206,6 +318,9 @@ def decode_access_token(
 
     Raises ``TokenExpiredError`` for a genuine but expired token, ``UnknownKeyError`` when its
     ``kid`` is not in ``keyring``, and ``InvalidTokenError`` for everything else.
+
+    Our own tokens' exact shape takes a short way to the signature check
+    (``_verify_own_token``); every other token, and every claim of both, is checked as before.
     """
     if leeway_seconds < 0:
         raise ValueError("leeway_seconds must not be negative")
@@ -213,14 +328,16 @@ def decode_access_token(
     # which PyJWT would fail to encode) is junk, refused before it reaches the library.
     if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
         raise InvalidTokenError()
-    kid, public_key = _select_key(token, keyring)
+    kid, signed = _verify_own_token(token, keyring) or _verify_with_pyjws(token, keyring)
     try:
-        signed = _JWS.decode_complete(token, public_key, algorithms=[ALGORITHM])["payload"]
         payload = json.loads(signed)
-    except (jwt.InvalidTokenError, ValueError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidTokenError() from e
-    if not isinstance(payload, dict) or any(payload.get(c) is None for c in _REQUIRED_CLAIMS):
+    if not isinstance(payload, dict):
         raise InvalidTokenError()
+    for claim in _REQUIRED_CLAIMS:
+        if payload.get(claim) is None:
+            raise InvalidTokenError()
     if payload["iss"] != issuer or not _for_audience(payload["aud"], audience):
         raise InvalidTokenError()
 

@@ -1,5 +1,5 @@
-"""The avatar images' storage (group ``avatars``): the bucket answers; no earlier version's
-files wait in the instance folder to be imported."""
+"""The avatar images' storage (group ``avatars``): the bucket answers, over https unless it is
+on this host; no earlier version's files wait in the instance folder to be imported."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ __all__ = ["check_avatars"]
 
 def check_avatars(settings: Settings, *, connect: bool = True) -> list[Finding]:
     findings = [_check_storage(settings, connect=connect)]
+    plain_http = _check_plain_http(settings)
+    if plain_http is not None:
+        findings.append(plain_http)
     folder = settings.instance_path / "avatars"
     files = sum(1 for _ in avatar_files_in(folder))
     if files:
@@ -27,6 +30,23 @@ def check_avatars(settings: Settings, *, connect: bool = True) -> list[Finding]:
             )
         )
     return findings
+
+
+def _check_plain_http(settings: Settings) -> Finding | None:
+    host = settings.s3_plain_http_host
+    if host is None:
+        return None
+    message = (
+        f"AUTHGATE_S3_ENDPOINT_URL is plain http:// to {host}: the bucket's access key, signed "
+        "requests and every avatar image cross the network unencrypted"
+    )
+    fix = (
+        "Use the server's https:// URL (MinIO, Ceph and R2 all serve TLS), or run it on this "
+        "host (http://127.0.0.1:9000)."
+    )
+    if settings.is_production:
+        return error_finding("avatars.plain_http", message + " (production refuses it).", fix)
+    return warning_finding("avatars.plain_http", message + ".", fix)
 
 
 def _check_storage(settings: Settings, *, connect: bool) -> Finding:

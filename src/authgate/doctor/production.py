@@ -20,6 +20,7 @@ _COVERED_PRODUCTION_PROBLEMS = (
     "AUTHGATE_SMTP_URL is plain",  # mail.plain_smtp
     "AUTHGATE_LINK_BASE_URL is ",  # mail.link_base_url_http
     "AUTHGATE_METRICS is a weak token",  # metrics.weak_token
+    "AUTHGATE_S3_ENDPOINT_URL is plain",  # avatars.plain_http
 )
 
 

@@ -62,7 +62,8 @@ class ApiTokens:
     # The hot path ----------------------------------------------------------------------------
 
     def authenticate_api_token(self, plaintext: str, *, ip: str | None = None) -> Principal:
-        """Check an API token: checksum first (no I/O), then cached record, user, membership."""
+        """Check an API token: checksum first (no I/O), then its record, user and membership,
+        from the cache, or read in one statement the first time (``CachedReads.api_token``)."""
         now = self.clock.timestamp()
         token_id = self.cache.verified_api_tokens.get(plaintext)
         secret = None

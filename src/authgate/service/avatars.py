@@ -4,19 +4,22 @@ The image is checked, re-encoded and stored by the avatar images backend (in the
 an S3-compatible bucket); the user's ``avatar_url`` becomes ``<public_url>/avatars/<name>``.
 The image it replaces is removed — only ever an image of ours: an avatar URL from a login
 provider (``https://avatars.githubusercontent.com/...``) is left alone.
+
+A revalidation (``If-None-Match``) is answered from the image's tag alone: the storage reads
+the digest kept beside the image, not the image, to say ``304``.
 """
 
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol, overload
 
 from authgate.core import audit as events
 from authgate.core.avatar_names import is_avatar_name
 from authgate.errors import NotFoundError, TokenRevokedError
 from authgate.http.routes import AVATAR_PATH
 from authgate.service.principals import Principal
-from authgate.store.records import AvatarImageRecord, RevocationKind, UserRecord
+from authgate.store.records import AvatarImageRecord, AvatarImageTag, RevocationKind, UserRecord
 
 if TYPE_CHECKING:
     from authgate.backends.avatar_storage import AvatarImages
@@ -26,6 +29,18 @@ if TYPE_CHECKING:
     from authgate.service.audit import Audit
     from authgate.service.authorization import Authorization
     from authgate.store.protocols import Store
+
+
+class EntityTags(Protocol):
+    """The entity tags of a request's ``If-None-Match`` (werkzeug's ``ETags``): false when it
+    names none; ``*`` contains every tag."""
+
+    def __bool__(self) -> bool: ...
+
+    def contains_weak(self, etag: str) -> bool:
+        """Whether ``etag`` (unquoted) is one of them, by the weak comparison If-None-Match
+        asks for (RFC 9110, 13.1.2)."""
+        ...
 
 
 @dataclass(eq=False, repr=False)
@@ -50,9 +65,28 @@ class Avatars:
         name = url.removeprefix(prefix)
         return name if is_avatar_name(name) else None
 
-    def read_avatar(self, name: str) -> AvatarImageRecord:
-        """The image served at ``/avatars/<name>`` (public); ``NotFoundError`` for a name that
-        is not one of ours or an image replaced or removed since."""
+    @overload
+    def read_avatar(self, name: str) -> AvatarImageRecord: ...
+
+    @overload
+    def read_avatar(self, name: str, *, if_none_match: EntityTags | None) -> AvatarImageTag: ...
+
+    def read_avatar(self, name: str, *, if_none_match: EntityTags | None = None) -> AvatarImageTag:
+        """The image served at ``/avatars/<name>`` (public), an ``AvatarImageRecord``; only its
+        ``AvatarImageTag`` when ``if_none_match`` (the request's) names its tag or is ``*``:
+        the client's copy is current (``304``), and the image itself is not read.
+        ``NotFoundError`` for a name that is not one of ours or an image replaced or removed
+        since."""
+        if if_none_match:
+            tag = self.images.read_tag(name)
+            if tag is None:
+                raise NotFoundError()
+            if if_none_match.contains_weak(tag.digest):
+                return AvatarImageTag(
+                    name=tag.name, content_type=tag.content_type, digest=tag.digest
+                )
+            if isinstance(tag, AvatarImageRecord):  # the storage had to read it whole to know
+                return tag
         image = self.images.read(name)
         if image is None:
             raise NotFoundError()

@@ -1,4 +1,5 @@
-"""Reads that go through the process's ``AuthCache``: a user, an API token, a membership.
+"""Reads that go through the process's ``AuthCache``: a user, an API token (with its user and
+membership), a membership.
 
 A value loaded while a revocation arrived may already be stale: it is kept only if the cache's
 generation did not move during the load (``GuardedCache.put_if_current``)."""
@@ -29,13 +30,27 @@ class CachedReads:
         return user
 
     def api_token(self, token_id: str) -> ApiTokenRecord | None:
-        record = self.cache.api_tokens.get(token_id)
+        """The token, remembered. One the process has not seen is read in one statement with
+        its user and the user's role in the token's tenant, each remembered as ``load_user`` and
+        ``member_role`` would: the checks that follow (``ApiTokens``) find them in the cache."""
+        cache = self.cache
+        record = cache.api_tokens.get(token_id)
         if record is not None:
             return record
-        generation = self.cache.api_tokens.generation
-        record = self.store.get_api_token(token_id)
-        if record is not None:
-            self.cache.api_tokens.put_if_current(token_id, record, generation=generation)
+        generations = (
+            cache.api_tokens.generation,
+            cache.users.generation,
+            cache.memberships.generation,
+        )
+        found = self.store.get_api_token_with_owner(token_id)
+        if found is None:
+            return None
+        record, user, role = found
+        cache.api_tokens.put_if_current(token_id, record, generation=generations[0])
+        cache.users.put_if_current(user.id, user, generation=generations[1])
+        if role is not None:
+            key = membership_subject(record.tenant_id, user.id)
+            cache.memberships.put_if_current(key, role, generation=generations[2])
         return record
 
     def member_role(self, tenant_id: str, user_id: str) -> TenantRole | None:

@@ -20,6 +20,7 @@ from authgate.store.records import (
     AccountTokenRecord,
     ApiTokenRecord,
     AvatarImageRecord,
+    AvatarImageTag,
     IdentityRecord,
     InvitationRecord,
     LoginHandoffRecord,
@@ -299,6 +300,13 @@ class ApiTokenStore(Protocol):
     ) -> None: ...
 
     def get_api_token(self, token_id: str) -> ApiTokenRecord | None: ...
+
+    def get_api_token_with_owner(
+        self, token_id: str
+    ) -> tuple[ApiTokenRecord, UserRecord, TenantRole | None] | None:
+        """The token, its user and the user's role in the token's tenant (None when no longer
+        a member), read together (a token's first request in a process)."""
+        ...
 
     def list_api_tokens(self, user_id: str) -> list[ApiTokenRecord]: ...
 
@@ -719,6 +727,10 @@ class AvatarImageStore(Protocol):
         ...
 
     def get_avatar_image(self, name: str) -> AvatarImageRecord | None: ...
+
+    def get_avatar_image_tag(self, name: str) -> AvatarImageTag | None:
+        """The image's type and digest, without reading its bytes (a revalidation)."""
+        ...
 
     def delete_avatar_image(self, name: str) -> bool:
         """Whether an image of that name was there (and is now gone)."""

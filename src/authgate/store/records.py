@@ -357,14 +357,20 @@ class MfaChallengeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AvatarImageRecord:
-    """A stored avatar image: its name (the last part of its URL), its bytes, their type and
-    SHA-256 (hex; the image's strong ``ETag``). An image never changes under its name."""
+class AvatarImageTag:
+    """What a revalidation needs of a stored avatar image, without its bytes: its name (the
+    last part of its URL), type and SHA-256 (hex; the image's strong ``ETag``)."""
 
     name: str
-    data: bytes = field(repr=False)
     content_type: str
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarImageRecord(AvatarImageTag):
+    """A stored avatar image: its tag and its bytes. An image never changes under its name."""
+
+    data: bytes = field(repr=False)
 
 
 # A key stored with this ``succeeds`` is the first key of the database: there is only one.

@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
+from werkzeug.test import TestResponse
 
+from authgate.backends.avatar_s3 import S3AvatarStorage
 from authgate.bootstrap import build_service
 from authgate.errors import StoreUnavailableError
 from authgate.service import AuthService
@@ -81,6 +84,52 @@ def test_head_answers_the_headers_of_get(client: FlaskClient) -> None:
     assert head.headers["Cache-Control"] == IMMUTABLE
 
 
+def cached_headers(response: TestResponse) -> dict[str, str]:
+    """The headers a 304 repeats from the 200 (all but the body's and the request's own)."""
+    own = {"Content-Type", "Content-Length", "Date", "X-Request-ID"}
+    return {k: v for k, v in response.headers.items() if k not in own}
+
+
+def test_a_revalidation_reads_the_digest_not_the_image_from_the_database(
+    client: FlaskClient, service: AuthService
+) -> None:
+    url, _ = uploaded(client)
+    first = fetch(client, url)
+    etag = first.headers["ETag"]
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "authgate_avatar_images" in statement:
+            statements.append(statement)
+
+    engine = service.store.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        revalidated = client.get(served_path(url), headers={"If-None-Match": etag})
+        current, statements[:] = list(statements), []
+        other = client.get(served_path(url), headers={"If-None-Match": '"0123"'})
+        not_current, statements[:] = list(statements), []
+        plain = client.get(served_path(url))
+        unconditional = list(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert revalidated.status_code == 304
+    assert revalidated.data == b""
+    assert cached_headers(revalidated) == cached_headers(first)
+    [digest_query] = current
+    assert "authgate_avatar_images.digest" in digest_query
+    assert "authgate_avatar_images.data" not in digest_query
+    # Another tag: the digest, then the image as before; none: the image only.
+    assert (other.status_code, other.data) == (200, first.data)
+    assert ["authgate_avatar_images.data" in q for q in not_current] == [False, True]
+    assert (plain.status_code, plain.data) == (200, first.data)
+    assert ["authgate_avatar_images.data" in q for q in unconditional] == [True]
+    # A revalidation of an unknown image is a 404, as its GET.
+    unknown = client.get(f"/avatars/{'A' * 32}.png", headers={"If-None-Match": "*"})
+    assert unknown.status_code == 404
+
+
 def test_a_new_upload_is_a_new_url_with_a_new_etag(client: FlaskClient) -> None:
     """What makes ``immutable`` right: content never changes under a URL."""
     url, token = uploaded(client)
@@ -136,6 +185,70 @@ def test_s3_an_upload_is_one_object_served_with_the_same_headers(
     revalidated = client.get(served_path(url), headers={"If-None-Match": image.headers["ETag"]})
     assert revalidated.status_code == 304
     assert revalidated.data == b""
+
+
+def s3_operations(service: AuthService) -> list[str]:
+    """The S3 operations the app's storage calls from now on, in order (boto3's events)."""
+    calls: list[str] = []
+
+    def record(model: Any, **kwargs: Any) -> None:
+        calls.append(model.name)
+
+    storage = service.avatars.images.storage
+    assert isinstance(storage, S3AvatarStorage)
+    storage._s3().meta.events.register("before-call.s3", record)
+    return calls
+
+
+def test_s3_a_revalidation_heads_the_object_and_never_gets_it(
+    s3_client: tuple[FlaskClient, AuthService],
+) -> None:
+    client, service = s3_client
+    url, _ = uploaded(client)
+    calls = s3_operations(service)
+    first = fetch(client, url)
+    etag = first.headers["ETag"]
+    assert calls == ["GetObject"]
+
+    calls.clear()
+    for tags in (etag, f'"x", {etag}', "*", f"W/{etag}"):
+        revalidated = client.get(served_path(url), headers={"If-None-Match": tags})
+        assert revalidated.status_code == 304, tags
+        assert revalidated.data == b""
+        assert cached_headers(revalidated) == cached_headers(first)
+    assert calls == ["HeadObject"] * 4
+
+    calls.clear()
+    other = client.get(served_path(url), headers={"If-None-Match": '"0123"'})
+    assert (other.status_code, other.data) == (200, first.data)
+    assert calls == ["HeadObject", "GetObject"]
+
+    calls.clear()
+    unknown = client.get(f"/avatars/{'A' * 32}.png", headers={"If-None-Match": etag})
+    assert unknown.status_code == 404
+    assert calls == ["HeadObject", "GetObject"]  # which is missing, the object or the bucket
+
+
+def test_s3_an_object_without_our_digest_is_read_once_to_revalidate(
+    s3_client: tuple[FlaskClient, AuthService], s3_server: S3Server, s3_bucket: str
+) -> None:
+    """Put by another tool (no ``sha256`` metadata): its bytes are read to know its tag, and
+    only once, whether the answer is 304 or the image."""
+    client, service = s3_client
+    name = "B" * 32 + ".png"
+    data = image_bytes()
+    s3_server.client().put_object(Bucket=s3_bucket, Key=f"avatars/{name}", Body=data)
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    calls = s3_operations(service)
+
+    revalidated = client.get(f"/avatars/{name}", headers={"If-None-Match": etag})
+    assert (revalidated.status_code, revalidated.headers["ETag"]) == (304, etag)
+    assert calls == ["HeadObject", "GetObject"]
+
+    calls.clear()
+    other = client.get(f"/avatars/{name}", headers={"If-None-Match": '"0123"'})
+    assert (other.status_code, other.data, other.headers["ETag"]) == (200, data, etag)
+    assert calls == ["HeadObject", "GetObject"]
 
 
 def test_s3_replacing_and_deleting_delete_the_old_objects(
@@ -214,6 +327,7 @@ def test_s3_unreachable_is_a_clear_json_503_for_upload_and_image(
     for response in (
         upload(client, image_bytes(), headers=bearer(token)),
         client.get(f"/avatars/{'A' * 32}.png"),
+        client.get(f"/avatars/{'A' * 32}.png", headers={"If-None-Match": '"0123"'}),
     ):
         assert response.status_code == 503
         assert response.json["error"]["code"] == "avatar_storage_unavailable"
@@ -238,6 +352,9 @@ def test_the_database_failing_while_serving_an_image_is_503_not_500(
         raise StoreUnavailableError()
 
     monkeypatch.setattr(service.store, "get_avatar_image", fail)
+    monkeypatch.setattr(service.store, "get_avatar_image_tag", fail)
+    revalidation = client.get(served_path(url), headers={"If-None-Match": "*"})
+    assert revalidation.status_code == 503
     # Outside /api/ an outage is rendered as the app renders its errors, JSON when asked for.
     plain = client.get(served_path(url))
     assert plain.status_code == 503

@@ -4,7 +4,7 @@ An image is served from wherever it is stored (the database, or an S3-compatible
 app reads it, so the bucket may stay private and every image has the same headers). Its name is
 never reused, so it is cached for a year without revalidation (``immutable``); its strong
 ``ETag`` (the SHA-256 of its bytes) answers a revalidation that comes anyway (a reload, a cache
-that ignores ``immutable``) with ``304 Not Modified``.
+that ignores ``immutable``) with ``304 Not Modified``, for which only the tag is read.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from authgate.http.routes import AVATAR_UPLOAD_PATH
 from authgate.http.schemas import user_to_json
 from authgate.integrations.flask.context import get_extension
 from authgate.integrations.flask.decorators import authenticate_request, token_required
+from authgate.store.records import AvatarImageRecord
 
 blueprint = Blueprint("authgate_avatars", __name__)
 
@@ -155,14 +156,18 @@ def delete_avatar() -> dict[str, object]:
 
 @blueprint.get("/avatars/<name>")
 def avatar_image(name: str) -> Response:
-    image = get_extension().service.avatars.read_avatar(name)
-    response = Response(image.data, mimetype=image.content_type)
+    avatars = get_extension().service.avatars
+    image = avatars.read_avatar(name, if_none_match=request.if_none_match)
+    if isinstance(image, AvatarImageRecord):
+        response = Response(image.data, mimetype=image.content_type)
+    else:  # the client's copy is current: only the tag was read
+        response = Response(status=304)
     response.set_etag(image.digest)  # strong: the same bytes, byte for byte
     response.headers["Cache-Control"] = IMMUTABLE
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'"
     # Pages on the allowed origins show it with <img>, also under Cross-Origin-Embedder-Policy.
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    # 304 Not Modified (without the body, with the headers) for a matching If-None-Match.
+    # The other conditions (If-Match, If-Modified-Since, ...) as werkzeug answers them.
     response.make_conditional(request)
     return response

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -62,6 +61,7 @@ from authgate.store.sqlalchemy.models import (
     RevocationRow,
     SessionRow,
     UserRow,
+    columns_by_name,
     user_record,
 )
 from authgate.store.sqlalchemy.passkeys import PasskeyStoreMixin
@@ -139,14 +139,6 @@ def _session_record(row: SessionRow | Row[Any]) -> SessionRecord:
         auth_time=row.auth_time,
         amr=tuple(row.amr.split()) if row.amr else (),
     )
-
-
-def _by_name(keys: tuple[str, ...], row: Row[Any]) -> Any:
-    """``row``'s columns (``keys``, its statement's, in order) as attributes of a plain
-    namespace, for a record built from many of them: reading a column as an attribute of a Core
-    ``Row`` costs ~3,000 instructions (the row first asks its class whether the name is an
-    attribute of its own, and the class formats an ``AttributeError``)."""
-    return SimpleNamespace(**dict(zip(keys, row, strict=True)))
 
 
 def _escape_like(value: str) -> str:
@@ -589,7 +581,7 @@ class SqlAlchemyStore(
             found = conn.execute(_GET_SESSION_WITH_USER, {"id": session_id}).first()
         if found is None:
             return None
-        row = _by_name(_SESSION_WITH_USER_KEYS, found)
+        row = columns_by_name(_SESSION_WITH_USER_KEYS, found)
         session = SessionRecord(
             id=row.s_id,
             user_id=row.s_user_id,

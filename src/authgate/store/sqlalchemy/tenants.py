@@ -6,7 +6,7 @@ import json
 import secrets
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,13 +19,46 @@ from authgate.store.records import (
     Revocations,
     TenantRecord,
     TenantRole,
+    UserRecord,
     membership_subject,
 )
 from authgate.store.sqlalchemy.audit import write_audit
-from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, TenantRow, UserRow
+from authgate.store.sqlalchemy.models import (
+    ApiTokenRow,
+    MembershipRow,
+    TenantRow,
+    UserRow,
+    columns_by_name,
+    user_record,
+)
 from authgate.store.sqlalchemy.store_core import StoreCore
 
 PERSONAL_TENANT_NAME = "Personal"
+
+# An API token's first request in a process: the token, its user (whose deletion deletes its
+# tokens) and the user's role in the token's tenant (none once no longer a member), in one
+# statement; its columns are the user's, the token's, then the role.
+_TOKENS, _USERS, _MEMBERSHIPS = ApiTokenRow.__table__, UserRow.__table__, MembershipRow.__table__
+assert isinstance(_TOKENS, Table) and isinstance(_USERS, Table) and isinstance(_MEMBERSHIPS, Table)
+_GET_API_TOKEN_WITH_OWNER = (
+    select(
+        _USERS,
+        *(column.label(f"t_{column.name}") for column in _TOKENS.c),
+        _MEMBERSHIPS.c.role.label("m_role"),
+    )
+    .select_from(
+        _TOKENS.join(_USERS, _USERS.c.id == _TOKENS.c.user_id).outerjoin(
+            _MEMBERSHIPS,
+            and_(
+                _MEMBERSHIPS.c.tenant_id == _TOKENS.c.tenant_id,
+                _MEMBERSHIPS.c.user_id == _TOKENS.c.user_id,
+            ),
+        )
+    )
+    .where(_TOKENS.c.id == bindparam("id"))
+)
+_USER_KEYS = tuple(column.name for column in _USERS.c)
+_TOKEN_KEYS = tuple(column.name for column in _TOKENS.c)
 
 
 def _tenant_record(row: TenantRow) -> TenantRecord:
@@ -316,6 +349,20 @@ class TenantStoreMixin:
         with self._reader() as db:
             row = db.get(ApiTokenRow, token_id)
             return _token_record(row) if row else None
+
+    def get_api_token_with_owner(
+        self: StoreCore, token_id: str
+    ) -> tuple[ApiTokenRecord, UserRecord, TenantRole | None] | None:
+        with self._autocommit.connect() as conn:  # one statement: no transaction around it
+            found = conn.execute(_GET_API_TOKEN_WITH_OWNER, {"id": token_id}).first()
+        if found is None:
+            return None
+        values = tuple(found)
+        users = len(_USER_KEYS)
+        user = user_record(columns_by_name(_USER_KEYS, values[:users]))
+        token = _token_record(columns_by_name(_TOKEN_KEYS, values[users:-1]))
+        role = values[-1]
+        return token, user, TenantRole(role) if role else None
 
     def list_api_tokens(self: StoreCore, user_id: str) -> list[ApiTokenRecord]:
         """The user's tokens that are not revoked (expired ones included), newest first."""
