@@ -31,8 +31,10 @@ here it comes from one), then with wrk:
 
 It prints both ``/me`` p99s and their ratio (target: at most 2), and writes every figure with
 ``--json``. ``--server-env NAME=VALUE`` (repeatable) sets a server setting, e.g. to compare with a
-gate that never refuses. The server is stopped whatever happens (SIGTERM, then SIGKILL of its
-process group).
+gate that never refuses. ``--server-cpus 0 --client-cpus 1`` puts the server (every process and
+thread) and wrk on CPUs of their own, as a server host and a load generator on another would be
+(a database server on this machine is not pinned). The server is stopped whatever happens
+(SIGTERM, then SIGKILL of its process group).
 """
 
 from __future__ import annotations
@@ -161,9 +163,11 @@ def wrk_command(
     pace_ms: int,
     tag: str,
     backoff: bool = False,
+    cpus: str | None = None,
 ) -> list[str]:
     threads = min(2, connections)
     return [
+        *(["taskset", "--cpu-list", cpus] if cpus else []),
         wrk,
         f"-t{threads}",
         f"-c{connections}",
@@ -248,9 +252,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: SQLite in the instance)",
     )
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--server-cpus",
+        default=None,
+        metavar="LIST",
+        help="pin the server (every process and thread) to these CPUs, e.g. 0",
+    )
+    parser.add_argument(
+        "--client-cpus", default=None, metavar="LIST", help="run wrk on these CPUs, e.g. 1"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep-instance", action="store_true")
     return parser.parse_args(argv)
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """``0,2-3`` -> {0, 2, 3}."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def pin_process_tree(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` and of its descendants onto ``cpus`` (threads started later
+    inherit their creator's): the server on CPUs of its own, as on a host of its own, with the
+    load generator elsewhere (``--client-cpus``)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread has ended meanwhile
+        for child in children:
+            pin_process_tree(int(child), cpus)
 
 
 def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]:
@@ -271,6 +307,8 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
     scripts = workdir / "lua"
     scripts.mkdir()
     with running("shipped", workers, env, workdir) as server:
+        if args.server_cpus:
+            pin_process_tree(server.proc.pid, parse_cpu_list(args.server_cpus))
         login_url = server.base_url + "/api/auth/login"
         me_url = server.base_url + "/api/auth/me"
         stuffing = write_script(scripts / "stuffing.lua", "", LUA_STUFFING)
@@ -287,6 +325,7 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
                 seconds=args.capacity_seconds,
                 pace_ms=0,
                 tag="c",
+                cpus=args.client_cpus,
                 backoff=True,
             ),
             2 * slots,
@@ -311,6 +350,7 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
                     seconds=args.duration,
                     pace_ms=me_pace,
                     tag="m",
+                    cpus=args.client_cpus,
                 ),
                 args.me_connections,
                 args.duration + 60,
@@ -343,6 +383,7 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
                 seconds=flood_seconds,
                 pace_ms=flood_pace,
                 tag="f",
+                cpus=args.client_cpus,
             ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -364,6 +405,8 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
             "workers": workers,
             "hash_concurrency_per_worker": concurrency,
             "server_env": args.server_env,
+            "server_cpus": args.server_cpus,
+            "client_cpus": args.client_cpus,
             "database": "postgresql" if args.postgresql else "sqlite",
             "hash_rate_per_s": round(hash_rate, 1),
             "flood_offered_per_s": round(flood_rate, 1),
@@ -378,7 +421,8 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> dict[str, Any]
 def print_report(result: dict[str, Any]) -> None:
     print(
         f"{result['workers']} gevent workers, {result['hash_concurrency_per_worker']} hash(es) at "
-        f"once per worker; server settings: {' '.join(result['server_env']) or 'defaults'}"
+        f"once per worker; server settings: {' '.join(result['server_env']) or 'defaults'}; "
+        f"CPUs: server {result['server_cpus'] or 'any'}, wrk {result['client_cpus'] or 'any'}"
     )
     print(
         f"{'run':34} {'conn':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
