@@ -152,9 +152,10 @@ def _bare_app() -> Any:
     return app
 
 
-def _first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
-    """``count`` users, each with a session and its access token; then the process forgets
-    everything it cached about them, as a new process would."""
+def _first_request_environs(app: Any, count: int, credential: str) -> list[dict[str, Any]]:
+    """``count`` users, each with a session and its access token (``credential`` "session")
+    or an API token ("api_token"); then the process forgets everything it cached about them,
+    as a new process would."""
     from authgate.integrations.flask.context import EXTENSION_KEY
     from authgate.service import ClientInfo
 
@@ -169,32 +170,13 @@ def _first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
             roles=["user"],
             now=service.clock.now(),
         )
-        issued = service.sessions.open_session(
-            user, ClientInfo(), generation=service.cache.users.generation
-        )
-        environs.append(_environ("/api/auth/me", authorization=f"Bearer {issued.access_token}"))
-    service.cache.clear()
-    return environs
-
-
-def _api_token_first_request_environs(app: Any, count: int) -> list[dict[str, Any]]:
-    """``count`` users, each with an API token; then the process forgets everything it cached
-    about them, as a new process would."""
-    from authgate.integrations.flask.context import EXTENSION_KEY
-
-    service = app.extensions[EXTENSION_KEY].service
-    environs = []
-    for n in range(count):
-        user = service.store.create_user(
-            email=f"user{n}@example.com",
-            username=None,
-            name=None,
-            password_hash=None,
-            roles=["user"],
-            now=service.clock.now(),
-        )
-        plaintext, _ = service.api_tokens.issue_api_token(user, name="bench", scopes=["read"])
-        environs.append(_environ("/api/auth/me", authorization=f"Bearer {plaintext}"))
+        if credential == "api_token":
+            bearer, _ = service.api_tokens.issue_api_token(user, name="bench", scopes=["read"])
+        else:
+            generation = service.cache.users.generation
+            issued = service.sessions.open_session(user, ClientInfo(), generation=generation)
+            bearer = issued.access_token
+        environs.append(_environ("/api/auth/me", authorization=f"Bearer {bearer}"))
     service.cache.clear()
     return environs
 
@@ -218,10 +200,10 @@ def _prepare(scenario: str, instance: Path, requests: int) -> tuple[WsgiApp, lis
         environs = [_environ("/me", **headers)]
     elif scenario == "first_request":
         app = _authgate_app(instance, own_views=False)
-        environs = _first_request_environs(app, WARM_UP + requests)
+        environs = _first_request_environs(app, WARM_UP + requests, "session")
     elif scenario == "api_token_first_request":
         app = _authgate_app(instance, own_views=False)
-        environs = _api_token_first_request_environs(app, WARM_UP + requests)
+        environs = _first_request_environs(app, WARM_UP + requests, "api_token")
     else:
         app = _authgate_app(instance, own_views=scenario in ("own_view", "public_route"))
         _post_json(app, "/api/auth/register", {"email": "ada@example.com", "password": PASSWORD})

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
 import pymysql
 
 from tests.helpers import free_port
+from tests.server_process import TemporaryServer, find_program, wait_until_answering
 
 _MISSING = (
     "MariaDB's server is not installed (no mariadbd): run scripts/bootstrap, which installs the "
@@ -31,38 +29,17 @@ _MISSING = (
 )
 
 
-def _program(name: str) -> str:
-    found = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.is_file()), None
-    )
-    if found is None:
-        raise RuntimeError(_MISSING)
-    return found
+class MariaDBServer(TemporaryServer):
+    stop_timeout = 30.0
 
-
-class MariaDBServer:
     def __init__(self) -> None:
-        self.server = _program("mariadbd")
-        self.install = _program("mariadb-install-db")
+        self.server = find_program("mariadbd", _MISSING)
+        self.install = find_program("mariadb-install-db", _MISSING)
         self.root = Path(tempfile.mkdtemp(prefix="authgate-mariadb-"))
         self.data = self.root / "data"
         self.socket = self.root / "mariadb.sock"
         self.port = free_port()
         self.account = pwd.getpwuid(os.geteuid()).pw_name
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> MariaDBServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
         subprocess.run(
@@ -100,28 +77,16 @@ class MariaDBServer:
             cwd=self.root,
         )
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.connect().close()
-                return
-            except pymysql.err.OperationalError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    output = (self.root / "server.log").read_text(errors="replace")[-2000:]
-                    self.stop()
-                    raise RuntimeError(f"mariadbd did not start:\n{output}") from None
-                time.sleep(0.1)
+        answering = wait_until_answering(
+            self.process, self._ping, 60, errors=(pymysql.err.OperationalError,)
+        )
+        if not answering:
+            output = (self.root / "server.log").read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"mariadbd did not start:\n{output}")
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+    def _ping(self) -> None:
+        self.connect().close()
 
     def connect(self, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
         return pymysql.connect(

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
 from tests.helpers import free_port, pg_base_url
+from tests.server_process import (
+    TemporaryServer,
+    find_program,
+    port_answers,
+    wait_until_answering,
+)
 
 _MISSING = (
     "PgBouncer is not installed (no pgbouncer): run scripts/bootstrap, which installs the Debian "
@@ -34,25 +36,14 @@ _MISSING = (
 )
 
 
-def _program() -> str:
-    found = shutil.which("pgbouncer") or next(
-        (str(p) for p in (Path("/usr/sbin/pgbouncer"), Path("/usr/bin/pgbouncer")) if p.is_file()),
-        None,
-    )
-    if found is None:
-        raise RuntimeError(_MISSING)
-    return found
-
-
-class PgBouncer:
+class PgBouncer(TemporaryServer):
     def __init__(self, *, schema: str, pool_size: int = 4, max_clients: int = 200) -> None:
-        self.program = _program()
+        self.program = find_program("pgbouncer", _MISSING)
         self.schema = schema
         self.root = Path(tempfile.mkdtemp(prefix="authgate-pgbouncer-"))
         self.port = free_port()
         self.pool_size = pool_size
         self.max_clients = max_clients
-        self.process: subprocess.Popen[bytes] | None = None
         self.account: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             self.account = pwd.getpwnam("postgres")
@@ -62,19 +53,6 @@ class PgBouncer:
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/authgate"
-
-    def __enter__(self) -> PgBouncer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def _write(self, name: str, text: str) -> Path:
         path = self.root / name
@@ -117,28 +95,11 @@ pidfile = {self.root / "pgbouncer.pid"}
             stderr=subprocess.DEVNULL,
             cwd=self.root,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"pgbouncer did not start:\n{self.log()}") from None
-                time.sleep(0.05)
+        if not wait_until_answering(self.process, lambda: port_answers(self.port), 30):
+            log = self.log()
+            self.stop()
+            raise RuntimeError(f"pgbouncer did not start:\n{log}")
 
     def log(self) -> str:
         path = self.root / "pgbouncer.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None

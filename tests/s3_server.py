@@ -14,25 +14,20 @@ credentials, so nothing of the machine's own AWS configuration is used.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import free_port
+from tests.server_process import port_answers, stop_process, wait_until_answering
 
 HOST = "127.0.0.1"
 ACCESS_KEY_ID = "testing-key-id"
 SECRET_ACCESS_KEY = "testing-secret"  # moto accepts any
 REGION = "us-east-1"
 _STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class S3Server:
@@ -56,23 +51,18 @@ class S3Server:
             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
         )
         log.close()
-        deadline = time.monotonic() + _STARTUP_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited; see {self.log_dir / 'moto_server.log'}")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=1):
-                    return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("moto_server did not listen") from None
-                time.sleep(0.05)
+        if not wait_until_answering(
+            self.process, lambda: port_answers(self.port), _STARTUP_SECONDS
+        ):
+            self.stop()
+            raise RuntimeError(
+                f"moto_server did not listen; see {self.log_dir / 'moto_server.log'}"
+            )
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process, 10)
         self.process = None
 
     def client(self) -> Any:
