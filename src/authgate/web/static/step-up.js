@@ -1,10 +1,23 @@
 // Step-up (docs/mfa.md): an action refused with `reauthentication_required` asks for the
-// password (or a code of the authenticator app) in the page's #step-up dialog, then runs again.
+// password (or a code of the authenticator app) in a #step-up dialog, then runs again. The
+// dialog is this module's: added to the page's <main> by importing it (account, admin user).
 import { $, auth, clearErrors, onSubmit } from './ui.js';
+
+const MARKUP = `
+  <form id="step-up-form" novalidate>
+    <h2 id="step-up-title">Confirm it is you</h2>
+    <p>This change needs a recent sign-in: enter your password (or a code of your authenticator app).</p>
+    <p class="alert" role="alert" tabindex="-1"></p>
+    <label for="step-up-secret">Password or code</label>
+    <input id="step-up-secret" name="secret" type="password" autocomplete="current-password" aria-describedby="step-up-secret-error">
+    <p class="field-error" id="step-up-secret-error" data-error-for="password"></p>
+    <div class="actions"><button type="submit" disabled>Confirm</button>
+      <button type="button" class="secondary" id="step-up-cancel">Cancel</button></div>
+  </form>`;
 
 let pending = null;  // {resolve, reject} of the dialog that is open
 
-const dialog = $('#step-up');
+const dialog = addDialog();
 if (dialog) {
   onSubmit($('#step-up-form'), async (data) => {
     const secret = String(data.get('secret') || '');
@@ -39,4 +52,15 @@ export async function withStepUp(action) {
   }
   await confirmItIsYou();
   return action();
+}
+
+function addDialog() {
+  const main = document.querySelector('main');
+  if (!main) return null;
+  const added = document.createElement('dialog');
+  added.id = 'step-up';
+  added.setAttribute('aria-labelledby', 'step-up-title');
+  added.innerHTML = MARKUP;
+  main.append(added);
+  return added;
 }
