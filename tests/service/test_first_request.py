@@ -19,7 +19,7 @@ from authgate.errors import (
     TokenRevokedError,
 )
 from authgate.service import AuthService, ClientInfo, IssuedTokens
-from authgate.store.records import TenantRole, UserStatus
+from authgate.store.records import RevocationKind, TenantRole, UserStatus, membership_subject
 from authgate.store.sqlalchemy.models import ApiTokenRow, MembershipRow, UserRow
 from tests.helpers import StepClock, count_sql
 
@@ -246,3 +246,43 @@ def test_what_an_api_token_first_request_remembered_is_revoked_by_the_feed(
     assert service.feed.poll_once() >= 1
     with pytest.raises(TokenRevokedError):
         service.authenticate(plaintext, "bearer")
+
+
+@pytest.mark.parametrize(
+    "kind", [RevocationKind.API_TOKEN, RevocationKind.USER, RevocationKind.MEMBERSHIP]
+)
+def test_a_revocation_during_an_api_token_first_read_leaves_nothing_stale_cached(
+    service: AuthService, monkeypatch: pytest.MonkeyPatch, kind: RevocationKind
+) -> None:
+    """The token, its user and its membership are read together; a revocation of any of them
+    arriving while the statement runs keeps what it revoked out of the cache (each is put only
+    if its cache's generation did not move since before the read)."""
+    plaintext, tenant_id = _api_token(service)
+    token_id = parse_api_token(plaintext).token_id
+    token = service.store.get_api_token(token_id)
+    assert token is not None
+    membership = membership_subject(tenant_id, token.user_id)
+    subject = {
+        RevocationKind.API_TOKEN: token_id,
+        RevocationKind.USER: token.user_id,
+        RevocationKind.MEMBERSHIP: membership,
+    }[kind]
+    read = service.store.get_api_token_with_owner
+
+    def read_then_revoked(found_id: str) -> Any:
+        found = read(found_id)
+        service.cache.apply(kind, subject, forget_at=0.0)  # another process's change arrives
+        return found
+
+    monkeypatch.setattr(service.store, "get_api_token_with_owner", read_then_revoked)
+    service.cache.clear()
+
+    service.api_tokens.reads.api_token(token_id)
+
+    cached = {
+        RevocationKind.API_TOKEN: service.cache.api_tokens.get(token_id),
+        RevocationKind.USER: service.cache.users.get(token.user_id),
+        RevocationKind.MEMBERSHIP: service.cache.memberships.get(membership),
+    }
+    assert cached.pop(kind) is None  # what was revoked meanwhile is read again next time
+    assert all(value is not None for value in cached.values())  # the rest is remembered
