@@ -235,6 +235,11 @@ def columns_by_name(keys: Sequence[str], values: Sequence[Any]) -> Any:
     return SimpleNamespace(**dict(zip(keys, values, strict=True)))
 
 
+# The users table's columns in order: a statement that selects the table first and others
+# after it (a token's first request) splits its row at ``len(USER_COLUMNS)``.
+USER_COLUMNS = tuple(column.name for column in UserRow.__table__.c)
+
+
 def user_record(row: UserRow | Row[Any]) -> UserRecord:
     return UserRecord(
         id=row.id,

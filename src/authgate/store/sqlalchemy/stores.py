@@ -55,6 +55,7 @@ from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.invitations import InvitationStoreMixin
 from authgate.store.sqlalchemy.mail_outbox import MailOutboxMixin
 from authgate.store.sqlalchemy.models import (
+    USER_COLUMNS,
     AccountTokenRow,
     ApiTokenRow,
     RefreshTokenRow,
@@ -96,7 +97,7 @@ _GET_SESSION_WITH_USER = (
     .join_from(_SESSIONS, _USERS, _SESSIONS.c.user_id == _USERS.c.id)
     .where(_SESSIONS.c.id == bindparam("id"))
 )
-_SESSION_WITH_USER_KEYS = tuple(_GET_SESSION_WITH_USER.selected_columns.keys())
+_SESSION_TABLE_COLUMNS = tuple(column.name for column in _SESSIONS.c)
 
 
 def _record_login_statement(*, same_epoch: bool, rehashed: bool) -> Update:
@@ -581,20 +582,10 @@ class SqlAlchemyStore(
             found = conn.execute(_GET_SESSION_WITH_USER, {"id": session_id}).first()
         if found is None:
             return None
-        row = columns_by_name(_SESSION_WITH_USER_KEYS, found)
-        session = SessionRecord(
-            id=row.s_id,
-            user_id=row.s_user_id,
-            created_at=row.s_created_at,
-            last_seen_at=row.s_last_seen_at,
-            expires_at=row.s_expires_at,
-            revoked_at=row.s_revoked_at,
-            user_agent=row.s_user_agent,
-            ip=row.s_ip,
-            auth_time=row.s_auth_time,
-            amr=tuple(row.s_amr.split()) if row.s_amr else (),
-        )
-        return session, user_record(row)
+        values = tuple(found)
+        users = len(USER_COLUMNS)
+        session = _session_record(columns_by_name(_SESSION_TABLE_COLUMNS, values[users:]))
+        return session, user_record(columns_by_name(USER_COLUMNS, values[:users]))
 
     def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
         with self._sessions() as db:

@@ -24,6 +24,7 @@ from authgate.store.records import (
 )
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import (
+    USER_COLUMNS,
     ApiTokenRow,
     MembershipRow,
     TenantRow,
@@ -57,7 +58,6 @@ _GET_API_TOKEN_WITH_OWNER = (
     )
     .where(_TOKENS.c.id == bindparam("id"))
 )
-_USER_KEYS = tuple(column.name for column in _USERS.c)
 _TOKEN_KEYS = tuple(column.name for column in _TOKENS.c)
 
 
@@ -358,8 +358,8 @@ class TenantStoreMixin:
         if found is None:
             return None
         values = tuple(found)
-        users = len(_USER_KEYS)
-        user = user_record(columns_by_name(_USER_KEYS, values[:users]))
+        users = len(USER_COLUMNS)
+        user = user_record(columns_by_name(USER_COLUMNS, values[:users]))
         token = _token_record(columns_by_name(_TOKEN_KEYS, values[users:-1]))
         role = values[-1]
         return token, user, TenantRole(role) if role else None
