@@ -54,6 +54,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def command_environment(instance_path: Path, database_url: str) -> dict[str, str]:
+    """The environment of an ``authgate`` command a test runs (click's ``CliRunner``): an
+    instance folder, the test database and the public URL, nothing else."""
+    return {
+        "AUTHGATE_INSTANCE_PATH": str(instance_path),
+        "AUTHGATE_DATABASE_URL": database_url,
+        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
+    }
+
+
 def clear_authgate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every ``AUTHGATE_*`` variable but the test suite's own ``AUTHGATE_TEST_*``."""
     for name in list(os.environ):

@@ -19,7 +19,7 @@ from authgate.cli import main
 from authgate.config import load_settings
 from authgate.core.audit import AuditQuery
 from authgate.service import ClientInfo
-from tests.helpers import PASSWORD, PUBLIC_URL, clear_authgate_environment
+from tests.helpers import PASSWORD, clear_authgate_environment, command_environment
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +29,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return {
-        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
-        "AUTHGATE_DATABASE_URL": database_url,
-        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
-    }
+    return command_environment(tmp_path, database_url)
 
 
 def run(args: list[str], env: dict[str, str], **kwargs: Any) -> Result:

@@ -13,7 +13,13 @@ from PIL import Image
 from authgate.bootstrap import build_service
 from authgate.cli import main
 from authgate.config import load_settings
-from tests.helpers import PUBLIC_URL, clear_authgate_environment, make_app, new_user
+from tests.helpers import (
+    PUBLIC_URL,
+    clear_authgate_environment,
+    command_environment,
+    make_app,
+    new_user,
+)
 from tests.s3_server import S3Server, free_port
 
 JPG = "J" * 32 + ".jpg"
@@ -27,11 +33,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return {
-        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
-        "AUTHGATE_DATABASE_URL": database_url,
-        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
-    }
+    return command_environment(tmp_path, database_url)
 
 
 def picture(fmt: str) -> bytes:

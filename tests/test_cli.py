@@ -31,7 +31,13 @@ from authgate.http.schemas import format_time
 from authgate.service import AuthService, ClientInfo
 from authgate.store.records import UserStatus
 from authgate.store.sqlalchemy.migrate import head_revision
-from tests.helpers import KEY_ENCRYPTION_KEY, PASSWORD, PUBLIC_URL, clear_authgate_environment
+from tests.helpers import (
+    KEY_ENCRYPTION_KEY,
+    PASSWORD,
+    PUBLIC_URL,
+    clear_authgate_environment,
+    command_environment,
+)
 
 EMAIL = "ada@example.com"
 
@@ -44,11 +50,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return {
-        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
-        "AUTHGATE_DATABASE_URL": database_url,
-        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
-    }
+    return command_environment(tmp_path, database_url)
 
 
 @pytest.fixture

@@ -23,7 +23,13 @@ from authgate.config import load_settings
 from authgate.core.audit import AuditQuery
 from authgate.service import AuthService, ClientInfo
 from authgate.store.sqlalchemy.engines import create_database_engine
-from tests.helpers import PASSWORD, PUBLIC_URL, clear_authgate_environment, pg_base_url
+from tests.helpers import (
+    PASSWORD,
+    PUBLIC_URL,
+    clear_authgate_environment,
+    command_environment,
+    pg_base_url,
+)
 from tests.mariadb_server import MariaDBServer
 
 CLIENT = ClientInfo(user_agent="test", ip="127.0.0.1")
@@ -38,11 +44,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return {
-        "AUTHGATE_INSTANCE_PATH": str(tmp_path),
-        "AUTHGATE_DATABASE_URL": database_url,
-        "AUTHGATE_PUBLIC_URL": PUBLIC_URL,
-    }
+    return command_environment(tmp_path, database_url)
 
 
 def run(args: list[str], env: dict[str, str]) -> Result:
