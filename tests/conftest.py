@@ -22,6 +22,7 @@ from authgate.service import AuthService
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
 from authgate.store.sqlalchemy.models import Base
+from authgate.store.sqlalchemy.stores import SqlAlchemyStore
 from tests.helpers import (
     APP_SCOPES,
     StepClock,
@@ -79,6 +80,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     _truncate(engine)
     engine.dispose()
     yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlAlchemyStore]:
+    """The store alone on the migrated test database (no service): for tests of its methods."""
+    engine = create_database_engine(database_url)
+    upgrade_database(engine)
+    store = SqlAlchemyStore(engine)
+    yield store
+    store.dispose()
 
 
 @pytest.fixture

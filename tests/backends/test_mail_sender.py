@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,22 +16,11 @@ from authgate.backends.mail_transport import SmtpTransport
 from authgate.core.clocks import FrozenClock
 from authgate.core.smtp_urls import parse_smtp_url
 from authgate.store.records import OutgoingMail
-from authgate.store.sqlalchemy.engines import create_database_engine
-from authgate.store.sqlalchemy.migrate import upgrade_database
 from authgate.store.sqlalchemy.models import OutboxMailRow
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
 from tests.mail_server import MailServer
 
 START = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlAlchemyStore]:
-    engine = create_database_engine(database_url)
-    upgrade_database(engine)
-    store = SqlAlchemyStore(engine)
-    yield store
-    store.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ changes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -27,20 +26,9 @@ from authgate.store.records import (
     TenantRole,
     UserRecord,
 )
-from authgate.store.sqlalchemy.engines import create_database_engine
-from authgate.store.sqlalchemy.migrate import upgrade_database
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
 
 NOW = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlAlchemyStore]:
-    engine = create_database_engine(database_url)
-    upgrade_database(engine)
-    store = SqlAlchemyStore(engine)
-    yield store
-    store.dispose()
 
 
 def _count(store: SqlAlchemyStore, table: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +12,6 @@ from sqlalchemy import event, text
 from authgate.core.oauth import hash_flow_secret, new_flow_secrets
 from authgate.errors import OAuthIdentityTakenError, UserExistsError
 from authgate.store.records import OAuthFlowRecord, TenantRole, UserRecord
-from authgate.store.sqlalchemy.engines import create_database_engine
-from authgate.store.sqlalchemy.migrate import upgrade_database
 from authgate.store.sqlalchemy.stores import SqlAlchemyStore
 
 NOW = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -22,15 +19,6 @@ FLOW_TTL = timedelta(minutes=10)
 
 
 LOGIN_PROVIDERS = ("github", "google", "corp_sso")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlAlchemyStore]:
-    engine = create_database_engine(database_url)
-    upgrade_database(engine)
-    store = SqlAlchemyStore(engine)
-    yield store
-    store.dispose()
 
 
 def _count(store: SqlAlchemyStore, table: str) -> int:
