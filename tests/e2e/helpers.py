@@ -45,6 +45,7 @@ from tests.helpers import (
 )
 
 STARTUP_TIMEOUT_SECONDS = 20.0
+THREADS_PER_WORKER = 8  # gunicorn's gthread workers: see Server.launch
 # The client authgate is registered as at the OpenID Provider of the OAuth tests.
 CLIENT_ID = "authgate-e2e"
 CLIENT_SECRET = "e2e-client-secret-0123456789"
@@ -192,12 +193,26 @@ class Server:
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
+            # Not sync workers: Chromium opens connections it sends nothing on (preconnects it
+            # then does not use), and a sync worker waits on such a connection until gunicorn's
+            # timeout kills it, so two of them stalled a 2-worker server for a minute. gthread
+            # gives a connection 5 s to send its request before setting it aside, and 8 threads
+            # answer the rest meanwhile. No keep-alive: each request is a new connection that
+            # any worker may take, as with sync, so the tests of several workers still reach
+            # them all. (`authgate serve --production` runs gevent: test_serve_command.py.)
             "--worker-class",
-            "sync",
+            "gthread",
+            "--threads",
+            str(THREADS_PER_WORKER),
+            "--keep-alive",
+            "0",
             "--graceful-timeout",
             "5",
             "--timeout",
             "60",
+            # gunicorn >= 25 opens a control socket at one path per user: the tests' servers
+            # running side by side would take it from one another.
+            "--no-control-socket",
             *self.gunicorn_args,
             "authgate.server:create_app()",
         ]
