@@ -26,3 +26,13 @@ def test_an_invalidation_between_the_check_and_the_put_is_not_lost() -> None:
     assert not cache.invalidation.is_alive()
     assert cache.generation == generation + 1
     assert cache.get("user") is None  # never left holding the value loaded before the change
+
+
+def test_a_load_begun_before_a_clear_is_not_kept() -> None:
+    cache: GuardedCache[str, str] = GuardedCache(10)
+    generation = cache.generation  # a load begins
+    cache.clear()  # everything is forgotten meanwhile (as in a process just forked)
+    cache.put_if_current("user", "loaded before the clear", generation=generation)
+    assert cache.get("user") is None
+    cache.put_if_current("user", "loaded after", generation=cache.generation)
+    assert cache.get("user") == "loaded after"

@@ -64,6 +64,12 @@ class GuardedCache(BoundedCache[K, V]):
             self.generation += 1
             self.pop(key)
 
+    def clear(self) -> None:
+        """Forget every value, and any load that began before: it may hold what was cleared."""
+        with self._lock:
+            self.generation += 1
+            super().clear()
+
     def put_if_current(self, key: K, value: V, *, generation: int) -> None:
         with self._lock:
             if self.generation == generation:
