@@ -21,7 +21,7 @@ from pathlib import Path
 import pymysql
 
 from tests.helpers import free_port
-from tests.server_process import TemporaryServer, find_program, wait_until_answering
+from tests.server_process import TemporaryServer, find_program, log_tail, wait_until_answering
 
 _MISSING = (
     "MariaDB's server is not installed (no mariadbd): run scripts/bootstrap, which installs the "
@@ -81,7 +81,7 @@ class MariaDBServer(TemporaryServer):
             self.process, self._ping, 60, errors=(pymysql.err.OperationalError,)
         )
         if not answering:
-            output = (self.root / "server.log").read_text(errors="replace")[-2000:]
+            output = log_tail(self.root / "server.log", chars=2000)
             self.stop()
             raise RuntimeError(f"mariadbd did not start:\n{output}")
 

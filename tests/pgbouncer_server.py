@@ -26,6 +26,7 @@ from tests.helpers import free_port, pg_base_url
 from tests.server_process import (
     TemporaryServer,
     find_program,
+    log_tail,
     port_answers,
     wait_until_answering,
 )
@@ -101,5 +102,4 @@ pidfile = {self.root / "pgbouncer.pid"}
             raise RuntimeError(f"pgbouncer did not start:\n{log}")
 
     def log(self) -> str:
-        path = self.root / "pgbouncer.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return log_tail(self.root / "pgbouncer.log", chars=3000, missing="")

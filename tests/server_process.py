@@ -1,6 +1,6 @@
 """What the tests' private servers (MariaDB, PgBouncer, moto's S3) share: finding a Debian
-program, waiting until a process just started answers, stopping it, and the ``with`` form of a
-server kept in a temporary directory of its own.
+program, waiting until a process just started answers, stopping it, the end of its log for a
+failure's message, and the ``with`` form of a server kept in a temporary directory of its own.
 
     class Bouncer(TemporaryServer):
         def start(self) -> None:
@@ -56,6 +56,14 @@ def wait_until_answering(
             if process.poll() is not None or time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+
+
+def log_tail(path: Path, *, chars: int = 8000, missing: str = "(no log)") -> str:
+    """The last ``chars`` characters of a server's log file: what a failing test shows."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return missing
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -42,10 +42,11 @@ from authgate.proxy.nginx import NginxOptions, render_nginx_config
 from authgate.proxy.tls import issue_dev_certificate
 from authgate.store.sqlalchemy.engines import create_database_engine
 from authgate.store.sqlalchemy.migrate import upgrade_database
-from tests.e2e.helpers import new_http_session
+from tests.e2e.helpers import new_http_session, send
 from tests.e2e.nginx_harness import Nginx
 from tests.faults.postgres import PrivatePostgres
 from tests.helpers import KEY_ENCRYPTION_KEY, free_port
+from tests.server_process import log_tail
 
 INSTANCES = 3
 WORKERS = 2  # per instance
@@ -219,16 +220,11 @@ class Instance:
         return self.folder / "serve.log"
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except FileNotFoundError:
-            return "(no log)"
+        return log_tail(self.log_path, chars=6000)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A request straight to this instance (not through nginx)."""
-        kwargs.setdefault("timeout", 10)
-        kwargs.setdefault("allow_redirects", False)
-        return self.http.request(method, self.base_url + path, **kwargs)
+        return send(self.http, method, self.base_url + path, **kwargs)
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "authgate", "serve", "--production",

@@ -43,6 +43,7 @@ from tests.helpers import (
     pg_base_url,
     token_in,
 )
+from tests.server_process import log_tail
 
 STARTUP_TIMEOUT_SECONDS = 20.0
 THREADS_PER_WORKER = 8  # gunicorn's gthread workers: see Server.launch
@@ -116,6 +117,14 @@ def create_database(kind: str, directory: Path) -> Database:
 # Servers ---------------------------------------------------------------------------------------
 
 
+def send(http: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+    """A request as the tests make them to a server: redirects are not followed (a test looks
+    at each one), and no answer within 10 s fails instead of hanging the suite."""
+    kwargs.setdefault("timeout", 10)
+    kwargs.setdefault("allow_redirects", False)
+    return http.request(method, url, **kwargs)
+
+
 def server_env(
     *,
     instance_path: Path,
@@ -165,15 +174,10 @@ class Server:
         return self.base_url + path
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-8000:]
-        except FileNotFoundError:
-            return "(no log)"
+        return log_tail(self.log_path)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 10)
-        kwargs.setdefault("allow_redirects", False)
-        return self.http.request(method, self.url(path), **kwargs)
+        return send(self.http, method, self.url(path), **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

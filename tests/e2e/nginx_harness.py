@@ -20,6 +20,8 @@ from types import TracebackType
 
 import pytest
 
+from tests.server_process import log_tail
+
 STARTUP_TIMEOUT_SECONDS = 10.0
 _TEMP_DIRECTORIES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -91,10 +93,7 @@ class Nginx:
         )
 
     def log(self) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")[-8000:]
-        except FileNotFoundError:
-            text = "(no output)"
+        text = log_tail(self.log_path, missing="(no output)")
         return f"{text}\n--- configuration ---\n{self.site_path.read_text()}"
 
     def start(self) -> Nginx:

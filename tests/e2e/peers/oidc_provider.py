@@ -41,6 +41,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from tests.helpers import free_port
+from tests.server_process import log_tail
 
 PEER_DIR = Path(__file__).resolve().parents[2] / "peers" / "oidc-provider"
 STARTUP_TIMEOUT_SECONDS = 20.0
@@ -168,10 +169,7 @@ class OidcProvider:
         """The last 8000 characters of the node process's output."""
         if self._final_log is not None:
             return self._final_log
-        try:
-            return self.log_path.read_text(errors="replace")[-8000:]
-        except FileNotFoundError:
-            return "(no log)"
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         """SIGTERM the node process, wait, kill it if it lingers. Safe to call twice."""
