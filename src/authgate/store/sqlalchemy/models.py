@@ -236,7 +236,7 @@ def columns_by_name(keys: Sequence[str], values: Sequence[Any]) -> Any:
 
 
 # The users table's columns in order: a statement that selects the table first and others
-# after it (a token's first request) splits its row at ``len(USER_COLUMNS)``.
+# after it (a token's first request) splits its row with ``split_user_row``.
 USER_COLUMNS = tuple(column.name for column in UserRow.__table__.c)
 
 
@@ -255,6 +255,13 @@ def user_record(row: UserRow | Row[Any]) -> UserRecord:
         avatar_url=row.avatar_url,
         session_epoch=row.session_epoch,
     )
+
+
+def split_user_row(row: Row[Any]) -> tuple[UserRecord, tuple[Any, ...]]:
+    """A row whose first columns are a user's (``USER_COLUMNS``): that user, and the rest."""
+    values = tuple(row)
+    users = len(USER_COLUMNS)
+    return user_record(columns_by_name(USER_COLUMNS, values[:users])), values[users:]
 
 
 Index("ix_authgate_sessions_expires_at", SessionRow.expires_at)

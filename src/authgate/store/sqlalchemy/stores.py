@@ -55,7 +55,6 @@ from authgate.store.sqlalchemy.identities import IdentityStoreMixin
 from authgate.store.sqlalchemy.invitations import InvitationStoreMixin
 from authgate.store.sqlalchemy.mail_outbox import MailOutboxMixin
 from authgate.store.sqlalchemy.models import (
-    USER_COLUMNS,
     AccountTokenRow,
     ApiTokenRow,
     RefreshTokenRow,
@@ -63,6 +62,7 @@ from authgate.store.sqlalchemy.models import (
     SessionRow,
     UserRow,
     columns_by_name,
+    split_user_row,
     user_record,
 )
 from authgate.store.sqlalchemy.passkeys import PasskeyStoreMixin
@@ -582,10 +582,8 @@ class SqlAlchemyStore(
             found = conn.execute(_GET_SESSION_WITH_USER, {"id": session_id}).first()
         if found is None:
             return None
-        values = tuple(found)
-        users = len(USER_COLUMNS)
-        session = _session_record(columns_by_name(_SESSION_TABLE_COLUMNS, values[users:]))
-        return session, user_record(columns_by_name(USER_COLUMNS, values[:users]))
+        user, rest = split_user_row(found)
+        return _session_record(columns_by_name(_SESSION_TABLE_COLUMNS, rest)), user
 
     def list_sessions(self, user_id: str, *, now: datetime) -> list[SessionRecord]:
         with self._sessions() as db:

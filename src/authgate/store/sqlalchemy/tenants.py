@@ -24,13 +24,12 @@ from authgate.store.records import (
 )
 from authgate.store.sqlalchemy.audit import write_audit
 from authgate.store.sqlalchemy.models import (
-    USER_COLUMNS,
     ApiTokenRow,
     MembershipRow,
     TenantRow,
     UserRow,
     columns_by_name,
-    user_record,
+    split_user_row,
 )
 from authgate.store.sqlalchemy.store_core import StoreCore
 
@@ -357,11 +356,9 @@ class TenantStoreMixin:
             found = conn.execute(_GET_API_TOKEN_WITH_OWNER, {"id": token_id}).first()
         if found is None:
             return None
-        values = tuple(found)
-        users = len(USER_COLUMNS)
-        user = user_record(columns_by_name(USER_COLUMNS, values[:users]))
-        token = _token_record(columns_by_name(_TOKEN_KEYS, values[users:-1]))
-        role = values[-1]
+        user, rest = split_user_row(found)
+        token = _token_record(columns_by_name(_TOKEN_KEYS, rest[:-1]))
+        role = rest[-1]
         return token, user, TenantRole(role) if role else None
 
     def list_api_tokens(self: StoreCore, user_id: str) -> list[ApiTokenRecord]:
