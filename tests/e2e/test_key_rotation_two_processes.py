@@ -69,20 +69,23 @@ def test_a_key_rotated_on_one_host_reaches_the_other_within_a_second(
     register(a, email)
     before = login_script(b, email)["access_token"]
 
+    # Each host follows the log on its own (every poll interval, or at once from Redis): each
+    # must learn within the bound, not both at the same instant.
     kid = group.cli("keys", "rotate").strip()
     returned = time.perf_counter()
-    elapsed = _seconds_until(lambda: kid in _published(b), since=returned)
-    assert elapsed < BOUND_SECONDS, f"B published the new key after {elapsed:.3f} s"
-    assert kid in _published(a)
+    for name, server in (("B", b), ("A", a)):
+        elapsed = _seconds_until(lambda s=server: kid in _published(s), since=returned)
+        assert elapsed < BOUND_SECONDS, f"{name} published the new key after {elapsed:.3f} s"
     # Published, not signing: the publish delay has not passed.
     assert _kid(login_script(b, email)["access_token"]) == _kid(before)
 
     urgent = group.cli("keys", "rotate", "--immediate").strip()
     returned = time.perf_counter()
-    elapsed = _seconds_until(
-        lambda: _kid(login_script(b, email)["access_token"]) == urgent, since=returned
-    )
-    assert elapsed < BOUND_SECONDS, f"B signed with the new key after {elapsed:.3f} s"
+    for name, server in (("B", b), ("A", a)):
+        elapsed = _seconds_until(
+            lambda s=server: _kid(login_script(s, email)["access_token"]) == urgent, since=returned
+        )
+        assert elapsed < BOUND_SECONDS, f"{name} signed with the new key after {elapsed:.3f} s"
     token = login_script(a, email)["access_token"]
     assert _kid(token) == urgent
     for server in (a, b):  # tokens of every key verify everywhere
